@@ -1,0 +1,507 @@
+//! The account use cases.
+
+use chrono::{DateTime, Duration, Utc};
+use tracing::instrument;
+
+use super::error::*;
+use super::model::*;
+use super::ports::*;
+use crate::clock::Clock;
+use crate::id::IdGenerator;
+use crate::error::UnexpectedError;
+use crate::validation::ValidationErrors;
+
+/// Token lifetimes.
+#[derive(Debug, Clone, Copy)]
+pub struct AccountPolicy {
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+}
+
+impl Default for AccountPolicy {
+    fn default() -> Self {
+        Self {
+            access_token_ttl: Duration::minutes(15),
+            refresh_token_ttl: Duration::days(30),
+        }
+    }
+}
+
+/// Registration, login, sessions, password change and deletion.
+#[derive(Debug, Clone)]
+pub struct AccountService<A, S, H, T, R, C, I> {
+    accounts: A,
+    sessions: S,
+    hasher: H,
+    access_tokens: T,
+    refresh_tokens: R,
+    clock: C,
+    ids: I,
+    policy: AccountPolicy,
+}
+
+impl<A, S, H, T, R, C, I> AccountService<A, S, H, T, R, C, I>
+where
+    A: AccountRepository,
+    S: SessionRepository,
+    H: PasswordHasher,
+    T: AccessTokenIssuer,
+    R: RefreshTokenFactory,
+    C: Clock,
+    I: IdGenerator,
+{
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        accounts: A,
+        sessions: S,
+        hasher: H,
+        access_tokens: T,
+        refresh_tokens: R,
+        clock: C,
+        ids: I,
+        policy: AccountPolicy,
+    ) -> Self {
+        Self {
+            accounts,
+            sessions,
+            hasher,
+            access_tokens,
+            refresh_tokens,
+            clock,
+            ids,
+            policy,
+        }
+    }
+
+    pub fn policy(&self) -> &AccountPolicy {
+        &self.policy
+    }
+
+    /// Creates an account.
+    #[instrument(skip_all, fields(username = %registration.username))]
+    pub async fn register(&self, registration: Registration) -> Result<User, RegisterError> {
+        let password_hash = self.hasher.hash(&registration.password).await?;
+        let new_user = NewUser {
+            id: UserId::from_uuid(self.ids.new_id()),
+            username: registration.username,
+            email: registration.email,
+            password_hash,
+            created_at: self.clock.now(),
+        };
+        let user = self.accounts.create(&new_user).await.map_err(|e| match e {
+            CreateUserError::EmailTaken => RegisterError::EmailTaken,
+            CreateUserError::UsernameTaken => RegisterError::UsernameTaken,
+            CreateUserError::Unexpected(e) => RegisterError::Unexpected(e),
+        })?;
+        tracing::info!(user_id = %user.id, "account registered");
+        Ok(user)
+    }
+
+    /// Checks a password and opens a new session. An unknown login and a
+    /// wrong password fail identically, after the same hashing work.
+    #[instrument(skip_all)]
+    pub async fn login(&self, attempt: LoginAttempt) -> Result<(User, TokenPair), LoginError> {
+        let credentials = match &attempt.login {
+            Some(login) => self.accounts.find_credentials_by_login(login).await?,
+            None => None,
+        };
+        let Some(credentials) = credentials else {
+            self.hasher.verify_dummy(&attempt.password).await?;
+            return Err(LoginError::InvalidCredentials);
+        };
+        let user = credentials.user;
+        match self.hasher.verify(&attempt.password, &credentials.password_hash).await? {
+            PasswordVerification::Invalid => {
+                tracing::info!(user_id = %user.id, "login failed: wrong password");
+                return Err(LoginError::InvalidCredentials);
+            }
+            PasswordVerification::ValidNeedsRehash => self.rehash(&user, &attempt.password).await,
+            PasswordVerification::Valid => {}
+        }
+        let now = self.clock.now();
+        let session = Session {
+            id: SessionId::from_uuid(self.ids.new_id()),
+            user_id: user.id,
+            created_at: now,
+            revoked_at: None,
+        };
+        let (refresh_token, first) = self.new_refresh_token(session.id, now)?;
+        self.sessions.create(&session, &first).await?;
+        let pair = self.token_pair(user.id, session.id, now, refresh_token, first.expires_at)?;
+        tracing::info!(user_id = %user.id, session_id = %session.id, "login succeeded");
+        Ok((user, pair))
+    }
+
+    /// Upgrades a hash made with outdated parameters. Best effort: a
+    /// failure here must not fail a login whose password was right.
+    async fn rehash(&self, user: &User, password: &Password) {
+        let result = match self.hasher.hash(password).await {
+            Ok(hash) => self.accounts.update_password_hash(user.id, &hash).await.map(drop),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => tracing::info!(user_id = %user.id, "password rehashed with current parameters"),
+            Err(error) => tracing::warn!(user_id = %user.id, error = %error, "password rehash failed"),
+        }
+    }
+
+    /// Exchanges a refresh token for a new pair. Each token works once; a
+    /// second use means it was copied, and ends its whole session.
+    #[instrument(skip_all)]
+    pub async fn refresh(&self, presented: &str) -> Result<TokenPair, RefreshError> {
+        let hash = self.refresh_tokens.digest(presented);
+        let record = self
+            .sessions
+            .find_refresh_token(&hash)
+            .await?
+            .ok_or(RefreshError::InvalidRefreshToken)?;
+        let session = &record.session;
+        if !session.is_active() {
+            return Err(RefreshError::InvalidRefreshToken);
+        }
+        let now = self.clock.now();
+        if record.rotated_at.is_some() {
+            self.burn_session(session.id, now).await?;
+            return Err(RefreshError::InvalidRefreshToken);
+        }
+        if record.expires_at <= now {
+            return Err(RefreshError::InvalidRefreshToken);
+        }
+        let (refresh_token, next) = self.new_refresh_token(session.id, now)?;
+        if !self.sessions.rotate_refresh_token(&hash, &next, now).await? {
+            // Lost a race against another use of the same token (or a
+            // concurrent logout): treat it as reuse.
+            self.burn_session(session.id, now).await?;
+            return Err(RefreshError::InvalidRefreshToken);
+        }
+        Ok(self.token_pair(session.user_id, session.id, now, refresh_token, next.expires_at)?)
+    }
+
+    async fn burn_session(&self, id: SessionId, now: DateTime<Utc>) -> Result<(), UnexpectedError> {
+        tracing::warn!(session_id = %id, "refresh token reused: revoking the session");
+        self.sessions.revoke(id, now, RevocationReason::RefreshTokenReuse).await
+    }
+
+    /// Verifies an access token and that its session is still live, so a
+    /// logout or password change takes effect at once.
+    #[instrument(skip_all)]
+    pub async fn authenticate(&self, access_token: &str) -> Result<AuthenticatedUser, AuthenticateError> {
+        let now = self.clock.now();
+        let claims = self
+            .access_tokens
+            .verify(access_token, now)
+            .map_err(|InvalidAccessToken| AuthenticateError::InvalidToken)?;
+        match self.sessions.find(claims.session_id).await? {
+            Some(session) if session.is_active() && session.user_id == claims.user_id => Ok(AuthenticatedUser {
+                user_id: claims.user_id,
+                session_id: claims.session_id,
+            }),
+            _ => Err(AuthenticateError::InvalidToken),
+        }
+    }
+
+    /// Ends the caller's session: its refresh tokens and access tokens stop
+    /// working.
+    #[instrument(skip_all, fields(user_id = %who.user_id))]
+    pub async fn logout(&self, who: AuthenticatedUser) -> Result<(), UnexpectedError> {
+        self.sessions
+            .revoke(who.session_id, self.clock.now(), RevocationReason::Logout)
+            .await
+    }
+
+    #[instrument(skip_all, fields(user_id = %who.user_id))]
+    pub async fn current_user(&self, who: AuthenticatedUser) -> Result<User, GetUserError> {
+        self.accounts
+            .find_by_id(who.user_id)
+            .await?
+            .ok_or(GetUserError::AccountNotFound)
+    }
+
+    /// Sets a new password after checking the current one, and ends every
+    /// session of the user (including the caller's).
+    #[instrument(skip_all, fields(user_id = %who.user_id))]
+    pub async fn change_password(
+        &self,
+        who: AuthenticatedUser,
+        current_password: &str,
+        new_password: &str,
+    ) -> Result<(), ChangePasswordError> {
+        let mut errors = ValidationErrors::new();
+        let current = errors.collect(Password::parse_candidate(current_password, "current_password"));
+        let new = errors.collect(Password::parse_new(new_password, "new_password"));
+        let (Some(current), Some(new)) = (current, new) else {
+            return Err(ChangePasswordError::Invalid(errors));
+        };
+        let credentials = self
+            .accounts
+            .find_credentials_by_id(who.user_id)
+            .await?
+            .ok_or(ChangePasswordError::AccountNotFound)?;
+        if self.hasher.verify(&current, &credentials.password_hash).await? == PasswordVerification::Invalid {
+            return Err(ChangePasswordError::WrongPassword);
+        }
+        let hash = self.hasher.hash(&new).await?;
+        if !self.accounts.change_password(who.user_id, &hash, self.clock.now()).await? {
+            return Err(ChangePasswordError::AccountNotFound);
+        }
+        tracing::info!("password changed; all sessions revoked");
+        Ok(())
+    }
+
+    /// Deletes the caller's account and everything it owns, after
+    /// confirming the password.
+    #[instrument(skip_all, fields(user_id = %who.user_id))]
+    pub async fn delete_account(&self, who: AuthenticatedUser, password: &str) -> Result<(), DeleteAccountError> {
+        let password = Password::parse_candidate(password, "password")
+            .map_err(|e| DeleteAccountError::Invalid(e.into()))?;
+        let credentials = self
+            .accounts
+            .find_credentials_by_id(who.user_id)
+            .await?
+            .ok_or(DeleteAccountError::AccountNotFound)?;
+        if self.hasher.verify(&password, &credentials.password_hash).await? == PasswordVerification::Invalid {
+            return Err(DeleteAccountError::WrongPassword);
+        }
+        if !self.accounts.delete(who.user_id).await? {
+            return Err(DeleteAccountError::AccountNotFound);
+        }
+        tracing::info!("account deleted");
+        Ok(())
+    }
+
+    fn new_refresh_token(
+        &self,
+        session_id: SessionId,
+        now: DateTime<Utc>,
+    ) -> Result<(RefreshToken, NewRefreshToken), UnexpectedError> {
+        let token = self.refresh_tokens.generate()?;
+        let record = NewRefreshToken {
+            hash: self.refresh_tokens.digest(token.expose()),
+            session_id,
+            created_at: now,
+            expires_at: now + self.policy.refresh_token_ttl,
+        };
+        Ok((token, record))
+    }
+
+    fn token_pair(
+        &self,
+        user_id: UserId,
+        session_id: SessionId,
+        now: DateTime<Utc>,
+        refresh_token: RefreshToken,
+        refresh_expires_at: DateTime<Utc>,
+    ) -> Result<TokenPair, UnexpectedError> {
+        let claims = AccessClaims {
+            user_id,
+            session_id,
+            issued_at: now,
+            expires_at: now + self.policy.access_token_ttl,
+        };
+        Ok(TokenPair {
+            access_token: self.access_tokens.issue(&claims)?,
+            access_expires_at: claims.expires_at,
+            refresh_token,
+            refresh_expires_at,
+        })
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+    use crate::testing::{FakeAccountWorld, FakeHasher};
+
+    fn registration(n: u32) -> Registration {
+        Registration::parse(
+            &format!("user{n}@example.com"),
+            &format!("user_{n}"),
+            "a long enough password",
+        )
+        .unwrap()
+    }
+
+    fn attempt(login: &str, password: &str) -> LoginAttempt {
+        LoginAttempt::parse(login, password).unwrap()
+    }
+
+    async fn logged_in(world: &FakeAccountWorld) -> (User, TokenPair, AuthenticatedUser) {
+        let user = world.service.register(registration(1)).await.unwrap();
+        let (_, pair) = world.service.login(attempt("user_1", "a long enough password")).await.unwrap();
+        let who = world.service.authenticate(pair.access_token.expose()).await.unwrap();
+        (user, pair, who)
+    }
+
+    #[tokio::test]
+    async fn register_then_login_by_username_or_email() {
+        let world = FakeAccountWorld::new();
+        let user = world.service.register(registration(1)).await.unwrap();
+        for login in ["user_1", "USER_1", "User1@Example.com"] {
+            let (u, pair) = world.service.login(attempt(login, "a long enough password")).await.unwrap();
+            assert_eq!(u.id, user.id);
+            assert_eq!(pair.access_expires_at - world.clock.now(), Duration::minutes(15));
+            let who = world.service.authenticate(pair.access_token.expose()).await.unwrap();
+            assert_eq!(who.user_id, user.id);
+        }
+    }
+
+    #[tokio::test]
+    async fn duplicates_are_reported_by_kind() {
+        let world = FakeAccountWorld::new();
+        world.service.register(registration(1)).await.unwrap();
+        let same_email = Registration::parse("USER1@example.com", "other", "a long enough password").unwrap();
+        assert!(matches!(world.service.register(same_email).await, Err(RegisterError::EmailTaken)));
+        let same_name = Registration::parse("x@example.com", "User_1", "a long enough password").unwrap();
+        assert!(matches!(world.service.register(same_name).await, Err(RegisterError::UsernameTaken)));
+    }
+
+    #[tokio::test]
+    async fn unknown_login_and_wrong_password_are_indistinguishable() {
+        let world = FakeAccountWorld::new();
+        world.service.register(registration(1)).await.unwrap();
+        let wrong = world.service.login(attempt("user_1", "not the password")).await.unwrap_err();
+        let unknown = world.service.login(attempt("ghost", "not the password")).await.unwrap_err();
+        let unparseable = world.service.login(attempt("no such!", "not the password")).await.unwrap_err();
+        for e in [&wrong, &unknown, &unparseable] {
+            assert!(matches!(e, LoginError::InvalidCredentials));
+        }
+        assert_eq!(wrong.to_string(), unknown.to_string());
+        // The unknown logins still paid for a hash verification.
+        assert_eq!(world.hasher.dummy_verifications(), 2);
+    }
+
+    #[tokio::test]
+    async fn outdated_hash_is_upgraded_on_login() {
+        let old = FakeAccountWorld::with_hasher(FakeHasher::with_cost(1));
+        old.service.register(registration(1)).await.unwrap();
+        // Same store, a hasher whose parameters moved on.
+        let upgraded = AccountService::new(
+            old.store.accounts(),
+            old.store.sessions(),
+            FakeHasher::with_cost(2),
+            crate::testing::FakeAccessTokens,
+            crate::testing::FakeRefreshTokens::default(),
+            old.clock.clone(),
+            crate::testing::SequentialIds::default(),
+            AccountPolicy::default(),
+        );
+        upgraded.login(attempt("user_1", "a long enough password")).await.unwrap();
+        let creds = old
+            .store
+            .accounts()
+            .find_credentials_by_login(&LoginId::parse("user_1").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(creds.password_hash.as_str().starts_with("fake$2$"));
+    }
+
+    #[tokio::test]
+    async fn refresh_rotates_and_reuse_burns_the_family() {
+        let world = FakeAccountWorld::new();
+        let (_, first, _) = logged_in(&world).await;
+        let second = world.service.refresh(first.refresh_token.expose()).await.unwrap();
+        assert_ne!(second.refresh_token, first.refresh_token);
+        let third = world.service.refresh(second.refresh_token.expose()).await.unwrap();
+
+        // An attacker replays the first token: rejected, and the live
+        // descendant dies with the family.
+        assert!(matches!(
+            world.service.refresh(first.refresh_token.expose()).await,
+            Err(RefreshError::InvalidRefreshToken)
+        ));
+        assert!(matches!(
+            world.service.refresh(third.refresh_token.expose()).await,
+            Err(RefreshError::InvalidRefreshToken)
+        ));
+        assert!(matches!(
+            world.service.authenticate(third.access_token.expose()).await,
+            Err(AuthenticateError::InvalidToken)
+        ));
+    }
+
+    #[tokio::test]
+    async fn refresh_token_expires() {
+        let world = FakeAccountWorld::new();
+        let (_, pair, _) = logged_in(&world).await;
+        world.clock.advance(Duration::days(30));
+        assert!(matches!(
+            world.service.refresh(pair.refresh_token.expose()).await,
+            Err(RefreshError::InvalidRefreshToken)
+        ));
+        assert!(matches!(world.service.refresh("garbage").await, Err(RefreshError::InvalidRefreshToken)));
+    }
+
+    #[tokio::test]
+    async fn access_token_expires_after_its_ttl() {
+        let world = FakeAccountWorld::new();
+        let (_, pair, _) = logged_in(&world).await;
+        world.clock.advance(Duration::minutes(15));
+        assert!(matches!(
+            world.service.authenticate(pair.access_token.expose()).await,
+            Err(AuthenticateError::InvalidToken)
+        ));
+    }
+
+    #[tokio::test]
+    async fn logout_kills_refresh_and_access_tokens_of_that_session_only() {
+        let world = FakeAccountWorld::new();
+        let (_, pair, who) = logged_in(&world).await;
+        let (_, other) = world.service.login(attempt("user_1", "a long enough password")).await.unwrap();
+        world.service.logout(who).await.unwrap();
+        assert!(world.service.authenticate(pair.access_token.expose()).await.is_err());
+        assert!(world.service.refresh(pair.refresh_token.expose()).await.is_err());
+        assert!(world.service.authenticate(other.access_token.expose()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn password_change_requires_current_and_ends_every_session() {
+        let world = FakeAccountWorld::new();
+        let (_, pair, who) = logged_in(&world).await;
+        assert!(matches!(
+            world.service.change_password(who, "wrong password!", "a brand new password").await,
+            Err(ChangePasswordError::WrongPassword)
+        ));
+        match world.service.change_password(who, "", "short").await {
+            Err(ChangePasswordError::Invalid(errors)) => {
+                let fields: Vec<_> = errors.errors().iter().map(|e| e.field).collect();
+                assert_eq!(fields, ["current_password", "new_password"]);
+            }
+            other => panic!("expected validation errors, got {other:?}"),
+        }
+        world
+            .service
+            .change_password(who, "a long enough password", "a brand new password")
+            .await
+            .unwrap();
+        assert!(world.service.authenticate(pair.access_token.expose()).await.is_err());
+        assert!(world.service.refresh(pair.refresh_token.expose()).await.is_err());
+        assert!(world.service.login(attempt("user_1", "a long enough password")).await.is_err());
+        assert!(world.service.login(attempt("user_1", "a brand new password")).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn delete_account_requires_password_and_removes_everything() {
+        let world = FakeAccountWorld::new();
+        let (_, pair, who) = logged_in(&world).await;
+        assert!(matches!(
+            world.service.delete_account(who, "wrong password!").await,
+            Err(DeleteAccountError::WrongPassword)
+        ));
+        world.service.delete_account(who, "a long enough password").await.unwrap();
+        assert!(world.service.authenticate(pair.access_token.expose()).await.is_err());
+        assert!(matches!(world.service.current_user(who).await, Err(GetUserError::AccountNotFound)));
+        assert!(world.service.login(attempt("user_1", "a long enough password")).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn contracts_hold_for_the_fakes() {
+        let store = crate::testing::InMemoryStore::default();
+        crate::testing::contracts::account_repository_contract(&store.accounts(), &store.sessions()).await;
+        let store = crate::testing::InMemoryStore::default();
+        crate::testing::contracts::session_repository_contract(&store.accounts(), &store.sessions()).await;
+    }
+}

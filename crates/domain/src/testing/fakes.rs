@@ -1,0 +1,401 @@
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use uuid::Uuid;
+
+use crate::account::*;
+use crate::clock::Clock;
+use crate::error::UnexpectedError;
+use crate::id::IdGenerator;
+
+/// A clock that only moves when told to.
+#[derive(Debug, Clone)]
+pub struct FixedClock(Arc<Mutex<DateTime<Utc>>>);
+
+impl FixedClock {
+    pub fn new(now: DateTime<Utc>) -> Self {
+        Self(Arc::new(Mutex::new(now)))
+    }
+
+    /// 2026-01-01T00:00:00Z.
+    pub fn default_start() -> Self {
+        Self::new(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().unwrap_or_default())
+    }
+
+    pub fn advance(&self, by: Duration) {
+        let mut now = lock(&self.0);
+        *now += by;
+    }
+}
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        *lock(&self.0)
+    }
+}
+
+/// Ids 00000000-0000-0000-0000-000000000001, ...2, ...
+#[derive(Debug, Clone, Default)]
+pub struct SequentialIds(Arc<AtomicU64>);
+
+impl IdGenerator for SequentialIds {
+    fn new_id(&self) -> Uuid {
+        Uuid::from_u128(u128::from(self.0.fetch_add(1, Ordering::Relaxed) + 1))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[derive(Debug, Default)]
+struct State {
+    users: HashMap<UserId, (User, PasswordHash)>,
+    sessions: HashMap<SessionId, Session>,
+    refresh_tokens: HashMap<RefreshTokenHash, (NewRefreshToken, Option<DateTime<Utc>>)>,
+}
+
+/// One in-memory database behind both repository fakes, so cascades and
+/// cross-table updates behave as in PostgreSQL.
+#[derive(Debug, Clone, Default)]
+pub struct InMemoryStore(Arc<Mutex<State>>);
+
+impl InMemoryStore {
+    pub fn accounts(&self) -> InMemoryAccountRepository {
+        InMemoryAccountRepository(self.clone())
+    }
+
+    pub fn sessions(&self) -> InMemorySessionRepository {
+        InMemorySessionRepository(self.clone())
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.0)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct InMemoryAccountRepository(InMemoryStore);
+
+#[derive(Debug, Clone)]
+pub struct InMemorySessionRepository(InMemoryStore);
+
+fn matches_login(user: &User, login: &LoginId) -> bool {
+    match login {
+        LoginId::Email(email) => user.email == *email,
+        LoginId::Username(name) => user.username.as_str().eq_ignore_ascii_case(name.as_str()),
+    }
+}
+
+impl AccountRepository for InMemoryAccountRepository {
+    async fn create(&self, new: &NewUser) -> Result<User, CreateUserError> {
+        let mut state = self.0.state();
+        if state.users.values().any(|(u, _)| u.email == new.email) {
+            return Err(CreateUserError::EmailTaken);
+        }
+        let by_name = LoginId::Username(new.username.clone());
+        if state.users.values().any(|(u, _)| matches_login(u, &by_name)) {
+            return Err(CreateUserError::UsernameTaken);
+        }
+        let user = User {
+            id: new.id,
+            username: new.username.clone(),
+            email: new.email.clone(),
+            created_at: new.created_at,
+            updated_at: new.created_at,
+        };
+        state.users.insert(new.id, (user.clone(), new.password_hash.clone()));
+        Ok(user)
+    }
+
+    async fn find_by_id(&self, id: UserId) -> Result<Option<User>, UnexpectedError> {
+        Ok(self.0.state().users.get(&id).map(|(u, _)| u.clone()))
+    }
+
+    async fn find_credentials_by_login(&self, login: &LoginId) -> Result<Option<UserCredentials>, UnexpectedError> {
+        Ok(self
+            .0
+            .state()
+            .users
+            .values()
+            .find(|(u, _)| matches_login(u, login))
+            .map(|(user, hash)| UserCredentials {
+                user: user.clone(),
+                password_hash: hash.clone(),
+            }))
+    }
+
+    async fn find_credentials_by_id(&self, id: UserId) -> Result<Option<UserCredentials>, UnexpectedError> {
+        Ok(self.0.state().users.get(&id).map(|(user, hash)| UserCredentials {
+            user: user.clone(),
+            password_hash: hash.clone(),
+        }))
+    }
+
+    async fn update_password_hash(&self, id: UserId, hash: &PasswordHash) -> Result<bool, UnexpectedError> {
+        Ok(match self.0.state().users.get_mut(&id) {
+            Some((_, stored)) => {
+                *stored = hash.clone();
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn change_password(&self, id: UserId, hash: &PasswordHash, at: DateTime<Utc>) -> Result<bool, UnexpectedError> {
+        let mut state = self.0.state();
+        let Some((user, stored)) = state.users.get_mut(&id) else {
+            return Ok(false);
+        };
+        *stored = hash.clone();
+        user.updated_at = at;
+        for session in state.sessions.values_mut() {
+            if session.user_id == id && session.revoked_at.is_none() {
+                session.revoked_at = Some(at);
+            }
+        }
+        Ok(true)
+    }
+
+    async fn delete(&self, id: UserId) -> Result<bool, UnexpectedError> {
+        let mut state = self.0.state();
+        let existed = state.users.remove(&id).is_some();
+        let sessions: Vec<SessionId> = state
+            .sessions
+            .values()
+            .filter(|s| s.user_id == id)
+            .map(|s| s.id)
+            .collect();
+        state.sessions.retain(|_, s| s.user_id != id);
+        state.refresh_tokens.retain(|_, (t, _)| !sessions.contains(&t.session_id));
+        Ok(existed)
+    }
+}
+
+impl SessionRepository for InMemorySessionRepository {
+    async fn create(&self, session: &Session, first: &NewRefreshToken) -> Result<(), UnexpectedError> {
+        let mut state = self.0.state();
+        if !state.users.contains_key(&session.user_id) {
+            return Err(UnexpectedError::msg("foreign key violation: no such user"));
+        }
+        state.sessions.insert(session.id, session.clone());
+        state.refresh_tokens.insert(first.hash.clone(), (first.clone(), None));
+        Ok(())
+    }
+
+    async fn find(&self, id: SessionId) -> Result<Option<Session>, UnexpectedError> {
+        Ok(self.0.state().sessions.get(&id).cloned())
+    }
+
+    async fn find_refresh_token(&self, hash: &RefreshTokenHash) -> Result<Option<RefreshTokenRecord>, UnexpectedError> {
+        let state = self.0.state();
+        Ok(state.refresh_tokens.get(hash).and_then(|(token, rotated_at)| {
+            state.sessions.get(&token.session_id).map(|session| RefreshTokenRecord {
+                session: session.clone(),
+                expires_at: token.expires_at,
+                rotated_at: *rotated_at,
+            })
+        }))
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        old: &RefreshTokenHash,
+        new: &NewRefreshToken,
+        at: DateTime<Utc>,
+    ) -> Result<bool, UnexpectedError> {
+        let mut state = self.0.state();
+        let State {
+            sessions,
+            refresh_tokens,
+            ..
+        } = &mut *state;
+        let Some((token, rotated_at)) = refresh_tokens.get_mut(old) else {
+            return Ok(false);
+        };
+        let live = sessions.get(&token.session_id).is_some_and(Session::is_active);
+        if rotated_at.is_some() || !live {
+            return Ok(false);
+        }
+        *rotated_at = Some(at);
+        refresh_tokens.insert(new.hash.clone(), (new.clone(), None));
+        Ok(true)
+    }
+
+    async fn revoke(&self, id: SessionId, at: DateTime<Utc>, _reason: RevocationReason) -> Result<(), UnexpectedError> {
+        if let Some(session) = self.0.state().sessions.get_mut(&id) {
+            session.revoked_at.get_or_insert(at);
+        }
+        Ok(())
+    }
+}
+
+/// A transparent "hasher" for domain tests: `fake$<cost>$<password>`. A hash
+/// with a cost other than `current_cost` verifies as needing a rehash.
+#[derive(Debug, Clone)]
+pub struct FakeHasher {
+    pub current_cost: u32,
+    dummy_verifications: Arc<AtomicU64>,
+}
+
+impl Default for FakeHasher {
+    fn default() -> Self {
+        Self {
+            current_cost: 1,
+            dummy_verifications: Arc::default(),
+        }
+    }
+}
+
+impl FakeHasher {
+    pub fn with_cost(current_cost: u32) -> Self {
+        Self {
+            current_cost,
+            ..Self::default()
+        }
+    }
+
+    /// How many times `verify_dummy` ran.
+    pub fn dummy_verifications(&self) -> u64 {
+        self.dummy_verifications.load(Ordering::Relaxed)
+    }
+
+    fn encode(cost: u32, password: &Password) -> PasswordHash {
+        PasswordHash::new(format!("fake${cost}${}", String::from_utf8_lossy(password.expose())))
+    }
+}
+
+impl PasswordHasher for FakeHasher {
+    async fn hash(&self, password: &Password) -> Result<PasswordHash, UnexpectedError> {
+        Ok(Self::encode(self.current_cost, password))
+    }
+
+    async fn verify(&self, password: &Password, hash: &PasswordHash) -> Result<PasswordVerification, UnexpectedError> {
+        let mut parts = hash.as_str().splitn(3, '$');
+        let (Some("fake"), Some(cost), Some(stored)) = (parts.next(), parts.next(), parts.next()) else {
+            return Ok(PasswordVerification::Invalid);
+        };
+        if stored.as_bytes() != password.expose() {
+            Ok(PasswordVerification::Invalid)
+        } else if cost == self.current_cost.to_string() {
+            Ok(PasswordVerification::Valid)
+        } else {
+            Ok(PasswordVerification::ValidNeedsRehash)
+        }
+    }
+
+    async fn verify_dummy(&self, _password: &Password) -> Result<(), UnexpectedError> {
+        self.dummy_verifications.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Unsigned access tokens: `fake.<user>.<session>.<iat>.<exp>`. Verification
+/// checks only the shape and the expiry.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FakeAccessTokens;
+
+impl AccessTokenIssuer for FakeAccessTokens {
+    fn issue(&self, c: &AccessClaims) -> Result<AccessToken, UnexpectedError> {
+        Ok(AccessToken::new(format!(
+            "fake.{}.{}.{}.{}",
+            c.user_id,
+            c.session_id,
+            c.issued_at.timestamp(),
+            c.expires_at.timestamp()
+        )))
+    }
+
+    fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, InvalidAccessToken> {
+        let parts: Vec<&str> = token.split('.').collect();
+        let [_, user, session, iat, exp] = parts.as_slice() else {
+            return Err(InvalidAccessToken);
+        };
+        let uuid = |s: &str| Uuid::parse_str(s).map_err(|_| InvalidAccessToken);
+        let time = |s: &str| {
+            s.parse::<i64>()
+                .ok()
+                .and_then(|t| DateTime::from_timestamp(t, 0))
+                .ok_or(InvalidAccessToken)
+        };
+        let claims = AccessClaims {
+            user_id: UserId::from_uuid(uuid(user)?),
+            session_id: SessionId::from_uuid(uuid(session)?),
+            issued_at: time(iat)?,
+            expires_at: time(exp)?,
+        };
+        if claims.expires_at <= now {
+            return Err(InvalidAccessToken);
+        }
+        Ok(claims)
+    }
+}
+
+/// Refresh tokens `rt-1`, `rt-2`, ... stored under `digest:<token>`.
+#[derive(Debug, Clone, Default)]
+pub struct FakeRefreshTokens(Arc<AtomicU64>);
+
+impl RefreshTokenFactory for FakeRefreshTokens {
+    fn generate(&self) -> Result<RefreshToken, UnexpectedError> {
+        Ok(RefreshToken::new(format!("rt-{}", self.0.fetch_add(1, Ordering::Relaxed) + 1)))
+    }
+
+    fn digest(&self, token: &str) -> RefreshTokenHash {
+        RefreshTokenHash::new(format!("digest:{token}").into_bytes())
+    }
+}
+
+/// The account service wired entirely to fakes.
+pub type FakeAccountService = AccountService<
+    InMemoryAccountRepository,
+    InMemorySessionRepository,
+    FakeHasher,
+    FakeAccessTokens,
+    FakeRefreshTokens,
+    FixedClock,
+    SequentialIds,
+>;
+
+/// Handles to the fakes behind a [`FakeAccountService`].
+#[derive(Debug, Clone)]
+pub struct FakeAccountWorld {
+    pub store: InMemoryStore,
+    pub hasher: FakeHasher,
+    pub clock: FixedClock,
+    pub service: FakeAccountService,
+}
+
+impl FakeAccountWorld {
+    pub fn new() -> Self {
+        Self::with_hasher(FakeHasher::default())
+    }
+
+    pub fn with_hasher(hasher: FakeHasher) -> Self {
+        let store = InMemoryStore::default();
+        let clock = FixedClock::default_start();
+        let service = AccountService::new(
+            store.accounts(),
+            store.sessions(),
+            hasher.clone(),
+            FakeAccessTokens,
+            FakeRefreshTokens::default(),
+            clock.clone(),
+            SequentialIds::default(),
+            AccountPolicy::default(),
+        );
+        Self {
+            store,
+            hasher,
+            clock,
+            service,
+        }
+    }
+}
+
+impl Default for FakeAccountWorld {
+    fn default() -> Self {
+        Self::new()
+    }
+}
