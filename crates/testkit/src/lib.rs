@@ -1,1 +1,262 @@
+//! Test-only helpers shared by every crate's tests.
+//!
+//! [`TestDatabase`] gives each test its own PostgreSQL database, cloned from
+//! a template that is migrated once per migration set, so tests run in
+//! parallel (threads or nextest processes) without seeing each other.
+//!
+//! The server used is, in order: `EAGATE_TEST_DATABASE_URL` (a maintenance
+//! URL, e.g. `postgres://postgres@host:5432/postgres`); a server listening on
+//! 127.0.0.1:5432 with user `postgres`; an embedded server started from the
+//! machine's PostgreSQL binaries under `<workspace>/.eagate/test-postgres`.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use diesel::QueryableByName;
+use diesel::sql_types::Text;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use eagate_postgres::{EmbeddedPostgres, PgPool, PoolConfig, create_pool};
+use tokio::sync::OnceCell;
+
+/// Stale test databases older than this are dropped when a run starts.
+const STALE_AFTER: Duration = Duration::from_secs(2 * 60 * 60);
+
+/// The workspace root (where `Cargo.toml` with `[workspace]` lives).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("testkit lives at <root>/crates/testkit")
+        .to_path_buf()
+}
+
+/// The maintenance URL of the server tests run against, resolved once per
+/// process.
+pub async fn server_url() -> &'static str {
+    static URL: OnceCell<String> = OnceCell::const_new();
+    URL.get_or_init(|| async {
+        if let Ok(url) = std::env::var("EAGATE_TEST_DATABASE_URL") {
+            return url;
+        }
+        let local = SocketAddr::from(([127, 0, 0, 1], 5432));
+        if TcpStream::connect_timeout(&local, Duration::from_secs(1)).is_ok() {
+            return "postgres://postgres@127.0.0.1:5432/postgres".to_owned();
+        }
+        let dir = workspace_root().join(".eagate/test-postgres");
+        let pg = tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&dir))
+            .await
+            .expect("embedded PostgreSQL start-up task")
+            .unwrap_or_else(|e| {
+                panic!(
+                    "no PostgreSQL for tests: EAGATE_TEST_DATABASE_URL is unset, nothing listens on \
+                     127.0.0.1:5432, and the embedded server failed: {e}"
+                )
+            });
+        pg.url("postgres")
+    })
+    .await
+}
+
+/// `url` with its database name replaced by `name`.
+pub fn url_for(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+async fn admin() -> AsyncPgConnection {
+    let url = server_url().await;
+    AsyncPgConnection::establish(url)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to the test PostgreSQL server: {e}"))
+}
+
+async fn exec(conn: &mut AsyncPgConnection, sql: &str) {
+    diesel::sql_query(sql)
+        .execute(conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+#[derive(QueryableByName)]
+struct Name {
+    #[diesel(sql_type = Text)]
+    datname: String,
+}
+
+async fn database_names(conn: &mut AsyncPgConnection, like: &str) -> Vec<String> {
+    diesel::sql_query("SELECT datname FROM pg_database WHERE datname LIKE $1")
+        .bind::<Text, _>(like)
+        .load::<Name>(conn)
+        .await
+        .expect("listing databases")
+        .into_iter()
+        .map(|n| n.datname)
+        .collect()
+}
+
+/// A fingerprint of the migrations directory, so a changed migration gets a
+/// fresh template.
+fn migrations_fingerprint() -> String {
+    let dir = workspace_root().join("migrations");
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut stack = vec![dir];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("reading migrations/").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let mut hasher = DefaultHasher::new();
+    for f in files {
+        f.file_name().hash(&mut hasher);
+        std::fs::read(&f).expect("reading a migration").hash(&mut hasher);
+    }
+    format!("{:016x}", hasher.finish())
+}
+
+/// The migrated template's name, creating it (once per migration set,
+/// across processes) and sweeping stale test databases on first use.
+async fn template() -> &'static str {
+    static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+    TEMPLATE
+        .get_or_init(|| async {
+            let name = format!("eagate_template_{}", migrations_fingerprint());
+            let mut conn = admin().await;
+            // Serialise template building and sweeping across test processes.
+            exec(&mut conn, "SELECT pg_advisory_lock(7355608)").await;
+            sweep_stale(&mut conn).await;
+            if database_names(&mut conn, &name).await.is_empty() {
+                let building = format!("{name}_building");
+                exec(&mut conn, &format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)")).await;
+                exec(&mut conn, &format!("CREATE DATABASE \"{building}\"")).await;
+                let url = url_for(server_url().await, &building);
+                eagate_postgres::migrate::run_pending(&url)
+                    .await
+                    .unwrap_or_else(|e| panic!("migrating the test template: {e}"));
+                exec(&mut conn, &format!("ALTER DATABASE \"{building}\" RENAME TO \"{name}\"")).await;
+            }
+            exec(&mut conn, "SELECT pg_advisory_unlock(7355608)").await;
+            name
+        })
+        .await
+}
+
+async fn sweep_stale(conn: &mut AsyncPgConnection) {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    for name in database_names(conn, "test\\_%").await {
+        let created = name.split('_').nth(1).and_then(|s| s.parse::<u64>().ok());
+        if created.is_some_and(|t| now.saturating_sub(Duration::from_secs(t)) > STALE_AFTER) {
+            exec(conn, &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+        }
+    }
+}
+
+/// A database of this test's own, dropped when the guard is dropped.
+#[derive(Debug)]
+pub struct TestDatabase {
+    name: String,
+    url: String,
+}
+
+impl TestDatabase {
+    /// A fresh, fully migrated database.
+    pub async fn migrated() -> Self {
+        let template = template().await;
+        Self::create(Some(template)).await
+    }
+
+    /// A fresh database with no tables, for migration tests.
+    pub async fn empty() -> Self {
+        Self::create(None).await
+    }
+
+    async fn create(template: Option<&str>) -> Self {
+        let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let name = format!("test_{secs}_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = admin().await;
+        let sql = match template {
+            Some(t) => format!("CREATE DATABASE \"{name}\" TEMPLATE \"{t}\""),
+            None => format!("CREATE DATABASE \"{name}\""),
+        };
+        exec(&mut conn, &sql).await;
+        let url = url_for(server_url().await, &name);
+        Self { name, url }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A small pool on this database.
+    pub fn pool(&self) -> PgPool {
+        let config = PoolConfig {
+            max_size: 4,
+            ..PoolConfig::default()
+        };
+        create_pool(&self.url, &config).expect("building a test pool")
+    }
+
+    /// A direct connection, for inspecting raw rows.
+    pub async fn connect(&self) -> AsyncPgConnection {
+        AsyncPgConnection::establish(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("connecting to {}: {e}", self.name))
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop may run inside or outside a runtime: use a thread of its own.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(async {
+                let url = server_url().await.to_owned();
+                let mut conn = AsyncPgConnection::establish(&url).await?;
+                diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await?;
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("warning: could not drop test database {}; it will be swept later", self.name);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_for;
+
+    #[test]
+    fn url_for_replaces_only_the_database() {
+        assert_eq!(url_for("postgres://u@h:5432/postgres", "x"), "postgres://u@h:5432/x");
+        assert_eq!(url_for("postgres://u@h:5432/postgres?sslmode=disable", "x"), "postgres://u@h:5432/x?sslmode=disable");
+        assert_eq!(url_for("postgres://u@h:5432", "x"), "postgres://u@h:5432/x");
+    }
+}

@@ -31,9 +31,14 @@ fn session_for(user: UserId) -> Session {
     }
 }
 
-fn token(session: SessionId, label: &str) -> NewRefreshToken {
+/// A distinct 32-byte digest, as real token digests are.
+fn digest() -> RefreshTokenHash {
+    RefreshTokenHash::new([*Uuid::new_v4().as_bytes(), *Uuid::new_v4().as_bytes()].concat())
+}
+
+fn token(session: SessionId) -> NewRefreshToken {
     NewRefreshToken {
-        hash: RefreshTokenHash::new(format!("{label}-{session}").into_bytes()),
+        hash: digest(),
         session_id: session,
         created_at: t0(),
         expires_at: t0() + Duration::days(30),
@@ -81,7 +86,7 @@ pub async fn account_repository_contract(accounts: &impl AccountRepository, sess
 
     // Rehash keeps sessions; password change revokes them all.
     let s1 = session_for(alice.id);
-    sessions.create(&s1, &token(s1.id, "a")).await.unwrap();
+    sessions.create(&s1, &token(s1.id)).await.unwrap();
     let new_hash = PasswordHash::new("rehashed".into());
     assert!(accounts.update_password_hash(alice.id, &new_hash).await.unwrap());
     assert_eq!(accounts.find_credentials_by_id(alice.id).await.unwrap().unwrap().password_hash, new_hash);
@@ -100,7 +105,7 @@ pub async fn account_repository_contract(accounts: &impl AccountRepository, sess
 
     // Deletion cascades to sessions and refresh tokens.
     let s2 = session_for(alice.id);
-    let t2 = token(s2.id, "b");
+    let t2 = token(s2.id);
     sessions.create(&s2, &t2).await.unwrap();
     assert!(accounts.delete(alice.id).await.unwrap());
     assert!(!accounts.delete(alice.id).await.unwrap());
@@ -114,7 +119,7 @@ pub async fn session_repository_contract(accounts: &impl AccountRepository, sess
     let bob = new_user(10);
     accounts.create(&bob).await.unwrap();
     let session = session_for(bob.id);
-    let first = token(session.id, "first");
+    let first = token(session.id);
     sessions.create(&session, &first).await.unwrap();
     assert_eq!(sessions.find(session.id).await.unwrap().unwrap(), session);
 
@@ -123,24 +128,24 @@ pub async fn session_repository_contract(accounts: &impl AccountRepository, sess
     assert_eq!(record.expires_at, first.expires_at);
     assert_eq!(record.rotated_at, None);
     assert!(sessions
-        .find_refresh_token(&RefreshTokenHash::new(b"unknown".to_vec()))
+        .find_refresh_token(&digest())
         .await
         .unwrap()
         .is_none());
 
     // Rotation: exactly once.
     let at = t0() + Duration::minutes(5);
-    let second = token(session.id, "second");
+    let second = token(session.id);
     assert!(sessions.rotate_refresh_token(&first.hash, &second, at).await.unwrap());
     assert_eq!(
         sessions.find_refresh_token(&first.hash).await.unwrap().unwrap().rotated_at,
         Some(at)
     );
-    let third = token(session.id, "third");
+    let third = token(session.id);
     assert!(!sessions.rotate_refresh_token(&first.hash, &third, at).await.unwrap());
     assert!(sessions.find_refresh_token(&third.hash).await.unwrap().is_none());
     assert!(!sessions
-        .rotate_refresh_token(&RefreshTokenHash::new(b"unknown".to_vec()), &third, at)
+        .rotate_refresh_token(&digest(), &third, at)
         .await
         .unwrap());
 

@@ -1,0 +1,14 @@
+//! One repository per domain port.
+
+mod account;
+mod session;
+
+pub use account::PgAccountRepository;
+pub use session::PgSessionRepository;
+
+use crate::error::DbError;
+use crate::pool::{PgConn, PgPool};
+
+pub(crate) async fn conn(pool: &PgPool) -> Result<PgConn, DbError> {
+    Ok(pool.get().await?)
+}

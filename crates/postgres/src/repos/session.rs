@@ -1,0 +1,130 @@
+use chrono::{DateTime, Utc};
+use diesel::dsl::exists;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection as _, RunQueryDsl};
+use eagate_domain::UnexpectedError;
+use eagate_domain::account::{
+    NewRefreshToken, RefreshTokenHash, RefreshTokenRecord, RevocationReason, Session, SessionId, SessionRepository,
+};
+use tracing::instrument;
+
+use super::conn;
+use crate::error::DbError;
+use crate::pool::PgPool;
+use crate::rows::{NewRefreshTokenRow, NewSessionRow, RefreshTokenRow, SessionRow};
+use crate::schema::{refresh_tokens, sessions};
+
+/// [`SessionRepository`] on PostgreSQL.
+#[derive(Clone)]
+pub struct PgSessionRepository {
+    pool: PgPool,
+}
+
+impl std::fmt::Debug for PgSessionRepository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgSessionRepository").finish_non_exhaustive()
+    }
+}
+
+impl PgSessionRepository {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+impl SessionRepository for PgSessionRepository {
+    #[instrument(name = "db.sessions.create", skip_all, err(Display))]
+    async fn create(&self, session: &Session, first_token: &NewRefreshToken) -> Result<(), UnexpectedError> {
+        let mut conn = conn(&self.pool).await?;
+        let session = NewSessionRow::from(session);
+        let token = NewRefreshTokenRow::from(first_token);
+        conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+            diesel::insert_into(sessions::table).values(&session).execute(conn).await?;
+            diesel::insert_into(refresh_tokens::table).values(&token).execute(conn).await?;
+            Ok(())
+        })
+        .await
+        .map_err(DbError::from)?;
+        Ok(())
+    }
+
+    #[instrument(name = "db.sessions.find", skip_all, err(Display))]
+    async fn find(&self, id: SessionId) -> Result<Option<Session>, UnexpectedError> {
+        let mut conn = conn(&self.pool).await?;
+        let row = sessions::table
+            .find(id.as_uuid())
+            .select(SessionRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(DbError::from)?;
+        Ok(row.map(Session::from))
+    }
+
+    #[instrument(name = "db.refresh_tokens.find", skip_all, err(Display))]
+    async fn find_refresh_token(&self, hash: &RefreshTokenHash) -> Result<Option<RefreshTokenRecord>, UnexpectedError> {
+        let mut conn = conn(&self.pool).await?;
+        let row = refresh_tokens::table
+            .inner_join(sessions::table)
+            .filter(refresh_tokens::token_hash.eq(hash.as_bytes()))
+            .select((RefreshTokenRow::as_select(), SessionRow::as_select()))
+            .first::<(RefreshTokenRow, SessionRow)>(&mut conn)
+            .await
+            .optional()
+            .map_err(DbError::from)?;
+        Ok(row.map(|(token, session)| RefreshTokenRecord {
+            session: session.into(),
+            expires_at: token.expires_at,
+            rotated_at: token.rotated_at,
+        }))
+    }
+
+    #[instrument(name = "db.refresh_tokens.rotate", skip_all, err(Display))]
+    async fn rotate_refresh_token(
+        &self,
+        old: &RefreshTokenHash,
+        new: &NewRefreshToken,
+        at: DateTime<Utc>,
+    ) -> Result<bool, UnexpectedError> {
+        let mut conn = conn(&self.pool).await?;
+        let old = old.as_bytes();
+        let new = NewRefreshTokenRow::from(new);
+        let rotated = conn
+            .transaction::<_, diesel::result::Error, _>(async |conn| {
+                // The conditional UPDATE is the arbiter: of two concurrent
+                // rotations only one sees `rotated_at IS NULL`.
+                let live_session = exists(
+                    sessions::table
+                        .filter(sessions::id.eq(refresh_tokens::session_id))
+                        .filter(sessions::revoked_at.is_null()),
+                );
+                let n = diesel::update(refresh_tokens::table)
+                    .filter(refresh_tokens::token_hash.eq(old))
+                    .filter(refresh_tokens::rotated_at.is_null())
+                    .filter(live_session)
+                    .set(refresh_tokens::rotated_at.eq(at))
+                    .execute(conn)
+                    .await?;
+                if n == 0 {
+                    return Ok(false);
+                }
+                diesel::insert_into(refresh_tokens::table).values(&new).execute(conn).await?;
+                Ok(true)
+            })
+            .await
+            .map_err(DbError::from)?;
+        Ok(rotated)
+    }
+
+    #[instrument(name = "db.sessions.revoke", skip_all, err(Display))]
+    async fn revoke(&self, id: SessionId, at: DateTime<Utc>, reason: RevocationReason) -> Result<(), UnexpectedError> {
+        let mut conn = conn(&self.pool).await?;
+        diesel::update(sessions::table.find(id.as_uuid()))
+            .filter(sessions::revoked_at.is_null())
+            .set((sessions::revoked_at.eq(at), sessions::revoked_reason.eq(reason.as_str())))
+            .execute(&mut conn)
+            .await
+            .map_err(DbError::from)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,4 @@
+//! Adapter tests against a real PostgreSQL (see eagate-testkit for which).
+
+mod accounts;
+mod migrations;
