@@ -1,0 +1,334 @@
+//! Typed settings, read from `EAGATE_*` environment variables and validated
+//! at start-up. Every problem names its variable.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use eagate_crypto::Argon2Params;
+use secrecy::SecretString;
+
+/// Where the server runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// Where the access-token signing key comes from.
+#[derive(Debug, Clone)]
+pub enum JwtKeySource {
+    /// PEM text given directly (`EAGATE_JWT_PRIVATE_KEY`).
+    Pem(SecretString),
+    /// A PEM file (`EAGATE_JWT_PRIVATE_KEY_FILE`).
+    File(PathBuf),
+    /// Development only: generated on first run and kept in the data
+    /// directory with mode 0600.
+    GeneratedInDataDir,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    /// `None` in development: run an embedded PostgreSQL.
+    pub url: Option<SecretString>,
+    pub pool_size: usize,
+    pub pool_timeout: Duration,
+    /// Apply pending migrations at start-up.
+    pub auto_migrate: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub jwt_key: JwtKeySource,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub argon2: Argon2Params,
+    pub hash_concurrency: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub environment: Environment,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub log_format: LogFormat,
+    pub database: DatabaseSettings,
+    pub auth: AuthSettings,
+}
+
+/// Every invalid or missing variable found.
+#[derive(Debug)]
+pub struct ConfigError(Vec<String>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration:")?;
+        for problem in &self.0 {
+            writeln!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads variables from a map, recording problems instead of stopping at
+/// the first.
+struct Reader<'a> {
+    vars: &'a HashMap<String, String>,
+    problems: Vec<String>,
+}
+
+impl Reader<'_> {
+    fn raw(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str).filter(|v| !v.trim().is_empty())
+    }
+
+    fn parse<T: FromStr>(&mut self, name: &str, default: T, expected: &str) -> T {
+        match self.raw(name) {
+            None => default,
+            Some(raw) => match raw.trim().parse() {
+                Ok(v) => v,
+                Err(_) => {
+                    self.problems.push(format!("{name}={raw:?} is not valid: expected {expected}"));
+                    default
+                }
+            },
+        }
+    }
+
+    fn ranged(&mut self, name: &str, default: u64, min: u64, max: u64) -> u64 {
+        let value = self.parse(name, default, &format!("an integer from {min} to {max}"));
+        if !(min..=max).contains(&value) {
+            self.problems
+                .push(format!("{name}={value} is out of range: expected an integer from {min} to {max}"));
+            return default;
+        }
+        value
+    }
+
+    fn choice<T: Copy>(&mut self, name: &str, default: T, options: &[(&str, T)]) -> T {
+        let Some(raw) = self.raw(name) else {
+            return default;
+        };
+        let lower = raw.trim().to_ascii_lowercase();
+        match options.iter().find(|(k, _)| *k == lower) {
+            Some((_, v)) => *v,
+            None => {
+                let names: Vec<_> = options.iter().map(|(k, _)| *k).collect();
+                self.problems
+                    .push(format!("{name}={raw:?} is not valid: expected one of {}", names.join(", ")));
+                default
+            }
+        }
+    }
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&std::env::vars().collect())
+    }
+
+    /// Reads settings from `vars` (the environment, or a test's map).
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let mut r = Reader {
+            vars,
+            problems: Vec::new(),
+        };
+        let environment = r.choice(
+            "EAGATE_ENV",
+            Environment::Development,
+            &[
+                ("development", Environment::Development),
+                ("dev", Environment::Development),
+                ("production", Environment::Production),
+                ("prod", Environment::Production),
+            ],
+        );
+        let production = environment == Environment::Production;
+        let listen = r.parse(
+            "EAGATE_LISTEN",
+            SocketAddr::from(([127, 0, 0, 1], 8080)),
+            "an address like 127.0.0.1:8080",
+        );
+        let data_dir = PathBuf::from(r.raw("EAGATE_DATA_DIR").unwrap_or(".eagate"));
+        let log_format = r.choice(
+            "EAGATE_LOG_FORMAT",
+            if production { LogFormat::Json } else { LogFormat::Pretty },
+            &[("json", LogFormat::Json), ("pretty", LogFormat::Pretty)],
+        );
+
+        let url = r.raw("EAGATE_DATABASE_URL").map(|u| SecretString::from(u.to_owned()));
+        if let Some(raw) = r.raw("EAGATE_DATABASE_URL") {
+            if !(raw.starts_with("postgres://") || raw.starts_with("postgresql://")) {
+                r.problems
+                    .push("EAGATE_DATABASE_URL must start with postgres:// or postgresql://".to_owned());
+            }
+        } else if production {
+            r.problems.push(
+                "EAGATE_DATABASE_URL is required when EAGATE_ENV=production (the embedded database is for development)"
+                    .to_owned(),
+            );
+        }
+        let database = DatabaseSettings {
+            url,
+            pool_size: r.ranged("EAGATE_DATABASE_POOL_SIZE", 16, 1, 1000) as usize,
+            pool_timeout: Duration::from_secs(r.ranged("EAGATE_DATABASE_POOL_TIMEOUT_SECONDS", 5, 1, 300)),
+            auto_migrate: r.parse("EAGATE_AUTO_MIGRATE", !production, "true or false"),
+        };
+
+        let jwt_key = match (r.raw("EAGATE_JWT_PRIVATE_KEY"), r.raw("EAGATE_JWT_PRIVATE_KEY_FILE")) {
+            (Some(_), Some(_)) => {
+                r.problems
+                    .push("set only one of EAGATE_JWT_PRIVATE_KEY and EAGATE_JWT_PRIVATE_KEY_FILE".to_owned());
+                JwtKeySource::GeneratedInDataDir
+            }
+            (Some(pem), None) => JwtKeySource::Pem(SecretString::from(pem.to_owned())),
+            (None, Some(path)) => JwtKeySource::File(PathBuf::from(path)),
+            (None, None) => {
+                if production {
+                    r.problems.push(
+                        "EAGATE_JWT_PRIVATE_KEY or EAGATE_JWT_PRIVATE_KEY_FILE is required when \
+                         EAGATE_ENV=production (an Ed25519 PKCS#8 PEM; `openssl genpkey -algorithm ed25519`)"
+                            .to_owned(),
+                    );
+                }
+                JwtKeySource::GeneratedInDataDir
+            }
+        };
+        let default_concurrency = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
+        let auth = AuthSettings {
+            jwt_key,
+            jwt_issuer: r.raw("EAGATE_JWT_ISSUER").unwrap_or("eagate").to_owned(),
+            jwt_audience: r.raw("EAGATE_JWT_AUDIENCE").unwrap_or("eagate-api").to_owned(),
+            access_token_ttl: Duration::from_secs(r.ranged("EAGATE_ACCESS_TOKEN_TTL_SECONDS", 900, 30, 86_400)),
+            refresh_token_ttl: Duration::from_secs(r.ranged(
+                "EAGATE_REFRESH_TOKEN_TTL_SECONDS",
+                30 * 86_400,
+                300,
+                365 * 86_400,
+            )),
+            argon2: Argon2Params {
+                memory_kib: r.ranged("EAGATE_ARGON2_MEMORY_KIB", 19_456, 8, 4 * 1024 * 1024) as u32,
+                iterations: r.ranged("EAGATE_ARGON2_ITERATIONS", 2, 1, 100) as u32,
+                parallelism: r.ranged("EAGATE_ARGON2_PARALLELISM", 1, 1, 64) as u32,
+            },
+            hash_concurrency: r.ranged("EAGATE_PASSWORD_HASH_CONCURRENCY", default_concurrency, 1, 1024) as usize,
+        };
+        if production && auth.argon2.memory_kib < Argon2Params::OWASP.memory_kib {
+            r.problems.push(format!(
+                "EAGATE_ARGON2_MEMORY_KIB={} is below OWASP's minimum of {} KiB, refused in production",
+                auth.argon2.memory_kib,
+                Argon2Params::OWASP.memory_kib
+            ));
+        }
+
+        if r.problems.is_empty() {
+            Ok(Self {
+                environment,
+                listen,
+                data_dir,
+                log_format,
+                database,
+                auth,
+            })
+        } else {
+            Err(ConfigError(r.problems))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn development_needs_nothing() {
+        let s = Settings::from_vars(&vars(&[])).unwrap();
+        assert_eq!(s.environment, Environment::Development);
+        assert_eq!(s.listen, "127.0.0.1:8080".parse().unwrap());
+        assert!(s.database.url.is_none());
+        assert!(s.database.auto_migrate);
+        assert!(matches!(s.auth.jwt_key, JwtKeySource::GeneratedInDataDir));
+        assert_eq!(s.auth.argon2, Argon2Params::OWASP);
+        assert_eq!(s.auth.access_token_ttl, Duration::from_secs(900));
+    }
+
+    #[test]
+    fn production_requires_database_and_keys() {
+        let err = Settings::from_vars(&vars(&[("EAGATE_ENV", "production")])).unwrap_err().to_string();
+        assert!(err.contains("EAGATE_DATABASE_URL"), "{err}");
+        assert!(err.contains("EAGATE_JWT_PRIVATE_KEY"), "{err}");
+        let ok = Settings::from_vars(&vars(&[
+            ("EAGATE_ENV", "production"),
+            ("EAGATE_DATABASE_URL", "postgres://db/eagate"),
+            ("EAGATE_JWT_PRIVATE_KEY_FILE", "/etc/eagate/jwt.pem"),
+        ]))
+        .unwrap();
+        assert_eq!(ok.log_format, LogFormat::Json);
+        assert!(!ok.database.auto_migrate);
+    }
+
+    #[test]
+    fn invalid_values_name_their_variable() {
+        let err = Settings::from_vars(&vars(&[
+            ("EAGATE_LISTEN", "nowhere"),
+            ("EAGATE_ACCESS_TOKEN_TTL_SECONDS", "0"),
+            ("EAGATE_ENV", "staging"),
+            ("EAGATE_DATABASE_URL", "mysql://x"),
+            ("EAGATE_ARGON2_ITERATIONS", "many"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        for name in [
+            "EAGATE_LISTEN",
+            "EAGATE_ACCESS_TOKEN_TTL_SECONDS",
+            "EAGATE_ENV",
+            "EAGATE_DATABASE_URL",
+            "EAGATE_ARGON2_ITERATIONS",
+        ] {
+            assert!(err.contains(name), "{name} missing from: {err}");
+        }
+    }
+
+    #[test]
+    fn weak_argon2_is_refused_in_production() {
+        let err = Settings::from_vars(&vars(&[
+            ("EAGATE_ENV", "production"),
+            ("EAGATE_DATABASE_URL", "postgres://db/eagate"),
+            ("EAGATE_JWT_PRIVATE_KEY_FILE", "/k.pem"),
+            ("EAGATE_ARGON2_MEMORY_KIB", "64"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("EAGATE_ARGON2_MEMORY_KIB"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let s = Settings::from_vars(&vars(&[
+            ("EAGATE_DATABASE_URL", "postgres://u:hunter2@db/eagate"),
+            ("EAGATE_JWT_PRIVATE_KEY", "-----BEGIN PRIVATE KEY-----topsecret"),
+        ]))
+        .unwrap();
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("hunter2") && !debug.contains("topsecret"), "{debug}");
+    }
+}

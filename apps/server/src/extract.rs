@@ -1,0 +1,192 @@
+//! Request extractors that answer with problem responses.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+use eagate_domain::account::AuthenticatedUser;
+use futures_util::StreamExt as _;
+use serde::de::DeserializeOwned;
+
+use crate::errors::invalid_token;
+use crate::problem::{ApiError, FieldProblem, ProblemKind};
+use crate::state::AppState;
+
+/// The largest JSON body accepted by a scope; set with `app_data`.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+impl Default for BodyLimit {
+    fn default() -> Self {
+        Self(16 * 1024)
+    }
+}
+
+/// A JSON body: `Content-Type: application/json` required, uncompressed,
+/// within the scope's [`BodyLimit`], and deserialised with the failing
+/// field's path reported.
+#[derive(Debug)]
+pub struct Json<T>(pub T);
+
+fn is_json(req: &HttpRequest) -> bool {
+    let Some(value) = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Reads the whole body, refusing compressed bodies and anything over `limit`.
+pub async fn read_body(req: &HttpRequest, payload: &mut Payload, limit: usize) -> Result<Vec<u8>, ApiError> {
+    if req
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
+    {
+        return Err(ApiError::new(
+            ProblemKind::UnsupportedMediaType,
+            "Compressed request bodies are not accepted; send the body without Content-Encoding.",
+        ));
+    }
+    let too_large = || {
+        ApiError::new(
+            ProblemKind::PayloadTooLarge,
+            format!("The request body exceeds the limit of {limit} bytes."),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut body = Vec::with_capacity(declared.unwrap_or(0));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::new(ProblemKind::MalformedBody, format!("Could not read the body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Deserialises JSON, naming the failing field.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        json_problem(path, &e.into_inner())
+    })?;
+    de.end().map_err(|e| json_problem(".".to_owned(), &e))?;
+    Ok(value)
+}
+
+fn json_problem(path: String, error: &serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    let message = strip_position(&error.to_string());
+    let (field, code) = match error.classify() {
+        Category::Data if path != "." => (path, "invalid_value"),
+        Category::Data => ("(body)".to_owned(), "invalid_value"),
+        Category::Syntax | Category::Eof | Category::Io => ("(body)".to_owned(), "syntax"),
+    };
+    ApiError::new(ProblemKind::MalformedBody, format!("The JSON body is invalid: {message}.")).with_errors(vec![
+        FieldProblem {
+            field,
+            code: code.to_owned(),
+            message,
+        },
+    ])
+}
+
+/// serde_json appends " at line L column C"; keep the message readable.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if !is_json(&req) {
+                return Err(ApiError::new(
+                    ProblemKind::UnsupportedMediaType,
+                    "Send the body as JSON with `Content-Type: application/json`.",
+                ));
+            }
+            let limit = req.app_data::<BodyLimit>().copied().unwrap_or_default().0;
+            let body = read_body(&req, &mut payload, limit).await?;
+            parse_json(&body).map(Json)
+        })
+    }
+}
+
+/// The user behind a valid `Authorization: Bearer` access token whose
+/// session is still live.
+#[derive(Debug, Clone, Copy)]
+pub struct Authenticated(pub AuthenticatedUser);
+
+fn bearer_token(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
+}
+
+impl FromRequest for Authenticated {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer_token(req);
+        Box::pin(async move {
+            let state = state.ok_or_else(|| ApiError::internal("application state missing"))?;
+            let token = token.ok_or_else(invalid_token)?;
+            let who = state.accounts.authenticate(&token).await?;
+            tracing::Span::current().record("user_id", tracing::field::display(who.user_id));
+            Ok(Self(who))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        count: u32,
+    }
+
+    fn field_of(body: &str) -> String {
+        let e = parse_json::<Body>(body.as_bytes()).unwrap_err();
+        assert_eq!(e.kind(), ProblemKind::MalformedBody);
+        format!("{e:?}")
+    }
+
+    #[test]
+    fn json_errors_name_the_field() {
+        assert!(field_of(r#"{"name":"x","count":"7"}"#).contains("field: \"count\""));
+        assert!(field_of(r#"{"name":"x"}"#).contains("missing field `count`"));
+        assert!(field_of(r#"{"name":"x","count":1,"extra":true}"#).contains("unknown field `extra`"));
+        assert!(field_of(r#"{"name":"x","count":1} trailing"#).contains("trailing characters"));
+        assert!(field_of("").contains("EOF"));
+        assert!(field_of("[1,2]").contains("invalid type"));
+        assert!(parse_json::<Body>(br#"{"name":"x","count":1}"#).is_ok());
+    }
+}

@@ -1,0 +1,229 @@
+//! RFC 9457 problem details: the body of every error response.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use eagate_domain::ValidationErrors;
+use serde::Serialize;
+
+use crate::request_id::current_request_id;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// The problem types eagate answers with. The `type` member is
+/// `urn:eagate:problem:<code>` and never changes for a given code; clients
+/// branch on it (or on the identical `code` member), never on `title` or
+/// `detail`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemKind {
+    ValidationFailed,
+    MalformedBody,
+    UnsupportedMediaType,
+    PayloadTooLarge,
+    NotFound,
+    MethodNotAllowed,
+    InvalidCredentials,
+    InvalidToken,
+    InvalidRefreshToken,
+    WrongPassword,
+    EmailTaken,
+    UsernameTaken,
+    Internal,
+}
+
+impl ProblemKind {
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::ValidationFailed => "validation-failed",
+            Self::MalformedBody => "malformed-body",
+            Self::UnsupportedMediaType => "unsupported-media-type",
+            Self::PayloadTooLarge => "payload-too-large",
+            Self::NotFound => "not-found",
+            Self::MethodNotAllowed => "method-not-allowed",
+            Self::InvalidCredentials => "invalid-credentials",
+            Self::InvalidToken => "invalid-token",
+            Self::InvalidRefreshToken => "invalid-refresh-token",
+            Self::WrongPassword => "wrong-password",
+            Self::EmailTaken => "email-taken",
+            Self::UsernameTaken => "username-taken",
+            Self::Internal => "internal-error",
+        }
+    }
+
+    pub const fn status(self) -> StatusCode {
+        match self {
+            Self::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::MalformedBody => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::InvalidCredentials | Self::InvalidToken | Self::InvalidRefreshToken => StatusCode::UNAUTHORIZED,
+            Self::WrongPassword => StatusCode::FORBIDDEN,
+            Self::EmailTaken | Self::UsernameTaken => StatusCode::CONFLICT,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub const fn title(self) -> &'static str {
+        match self {
+            Self::ValidationFailed => "Validation failed",
+            Self::MalformedBody => "Malformed request body",
+            Self::UnsupportedMediaType => "Unsupported media type",
+            Self::PayloadTooLarge => "Request body too large",
+            Self::NotFound => "Not found",
+            Self::MethodNotAllowed => "Method not allowed",
+            Self::InvalidCredentials => "Invalid credentials",
+            Self::InvalidToken => "Invalid or missing access token",
+            Self::InvalidRefreshToken => "Invalid refresh token",
+            Self::WrongPassword => "Wrong password",
+            Self::EmailTaken => "Email already registered",
+            Self::UsernameTaken => "Username taken",
+            Self::Internal => "Internal server error",
+        }
+    }
+
+    pub fn type_uri(self) -> String {
+        format!("urn:eagate:problem:{}", self.code())
+    }
+}
+
+/// One failing input field.
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldProblem {
+    /// The field's name, or a JSON path such as `device_ids[3]`.
+    pub field: String,
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize)]
+struct ProblemBody<'a> {
+    #[serde(rename = "type")]
+    type_: String,
+    code: &'static str,
+    title: &'static str,
+    status: u16,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instance: Option<String>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [FieldProblem],
+}
+
+/// The problem type of a response, left in its extensions for the request
+/// log.
+#[derive(Debug, Clone, Copy)]
+pub struct LoggedProblem(pub &'static str);
+
+/// An error response. Built from domain errors by exhaustive `From` impls in
+/// [`crate::errors`]; 5xx causes are logged here, once, and never sent.
+#[derive(Debug)]
+pub struct ApiError {
+    kind: ProblemKind,
+    detail: String,
+    errors: Vec<FieldProblem>,
+    cause: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl ApiError {
+    pub fn new(kind: ProblemKind, detail: impl Into<String>) -> Self {
+        Self {
+            kind,
+            detail: detail.into(),
+            errors: Vec::new(),
+            cause: None,
+        }
+    }
+
+    /// A 500 whose cause is logged but not shown.
+    pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self {
+            cause: Some(cause.into()),
+            ..Self::new(ProblemKind::Internal, "The server failed to handle this request; it has been logged.")
+        }
+    }
+
+    pub fn with_errors(mut self, errors: Vec<FieldProblem>) -> Self {
+        self.errors = errors;
+        self
+    }
+
+    pub fn validation(errors: &ValidationErrors) -> Self {
+        let fields: Vec<&str> = errors.errors().iter().map(|e| e.field).collect();
+        Self::new(
+            ProblemKind::ValidationFailed,
+            format!("Some fields are invalid: {}.", fields.join(", ")),
+        )
+        .with_errors(
+            errors
+                .errors()
+                .iter()
+                .map(|e| FieldProblem {
+                    field: e.field.to_owned(),
+                    code: e.code.to_owned(),
+                    message: e.message.clone(),
+                })
+                .collect(),
+        )
+    }
+
+    pub fn kind(&self) -> ProblemKind {
+        self.kind
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind.code(), self.detail)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.kind.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Some(cause) = &self.cause {
+            let mut chain = cause.to_string();
+            let mut source = cause.source();
+            while let Some(s) = source {
+                chain.push_str(": ");
+                chain.push_str(&s.to_string());
+                source = s.source();
+            }
+            tracing::error!(error = %chain, "request failed");
+        }
+        problem_response(self.kind, &self.detail, &self.errors)
+    }
+}
+
+/// Renders a problem response.
+pub fn problem_response(kind: ProblemKind, detail: &str, errors: &[FieldProblem]) -> HttpResponse {
+    let body = ProblemBody {
+        type_: kind.type_uri(),
+        code: kind.code(),
+        title: kind.title(),
+        status: kind.status().as_u16(),
+        detail,
+        instance: current_request_id().map(|id| format!("urn:eagate:request:{id}")),
+        errors,
+    };
+    let mut response = HttpResponse::build(kind.status());
+    response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
+    response.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    if matches!(kind, ProblemKind::InvalidToken) {
+        response.insert_header((
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"eagate\", error=\"invalid_token\""),
+        ));
+    }
+    let mut response = response.json(body);
+    // `json` sets application/json; restore the problem media type.
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    response.extensions_mut().insert(LoggedProblem(kind.code()));
+    response
+}

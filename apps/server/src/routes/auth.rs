@@ -1,0 +1,162 @@
+//! `/api/v1/auth`: registration, login, tokens, the current user.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use eagate_domain::account::{LoginAttempt, LoginError, Registration, RegisterError, TokenPair, User};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::resource;
+use crate::extract::{Authenticated, Json};
+use crate::problem::ApiError;
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/register").route(web::post().to(register)))
+        .service(resource("/login").route(web::post().to(login)))
+        .service(resource("/refresh").route(web::post().to(refresh)))
+        .service(resource("/logout").route(web::post().to(logout)))
+        .service(resource("/password").route(web::post().to(change_password)))
+        .service(
+            resource("/me")
+                .route(web::get().to(me))
+                .route(web::delete().to(delete_me)),
+        );
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterRequest {
+    email: String,
+    username: String,
+    password: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    login: String,
+    password: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshRequest {
+    refresh_token: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangePasswordRequest {
+    current_password: String,
+    new_password: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteAccountRequest {
+    password: String,
+}
+
+/// A user as its owner sees it; never the password hash.
+#[derive(Debug, Serialize)]
+struct UserResponse {
+    id: Uuid,
+    username: String,
+    email: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<User> for UserResponse {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id.as_uuid(),
+            username: u.username.as_str().to_owned(),
+            email: u.email.as_str().to_owned(),
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    /// Seconds until the access token expires.
+    expires_in: i64,
+    refresh_token: String,
+    /// Seconds until the refresh token expires (it also dies when used).
+    refresh_expires_in: i64,
+}
+
+fn token_response(state: &AppState, pair: TokenPair) -> HttpResponse {
+    let policy = state.accounts.policy();
+    let body = TokenResponse {
+        access_token: pair.access_token.expose().to_owned(),
+        token_type: "Bearer",
+        expires_in: policy.access_token_ttl.num_seconds(),
+        refresh_token: pair.refresh_token.expose().to_owned(),
+        refresh_expires_in: policy.refresh_token_ttl.num_seconds(),
+    };
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(body)
+}
+
+async fn register(state: web::Data<AppState>, body: Json<RegisterRequest>) -> Result<HttpResponse, ApiError> {
+    let body = body.0;
+    let registration =
+        Registration::parse(&body.email, &body.username, &body.password).map_err(RegisterError::Invalid)?;
+    let user = state.accounts.register(registration).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, "/api/v1/auth/me"))
+        .json(UserResponse::from(user)))
+}
+
+async fn login(state: web::Data<AppState>, body: Json<LoginRequest>) -> Result<HttpResponse, ApiError> {
+    let attempt = LoginAttempt::parse(&body.0.login, &body.0.password).map_err(LoginError::Invalid)?;
+    let (_, pair) = state.accounts.login(attempt).await?;
+    Ok(token_response(&state, pair))
+}
+
+async fn refresh(state: web::Data<AppState>, body: Json<RefreshRequest>) -> Result<HttpResponse, ApiError> {
+    let pair = state.accounts.refresh(&body.0.refresh_token).await?;
+    Ok(token_response(&state, pair))
+}
+
+async fn logout(state: web::Data<AppState>, who: Authenticated) -> Result<HttpResponse, ApiError> {
+    state.accounts.logout(who.0).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn me(state: web::Data<AppState>, who: Authenticated) -> Result<HttpResponse, ApiError> {
+    let user = state.accounts.current_user(who.0).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(UserResponse::from(user)))
+}
+
+async fn change_password(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    body: Json<ChangePasswordRequest>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .accounts
+        .change_password(who.0, &body.0.current_password, &body.0.new_password)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn delete_me(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    body: Json<DeleteAccountRequest>,
+) -> Result<HttpResponse, ApiError> {
+    state.accounts.delete_account(who.0, &body.0.password).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

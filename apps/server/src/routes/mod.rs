@@ -1,0 +1,42 @@
+//! HTTP routes: DTOs in, use case, DTOs out. No business rules here.
+
+mod auth;
+mod meta;
+
+use actix_web::{HttpResponse, web};
+
+use crate::extract::BodyLimit;
+use crate::problem::{ApiError, ProblemKind};
+
+/// Account routes accept bodies up to 16 KiB.
+const ACCOUNT_BODY_LIMIT: usize = 16 * 1024;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/v1")
+            .service(
+                web::scope("/auth")
+                    .app_data(BodyLimit(ACCOUNT_BODY_LIMIT))
+                    .configure(auth::configure),
+            )
+            .default_service(web::to(not_found)),
+    )
+    .configure(meta::configure)
+    .default_service(web::to(not_found));
+}
+
+/// A resource that answers unknown methods with a 405 problem.
+pub(crate) fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(ProblemKind::NotFound, "No such resource."))
+}
+
+async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        ProblemKind::MethodNotAllowed,
+        "This resource does not support this method.",
+    ))
+}

@@ -1,0 +1,173 @@
+//! Building and running the application.
+
+use std::net::{SocketAddr, TcpListener};
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use eagate_crypto::{Argon2Hasher, JwtAccessTokens, JwtConfig, OpaqueRefreshTokens};
+use eagate_domain::account::{AccountPolicy, AccountService};
+use eagate_domain::{SystemClock, UuidV7Generator};
+use eagate_postgres::{
+    EmbeddedPostgres, PgAccountRepository, PgPool, PgSessionRepository, PoolConfig, create_database_if_missing,
+    create_pool, migrate,
+};
+use secrecy::ExposeSecret as _;
+
+use crate::config::{Environment, Settings};
+use crate::state::AppState;
+use crate::{keys, request_id, routes};
+
+/// The database the embedded server creates for eagate.
+const EMBEDDED_DATABASE: &str = "eagate";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("embedded PostgreSQL: {0}")]
+    Embedded(#[from] eagate_postgres::EmbeddedError),
+    #[error("database: {0}")]
+    Database(#[from] eagate_postgres::PoolSetupError),
+    #[error("migrations: {0}")]
+    Migration(#[from] eagate_postgres::MigrationError),
+    #[error(
+        "the database has pending migrations; run `eagate migrate up` (or set EAGATE_AUTO_MIGRATE=true) before serving"
+    )]
+    PendingMigrations,
+    #[error("signing key: {0}")]
+    Keys(String),
+    #[error("password hasher: {0}")]
+    Hasher(#[from] eagate_crypto::HasherError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// The database eagate talks to: the configured URL, or an embedded
+/// PostgreSQL under the data directory (development only).
+pub async fn resolve_database_url(settings: &Settings) -> Result<String, StartupError> {
+    if let Some(url) = &settings.database.url {
+        return Ok(url.expose_secret().to_owned());
+    }
+    if settings.environment == Environment::Production {
+        return Err(StartupError::Internal("EAGATE_DATABASE_URL is required in production".into()));
+    }
+    let dir = settings.data_dir.join("postgres");
+    tracing::info!(dir = %dir.display(), "EAGATE_DATABASE_URL is not set: using an embedded PostgreSQL");
+    let pg = tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&dir))
+        .await
+        .map_err(|e| StartupError::Internal(format!("embedded PostgreSQL start-up task: {e}")))??;
+    create_database_if_missing(&pg.url("postgres"), EMBEDDED_DATABASE).await?;
+    Ok(pg.url(EMBEDDED_DATABASE))
+}
+
+/// A built, listening application.
+pub struct Application {
+    server: Server,
+    addr: SocketAddr,
+    pool: PgPool,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Resolves the database, migrates it if allowed, loads keys and binds
+    /// the listener. Nothing is served until [`Application::run`].
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let database_url = resolve_database_url(&settings).await?;
+        if settings.database.auto_migrate {
+            let applied = migrate::run_pending(&database_url).await?;
+            if !applied.is_empty() {
+                tracing::info!(?applied, "applied migrations");
+            }
+        } else if !migrate::is_up_to_date(&database_url).await? {
+            return Err(StartupError::PendingMigrations);
+        }
+        let pool = create_pool(
+            &database_url,
+            &PoolConfig {
+                max_size: settings.database.pool_size,
+                wait_timeout: settings.database.pool_timeout,
+                connect_timeout: settings.database.pool_timeout,
+            },
+        )?;
+
+        let keys = keys::load(&settings)?;
+        let jwks = keys::jwks(&keys);
+        let access_tokens = JwtAccessTokens::new(
+            &keys,
+            JwtConfig {
+                issuer: settings.auth.jwt_issuer.clone(),
+                audience: settings.auth.jwt_audience.clone(),
+            },
+        );
+        let hasher = Argon2Hasher::new(settings.auth.argon2, settings.auth.hash_concurrency)?;
+        let ttl = |d: std::time::Duration| {
+            chrono::Duration::from_std(d).map_err(|e| StartupError::Internal(format!("token lifetime: {e}")))
+        };
+        let accounts = AccountService::new(
+            PgAccountRepository::new(pool.clone()),
+            PgSessionRepository::new(pool.clone()),
+            hasher,
+            access_tokens,
+            OpaqueRefreshTokens,
+            SystemClock,
+            UuidV7Generator,
+            AccountPolicy {
+                access_token_ttl: ttl(settings.auth.access_token_ttl)?,
+                refresh_token_ttl: ttl(settings.auth.refresh_token_ttl)?,
+            },
+        );
+        let state = web::Data::new(AppState {
+            accounts,
+            jwks,
+        });
+
+        let listener = TcpListener::bind(settings.listen).map_err(|source| StartupError::Listen {
+            addr: settings.listen,
+            source,
+        })?;
+        let addr = listener.local_addr().map_err(|source| StartupError::Listen {
+            addr: settings.listen,
+            source,
+        })?;
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(from_fn(request_id::middleware))
+                .configure(routes::configure)
+        })
+        .listen(listener)
+        .map_err(|source| StartupError::Listen {
+            addr: settings.listen,
+            source,
+        })?
+        .run();
+        Ok(Self { server, addr, pool })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The database pool (for tests that inspect rows).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Serves until the server is stopped (SIGINT/SIGTERM).
+    pub async fn run(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,149 @@
+use std::collections::HashMap;
+
+use eagate_crypto::Ed25519Keys;
+use eagate_server::Application;
+use eagate_server::config::Settings;
+use eagate_testkit::TestDatabase;
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A running app on its own database.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub db: TestDatabase,
+    /// The key the app signs access tokens with, for forging tests.
+    pub keys: Ed25519Keys,
+}
+
+/// Starts the real application on 127.0.0.1:<random> with a fresh database
+/// and cheap argon2 parameters (set through configuration, as an operator
+/// would). `TEST_LOG=1` shows the server's logs.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+    if std::env::var_os("TEST_LOG").is_some() {
+        eagate_server::telemetry::init(eagate_server::config::LogFormat::Pretty);
+    }
+    let db = TestDatabase::migrated().await;
+    let keys = Ed25519Keys::generate().unwrap();
+    let mut vars: HashMap<String, String> = [
+        ("EAGATE_DATABASE_URL", db.url()),
+        ("EAGATE_LISTEN", "127.0.0.1:0"),
+        ("EAGATE_AUTO_MIGRATE", "false"),
+        ("EAGATE_ARGON2_MEMORY_KIB", "64"),
+        ("EAGATE_ARGON2_ITERATIONS", "1"),
+        ("EAGATE_DATABASE_POOL_SIZE", "4"),
+        ("EAGATE_JWT_PRIVATE_KEY", &keys.to_pem()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    for (k, v) in extra {
+        vars.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let settings = Settings::from_vars(&vars).unwrap();
+    let app = Application::build(settings).await.unwrap();
+    let base = format!("http://{}", app.local_addr());
+    tokio::spawn(app.run());
+    TestApp {
+        base,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        db,
+        keys,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.base)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client.post(self.url(path)).json(body).send().await.unwrap()
+    }
+
+    pub async fn post_json_auth(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_auth(&self, path: &str, token: &str) -> Response {
+        self.client.get(self.url(path)).bearer_auth(token).send().await.unwrap()
+    }
+
+    /// Registers `username` (email `<username>@example.com`, [`PASSWORD`]).
+    pub async fn register(&self, username: &str) -> Value {
+        let response = self
+            .post_json(
+                "/auth/register",
+                &json!({"email": format!("{username}@example.com"), "username": username, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.unwrap()
+    }
+
+    /// Logs in and returns the token response.
+    pub async fn login(&self, login: &str, password: &str) -> Value {
+        let response = self
+            .post_json("/auth/login", &json!({"login": login, "password": password}))
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "login as {login}");
+        response.json().await.unwrap()
+    }
+
+    /// Registers and logs in; returns (access token, refresh token).
+    pub async fn user_with_tokens(&self, username: &str) -> (String, String) {
+        self.register(username).await;
+        let tokens = self.login(username, PASSWORD).await;
+        (
+            tokens["access_token"].as_str().unwrap().to_owned(),
+            tokens["refresh_token"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
+/// Asserts a problem+json response with the given status and code, and
+/// returns its body.
+pub async fn assert_problem(response: Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(response.status(), status, "status");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert_eq!(content_type, "application/problem+json");
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["type"], format!("urn:eagate:problem:{code}"));
+    assert_eq!(body["status"], status.as_u16());
+    assert!(body["title"].is_string() && body["detail"].is_string(), "{body}");
+    assert_eq!(body["instance"], format!("urn:eagate:request:{request_id}"));
+    body
+}
+
+/// The `field` names listed in a problem's `errors`.
+pub fn error_fields(problem: &Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .map(|errors| errors.iter().map(|e| e["field"].as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default()
+}
