@@ -93,7 +93,10 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn raw(&self, name: &str) -> Option<&str> {
-        self.vars.get(name).map(String::as_str).filter(|v| !v.trim().is_empty())
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
     }
 
     fn parse<T: FromStr>(&mut self, name: &str, default: T, expected: &str) -> T {
@@ -102,7 +105,8 @@ impl Reader<'_> {
             Some(raw) => match raw.trim().parse() {
                 Ok(v) => v,
                 Err(_) => {
-                    self.problems.push(format!("{name}={raw:?} is not valid: expected {expected}"));
+                    self.problems
+                        .push(format!("{name}={raw:?} is not valid: expected {expected}"));
                     default
                 }
             },
@@ -112,8 +116,9 @@ impl Reader<'_> {
     fn ranged(&mut self, name: &str, default: u64, min: u64, max: u64) -> u64 {
         let value = self.parse(name, default, &format!("an integer from {min} to {max}"));
         if !(min..=max).contains(&value) {
-            self.problems
-                .push(format!("{name}={value} is out of range: expected an integer from {min} to {max}"));
+            self.problems.push(format!(
+                "{name}={value} is out of range: expected an integer from {min} to {max}"
+            ));
             return default;
         }
         value
@@ -128,8 +133,10 @@ impl Reader<'_> {
             Some((_, v)) => *v,
             None => {
                 let names: Vec<_> = options.iter().map(|(k, _)| *k).collect();
-                self.problems
-                    .push(format!("{name}={raw:?} is not valid: expected one of {}", names.join(", ")));
+                self.problems.push(format!(
+                    "{name}={raw:?} is not valid: expected one of {}",
+                    names.join(", ")
+                ));
                 default
             }
         }
@@ -167,11 +174,17 @@ impl Settings {
         let data_dir = PathBuf::from(r.raw("EAGATE_DATA_DIR").unwrap_or(".eagate"));
         let log_format = r.choice(
             "EAGATE_LOG_FORMAT",
-            if production { LogFormat::Json } else { LogFormat::Pretty },
+            if production {
+                LogFormat::Json
+            } else {
+                LogFormat::Pretty
+            },
             &[("json", LogFormat::Json), ("pretty", LogFormat::Pretty)],
         );
 
-        let url = r.raw("EAGATE_DATABASE_URL").map(|u| SecretString::from(u.to_owned()));
+        let url = r
+            .raw("EAGATE_DATABASE_URL")
+            .map(|u| SecretString::from(u.to_owned()));
         if let Some(raw) = r.raw("EAGATE_DATABASE_URL") {
             if !(raw.starts_with("postgres://") || raw.starts_with("postgresql://")) {
                 r.problems
@@ -190,10 +203,14 @@ impl Settings {
             auto_migrate: r.parse("EAGATE_AUTO_MIGRATE", !production, "true or false"),
         };
 
-        let jwt_key = match (r.raw("EAGATE_JWT_PRIVATE_KEY"), r.raw("EAGATE_JWT_PRIVATE_KEY_FILE")) {
+        let jwt_key = match (
+            r.raw("EAGATE_JWT_PRIVATE_KEY"),
+            r.raw("EAGATE_JWT_PRIVATE_KEY_FILE"),
+        ) {
             (Some(_), Some(_)) => {
-                r.problems
-                    .push("set only one of EAGATE_JWT_PRIVATE_KEY and EAGATE_JWT_PRIVATE_KEY_FILE".to_owned());
+                r.problems.push(
+                    "set only one of EAGATE_JWT_PRIVATE_KEY and EAGATE_JWT_PRIVATE_KEY_FILE".to_owned(),
+                );
                 JwtKeySource::GeneratedInDataDir
             }
             (Some(pem), None) => JwtKeySource::Pem(SecretString::from(pem.to_owned())),
@@ -214,7 +231,12 @@ impl Settings {
             jwt_key,
             jwt_issuer: r.raw("EAGATE_JWT_ISSUER").unwrap_or("eagate").to_owned(),
             jwt_audience: r.raw("EAGATE_JWT_AUDIENCE").unwrap_or("eagate-api").to_owned(),
-            access_token_ttl: Duration::from_secs(r.ranged("EAGATE_ACCESS_TOKEN_TTL_SECONDS", 900, 30, 86_400)),
+            access_token_ttl: Duration::from_secs(r.ranged(
+                "EAGATE_ACCESS_TOKEN_TTL_SECONDS",
+                900,
+                30,
+                86_400,
+            )),
             refresh_token_ttl: Duration::from_secs(r.ranged(
                 "EAGATE_REFRESH_TOKEN_TTL_SECONDS",
                 30 * 86_400,
@@ -226,7 +248,8 @@ impl Settings {
                 iterations: r.ranged("EAGATE_ARGON2_ITERATIONS", 2, 1, 100) as u32,
                 parallelism: r.ranged("EAGATE_ARGON2_PARALLELISM", 1, 1, 64) as u32,
             },
-            hash_concurrency: r.ranged("EAGATE_PASSWORD_HASH_CONCURRENCY", default_concurrency, 1, 1024) as usize,
+            hash_concurrency: r.ranged("EAGATE_PASSWORD_HASH_CONCURRENCY", default_concurrency, 1, 1024)
+                as usize,
         };
         if production && auth.argon2.memory_kib < Argon2Params::OWASP.memory_kib {
             r.problems.push(format!(
@@ -256,7 +279,10 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -273,7 +299,9 @@ mod tests {
 
     #[test]
     fn production_requires_database_and_keys() {
-        let err = Settings::from_vars(&vars(&[("EAGATE_ENV", "production")])).unwrap_err().to_string();
+        let err = Settings::from_vars(&vars(&[("EAGATE_ENV", "production")]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("EAGATE_DATABASE_URL"), "{err}");
         assert!(err.contains("EAGATE_JWT_PRIVATE_KEY"), "{err}");
         let ok = Settings::from_vars(&vars(&[
@@ -329,6 +357,9 @@ mod tests {
         ]))
         .unwrap();
         let debug = format!("{s:?}");
-        assert!(!debug.contains("hunter2") && !debug.contains("topsecret"), "{debug}");
+        assert!(
+            !debug.contains("hunter2") && !debug.contains("topsecret"),
+            "{debug}"
+        );
     }
 }

@@ -19,10 +19,13 @@ impl From<RegisterError> for ApiError {
     fn from(e: RegisterError) -> Self {
         match e {
             RegisterError::Invalid(errors) => ApiError::validation(&errors),
-            RegisterError::EmailTaken => {
-                ApiError::new(ProblemKind::EmailTaken, "An account with this email address already exists.")
+            RegisterError::EmailTaken => ApiError::new(
+                ProblemKind::EmailTaken,
+                "An account with this email address already exists.",
+            ),
+            RegisterError::UsernameTaken => {
+                ApiError::new(ProblemKind::UsernameTaken, "This username is taken.")
             }
-            RegisterError::UsernameTaken => ApiError::new(ProblemKind::UsernameTaken, "This username is taken."),
             RegisterError::Unexpected(e) => e.into(),
         }
     }
@@ -32,9 +35,10 @@ impl From<LoginError> for ApiError {
     fn from(e: LoginError) -> Self {
         match e {
             LoginError::Invalid(errors) => ApiError::validation(&errors),
-            LoginError::InvalidCredentials => {
-                ApiError::new(ProblemKind::InvalidCredentials, "The login or the password is wrong.")
-            }
+            LoginError::InvalidCredentials => ApiError::new(
+                ProblemKind::InvalidCredentials,
+                "The login or the password is wrong.",
+            ),
             LoginError::Unexpected(e) => e.into(),
         }
     }
@@ -88,7 +92,9 @@ impl From<DeleteAccountError> for ApiError {
     fn from(e: DeleteAccountError) -> Self {
         match e {
             DeleteAccountError::Invalid(errors) => ApiError::validation(&errors),
-            DeleteAccountError::WrongPassword => ApiError::new(ProblemKind::WrongPassword, "The password is wrong."),
+            DeleteAccountError::WrongPassword => {
+                ApiError::new(ProblemKind::WrongPassword, "The password is wrong.")
+            }
             DeleteAccountError::AccountNotFound => invalid_token(),
             DeleteAccountError::Unexpected(e) => e.into(),
         }

@@ -31,7 +31,11 @@ impl Default for BodyLimit {
 pub struct Json<T>(pub T);
 
 fn is_json(req: &HttpRequest) -> bool {
-    let Some(value) = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
     let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
@@ -66,7 +70,12 @@ pub async fn read_body(req: &HttpRequest, payload: &mut Payload, limit: usize) -
     }
     let mut body = Vec::with_capacity(declared.unwrap_or(0));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::new(ProblemKind::MalformedBody, format!("Could not read the body: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(
+                ProblemKind::MalformedBody,
+                format!("Could not read the body: {e}"),
+            )
+        })?;
         if body.len() + chunk.len() > limit {
             return Err(too_large());
         }
@@ -94,13 +103,32 @@ fn json_problem(path: String, error: &serde_json::Error) -> ApiError {
         Category::Data => ("(body)".to_owned(), "invalid_value"),
         Category::Syntax | Category::Eof | Category::Io => ("(body)".to_owned(), "syntax"),
     };
-    ApiError::new(ProblemKind::MalformedBody, format!("The JSON body is invalid: {message}.")).with_errors(vec![
-        FieldProblem {
-            field,
-            code: code.to_owned(),
-            message,
-        },
-    ])
+    ApiError::new(
+        ProblemKind::MalformedBody,
+        format!("The JSON body is invalid: {message}."),
+    )
+    .with_errors(vec![FieldProblem {
+        field,
+        code: code.to_owned(),
+        message,
+    }])
+}
+
+/// Request bodies are JSON objects. (serde would otherwise also accept a
+/// struct written as an array of its fields.)
+fn require_object(body: &[u8]) -> Result<(), ApiError> {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') | None => Ok(()),
+        Some(_) => Err(ApiError::new(
+            ProblemKind::MalformedBody,
+            "The JSON body is invalid: expected a JSON object.",
+        )
+        .with_errors(vec![FieldProblem {
+            field: "(body)".to_owned(),
+            code: "invalid_value".to_owned(),
+            message: "expected a JSON object".to_owned(),
+        }])),
+    }
 }
 
 /// serde_json appends " at line L column C"; keep the message readable.
@@ -127,6 +155,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             }
             let limit = req.app_data::<BodyLimit>().copied().unwrap_or_default().0;
             let body = read_body(&req, &mut payload, limit).await?;
+            require_object(&body)?;
             parse_json(&body).map(Json)
         })
     }

@@ -17,19 +17,25 @@ pub fn load(settings: &Settings) -> Result<Ed25519Keys, StartupError> {
         JwtKeySource::Pem(pem) => Ed25519Keys::from_pem(pem.expose_secret())
             .map_err(|e| StartupError::Keys(format!("EAGATE_JWT_PRIVATE_KEY: {e}"))),
         JwtKeySource::File(path) => {
-            let pem = std::fs::read_to_string(path)
-                .map_err(|e| StartupError::Keys(format!("EAGATE_JWT_PRIVATE_KEY_FILE={}: {e}", path.display())))?;
-            Ed25519Keys::from_pem(&pem)
-                .map_err(|e| StartupError::Keys(format!("EAGATE_JWT_PRIVATE_KEY_FILE={}: {e}", path.display())))
+            let pem = std::fs::read_to_string(path).map_err(|e| {
+                StartupError::Keys(format!("EAGATE_JWT_PRIVATE_KEY_FILE={}: {e}", path.display()))
+            })?;
+            Ed25519Keys::from_pem(&pem).map_err(|e| {
+                StartupError::Keys(format!("EAGATE_JWT_PRIVATE_KEY_FILE={}: {e}", path.display()))
+            })
         }
         JwtKeySource::GeneratedInDataDir => load_or_generate(&settings.data_dir.join(DEV_KEY_FILE)),
     }
 }
 
 fn load_or_generate(path: &Path) -> Result<Ed25519Keys, StartupError> {
-    let failed = |what: &str, e: &dyn std::fmt::Display| StartupError::Keys(format!("{what} {}: {e}", path.display()));
+    let failed =
+        |what: &str, e: &dyn std::fmt::Display| StartupError::Keys(format!("{what} {}: {e}", path.display()));
     if path.exists() {
-        let mode = std::fs::metadata(path).map_err(|e| failed("reading", &e))?.permissions().mode();
+        let mode = std::fs::metadata(path)
+            .map_err(|e| failed("reading", &e))?
+            .permissions()
+            .mode();
         if mode & 0o077 != 0 {
             tracing::warn!(path = %path.display(), mode = format!("{:o}", mode & 0o777), "signing key is readable by others");
         }
@@ -46,7 +52,8 @@ fn load_or_generate(path: &Path) -> Result<Ed25519Keys, StartupError> {
         .mode(0o600)
         .open(path)
         .map_err(|e| failed("creating", &e))?;
-    file.write_all(keys.to_pem().as_bytes()).map_err(|e| failed("writing", &e))?;
+    file.write_all(keys.to_pem().as_bytes())
+        .map_err(|e| failed("writing", &e))?;
     tracing::warn!(
         path = %path.display(),
         "generated a development JWT signing key; production requires EAGATE_JWT_PRIVATE_KEY(_FILE)"

@@ -9,7 +9,11 @@ use eagate_server::startup::resolve_database_url;
 use eagate_server::{Application, StartupError, telemetry};
 
 #[derive(Debug, Parser)]
-#[command(name = "eagate", version, about = "Device registry and request-signing gateway for MT5 Expert Advisors")]
+#[command(
+    name = "eagate",
+    version,
+    about = "Device registry and request-signing gateway for MT5 Expert Advisors"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

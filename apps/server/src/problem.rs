@@ -58,7 +58,9 @@ impl ProblemKind {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::InvalidCredentials | Self::InvalidToken | Self::InvalidRefreshToken => StatusCode::UNAUTHORIZED,
+            Self::InvalidCredentials | Self::InvalidToken | Self::InvalidRefreshToken => {
+                StatusCode::UNAUTHORIZED
+            }
             Self::WrongPassword => StatusCode::FORBIDDEN,
             Self::EmailTaken | Self::UsernameTaken => StatusCode::CONFLICT,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -140,7 +142,10 @@ impl ApiError {
     pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self {
             cause: Some(cause.into()),
-            ..Self::new(ProblemKind::Internal, "The server failed to handle this request; it has been logged.")
+            ..Self::new(
+                ProblemKind::Internal,
+                "The server failed to handle this request; it has been logged.",
+            )
         }
     }
 

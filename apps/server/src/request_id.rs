@@ -63,7 +63,11 @@ pub async fn middleware(
     let status = response.status().as_u16();
     span.record("status", status);
     span.record("latency_ms", latency_ms);
-    let problem = response.response().extensions().get::<LoggedProblem>().map(|p| p.0);
+    let problem = response
+        .response()
+        .extensions()
+        .get::<LoggedProblem>()
+        .map(|p| p.0);
     span.in_scope(|| match problem {
         Some(problem) => tracing::info!(status, latency_ms, problem, "request finished"),
         None => tracing::info!(status, latency_ms, "request finished"),

@@ -9,8 +9,8 @@ use eagate_crypto::{Argon2Hasher, JwtAccessTokens, JwtConfig, OpaqueRefreshToken
 use eagate_domain::account::{AccountPolicy, AccountService};
 use eagate_domain::{SystemClock, UuidV7Generator};
 use eagate_postgres::{
-    EmbeddedPostgres, PgAccountRepository, PgPool, PgSessionRepository, PoolConfig, create_database_if_missing,
-    create_pool, migrate,
+    EmbeddedPostgres, PgAccountRepository, PgPool, PgSessionRepository, PoolConfig,
+    create_database_if_missing, create_pool, migrate,
 };
 use secrecy::ExposeSecret as _;
 
@@ -56,7 +56,9 @@ pub async fn resolve_database_url(settings: &Settings) -> Result<String, Startup
         return Ok(url.expose_secret().to_owned());
     }
     if settings.environment == Environment::Production {
-        return Err(StartupError::Internal("EAGATE_DATABASE_URL is required in production".into()));
+        return Err(StartupError::Internal(
+            "EAGATE_DATABASE_URL is required in production".into(),
+        ));
     }
     let dir = settings.data_dir.join("postgres");
     tracing::info!(dir = %dir.display(), "EAGATE_DATABASE_URL is not set: using an embedded PostgreSQL");
@@ -76,7 +78,9 @@ pub struct Application {
 
 impl std::fmt::Debug for Application {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("Application")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -128,10 +132,7 @@ impl Application {
                 refresh_token_ttl: ttl(settings.auth.refresh_token_ttl)?,
             },
         );
-        let state = web::Data::new(AppState {
-            accounts,
-            jwks,
-        });
+        let state = web::Data::new(AppState { accounts, jwks });
 
         let listener = TcpListener::bind(settings.listen).map_err(|source| StartupError::Listen {
             addr: settings.listen,

@@ -3,7 +3,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use eagate_domain::UnexpectedError;
-use eagate_domain::account::{AccessClaims, AccessToken, AccessTokenIssuer, InvalidAccessToken, SessionId, UserId};
+use eagate_domain::account::{
+    AccessClaims, AccessToken, AccessTokenIssuer, InvalidAccessToken, SessionId, UserId,
+};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -33,7 +35,9 @@ pub struct Ed25519Keys {
 
 impl std::fmt::Debug for Ed25519Keys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ed25519Keys").field("kid", &self.key_id()).finish_non_exhaustive()
+        f.debug_struct("Ed25519Keys")
+            .field("kid", &self.key_id())
+            .finish_non_exhaustive()
     }
 }
 
@@ -203,7 +207,11 @@ mod tests {
 
     fn split(token: &str) -> (String, String, String) {
         let mut parts = token.split('.').map(str::to_owned);
-        (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap())
+        (
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+        )
     }
 
     #[test]
@@ -211,7 +219,10 @@ mod tests {
         let tokens = JwtAccessTokens::new(&Ed25519Keys::generate().unwrap(), config());
         let c = claims();
         let t = tokens.issue(&c).unwrap();
-        assert_eq!(tokens.verify(t.expose(), now() + Duration::minutes(1)).unwrap(), c);
+        assert_eq!(
+            tokens.verify(t.expose(), now() + Duration::minutes(1)).unwrap(),
+            c
+        );
         let header = jsonwebtoken::decode_header(t.expose()).unwrap();
         assert_eq!(header.alg, Algorithm::EdDSA);
         assert!(header.kid.is_some());
@@ -223,10 +234,17 @@ mod tests {
         let again = Ed25519Keys::from_pem(&keys.to_pem()).unwrap();
         assert_eq!(keys.key_id(), again.key_id());
         let t = JwtAccessTokens::new(&keys, config()).issue(&claims()).unwrap();
-        assert!(JwtAccessTokens::new(&again, config()).verify(t.expose(), now()).is_ok());
+        assert!(
+            JwtAccessTokens::new(&again, config())
+                .verify(t.expose(), now())
+                .is_ok()
+        );
         assert!(matches!(Ed25519Keys::from_pem("nope"), Err(KeyError::Pem(_))));
         let public = pem::encode(&pem::Pem::new("PUBLIC KEY", vec![1, 2, 3]));
-        assert!(matches!(Ed25519Keys::from_pem(&public), Err(KeyError::WrongPemTag(_))));
+        assert!(matches!(
+            Ed25519Keys::from_pem(&public),
+            Err(KeyError::WrongPemTag(_))
+        ));
     }
 
     #[test]
@@ -255,7 +273,8 @@ mod tests {
         let keys = Ed25519Keys::generate().unwrap();
         let tokens = JwtAccessTokens::new(&keys, config());
         let (_, payload, _) = split(tokens.issue(&claims()).unwrap().expose());
-        let claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        let claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
         let forged = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             &claims,
@@ -291,7 +310,10 @@ mod tests {
                 ..config()
             },
         );
-        for t in [other_aud.issue(&claims()).unwrap(), other_iss.issue(&claims()).unwrap()] {
+        for t in [
+            other_aud.issue(&claims()).unwrap(),
+            other_iss.issue(&claims()).unwrap(),
+        ] {
             assert_eq!(ours.verify(t.expose(), now()), Err(InvalidAccessToken));
         }
     }

@@ -82,7 +82,11 @@ impl Argon2Hasher {
             .map_err(|e| HasherError::Dummy(e.to_string()))?
             .to_string();
         Ok(Self {
-            inner: Arc::new(Inner { argon2, params, dummy }),
+            inner: Arc::new(Inner {
+                argon2,
+                params,
+                dummy,
+            }),
             permits: Arc::new(Semaphore::new(max_concurrent)),
         })
     }
@@ -144,10 +148,15 @@ impl PasswordHasher for Argon2Hasher {
         .await?
     }
 
-    async fn verify(&self, password: &Password, hash: &PasswordHash) -> Result<PasswordVerification, UnexpectedError> {
+    async fn verify(
+        &self,
+        password: &Password,
+        hash: &PasswordHash,
+    ) -> Result<PasswordVerification, UnexpectedError> {
         let password = password.clone();
         let stored = hash.as_str().to_owned();
-        self.run(move |inner| inner.verify(password.expose(), &stored)).await
+        self.run(move |inner| inner.verify(password.expose(), &stored))
+            .await
     }
 
     async fn verify_dummy(&self, password: &Password) -> Result<(), UnexpectedError> {
@@ -177,7 +186,11 @@ mod tests {
     async fn hash_is_phc_argon2id_and_verifies() {
         let hasher = Argon2Hasher::new(CHEAP, 2).unwrap();
         let hash = hasher.hash(&pw("correct horse battery")).await.unwrap();
-        assert!(hash.as_str().starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{}", hash.as_str());
+        assert!(
+            hash.as_str().starts_with("$argon2id$v=19$m=64,t=1,p=1$"),
+            "{}",
+            hash.as_str()
+        );
         assert_eq!(
             hasher.verify(&pw("correct horse battery"), &hash).await.unwrap(),
             PasswordVerification::Valid
@@ -194,14 +207,25 @@ mod tests {
     async fn default_parameters_are_owasps() {
         let hasher = Argon2Hasher::new(Argon2Params::default(), 1).unwrap();
         let hash = hasher.hash(&pw("correct horse battery")).await.unwrap();
-        assert!(hash.as_str().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{}", hash.as_str());
+        assert!(
+            hash.as_str().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{}",
+            hash.as_str()
+        );
     }
 
     #[tokio::test]
     async fn old_parameters_still_verify_and_ask_for_rehash() {
         let old = Argon2Hasher::new(CHEAP, 1).unwrap();
         let hash = old.hash(&pw("correct horse battery")).await.unwrap();
-        let raised = Argon2Hasher::new(Argon2Params { memory_kib: 128, ..CHEAP }, 1).unwrap();
+        let raised = Argon2Hasher::new(
+            Argon2Params {
+                memory_kib: 128,
+                ..CHEAP
+            },
+            1,
+        )
+        .unwrap();
         assert_eq!(
             raised.verify(&pw("correct horse battery"), &hash).await.unwrap(),
             PasswordVerification::ValidNeedsRehash
@@ -215,9 +239,17 @@ mod tests {
     #[tokio::test]
     async fn unreadable_hashes_never_verify() {
         let hasher = Argon2Hasher::new(CHEAP, 1).unwrap();
-        for stored in ["", "plaintext", "$argon2id$v=19$m=64,t=1,p=1$bad", "$2b$12$abcdefghijklmnopqrstuv"] {
+        for stored in [
+            "",
+            "plaintext",
+            "$argon2id$v=19$m=64,t=1,p=1$bad",
+            "$2b$12$abcdefghijklmnopqrstuv",
+        ] {
             assert_eq!(
-                hasher.verify(&pw("plaintext"), &PasswordHash::new(stored.into())).await.unwrap(),
+                hasher
+                    .verify(&pw("plaintext"), &PasswordHash::new(stored.into()))
+                    .await
+                    .unwrap(),
                 PasswordVerification::Invalid
             );
         }
@@ -226,8 +258,17 @@ mod tests {
 
     #[test]
     fn invalid_configuration_is_refused() {
-        assert!(matches!(Argon2Hasher::new(CHEAP, 0), Err(HasherError::ZeroConcurrency)));
-        let zero = Argon2Params { iterations: 0, ..CHEAP };
-        assert!(matches!(Argon2Hasher::new(zero, 1), Err(HasherError::InvalidParams(_))));
+        assert!(matches!(
+            Argon2Hasher::new(CHEAP, 0),
+            Err(HasherError::ZeroConcurrency)
+        ));
+        let zero = Argon2Params {
+            iterations: 0,
+            ..CHEAP
+        };
+        assert!(matches!(
+            Argon2Hasher::new(zero, 1),
+            Err(HasherError::InvalidParams(_))
+        ));
     }
 }

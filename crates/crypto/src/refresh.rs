@@ -19,7 +19,11 @@ impl OpaqueRefreshTokens {
 impl RefreshTokenFactory for OpaqueRefreshTokens {
     fn generate(&self) -> Result<RefreshToken, UnexpectedError> {
         let bytes = random_bytes::<32>()?;
-        Ok(RefreshToken::new(format!("{}{}", Self::PREFIX, URL_SAFE_NO_PAD.encode(bytes))))
+        Ok(RefreshToken::new(format!(
+            "{}{}",
+            Self::PREFIX,
+            URL_SAFE_NO_PAD.encode(bytes)
+        )))
     }
 
     fn digest(&self, token: &str) -> RefreshTokenHash {

@@ -19,7 +19,9 @@ const INSTALL_HINT: &str = "install the PostgreSQL server (Debian/Ubuntu: `apt-g
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddedError {
-    #[error("PostgreSQL server binaries (initdb, pg_ctl) were not found on PATH or under /usr/lib/postgresql: {INSTALL_HINT}")]
+    #[error(
+        "PostgreSQL server binaries (initdb, pg_ctl) were not found on PATH or under /usr/lib/postgresql: {INSTALL_HINT}"
+    )]
     BinariesMissing,
     #[error(
         "running as root, PostgreSQL must run as the `postgres` system user, which does not exist: \
@@ -46,11 +48,14 @@ impl EmbeddedPostgres {
     /// is already running. Blocking: call from `spawn_blocking` or start-up.
     pub fn start(dir: &Path) -> Result<Self, EmbeddedError> {
         let bin_dir = find_bin_dir().ok_or(EmbeddedError::BinariesMissing)?;
-        let run_as_postgres = std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
+        let run_as_postgres = std::fs::metadata("/proc/self")
+            .map(|m| m.uid() == 0)
+            .unwrap_or(false);
         if run_as_postgres && !user_exists("postgres") {
             return Err(EmbeddedError::NoPostgresUser);
         }
-        std::fs::create_dir_all(dir).map_err(|e| EmbeddedError::Io(format!("creating {}", dir.display()), e))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| EmbeddedError::Io(format!("creating {}", dir.display()), e))?;
         let dir = dir
             .canonicalize()
             .map_err(|e| EmbeddedError::Io(format!("resolving {}", dir.display()), e))?;
@@ -67,7 +72,10 @@ impl EmbeddedPostgres {
             pg.initdb()?;
         }
         let port_file = dir.join("port");
-        if let Some(port) = std::fs::read_to_string(&port_file).ok().and_then(|s| s.trim().parse().ok()) {
+        if let Some(port) = std::fs::read_to_string(&port_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
             pg.port = port;
             if pg.is_running() && accepts_connections(port) {
                 tracing::info!(port, dir = %dir.display(), "reusing the running embedded PostgreSQL");
@@ -97,8 +105,12 @@ impl EmbeddedPostgres {
     /// Stops the cluster (fast shutdown).
     pub fn stop(&self) -> Result<(), EmbeddedError> {
         let data = self.data_dir.display().to_string();
-        self.run("pg_ctl stop", "pg_ctl", &["stop", "-D", &data, "-m", "fast", "-w"])
-            .map(drop)
+        self.run(
+            "pg_ctl stop",
+            "pg_ctl",
+            &["stop", "-D", &data, "-m", "fast", "-w"],
+        )
+        .map(drop)
     }
 
     fn is_running(&self) -> bool {
@@ -113,7 +125,17 @@ impl EmbeddedPostgres {
         self.run(
             "initdb",
             "initdb",
-            &["-D", &data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-instructions"],
+            &[
+                "-D",
+                &data,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-instructions",
+            ],
         )
         .map(drop)
     }
@@ -126,15 +148,19 @@ impl EmbeddedPostgres {
             self.port,
             dir.display()
         );
-        self.run("pg_ctl start", "pg_ctl", &["start", "-D", &data, "-l", &log, "-w", "-t", "60", "-o", &options])
-            .map_err(|e| match e {
-                EmbeddedError::Command { step, detail } => EmbeddedError::Command {
-                    step,
-                    detail: format!("{detail} (see {log})"),
-                },
-                other => other,
-            })
-            .map(drop)
+        self.run(
+            "pg_ctl start",
+            "pg_ctl",
+            &["start", "-D", &data, "-l", &log, "-w", "-t", "60", "-o", &options],
+        )
+        .map_err(|e| match e {
+            EmbeddedError::Command { step, detail } => EmbeddedError::Command {
+                step,
+                detail: format!("{detail} (see {log})"),
+            },
+            other => other,
+        })
+        .map(drop)
     }
 
     fn chown(&self, dir: &Path) -> Result<(), EmbeddedError> {
@@ -186,10 +212,10 @@ impl EmbeddedPostgres {
 /// Debian-style `/usr/lib/postgresql/<version>/bin`.
 fn find_bin_dir() -> Option<PathBuf> {
     let has_both = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
-    if let Some(path) = std::env::var_os("PATH") {
-        if let Some(dir) = std::env::split_paths(&path).find(|d| has_both(d)) {
-            return Some(dir);
-        }
+    if let Some(path) = std::env::var_os("PATH")
+        && let Some(dir) = std::env::split_paths(&path).find(|d| has_both(d))
+    {
+        return Some(dir);
     }
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .ok()?

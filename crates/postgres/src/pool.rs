@@ -75,20 +75,22 @@ struct Exists {
 /// unless it exists. `name` must be a plain identifier.
 pub async fn create_database_if_missing(admin_url: &str, name: &str) -> Result<(), PoolSetupError> {
     debug_assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
-    let mut conn = AsyncPgConnection::establish(admin_url)
-        .await
-        .map_err(|source| PoolSetupError::Connect {
-            what: "the PostgreSQL server".into(),
-            source,
-        })?;
-    let found: Exists = diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
-        .bind::<diesel::sql_types::Text, _>(name)
-        .get_result(&mut conn)
-        .await
-        .map_err(|source| PoolSetupError::CreateDatabase {
-            name: name.into(),
-            source,
-        })?;
+    let mut conn =
+        AsyncPgConnection::establish(admin_url)
+            .await
+            .map_err(|source| PoolSetupError::Connect {
+                what: "the PostgreSQL server".into(),
+                source,
+            })?;
+    let found: Exists =
+        diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
+            .bind::<diesel::sql_types::Text, _>(name)
+            .get_result(&mut conn)
+            .await
+            .map_err(|source| PoolSetupError::CreateDatabase {
+                name: name.into(),
+                source,
+            })?;
     if !found.exists {
         let created = diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
             .execute(&mut conn)
@@ -96,7 +98,10 @@ pub async fn create_database_if_missing(admin_url: &str, name: &str) -> Result<(
         match created {
             Ok(_) => tracing::info!(database = name, "created database"),
             // Another process created it between our check and our create.
-            Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {}
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            )) => {}
             Err(e) if e.to_string().contains("already exists") => {}
             Err(source) => {
                 return Err(PoolSetupError::CreateDatabase {

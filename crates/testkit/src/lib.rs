@@ -146,13 +146,21 @@ async fn template() -> &'static str {
             sweep_stale(&mut conn).await;
             if database_names(&mut conn, &name).await.is_empty() {
                 let building = format!("{name}_building");
-                exec(&mut conn, &format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)")).await;
+                exec(
+                    &mut conn,
+                    &format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"),
+                )
+                .await;
                 exec(&mut conn, &format!("CREATE DATABASE \"{building}\"")).await;
                 let url = url_for(server_url().await, &building);
                 eagate_postgres::migrate::run_pending(&url)
                     .await
                     .unwrap_or_else(|e| panic!("migrating the test template: {e}"));
-                exec(&mut conn, &format!("ALTER DATABASE \"{building}\" RENAME TO \"{name}\"")).await;
+                exec(
+                    &mut conn,
+                    &format!("ALTER DATABASE \"{building}\" RENAME TO \"{name}\""),
+                )
+                .await;
             }
             exec(&mut conn, "SELECT pg_advisory_unlock(7355608)").await;
             name
@@ -190,7 +198,10 @@ impl TestDatabase {
     }
 
     async fn create(template: Option<&str>) -> Self {
-        let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
         let name = format!("test_{secs}_{}", uuid::Uuid::new_v4().simple());
         let mut conn = admin().await;
         let sql = match template {
@@ -232,7 +243,9 @@ impl Drop for TestDatabase {
         let name = self.name.clone();
         // Drop may run inside or outside a runtime: use a thread of its own.
         let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(async {
                 let url = server_url().await.to_owned();
                 let mut conn = AsyncPgConnection::establish(&url).await?;
@@ -244,7 +257,10 @@ impl Drop for TestDatabase {
         })
         .join();
         if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("warning: could not drop test database {}; it will be swept later", self.name);
+            eprintln!(
+                "warning: could not drop test database {}; it will be swept later",
+                self.name
+            );
         }
     }
 }
@@ -255,8 +271,14 @@ mod tests {
 
     #[test]
     fn url_for_replaces_only_the_database() {
-        assert_eq!(url_for("postgres://u@h:5432/postgres", "x"), "postgres://u@h:5432/x");
-        assert_eq!(url_for("postgres://u@h:5432/postgres?sslmode=disable", "x"), "postgres://u@h:5432/x?sslmode=disable");
+        assert_eq!(
+            url_for("postgres://u@h:5432/postgres", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(
+            url_for("postgres://u@h:5432/postgres?sslmode=disable", "x"),
+            "postgres://u@h:5432/x?sslmode=disable"
+        );
         assert_eq!(url_for("postgres://u@h:5432", "x"), "postgres://u@h:5432/x");
     }
 }

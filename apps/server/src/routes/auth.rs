@@ -3,7 +3,7 @@
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
-use eagate_domain::account::{LoginAttempt, LoginError, Registration, RegisterError, TokenPair, User};
+use eagate_domain::account::{LoginAttempt, LoginError, RegisterError, Registration, TokenPair, User};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 

@@ -54,7 +54,9 @@ async fn login_by_username_or_email_and_read_me() {
         let tokens = app.login(login, PASSWORD).await;
         assert_eq!(tokens["token_type"], "Bearer");
         assert_eq!(tokens["expires_in"], 900);
-        let me = app.get_auth("/auth/me", tokens["access_token"].as_str().unwrap()).await;
+        let me = app
+            .get_auth("/auth/me", tokens["access_token"].as_str().unwrap())
+            .await;
         assert_eq!(me.status(), StatusCode::OK);
         assert_eq!(me.headers()["cache-control"], "no-store");
         assert_eq!(me.json::<Value>().await.unwrap(), user);
@@ -82,11 +84,15 @@ async fn access_token_lifetime_is_configurable() {
 async fn refresh_rotates_the_pair() {
     let app = spawn_app().await;
     let (_, refresh) = app.user_with_tokens("frank").await;
-    let response = app.post_json("/auth/refresh", &json!({"refresh_token": refresh})).await;
+    let response = app
+        .post_json("/auth/refresh", &json!({"refresh_token": refresh}))
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     let pair: Value = response.json().await.unwrap();
     assert_ne!(pair["refresh_token"], refresh.as_str());
-    let me = app.get_auth("/auth/me", pair["access_token"].as_str().unwrap()).await;
+    let me = app
+        .get_auth("/auth/me", pair["access_token"].as_str().unwrap())
+        .await;
     assert_eq!(me.status(), StatusCode::OK);
     // The new refresh token works once more.
     let again = app
@@ -102,11 +108,20 @@ async fn logout_ends_the_session() {
     let other = app.login("grace", PASSWORD).await;
     let response = app.post_json_auth("/auth/logout", &access, &json!({})).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    assert_problem(app.get_auth("/auth/me", &access).await, StatusCode::UNAUTHORIZED, "invalid-token").await;
-    let refreshed = app.post_json("/auth/refresh", &json!({"refresh_token": refresh})).await;
+    assert_problem(
+        app.get_auth("/auth/me", &access).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid-token",
+    )
+    .await;
+    let refreshed = app
+        .post_json("/auth/refresh", &json!({"refresh_token": refresh}))
+        .await;
     assert_problem(refreshed, StatusCode::UNAUTHORIZED, "invalid-refresh-token").await;
     // Another session of the same user is untouched.
-    let me = app.get_auth("/auth/me", other["access_token"].as_str().unwrap()).await;
+    let me = app
+        .get_auth("/auth/me", other["access_token"].as_str().unwrap())
+        .await;
     assert_eq!(me.status(), StatusCode::OK);
 }
 
@@ -169,8 +184,15 @@ async fn delete_account_removes_it_and_everything_it_owns() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
 
-    assert_problem(app.get_auth("/auth/me", &access).await, StatusCode::UNAUTHORIZED, "invalid-token").await;
-    let refreshed = app.post_json("/auth/refresh", &json!({"refresh_token": refresh})).await;
+    assert_problem(
+        app.get_auth("/auth/me", &access).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid-token",
+    )
+    .await;
+    let refreshed = app
+        .post_json("/auth/refresh", &json!({"refresh_token": refresh}))
+        .await;
     assert_problem(refreshed, StatusCode::UNAUTHORIZED, "invalid-refresh-token").await;
     let login = app
         .post_json("/auth/login", &json!({"login": "ivan", "password": PASSWORD}))
@@ -180,9 +202,18 @@ async fn delete_account_removes_it_and_everything_it_owns() {
     // The cascade took the sessions and refresh tokens; judy's remain.
     let mut conn = app.db.connect().await;
     let count = |sql: &'static str| diesel::sql_query(sql);
-    let sessions: Count = count("SELECT count(*) AS n FROM sessions").get_result(&mut conn).await.unwrap();
-    let tokens: Count = count("SELECT count(*) AS n FROM refresh_tokens").get_result(&mut conn).await.unwrap();
-    let users: Count = count("SELECT count(*) AS n FROM users").get_result(&mut conn).await.unwrap();
+    let sessions: Count = count("SELECT count(*) AS n FROM sessions")
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+    let tokens: Count = count("SELECT count(*) AS n FROM refresh_tokens")
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+    let users: Count = count("SELECT count(*) AS n FROM users")
+        .get_result(&mut conn)
+        .await
+        .unwrap();
     assert_eq!((users.n, sessions.n, tokens.n), (1, 1, 1));
     assert_eq!(app.get_auth("/auth/me", &keep.0).await.status(), StatusCode::OK);
 }
@@ -219,7 +250,12 @@ async fn unknown_routes_and_methods_are_problems() {
     let app = spawn_app().await;
     let response = app.client.get(app.url("/nope")).send().await.unwrap();
     assert_problem(response, StatusCode::NOT_FOUND, "not-found").await;
-    let response = app.client.get(format!("{}/elsewhere", app.base)).send().await.unwrap();
+    let response = app
+        .client
+        .get(format!("{}/elsewhere", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_problem(response, StatusCode::NOT_FOUND, "not-found").await;
     let response = app.client.get(app.url("/auth/login")).send().await.unwrap();
     assert_problem(response, StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed").await;

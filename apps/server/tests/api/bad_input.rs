@@ -14,19 +14,63 @@ async fn registration_fields_are_validated() {
     let app = spawn_app().await;
     let long_email = format!("{}@example.com", "a".repeat(250));
     let cases: Vec<(Value, &str, &str)> = vec![
-        (registration("not-an-email", "valid_name", PASSWORD), "email", "invalid"),
+        (
+            registration("not-an-email", "valid_name", PASSWORD),
+            "email",
+            "invalid",
+        ),
         (registration("", "valid_name", PASSWORD), "email", "required"),
         (registration("a@b", "valid_name", PASSWORD), "email", "invalid"),
-        (registration(" a@example.com", "valid_name", PASSWORD), "email", "invalid"),
-        (registration(&long_email, "valid_name", PASSWORD), "email", "too_long"),
-        (registration("a@example.com", "ab", PASSWORD), "username", "too_short"),
-        (registration("a@example.com", &"a".repeat(33), PASSWORD), "username", "too_long"),
-        (registration("a@example.com", "bad name", PASSWORD), "username", "invalid_characters"),
-        (registration("a@example.com", "名前です", PASSWORD), "username", "invalid_characters"),
-        (registration("a@example.com", "x'; DROP TABLE users;--", PASSWORD), "username", "invalid_characters"),
-        (registration("a@example.com", "nul\u{0}name", PASSWORD), "username", "invalid_characters"),
-        (registration("a@example.com", "valid_name", "short"), "password", "too_short"),
-        (registration("a@example.com", "valid_name", &"p".repeat(129)), "password", "too_long"),
+        (
+            registration(" a@example.com", "valid_name", PASSWORD),
+            "email",
+            "invalid",
+        ),
+        (
+            registration(&long_email, "valid_name", PASSWORD),
+            "email",
+            "too_long",
+        ),
+        (
+            registration("a@example.com", "ab", PASSWORD),
+            "username",
+            "too_short",
+        ),
+        (
+            registration("a@example.com", &"a".repeat(33), PASSWORD),
+            "username",
+            "too_long",
+        ),
+        (
+            registration("a@example.com", "bad name", PASSWORD),
+            "username",
+            "invalid_characters",
+        ),
+        (
+            registration("a@example.com", "名前です", PASSWORD),
+            "username",
+            "invalid_characters",
+        ),
+        (
+            registration("a@example.com", "x'; DROP TABLE users;--", PASSWORD),
+            "username",
+            "invalid_characters",
+        ),
+        (
+            registration("a@example.com", "nul\u{0}name", PASSWORD),
+            "username",
+            "invalid_characters",
+        ),
+        (
+            registration("a@example.com", "valid_name", "short"),
+            "password",
+            "too_short",
+        ),
+        (
+            registration("a@example.com", "valid_name", &"p".repeat(129)),
+            "password",
+            "too_long",
+        ),
     ];
     for (body, field, code) in cases {
         let response = app.post_json("/auth/register", &body).await;
@@ -36,7 +80,8 @@ async fn registration_fields_are_validated() {
     }
     // Every failing field is listed at once.
     let problem = assert_problem(
-        app.post_json("/auth/register", &registration("x", "y", "z")).await,
+        app.post_json("/auth/register", &registration("x", "y", "z"))
+            .await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "validation-failed",
     )
@@ -44,12 +89,18 @@ async fn registration_fields_are_validated() {
     assert_eq!(error_fields(&problem), ["email", "username", "password"]);
     // Unicode passwords count characters, not bytes: 12 emoji are enough.
     let ok = app
-        .post_json("/auth/register", &registration("u@example.com", "unicode", &"🔑".repeat(12)))
+        .post_json(
+            "/auth/register",
+            &registration("u@example.com", "unicode", &"🔑".repeat(12)),
+        )
         .await;
     assert_eq!(ok.status(), StatusCode::CREATED);
     // Nothing invalid was stored: only the one valid account exists.
     let login = app
-        .post_json("/auth/login", &json!({"login": "valid_name", "password": PASSWORD}))
+        .post_json(
+            "/auth/login",
+            &json!({"login": "valid_name", "password": PASSWORD}),
+        )
         .await;
     assert_problem(login, StatusCode::UNAUTHORIZED, "invalid-credentials").await;
 }
@@ -59,14 +110,24 @@ async fn json_shape_errors_name_the_field() {
     let app = spawn_app().await;
     let cases: Vec<(Value, &str)> = vec![
         (json!({"username": "valid_name", "password": PASSWORD}), "(body)"),
-        (json!({"email": 5, "username": "valid_name", "password": PASSWORD}), "email"),
-        (json!({"email": "a@example.com", "username": null, "password": PASSWORD}), "username"),
-        (json!({"email": "a@example.com", "username": "valid_name", "password": ["x"]}), "password"),
+        (
+            json!({"email": 5, "username": "valid_name", "password": PASSWORD}),
+            "email",
+        ),
+        (
+            json!({"email": "a@example.com", "username": null, "password": PASSWORD}),
+            "username",
+        ),
+        (
+            json!({"email": "a@example.com", "username": "valid_name", "password": ["x"]}),
+            "password",
+        ),
         (
             json!({"email": "a@example.com", "username": "valid_name", "password": PASSWORD, "admin": true}),
             "admin",
         ),
         (json!([1, 2, 3]), "(body)"),
+        (json!(["a@example.com", "valid_name", PASSWORD]), "(body)"),
         (json!("a string"), "(body)"),
         (json!(null), "(body)"),
     ];
@@ -82,7 +143,13 @@ async fn json_shape_errors_name_the_field() {
         )
         .await;
     let problem: Value = extra.json().await.unwrap();
-    assert!(problem["detail"].as_str().unwrap().contains("unknown field `admin`"), "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `admin`"),
+        "{problem}"
+    );
 }
 
 async fn raw_post(app: &TestApp, path: &str, content_type: Option<&str>, body: Vec<u8>) -> reqwest::Response {
@@ -106,9 +173,18 @@ async fn non_json_bodies_are_refused() {
             let response = raw_post(&app, path, content_type, body).await;
             assert_problem(response, StatusCode::BAD_REQUEST, "malformed-body").await;
         }
-        for content_type in [None, Some("text/plain"), Some("application/x-www-form-urlencoded")] {
+        for content_type in [
+            None,
+            Some("text/plain"),
+            Some("application/x-www-form-urlencoded"),
+        ] {
             let response = raw_post(&app, path, content_type, b"{}".to_vec()).await;
-            assert_problem(response, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type").await;
+            assert_problem(
+                response,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+            )
+            .await;
         }
     }
     // A charset parameter and +json types are fine.
@@ -149,7 +225,12 @@ async fn oversized_and_compressed_bodies_are_refused() {
         .send()
         .await
         .unwrap();
-    assert_problem(response, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type").await;
+    assert_problem(
+        response,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported-media-type",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -158,14 +239,16 @@ async fn login_refresh_password_and_delete_validate_their_fields() {
     let (access, _) = app.user_with_tokens("olivia").await;
 
     let problem = assert_problem(
-        app.post_json("/auth/login", &json!({"login": "", "password": ""})).await,
+        app.post_json("/auth/login", &json!({"login": "", "password": ""}))
+            .await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "validation-failed",
     )
     .await;
     assert_eq!(error_fields(&problem), ["login", "password"]);
     let problem = assert_problem(
-        app.post_json("/auth/login", &json!({"login": "x".repeat(300), "password": "p"})).await,
+        app.post_json("/auth/login", &json!({"login": "x".repeat(300), "password": "p"}))
+            .await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "validation-failed",
     )
@@ -178,7 +261,11 @@ async fn login_refresh_password_and_delete_validate_their_fields() {
     )
     .await;
 
-    for body in [json!({}), json!({"refresh_token": 1}), json!({"refresh_token": "x", "extra": 1})] {
+    for body in [
+        json!({}),
+        json!({"refresh_token": 1}),
+        json!({"refresh_token": "x", "extra": 1}),
+    ] {
         assert_problem(
             app.post_json("/auth/refresh", &body).await,
             StatusCode::BAD_REQUEST,
@@ -188,7 +275,8 @@ async fn login_refresh_password_and_delete_validate_their_fields() {
     }
     for token in ["", "eagr_not-a-real-token", &"x".repeat(5000)] {
         assert_problem(
-            app.post_json("/auth/refresh", &json!({"refresh_token": token})).await,
+            app.post_json("/auth/refresh", &json!({"refresh_token": token}))
+                .await,
             StatusCode::UNAUTHORIZED,
             "invalid-refresh-token",
         )
@@ -208,8 +296,12 @@ async fn login_refresh_password_and_delete_validate_their_fields() {
     .await;
     assert_eq!(error_fields(&problem), ["current_password", "new_password"]);
     assert_problem(
-        app.post_json_auth("/auth/password", &access, &json!({"new_password": "long enough password"}))
-            .await,
+        app.post_json_auth(
+            "/auth/password",
+            &access,
+            &json!({"new_password": "long enough password"}),
+        )
+        .await,
         StatusCode::BAD_REQUEST,
         "malformed-body",
     )
@@ -222,7 +314,12 @@ async fn login_refresh_password_and_delete_validate_their_fields() {
         .send()
         .await
         .unwrap();
-    assert_problem(response, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type").await;
+    assert_problem(
+        response,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported-media-type",
+    )
+    .await;
     let response = app
         .client
         .delete(app.url("/auth/me"))

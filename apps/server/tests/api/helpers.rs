@@ -81,7 +81,12 @@ impl TestApp {
     }
 
     pub async fn get_auth(&self, path: &str, token: &str) -> Response {
-        self.client.get(self.url(path)).bearer_auth(token).send().await.unwrap()
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Registers `username` (email `<username>@example.com`, [`PASSWORD`]).
@@ -144,6 +149,11 @@ pub async fn assert_problem(response: Response, status: StatusCode, code: &str) 
 pub fn error_fields(problem: &Value) -> Vec<String> {
     problem["errors"]
         .as_array()
-        .map(|errors| errors.iter().map(|e| e["field"].as_str().unwrap().to_owned()).collect())
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| e["field"].as_str().unwrap().to_owned())
+                .collect()
+        })
         .unwrap_or_default()
 }

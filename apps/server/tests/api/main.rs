@@ -1,4 +1,5 @@
 //! HTTP tests through the real actix app against a real PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth;
 mod bad_input;

@@ -28,7 +28,14 @@ fn claims_of(token: &str) -> (Uuid, Uuid) {
     )
 }
 
-fn forge(keys: &Ed25519Keys, config: JwtConfig, user: Uuid, session: Uuid, issued_ago: Duration, ttl: Duration) -> String {
+fn forge(
+    keys: &Ed25519Keys,
+    config: JwtConfig,
+    user: Uuid,
+    session: Uuid,
+    issued_ago: Duration,
+    ttl: Duration,
+) -> String {
     let issued_at = Utc::now() - issued_ago;
     JwtAccessTokens::new(keys, config)
         .issue(&AccessClaims {
@@ -43,7 +50,12 @@ fn forge(keys: &Ed25519Keys, config: JwtConfig, user: Uuid, session: Uuid, issue
 }
 
 async fn assert_rejected(app: &TestApp, token: &str) {
-    assert_problem(app.get_auth("/auth/me", token).await, StatusCode::UNAUTHORIZED, "invalid-token").await;
+    assert_problem(
+        app.get_auth("/auth/me", token).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid-token",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -68,7 +80,11 @@ async fn forged_access_tokens_are_rejected() {
     assert_rejected(&app, &format!("{none_header}.{payload}.")).await;
     // Signed by another key.
     let stranger = Ed25519Keys::generate().unwrap();
-    assert_rejected(&app, &forge(&stranger, ours.clone(), user, session, Duration::zero(), fifteen)).await;
+    assert_rejected(
+        &app,
+        &forge(&stranger, ours.clone(), user, session, Duration::zero(), fifteen),
+    )
+    .await;
     // HS256 with the public key as the HMAC secret.
     let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&payload).unwrap()).unwrap();
     let hs = jsonwebtoken::encode(
@@ -79,10 +95,43 @@ async fn forged_access_tokens_are_rejected() {
     .unwrap();
     assert_rejected(&app, &hs).await;
     // Expired.
-    assert_rejected(&app, &forge(&app.keys, ours.clone(), user, session, Duration::minutes(20), fifteen)).await;
+    assert_rejected(
+        &app,
+        &forge(
+            &app.keys,
+            ours.clone(),
+            user,
+            session,
+            Duration::minutes(20),
+            fifteen,
+        ),
+    )
+    .await;
     // Wrong audience, wrong issuer.
-    assert_rejected(&app, &forge(&app.keys, config("eagate", "other"), user, session, Duration::zero(), fifteen)).await;
-    assert_rejected(&app, &forge(&app.keys, config("evil", "eagate-api"), user, session, Duration::zero(), fifteen)).await;
+    assert_rejected(
+        &app,
+        &forge(
+            &app.keys,
+            config("eagate", "other"),
+            user,
+            session,
+            Duration::zero(),
+            fifteen,
+        ),
+    )
+    .await;
+    assert_rejected(
+        &app,
+        &forge(
+            &app.keys,
+            config("evil", "eagate-api"),
+            user,
+            session,
+            Duration::zero(),
+            fifteen,
+        ),
+    )
+    .await;
     // Tampered payload: someone else's user id under the original signature.
     let mut tampered_claims = claims.clone();
     tampered_claims["sub"] = json!(Uuid::now_v7());
@@ -93,9 +142,31 @@ async fn forged_access_tokens_are_rejected() {
     );
     assert_rejected(&app, &tampered).await;
     // Validly signed, but for a session that does not exist.
-    assert_rejected(&app, &forge(&app.keys, ours.clone(), user, Uuid::now_v7(), Duration::zero(), fifteen)).await;
+    assert_rejected(
+        &app,
+        &forge(
+            &app.keys,
+            ours.clone(),
+            user,
+            Uuid::now_v7(),
+            Duration::zero(),
+            fifteen,
+        ),
+    )
+    .await;
     // Validly signed, real session, other user.
-    assert_rejected(&app, &forge(&app.keys, ours, Uuid::now_v7(), session, Duration::zero(), fifteen)).await;
+    assert_rejected(
+        &app,
+        &forge(
+            &app.keys,
+            ours,
+            Uuid::now_v7(),
+            session,
+            Duration::zero(),
+            fifteen,
+        ),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -144,9 +215,14 @@ async fn refresh_token_reuse_revokes_the_whole_family() {
         .await
         .unwrap();
     let live_access = pair["access_token"].as_str().unwrap().to_owned();
-    assert_eq!(app.get_auth("/auth/me", &live_access).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.get_auth("/auth/me", &live_access).await.status(),
+        StatusCode::OK
+    );
     // The attacker replays the stolen (already rotated) token.
-    let replay = app.post_json("/auth/refresh", &json!({"refresh_token": stolen})).await;
+    let replay = app
+        .post_json("/auth/refresh", &json!({"refresh_token": stolen}))
+        .await;
     assert_problem(replay, StatusCode::UNAUTHORIZED, "invalid-refresh-token").await;
     // The whole family is dead: the legitimate refresh token and access token.
     let legit = app
@@ -185,7 +261,9 @@ async fn every_token_dies_after_a_password_change() {
     assert_rejected(&app, &access).await;
     assert_rejected(&app, second["access_token"].as_str().unwrap()).await;
     for token in [refresh.as_str(), second["refresh_token"].as_str().unwrap()] {
-        let r = app.post_json("/auth/refresh", &json!({"refresh_token": token})).await;
+        let r = app
+            .post_json("/auth/refresh", &json!({"refresh_token": token}))
+            .await;
         assert_problem(r, StatusCode::UNAUTHORIZED, "invalid-refresh-token").await;
     }
 }
@@ -195,13 +273,22 @@ async fn login_does_not_reveal_whether_an_account_exists() {
     let app = spawn_app().await;
     app.register("existing").await;
     let wrong_password = app
-        .post_json("/auth/login", &json!({"login": "existing", "password": "not the password"}))
+        .post_json(
+            "/auth/login",
+            &json!({"login": "existing", "password": "not the password"}),
+        )
         .await;
     let unknown_user = app
-        .post_json("/auth/login", &json!({"login": "nobody_here", "password": "not the password"}))
+        .post_json(
+            "/auth/login",
+            &json!({"login": "nobody_here", "password": "not the password"}),
+        )
         .await;
     let unknown_email = app
-        .post_json("/auth/login", &json!({"login": "nobody@example.com", "password": "not the password"}))
+        .post_json(
+            "/auth/login",
+            &json!({"login": "nobody@example.com", "password": "not the password"}),
+        )
         .await;
     let mut bodies = Vec::new();
     for response in [wrong_password, unknown_user, unknown_email] {
@@ -230,6 +317,10 @@ async fn stored_password_is_an_argon2id_hash() {
         .get_result(&mut conn)
         .await
         .unwrap();
-    assert!(row.password_hash.starts_with("$argon2id$v=19$"), "{}", row.password_hash);
+    assert!(
+        row.password_hash.starts_with("$argon2id$v=19$"),
+        "{}",
+        row.password_hash
+    );
     assert!(!row.password_hash.contains(PASSWORD));
 }

@@ -495,7 +495,10 @@ mod tests {
 
     #[test]
     fn email_is_lowercased_and_validated() {
-        assert_eq!(Email::parse("Alice@Example.COM").unwrap().as_str(), "alice@example.com");
+        assert_eq!(
+            Email::parse("Alice@Example.COM").unwrap().as_str(),
+            "alice@example.com"
+        );
         for bad in [
             "",
             "alice",
@@ -518,7 +521,10 @@ mod tests {
     #[test]
     fn password_policy_counts_characters_after_nfc() {
         assert!(Password::parse_new("correct horse", "password").is_ok());
-        assert_eq!(Password::parse_new("short", "password").unwrap_err().code, "too_short");
+        assert_eq!(
+            Password::parse_new("short", "password").unwrap_err().code,
+            "too_short"
+        );
         // 12 user-perceived characters given as 24 code points (e + combining
         // acute): NFC composes them to 12 characters.
         let decomposed = "e\u{301}".repeat(12);
@@ -526,7 +532,9 @@ mod tests {
         assert_eq!(p.expose(), "é".repeat(12).as_bytes());
         assert!(Password::parse_new(&"密".repeat(128), "password").is_ok());
         assert_eq!(
-            Password::parse_new(&"密".repeat(129), "password").unwrap_err().code,
+            Password::parse_new(&"密".repeat(129), "password")
+                .unwrap_err()
+                .code,
             "too_long"
         );
     }

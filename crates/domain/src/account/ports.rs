@@ -10,9 +10,9 @@ use chrono::{DateTime, Utc};
 
 use super::error::{CreateUserError, InvalidAccessToken};
 use super::model::{
-    AccessClaims, AccessToken, LoginId, NewRefreshToken, NewUser, Password, PasswordHash,
-    RefreshToken, RefreshTokenHash, RefreshTokenRecord, RevocationReason, Session, SessionId, User,
-    UserCredentials, UserId,
+    AccessClaims, AccessToken, LoginId, NewRefreshToken, NewUser, Password, PasswordHash, RefreshToken,
+    RefreshTokenHash, RefreshTokenRecord, RevocationReason, Session, SessionId, User, UserCredentials,
+    UserId,
 };
 use crate::error::UnexpectedError;
 
@@ -109,7 +109,8 @@ pub enum PasswordVerification {
 /// Slow, salted password hashing. Implementations keep the work off the
 /// async executor and bound how much of it runs at once.
 pub trait PasswordHasher: Send + Sync + 'static {
-    fn hash(&self, password: &Password) -> impl Future<Output = Result<PasswordHash, UnexpectedError>> + Send;
+    fn hash(&self, password: &Password)
+    -> impl Future<Output = Result<PasswordHash, UnexpectedError>> + Send;
 
     /// `Invalid` for a wrong password and for a hash this hasher cannot read.
     fn verify(

@@ -7,8 +7,8 @@ use super::error::*;
 use super::model::*;
 use super::ports::*;
 use crate::clock::Clock;
-use crate::id::IdGenerator;
 use crate::error::UnexpectedError;
+use crate::id::IdGenerator;
 use crate::validation::ValidationErrors;
 
 /// Token lifetimes.
@@ -110,7 +110,11 @@ where
             return Err(LoginError::InvalidCredentials);
         };
         let user = credentials.user;
-        match self.hasher.verify(&attempt.password, &credentials.password_hash).await? {
+        match self
+            .hasher
+            .verify(&attempt.password, &credentials.password_hash)
+            .await?
+        {
             PasswordVerification::Invalid => {
                 tracing::info!(user_id = %user.id, "login failed: wrong password");
                 return Err(LoginError::InvalidCredentials);
@@ -179,7 +183,9 @@ where
 
     async fn burn_session(&self, id: SessionId, now: DateTime<Utc>) -> Result<(), UnexpectedError> {
         tracing::warn!(session_id = %id, "refresh token reused: revoking the session");
-        self.sessions.revoke(id, now, RevocationReason::RefreshTokenReuse).await
+        self.sessions
+            .revoke(id, now, RevocationReason::RefreshTokenReuse)
+            .await
     }
 
     /// Verifies an access token and that its session is still live, so a
@@ -192,10 +198,12 @@ where
             .verify(access_token, now)
             .map_err(|InvalidAccessToken| AuthenticateError::InvalidToken)?;
         match self.sessions.find(claims.session_id).await? {
-            Some(session) if session.is_active() && session.user_id == claims.user_id => Ok(AuthenticatedUser {
-                user_id: claims.user_id,
-                session_id: claims.session_id,
-            }),
+            Some(session) if session.is_active() && session.user_id == claims.user_id => {
+                Ok(AuthenticatedUser {
+                    user_id: claims.user_id,
+                    session_id: claims.session_id,
+                })
+            }
             _ => Err(AuthenticateError::InvalidToken),
         }
     }
@@ -241,7 +249,11 @@ where
             return Err(ChangePasswordError::WrongPassword);
         }
         let hash = self.hasher.hash(&new).await?;
-        if !self.accounts.change_password(who.user_id, &hash, self.clock.now()).await? {
+        if !self
+            .accounts
+            .change_password(who.user_id, &hash, self.clock.now())
+            .await?
+        {
             return Err(ChangePasswordError::AccountNotFound);
         }
         tracing::info!("password changed; all sessions revoked");
@@ -251,7 +263,11 @@ where
     /// Deletes the caller's account and everything it owns, after
     /// confirming the password.
     #[instrument(skip_all, fields(user_id = %who.user_id))]
-    pub async fn delete_account(&self, who: AuthenticatedUser, password: &str) -> Result<(), DeleteAccountError> {
+    pub async fn delete_account(
+        &self,
+        who: AuthenticatedUser,
+        password: &str,
+    ) -> Result<(), DeleteAccountError> {
         let password = Password::parse_candidate(password, "password")
             .map_err(|e| DeleteAccountError::Invalid(e.into()))?;
         let credentials = self
@@ -307,7 +323,6 @@ where
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use chrono::Duration;
@@ -330,8 +345,16 @@ mod tests {
 
     async fn logged_in(world: &FakeAccountWorld) -> (User, TokenPair, AuthenticatedUser) {
         let user = world.service.register(registration(1)).await.unwrap();
-        let (_, pair) = world.service.login(attempt("user_1", "a long enough password")).await.unwrap();
-        let who = world.service.authenticate(pair.access_token.expose()).await.unwrap();
+        let (_, pair) = world
+            .service
+            .login(attempt("user_1", "a long enough password"))
+            .await
+            .unwrap();
+        let who = world
+            .service
+            .authenticate(pair.access_token.expose())
+            .await
+            .unwrap();
         (user, pair, who)
     }
 
@@ -340,10 +363,18 @@ mod tests {
         let world = FakeAccountWorld::new();
         let user = world.service.register(registration(1)).await.unwrap();
         for login in ["user_1", "USER_1", "User1@Example.com"] {
-            let (u, pair) = world.service.login(attempt(login, "a long enough password")).await.unwrap();
+            let (u, pair) = world
+                .service
+                .login(attempt(login, "a long enough password"))
+                .await
+                .unwrap();
             assert_eq!(u.id, user.id);
             assert_eq!(pair.access_expires_at - world.clock.now(), Duration::minutes(15));
-            let who = world.service.authenticate(pair.access_token.expose()).await.unwrap();
+            let who = world
+                .service
+                .authenticate(pair.access_token.expose())
+                .await
+                .unwrap();
             assert_eq!(who.user_id, user.id);
         }
     }
@@ -353,18 +384,36 @@ mod tests {
         let world = FakeAccountWorld::new();
         world.service.register(registration(1)).await.unwrap();
         let same_email = Registration::parse("USER1@example.com", "other", "a long enough password").unwrap();
-        assert!(matches!(world.service.register(same_email).await, Err(RegisterError::EmailTaken)));
+        assert!(matches!(
+            world.service.register(same_email).await,
+            Err(RegisterError::EmailTaken)
+        ));
         let same_name = Registration::parse("x@example.com", "User_1", "a long enough password").unwrap();
-        assert!(matches!(world.service.register(same_name).await, Err(RegisterError::UsernameTaken)));
+        assert!(matches!(
+            world.service.register(same_name).await,
+            Err(RegisterError::UsernameTaken)
+        ));
     }
 
     #[tokio::test]
     async fn unknown_login_and_wrong_password_are_indistinguishable() {
         let world = FakeAccountWorld::new();
         world.service.register(registration(1)).await.unwrap();
-        let wrong = world.service.login(attempt("user_1", "not the password")).await.unwrap_err();
-        let unknown = world.service.login(attempt("ghost", "not the password")).await.unwrap_err();
-        let unparseable = world.service.login(attempt("no such!", "not the password")).await.unwrap_err();
+        let wrong = world
+            .service
+            .login(attempt("user_1", "not the password"))
+            .await
+            .unwrap_err();
+        let unknown = world
+            .service
+            .login(attempt("ghost", "not the password"))
+            .await
+            .unwrap_err();
+        let unparseable = world
+            .service
+            .login(attempt("no such!", "not the password"))
+            .await
+            .unwrap_err();
         for e in [&wrong, &unknown, &unparseable] {
             assert!(matches!(e, LoginError::InvalidCredentials));
         }
@@ -388,7 +437,10 @@ mod tests {
             crate::testing::SequentialIds::default(),
             AccountPolicy::default(),
         );
-        upgraded.login(attempt("user_1", "a long enough password")).await.unwrap();
+        upgraded
+            .login(attempt("user_1", "a long enough password"))
+            .await
+            .unwrap();
         let creds = old
             .store
             .accounts()
@@ -405,7 +457,11 @@ mod tests {
         let (_, first, _) = logged_in(&world).await;
         let second = world.service.refresh(first.refresh_token.expose()).await.unwrap();
         assert_ne!(second.refresh_token, first.refresh_token);
-        let third = world.service.refresh(second.refresh_token.expose()).await.unwrap();
+        let third = world
+            .service
+            .refresh(second.refresh_token.expose())
+            .await
+            .unwrap();
 
         // An attacker replays the first token: rejected, and the live
         // descendant dies with the family.
@@ -432,7 +488,10 @@ mod tests {
             world.service.refresh(pair.refresh_token.expose()).await,
             Err(RefreshError::InvalidRefreshToken)
         ));
-        assert!(matches!(world.service.refresh("garbage").await, Err(RefreshError::InvalidRefreshToken)));
+        assert!(matches!(
+            world.service.refresh("garbage").await,
+            Err(RefreshError::InvalidRefreshToken)
+        ));
     }
 
     #[tokio::test]
@@ -450,11 +509,27 @@ mod tests {
     async fn logout_kills_refresh_and_access_tokens_of_that_session_only() {
         let world = FakeAccountWorld::new();
         let (_, pair, who) = logged_in(&world).await;
-        let (_, other) = world.service.login(attempt("user_1", "a long enough password")).await.unwrap();
+        let (_, other) = world
+            .service
+            .login(attempt("user_1", "a long enough password"))
+            .await
+            .unwrap();
         world.service.logout(who).await.unwrap();
-        assert!(world.service.authenticate(pair.access_token.expose()).await.is_err());
+        assert!(
+            world
+                .service
+                .authenticate(pair.access_token.expose())
+                .await
+                .is_err()
+        );
         assert!(world.service.refresh(pair.refresh_token.expose()).await.is_err());
-        assert!(world.service.authenticate(other.access_token.expose()).await.is_ok());
+        assert!(
+            world
+                .service
+                .authenticate(other.access_token.expose())
+                .await
+                .is_ok()
+        );
     }
 
     #[tokio::test]
@@ -462,7 +537,10 @@ mod tests {
         let world = FakeAccountWorld::new();
         let (_, pair, who) = logged_in(&world).await;
         assert!(matches!(
-            world.service.change_password(who, "wrong password!", "a brand new password").await,
+            world
+                .service
+                .change_password(who, "wrong password!", "a brand new password")
+                .await,
             Err(ChangePasswordError::WrongPassword)
         ));
         match world.service.change_password(who, "", "short").await {
@@ -477,10 +555,28 @@ mod tests {
             .change_password(who, "a long enough password", "a brand new password")
             .await
             .unwrap();
-        assert!(world.service.authenticate(pair.access_token.expose()).await.is_err());
+        assert!(
+            world
+                .service
+                .authenticate(pair.access_token.expose())
+                .await
+                .is_err()
+        );
         assert!(world.service.refresh(pair.refresh_token.expose()).await.is_err());
-        assert!(world.service.login(attempt("user_1", "a long enough password")).await.is_err());
-        assert!(world.service.login(attempt("user_1", "a brand new password")).await.is_ok());
+        assert!(
+            world
+                .service
+                .login(attempt("user_1", "a long enough password"))
+                .await
+                .is_err()
+        );
+        assert!(
+            world
+                .service
+                .login(attempt("user_1", "a brand new password"))
+                .await
+                .is_ok()
+        );
     }
 
     #[tokio::test]
@@ -491,10 +587,29 @@ mod tests {
             world.service.delete_account(who, "wrong password!").await,
             Err(DeleteAccountError::WrongPassword)
         ));
-        world.service.delete_account(who, "a long enough password").await.unwrap();
-        assert!(world.service.authenticate(pair.access_token.expose()).await.is_err());
-        assert!(matches!(world.service.current_user(who).await, Err(GetUserError::AccountNotFound)));
-        assert!(world.service.login(attempt("user_1", "a long enough password")).await.is_err());
+        world
+            .service
+            .delete_account(who, "a long enough password")
+            .await
+            .unwrap();
+        assert!(
+            world
+                .service
+                .authenticate(pair.access_token.expose())
+                .await
+                .is_err()
+        );
+        assert!(matches!(
+            world.service.current_user(who).await,
+            Err(GetUserError::AccountNotFound)
+        ));
+        assert!(
+            world
+                .service
+                .login(attempt("user_1", "a long enough password"))
+                .await
+                .is_err()
+        );
     }
 
     #[tokio::test]

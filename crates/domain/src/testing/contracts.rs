@@ -46,7 +46,10 @@ fn token(session: SessionId) -> NewRefreshToken {
 }
 
 /// Everything an [`AccountRepository`] (with its sessions) must do.
-pub async fn account_repository_contract(accounts: &impl AccountRepository, sessions: &impl SessionRepository) {
+pub async fn account_repository_contract(
+    accounts: &impl AccountRepository,
+    sessions: &impl SessionRepository,
+) {
     let alice = new_user(1);
     let created = accounts.create(&alice).await.unwrap();
     assert_eq!(created.id, alice.id);
@@ -57,14 +60,26 @@ pub async fn account_repository_contract(accounts: &impl AccountRepository, sess
     // Uniqueness: same email; same username in another case.
     let mut dup_email = new_user(2);
     dup_email.email = alice.email.clone();
-    assert!(matches!(accounts.create(&dup_email).await, Err(CreateUserError::EmailTaken)));
+    assert!(matches!(
+        accounts.create(&dup_email).await,
+        Err(CreateUserError::EmailTaken)
+    ));
     let mut dup_name = new_user(3);
     dup_name.username = Username::parse("tRADER_1").unwrap();
-    assert!(matches!(accounts.create(&dup_name).await, Err(CreateUserError::UsernameTaken)));
+    assert!(matches!(
+        accounts.create(&dup_name).await,
+        Err(CreateUserError::UsernameTaken)
+    ));
 
     // Lookups.
     assert_eq!(accounts.find_by_id(alice.id).await.unwrap().unwrap(), created);
-    assert!(accounts.find_by_id(UserId::from_uuid(Uuid::now_v7())).await.unwrap().is_none());
+    assert!(
+        accounts
+            .find_by_id(UserId::from_uuid(Uuid::now_v7()))
+            .await
+            .unwrap()
+            .is_none()
+    );
     let by_email = accounts
         .find_credentials_by_login(&LoginId::Email(alice.email.clone()))
         .await
@@ -78,30 +93,64 @@ pub async fn account_repository_contract(accounts: &impl AccountRepository, sess
         .unwrap()
         .unwrap();
     assert_eq!(by_name.user.id, alice.id);
-    assert!(accounts
-        .find_credentials_by_login(&LoginId::Username(Username::parse("nobody").unwrap()))
-        .await
-        .unwrap()
-        .is_none());
+    assert!(
+        accounts
+            .find_credentials_by_login(&LoginId::Username(Username::parse("nobody").unwrap()))
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // Rehash keeps sessions; password change revokes them all.
     let s1 = session_for(alice.id);
     sessions.create(&s1, &token(s1.id)).await.unwrap();
     let new_hash = PasswordHash::new("rehashed".into());
     assert!(accounts.update_password_hash(alice.id, &new_hash).await.unwrap());
-    assert_eq!(accounts.find_credentials_by_id(alice.id).await.unwrap().unwrap().password_hash, new_hash);
+    assert_eq!(
+        accounts
+            .find_credentials_by_id(alice.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash,
+        new_hash
+    );
     assert!(sessions.find(s1.id).await.unwrap().unwrap().is_active());
 
     let changed_at = t0() + Duration::hours(1);
     let changed = PasswordHash::new("changed".into());
-    assert!(accounts.change_password(alice.id, &changed, changed_at).await.unwrap());
-    assert_eq!(accounts.find_credentials_by_id(alice.id).await.unwrap().unwrap().password_hash, changed);
-    assert_eq!(sessions.find(s1.id).await.unwrap().unwrap().revoked_at, Some(changed_at));
-    assert_eq!(accounts.find_by_id(alice.id).await.unwrap().unwrap().updated_at, changed_at);
+    assert!(
+        accounts
+            .change_password(alice.id, &changed, changed_at)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        accounts
+            .find_credentials_by_id(alice.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash,
+        changed
+    );
+    assert_eq!(
+        sessions.find(s1.id).await.unwrap().unwrap().revoked_at,
+        Some(changed_at)
+    );
+    assert_eq!(
+        accounts.find_by_id(alice.id).await.unwrap().unwrap().updated_at,
+        changed_at
+    );
 
     let ghost = UserId::from_uuid(Uuid::now_v7());
     assert!(!accounts.update_password_hash(ghost, &changed).await.unwrap());
-    assert!(!accounts.change_password(ghost, &changed, changed_at).await.unwrap());
+    assert!(
+        !accounts
+            .change_password(ghost, &changed, changed_at)
+            .await
+            .unwrap()
+    );
 
     // Deletion cascades to sessions and refresh tokens.
     let s2 = session_for(alice.id);
@@ -115,7 +164,10 @@ pub async fn account_repository_contract(accounts: &impl AccountRepository, sess
 }
 
 /// Everything a [`SessionRepository`] must do.
-pub async fn session_repository_contract(accounts: &impl AccountRepository, sessions: &impl SessionRepository) {
+pub async fn session_repository_contract(
+    accounts: &impl AccountRepository,
+    sessions: &impl SessionRepository,
+) {
     let bob = new_user(10);
     accounts.create(&bob).await.unwrap();
     let session = session_for(bob.id);
@@ -127,37 +179,65 @@ pub async fn session_repository_contract(accounts: &impl AccountRepository, sess
     assert_eq!(record.session, session);
     assert_eq!(record.expires_at, first.expires_at);
     assert_eq!(record.rotated_at, None);
-    assert!(sessions
-        .find_refresh_token(&digest())
-        .await
-        .unwrap()
-        .is_none());
+    assert!(sessions.find_refresh_token(&digest()).await.unwrap().is_none());
 
     // Rotation: exactly once.
     let at = t0() + Duration::minutes(5);
     let second = token(session.id);
-    assert!(sessions.rotate_refresh_token(&first.hash, &second, at).await.unwrap());
+    assert!(
+        sessions
+            .rotate_refresh_token(&first.hash, &second, at)
+            .await
+            .unwrap()
+    );
     assert_eq!(
-        sessions.find_refresh_token(&first.hash).await.unwrap().unwrap().rotated_at,
+        sessions
+            .find_refresh_token(&first.hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .rotated_at,
         Some(at)
     );
     let third = token(session.id);
-    assert!(!sessions.rotate_refresh_token(&first.hash, &third, at).await.unwrap());
+    assert!(
+        !sessions
+            .rotate_refresh_token(&first.hash, &third, at)
+            .await
+            .unwrap()
+    );
     assert!(sessions.find_refresh_token(&third.hash).await.unwrap().is_none());
-    assert!(!sessions
-        .rotate_refresh_token(&digest(), &third, at)
-        .await
-        .unwrap());
+    assert!(
+        !sessions
+            .rotate_refresh_token(&digest(), &third, at)
+            .await
+            .unwrap()
+    );
 
     // Revocation is idempotent and blocks rotation.
     let revoked_at = t0() + Duration::minutes(10);
-    sessions.revoke(session.id, revoked_at, RevocationReason::Logout).await.unwrap();
     sessions
-        .revoke(session.id, revoked_at + Duration::minutes(1), RevocationReason::RefreshTokenReuse)
+        .revoke(session.id, revoked_at, RevocationReason::Logout)
         .await
         .unwrap();
-    assert_eq!(sessions.find(session.id).await.unwrap().unwrap().revoked_at, Some(revoked_at));
-    assert!(!sessions.rotate_refresh_token(&second.hash, &third, at).await.unwrap());
+    sessions
+        .revoke(
+            session.id,
+            revoked_at + Duration::minutes(1),
+            RevocationReason::RefreshTokenReuse,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        sessions.find(session.id).await.unwrap().unwrap().revoked_at,
+        Some(revoked_at)
+    );
+    assert!(
+        !sessions
+            .rotate_refresh_token(&second.hash, &third, at)
+            .await
+            .unwrap()
+    );
     let record = sessions.find_refresh_token(&second.hash).await.unwrap().unwrap();
     assert!(!record.session.is_active());
     // Revoking an unknown session is not an error.

@@ -21,7 +21,11 @@ impl FixedClock {
 
     /// 2026-01-01T00:00:00Z.
     pub fn default_start() -> Self {
-        Self::new(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().unwrap_or_default())
+        Self::new(
+            Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+                .single()
+                .unwrap_or_default(),
+        )
     }
 
     pub fn advance(&self, by: Duration) {
@@ -106,7 +110,9 @@ impl AccountRepository for InMemoryAccountRepository {
             created_at: new.created_at,
             updated_at: new.created_at,
         };
-        state.users.insert(new.id, (user.clone(), new.password_hash.clone()));
+        state
+            .users
+            .insert(new.id, (user.clone(), new.password_hash.clone()));
         Ok(user)
     }
 
@@ -114,7 +120,10 @@ impl AccountRepository for InMemoryAccountRepository {
         Ok(self.0.state().users.get(&id).map(|(u, _)| u.clone()))
     }
 
-    async fn find_credentials_by_login(&self, login: &LoginId) -> Result<Option<UserCredentials>, UnexpectedError> {
+    async fn find_credentials_by_login(
+        &self,
+        login: &LoginId,
+    ) -> Result<Option<UserCredentials>, UnexpectedError> {
         Ok(self
             .0
             .state()
@@ -144,7 +153,12 @@ impl AccountRepository for InMemoryAccountRepository {
         })
     }
 
-    async fn change_password(&self, id: UserId, hash: &PasswordHash, at: DateTime<Utc>) -> Result<bool, UnexpectedError> {
+    async fn change_password(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        at: DateTime<Utc>,
+    ) -> Result<bool, UnexpectedError> {
         let mut state = self.0.state();
         let Some((user, stored)) = state.users.get_mut(&id) else {
             return Ok(false);
@@ -169,7 +183,9 @@ impl AccountRepository for InMemoryAccountRepository {
             .map(|s| s.id)
             .collect();
         state.sessions.retain(|_, s| s.user_id != id);
-        state.refresh_tokens.retain(|_, (t, _)| !sessions.contains(&t.session_id));
+        state
+            .refresh_tokens
+            .retain(|_, (t, _)| !sessions.contains(&t.session_id));
         Ok(existed)
     }
 }
@@ -181,7 +197,9 @@ impl SessionRepository for InMemorySessionRepository {
             return Err(UnexpectedError::msg("foreign key violation: no such user"));
         }
         state.sessions.insert(session.id, session.clone());
-        state.refresh_tokens.insert(first.hash.clone(), (first.clone(), None));
+        state
+            .refresh_tokens
+            .insert(first.hash.clone(), (first.clone(), None));
         Ok(())
     }
 
@@ -189,14 +207,20 @@ impl SessionRepository for InMemorySessionRepository {
         Ok(self.0.state().sessions.get(&id).cloned())
     }
 
-    async fn find_refresh_token(&self, hash: &RefreshTokenHash) -> Result<Option<RefreshTokenRecord>, UnexpectedError> {
+    async fn find_refresh_token(
+        &self,
+        hash: &RefreshTokenHash,
+    ) -> Result<Option<RefreshTokenRecord>, UnexpectedError> {
         let state = self.0.state();
         Ok(state.refresh_tokens.get(hash).and_then(|(token, rotated_at)| {
-            state.sessions.get(&token.session_id).map(|session| RefreshTokenRecord {
-                session: session.clone(),
-                expires_at: token.expires_at,
-                rotated_at: *rotated_at,
-            })
+            state
+                .sessions
+                .get(&token.session_id)
+                .map(|session| RefreshTokenRecord {
+                    session: session.clone(),
+                    expires_at: token.expires_at,
+                    rotated_at: *rotated_at,
+                })
         }))
     }
 
@@ -224,7 +248,12 @@ impl SessionRepository for InMemorySessionRepository {
         Ok(true)
     }
 
-    async fn revoke(&self, id: SessionId, at: DateTime<Utc>, _reason: RevocationReason) -> Result<(), UnexpectedError> {
+    async fn revoke(
+        &self,
+        id: SessionId,
+        at: DateTime<Utc>,
+        _reason: RevocationReason,
+    ) -> Result<(), UnexpectedError> {
         if let Some(session) = self.0.state().sessions.get_mut(&id) {
             session.revoked_at.get_or_insert(at);
         }
@@ -263,7 +292,10 @@ impl FakeHasher {
     }
 
     fn encode(cost: u32, password: &Password) -> PasswordHash {
-        PasswordHash::new(format!("fake${cost}${}", String::from_utf8_lossy(password.expose())))
+        PasswordHash::new(format!(
+            "fake${cost}${}",
+            String::from_utf8_lossy(password.expose())
+        ))
     }
 }
 
@@ -272,7 +304,11 @@ impl PasswordHasher for FakeHasher {
         Ok(Self::encode(self.current_cost, password))
     }
 
-    async fn verify(&self, password: &Password, hash: &PasswordHash) -> Result<PasswordVerification, UnexpectedError> {
+    async fn verify(
+        &self,
+        password: &Password,
+        hash: &PasswordHash,
+    ) -> Result<PasswordVerification, UnexpectedError> {
         let mut parts = hash.as_str().splitn(3, '$');
         let (Some("fake"), Some(cost), Some(stored)) = (parts.next(), parts.next(), parts.next()) else {
             return Ok(PasswordVerification::Invalid);
@@ -339,7 +375,10 @@ pub struct FakeRefreshTokens(Arc<AtomicU64>);
 
 impl RefreshTokenFactory for FakeRefreshTokens {
     fn generate(&self) -> Result<RefreshToken, UnexpectedError> {
-        Ok(RefreshToken::new(format!("rt-{}", self.0.fetch_add(1, Ordering::Relaxed) + 1)))
+        Ok(RefreshToken::new(format!(
+            "rt-{}",
+            self.0.fetch_add(1, Ordering::Relaxed) + 1
+        )))
     }
 
     fn digest(&self, token: &str) -> RefreshTokenHash {

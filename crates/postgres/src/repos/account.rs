@@ -3,8 +3,8 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection as _, RunQueryDsl};
 use eagate_domain::UnexpectedError;
 use eagate_domain::account::{
-    AccountRepository, CreateUserError, LoginId, NewUser, PasswordHash, RevocationReason, User, UserCredentials,
-    UserId,
+    AccountRepository, CreateUserError, LoginId, NewUser, PasswordHash, RevocationReason, User,
+    UserCredentials, UserId,
 };
 use tracing::instrument;
 
@@ -60,12 +60,17 @@ impl AccountRepository for PgAccountRepository {
     }
 
     #[instrument(name = "db.users.find_by_login", skip_all, err(Display))]
-    async fn find_credentials_by_login(&self, login: &LoginId) -> Result<Option<UserCredentials>, UnexpectedError> {
+    async fn find_credentials_by_login(
+        &self,
+        login: &LoginId,
+    ) -> Result<Option<UserCredentials>, UnexpectedError> {
         let mut conn = conn(&self.pool).await?;
         let query = users::table.select(UserRow::as_select()).into_boxed();
         let query = match login {
             LoginId::Email(email) => query.filter(users::email.eq(email.as_str())),
-            LoginId::Username(name) => query.filter(lower(users::username).eq(name.as_str().to_ascii_lowercase())),
+            LoginId::Username(name) => {
+                query.filter(lower(users::username).eq(name.as_str().to_ascii_lowercase()))
+            }
         };
         let row = query.first(&mut conn).await.optional().map_err(DbError::from)?;
         Ok(row.map(UserRow::into_credentials))
@@ -96,7 +101,12 @@ impl AccountRepository for PgAccountRepository {
     }
 
     #[instrument(name = "db.users.change_password", skip_all, err(Display))]
-    async fn change_password(&self, id: UserId, hash: &PasswordHash, at: DateTime<Utc>) -> Result<bool, UnexpectedError> {
+    async fn change_password(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        at: DateTime<Utc>,
+    ) -> Result<bool, UnexpectedError> {
         let mut conn = conn(&self.pool).await?;
         let user_id = id.as_uuid();
         let hash = hash.as_str();

@@ -4,7 +4,8 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection as _, RunQueryDsl};
 use eagate_domain::UnexpectedError;
 use eagate_domain::account::{
-    NewRefreshToken, RefreshTokenHash, RefreshTokenRecord, RevocationReason, Session, SessionId, SessionRepository,
+    NewRefreshToken, RefreshTokenHash, RefreshTokenRecord, RevocationReason, Session, SessionId,
+    SessionRepository,
 };
 use tracing::instrument;
 
@@ -39,8 +40,14 @@ impl SessionRepository for PgSessionRepository {
         let session = NewSessionRow::from(session);
         let token = NewRefreshTokenRow::from(first_token);
         conn.transaction::<_, diesel::result::Error, _>(async |conn| {
-            diesel::insert_into(sessions::table).values(&session).execute(conn).await?;
-            diesel::insert_into(refresh_tokens::table).values(&token).execute(conn).await?;
+            diesel::insert_into(sessions::table)
+                .values(&session)
+                .execute(conn)
+                .await?;
+            diesel::insert_into(refresh_tokens::table)
+                .values(&token)
+                .execute(conn)
+                .await?;
             Ok(())
         })
         .await
@@ -62,7 +69,10 @@ impl SessionRepository for PgSessionRepository {
     }
 
     #[instrument(name = "db.refresh_tokens.find", skip_all, err(Display))]
-    async fn find_refresh_token(&self, hash: &RefreshTokenHash) -> Result<Option<RefreshTokenRecord>, UnexpectedError> {
+    async fn find_refresh_token(
+        &self,
+        hash: &RefreshTokenHash,
+    ) -> Result<Option<RefreshTokenRecord>, UnexpectedError> {
         let mut conn = conn(&self.pool).await?;
         let row = refresh_tokens::table
             .inner_join(sessions::table)
@@ -108,7 +118,10 @@ impl SessionRepository for PgSessionRepository {
                 if n == 0 {
                     return Ok(false);
                 }
-                diesel::insert_into(refresh_tokens::table).values(&new).execute(conn).await?;
+                diesel::insert_into(refresh_tokens::table)
+                    .values(&new)
+                    .execute(conn)
+                    .await?;
                 Ok(true)
             })
             .await
@@ -117,11 +130,19 @@ impl SessionRepository for PgSessionRepository {
     }
 
     #[instrument(name = "db.sessions.revoke", skip_all, err(Display))]
-    async fn revoke(&self, id: SessionId, at: DateTime<Utc>, reason: RevocationReason) -> Result<(), UnexpectedError> {
+    async fn revoke(
+        &self,
+        id: SessionId,
+        at: DateTime<Utc>,
+        reason: RevocationReason,
+    ) -> Result<(), UnexpectedError> {
         let mut conn = conn(&self.pool).await?;
         diesel::update(sessions::table.find(id.as_uuid()))
             .filter(sessions::revoked_at.is_null())
-            .set((sessions::revoked_at.eq(at), sessions::revoked_reason.eq(reason.as_str())))
+            .set((
+                sessions::revoked_at.eq(at),
+                sessions::revoked_reason.eq(reason.as_str()),
+            ))
             .execute(&mut conn)
             .await
             .map_err(DbError::from)?;

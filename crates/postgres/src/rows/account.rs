@@ -1,10 +1,10 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use eagate_domain::account::PasswordHash;
 use eagate_domain::account::{
     Email, NewRefreshToken, NewUser, RevocationReason, Session, SessionId, User, UserCredentials, UserId,
     Username,
 };
-use eagate_domain::account::PasswordHash;
 use uuid::Uuid;
 
 use crate::schema::{refresh_tokens, sessions, users};

@@ -11,16 +11,22 @@ use uuid::Uuid;
 async fn account_repository_contract_holds() {
     let db = TestDatabase::migrated().await;
     let pool = db.pool();
-    contracts::account_repository_contract(&PgAccountRepository::new(pool.clone()), &PgSessionRepository::new(pool))
-        .await;
+    contracts::account_repository_contract(
+        &PgAccountRepository::new(pool.clone()),
+        &PgSessionRepository::new(pool),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn session_repository_contract_holds() {
     let db = TestDatabase::migrated().await;
     let pool = db.pool();
-    contracts::session_repository_contract(&PgAccountRepository::new(pool.clone()), &PgSessionRepository::new(pool))
-        .await;
+    contracts::session_repository_contract(
+        &PgAccountRepository::new(pool.clone()),
+        &PgSessionRepository::new(pool),
+    )
+    .await;
 }
 
 #[tokio::test]

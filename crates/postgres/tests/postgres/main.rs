@@ -1,4 +1,5 @@
 //! Adapter tests against a real PostgreSQL (see eagate-testkit for which).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod accounts;
 mod migrations;

@@ -44,11 +44,17 @@ async fn migrations_round_trip_to_the_same_schema() {
     let applied = migrate::run_pending(db.url()).await.unwrap();
     assert!(!applied.is_empty());
     let once = schema_of(&db).await;
-    assert!(once.iter().any(|l| l.starts_with("column users.email")), "{once:#?}");
+    assert!(
+        once.iter().any(|l| l.starts_with("column users.email")),
+        "{once:#?}"
+    );
 
     let reverted = migrate::revert_all(db.url()).await.unwrap();
     assert_eq!(reverted.len(), applied.len());
-    assert!(schema_of(&db).await.is_empty(), "down migrations left objects behind");
+    assert!(
+        schema_of(&db).await.is_empty(),
+        "down migrations left objects behind"
+    );
 
     migrate::run_pending(db.url()).await.unwrap();
     assert_eq!(schema_of(&db).await, once);
