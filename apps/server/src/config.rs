@@ -37,6 +37,24 @@ pub enum JwtKeySource {
     GeneratedInDataDir,
 }
 
+/// Where the master keys that seal device secrets come from.
+#[derive(Debug, Clone)]
+pub enum MasterKeySource {
+    /// `EAGATE_MASTER_KEYS`: `kid:base64url-key[,kid:key…]`, current first.
+    Inline(SecretString),
+    /// `EAGATE_MASTER_KEYS_FILE`: the same, one entry per line.
+    File(PathBuf),
+    /// Development only: generated on first run in the data directory
+    /// (mode 0600).
+    GeneratedInDataDir,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeviceSettings {
+    pub master_keys: MasterKeySource,
+    pub max_active_per_account: u32,
+}
+
 #[derive(Debug, Clone)]
 pub struct DatabaseSettings {
     /// `None` in development: run an embedded PostgreSQL.
@@ -66,6 +84,7 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
+    pub devices: DeviceSettings,
 }
 
 /// Every invalid or missing variable found.
@@ -251,6 +270,29 @@ impl Settings {
             hash_concurrency: r.ranged("EAGATE_PASSWORD_HASH_CONCURRENCY", default_concurrency, 1, 1024)
                 as usize,
         };
+        let master_keys = match (r.raw("EAGATE_MASTER_KEYS"), r.raw("EAGATE_MASTER_KEYS_FILE")) {
+            (Some(_), Some(_)) => {
+                r.problems
+                    .push("set only one of EAGATE_MASTER_KEYS and EAGATE_MASTER_KEYS_FILE".to_owned());
+                MasterKeySource::GeneratedInDataDir
+            }
+            (Some(keys), None) => MasterKeySource::Inline(SecretString::from(keys.to_owned())),
+            (None, Some(path)) => MasterKeySource::File(PathBuf::from(path)),
+            (None, None) => {
+                if production {
+                    r.problems.push(
+                        "EAGATE_MASTER_KEYS or EAGATE_MASTER_KEYS_FILE is required when EAGATE_ENV=production \
+                         (generate one with `eagate keys generate`)"
+                            .to_owned(),
+                    );
+                }
+                MasterKeySource::GeneratedInDataDir
+            }
+        };
+        let devices = DeviceSettings {
+            master_keys,
+            max_active_per_account: r.ranged("EAGATE_MAX_DEVICES_PER_ACCOUNT", 50, 1, 100_000) as u32,
+        };
         if production && auth.argon2.memory_kib < Argon2Params::OWASP.memory_kib {
             r.problems.push(format!(
                 "EAGATE_ARGON2_MEMORY_KIB={} is below OWASP's minimum of {} KiB, refused in production",
@@ -267,6 +309,7 @@ impl Settings {
                 log_format,
                 database,
                 auth,
+                devices,
             })
         } else {
             Err(ConfigError(r.problems))
@@ -304,10 +347,12 @@ mod tests {
             .to_string();
         assert!(err.contains("EAGATE_DATABASE_URL"), "{err}");
         assert!(err.contains("EAGATE_JWT_PRIVATE_KEY"), "{err}");
+        assert!(err.contains("EAGATE_MASTER_KEYS"), "{err}");
         let ok = Settings::from_vars(&vars(&[
             ("EAGATE_ENV", "production"),
             ("EAGATE_DATABASE_URL", "postgres://db/eagate"),
             ("EAGATE_JWT_PRIVATE_KEY_FILE", "/etc/eagate/jwt.pem"),
+            ("EAGATE_MASTER_KEYS_FILE", "/etc/eagate/master-keys"),
         ]))
         .unwrap();
         assert_eq!(ok.log_format, LogFormat::Json);
@@ -322,6 +367,7 @@ mod tests {
             ("EAGATE_ENV", "staging"),
             ("EAGATE_DATABASE_URL", "mysql://x"),
             ("EAGATE_ARGON2_ITERATIONS", "many"),
+            ("EAGATE_MAX_DEVICES_PER_ACCOUNT", "0"),
         ]))
         .unwrap_err()
         .to_string();
@@ -331,6 +377,7 @@ mod tests {
             "EAGATE_ENV",
             "EAGATE_DATABASE_URL",
             "EAGATE_ARGON2_ITERATIONS",
+            "EAGATE_MAX_DEVICES_PER_ACCOUNT",
         ] {
             assert!(err.contains(name), "{name} missing from: {err}");
         }
@@ -342,6 +389,7 @@ mod tests {
             ("EAGATE_ENV", "production"),
             ("EAGATE_DATABASE_URL", "postgres://db/eagate"),
             ("EAGATE_JWT_PRIVATE_KEY_FILE", "/k.pem"),
+            ("EAGATE_MASTER_KEYS_FILE", "/m"),
             ("EAGATE_ARGON2_MEMORY_KIB", "64"),
         ]))
         .unwrap_err()

@@ -3,8 +3,12 @@
 
 use eagate_domain::UnexpectedError;
 use eagate_domain::account::{
-    AuthenticateError, ChangePasswordError, DeleteAccountError, GetUserError, LoginError, RefreshError,
-    RegisterError,
+    AuthenticateError, ChangePasswordError, DeleteAccountError, GetUserError, ListAuditError, LoginError,
+    RefreshError, RegisterError,
+};
+use eagate_domain::device::{
+    GetDeviceError, ListDevicesError, RegisterDeviceError, RenameDeviceError, RevokeDeviceError,
+    RotateSecretError,
 };
 
 use crate::problem::{ApiError, ProblemKind};
@@ -106,4 +110,98 @@ pub fn invalid_token() -> ApiError {
         ProblemKind::InvalidToken,
         "Send a valid access token: `Authorization: Bearer <token>`.",
     )
+}
+
+impl From<ListAuditError> for ApiError {
+    fn from(e: ListAuditError) -> Self {
+        match e {
+            ListAuditError::Invalid(errors) => ApiError::validation(&errors),
+            ListAuditError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+/// Another owner's device and a device that does not exist answer alike.
+pub fn device_not_found() -> ApiError {
+    ApiError::new(ProblemKind::NotFound, "No such device.")
+}
+
+fn device_revoked() -> ApiError {
+    ApiError::new(
+        ProblemKind::DeviceRevoked,
+        "The device is revoked; revoked devices cannot be changed or brought back.",
+    )
+}
+
+fn device_name_taken() -> ApiError {
+    ApiError::new(
+        ProblemKind::DeviceNameTaken,
+        "You already have an active device with this name (names are compared ignoring case).",
+    )
+}
+
+impl From<RegisterDeviceError> for ApiError {
+    fn from(e: RegisterDeviceError) -> Self {
+        match e {
+            RegisterDeviceError::Invalid(errors) => ApiError::validation(&errors),
+            RegisterDeviceError::NameTaken => device_name_taken(),
+            RegisterDeviceError::LimitReached { max } => ApiError::new(
+                ProblemKind::DeviceLimitReached,
+                format!(
+                    "An account may have at most {max} active devices; revoke one before registering another."
+                ),
+            ),
+            RegisterDeviceError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<GetDeviceError> for ApiError {
+    fn from(e: GetDeviceError) -> Self {
+        match e {
+            GetDeviceError::NotFound => device_not_found(),
+            GetDeviceError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<ListDevicesError> for ApiError {
+    fn from(e: ListDevicesError) -> Self {
+        match e {
+            ListDevicesError::Invalid(errors) => ApiError::validation(&errors),
+            ListDevicesError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<RenameDeviceError> for ApiError {
+    fn from(e: RenameDeviceError) -> Self {
+        match e {
+            RenameDeviceError::Invalid(errors) => ApiError::validation(&errors),
+            RenameDeviceError::NotFound => device_not_found(),
+            RenameDeviceError::Revoked => device_revoked(),
+            RenameDeviceError::NameTaken => device_name_taken(),
+            RenameDeviceError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<RotateSecretError> for ApiError {
+    fn from(e: RotateSecretError) -> Self {
+        match e {
+            RotateSecretError::Invalid(errors) => ApiError::validation(&errors),
+            RotateSecretError::NotFound => device_not_found(),
+            RotateSecretError::Revoked => device_revoked(),
+            RotateSecretError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<RevokeDeviceError> for ApiError {
+    fn from(e: RevokeDeviceError) -> Self {
+        match e {
+            RevokeDeviceError::NotFound => device_not_found(),
+            RevokeDeviceError::Unexpected(e) => e.into(),
+        }
+    }
 }

@@ -7,6 +7,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use eagate_domain::account::AuthenticatedUser;
+use eagate_domain::audit::ClientInfo;
 use futures_util::StreamExt as _;
 use serde::de::DeserializeOwned;
 
@@ -159,6 +160,62 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             parse_json(&body).map(Json)
         })
     }
+}
+
+/// A JSON body that may be left out entirely (no body, no Content-Type),
+/// meaning `T::default()`.
+#[derive(Debug)]
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJson<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let empty = !req.headers().contains_key(header::CONTENT_TYPE)
+            && req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .is_none_or(|v| v.as_bytes() == b"0");
+        if empty {
+            return Box::pin(async { Ok(Self(T::default())) });
+        }
+        let json = Json::<T>::from_request(req, payload);
+        Box::pin(async move { json.await.map(|Json(v)| Self(v)) })
+    }
+}
+
+/// The caller's address and user agent, for the audit trail.
+#[derive(Debug, Clone)]
+pub struct Client(pub ClientInfo);
+
+impl FromRequest for Client {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let ip = req.peer_addr().map(|a| a.ip());
+        let user_agent = req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok());
+        std::future::ready(Ok(Self(ClientInfo::new(ip, user_agent))))
+    }
+}
+
+/// Parses an id from the path; a malformed one is a 400 naming the segment.
+pub fn path_id(raw: &str, what: &str) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::try_parse(raw).map_err(|_| {
+        ApiError::new(
+            ProblemKind::MalformedId,
+            format!("The {what} id in the path is not a UUID."),
+        )
+        .with_errors(vec![FieldProblem {
+            field: "id".to_owned(),
+            code: "invalid".to_owned(),
+            message: "must be a UUID such as 0192f5e4-7c1a-7b3e-9a51-3c2d4e5f6a7b".to_owned(),
+        }])
+    })
 }
 
 /// The user behind a valid `Authorization: Bearer` access token whose

@@ -1,16 +1,18 @@
-//! Loading (or, in development, generating) the access-token signing key.
+//! Loading (or, in development, generating) the access-token signing key
+//! and the master keys that seal device secrets.
 
 use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::Path;
 
-use eagate_crypto::Ed25519Keys;
+use eagate_crypto::{Ed25519Keys, MasterKeyring};
 use secrecy::ExposeSecret as _;
 
-use crate::config::{JwtKeySource, Settings};
+use crate::config::{JwtKeySource, MasterKeySource, Settings};
 use crate::startup::StartupError;
 
 const DEV_KEY_FILE: &str = "jwt-ed25519.pem";
+const DEV_MASTER_KEYS_FILE: &str = "master-keys";
 
 pub fn load(settings: &Settings) -> Result<Ed25519Keys, StartupError> {
     match &settings.auth.jwt_key {
@@ -28,37 +30,74 @@ pub fn load(settings: &Settings) -> Result<Ed25519Keys, StartupError> {
     }
 }
 
+/// The keyring that seals device secrets.
+pub fn load_master_keys(settings: &Settings) -> Result<MasterKeyring, StartupError> {
+    let parse = |text: &str, source: &str| {
+        MasterKeyring::parse(text).map_err(|e| StartupError::Keys(format!("{source}: {e}")))
+    };
+    match &settings.devices.master_keys {
+        MasterKeySource::Inline(text) => parse(text.expose_secret(), "EAGATE_MASTER_KEYS"),
+        MasterKeySource::File(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                StartupError::Keys(format!("EAGATE_MASTER_KEYS_FILE={}: {e}", path.display()))
+            })?;
+            parse(&text, &format!("EAGATE_MASTER_KEYS_FILE={}", path.display()))
+        }
+        MasterKeySource::GeneratedInDataDir => {
+            let path = settings.data_dir.join(DEV_MASTER_KEYS_FILE);
+            let text = load_or_create_private_file(&path, "development master keys", || {
+                MasterKeyring::generate_entry("dev1")
+                    .map(|entry| format!("# eagate development master keys, current first\n{entry}\n"))
+                    .map_err(|e| e.to_string())
+            })?;
+            parse(&text, &path.display().to_string())
+        }
+    }
+}
+
 fn load_or_generate(path: &Path) -> Result<Ed25519Keys, StartupError> {
-    let failed =
-        |what: &str, e: &dyn std::fmt::Display| StartupError::Keys(format!("{what} {}: {e}", path.display()));
+    let pem = load_or_create_private_file(path, "development JWT signing key", || {
+        Ed25519Keys::generate()
+            .map(|k| k.to_pem())
+            .map_err(|e| e.to_string())
+    })?;
+    Ed25519Keys::from_pem(&pem).map_err(|e| StartupError::Keys(format!("parsing {}: {e}", path.display())))
+}
+
+/// Reads a secret file, first creating it (mode 0600) from `create` when it
+/// does not exist.
+fn load_or_create_private_file(
+    path: &Path,
+    what: &str,
+    create: impl FnOnce() -> Result<String, String>,
+) -> Result<String, StartupError> {
+    let failed = |doing: &str, e: &dyn std::fmt::Display| {
+        StartupError::Keys(format!("{doing} {}: {e}", path.display()))
+    };
     if path.exists() {
         let mode = std::fs::metadata(path)
             .map_err(|e| failed("reading", &e))?
             .permissions()
             .mode();
         if mode & 0o077 != 0 {
-            tracing::warn!(path = %path.display(), mode = format!("{:o}", mode & 0o777), "signing key is readable by others");
+            tracing::warn!(path = %path.display(), mode = format!("{:o}", mode & 0o777), "{what} file is readable by others");
         }
-        let pem = std::fs::read_to_string(path).map_err(|e| failed("reading", &e))?;
-        return Ed25519Keys::from_pem(&pem).map_err(|e| failed("parsing", &e));
+        return std::fs::read_to_string(path).map_err(|e| failed("reading", &e));
     }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| failed("creating the directory of", &e))?;
     }
-    let keys = Ed25519Keys::generate().map_err(|e| failed("generating", &e))?;
+    let content = create().map_err(|e| failed("generating", &e))?;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
         .map_err(|e| failed("creating", &e))?;
-    file.write_all(keys.to_pem().as_bytes())
+    file.write_all(content.as_bytes())
         .map_err(|e| failed("writing", &e))?;
-    tracing::warn!(
-        path = %path.display(),
-        "generated a development JWT signing key; production requires EAGATE_JWT_PRIVATE_KEY(_FILE)"
-    );
-    Ok(keys)
+    tracing::warn!(path = %path.display(), "generated {what}; production requires them to be configured");
+    Ok(content)
 }
 
 /// The JWK set publishing `keys`' public half.
@@ -88,6 +127,24 @@ mod tests {
         assert_eq!(mode, 0o600);
         let second = load_or_generate(&path).unwrap();
         assert_eq!(first.key_id(), second.key_id());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn development_master_keys_are_generated_private_and_reused() {
+        let dir = std::env::temp_dir().join(format!("eagate-mk-{}", uuid::Uuid::new_v4()));
+        let mut vars = std::collections::HashMap::new();
+        vars.insert("EAGATE_DATA_DIR".to_owned(), dir.display().to_string());
+        let settings = Settings::from_vars(&vars).unwrap();
+        let first = load_master_keys(&settings).unwrap();
+        let path = dir.join(DEV_MASTER_KEYS_FILE);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let second = load_master_keys(&settings).unwrap();
+        assert_eq!(first.key_ids(), ["dev1"]);
+        assert_eq!(format!("{first:?}"), format!("{second:?}"));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use eagate_postgres::migrate;
 use eagate_server::config::Settings;
-use eagate_server::startup::resolve_database_url;
+use eagate_server::startup::{device_service, resolve_database_url};
 use eagate_server::{Application, StartupError, telemetry};
 
 #[derive(Debug, Parser)]
@@ -28,6 +28,23 @@ enum Command {
         #[command(subcommand)]
         action: MigrateAction,
     },
+    /// Manage the master keys that seal device secrets.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysAction {
+    /// Print a new random master-key entry `<id>:<key>` to add to EAGATE_MASTER_KEYS(_FILE).
+    Generate {
+        /// The key id (1–32 of A-Z a-z 0-9 _ -); default `k<unix time>`.
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Re-seal every stored device secret under the current (first) master key.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,6 +78,7 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(settings).await,
             Command::Migrate { action } => migrate_command(settings, action).await,
+            Command::Keys { action } => keys_command(settings, action).await,
         }
     });
     match result {
@@ -103,6 +121,36 @@ async fn migrate_command(settings: Settings, action: MigrateAction) -> Result<()
             for m in migrate::status(&url).await? {
                 println!("{} {}", if m.applied { "[applied]" } else { "[pending]" }, m.name);
             }
+        }
+    }
+    Ok(())
+}
+
+async fn keys_command(settings: Settings, action: KeysAction) -> Result<(), StartupError> {
+    match action {
+        KeysAction::Generate { id } => {
+            let id = id.unwrap_or_else(|| format!("k{}", chrono::Utc::now().timestamp()));
+            let entry = eagate_crypto::MasterKeyring::generate_entry(&id)
+                .map_err(|e| StartupError::Keys(e.to_string()))?;
+            // Validate the id the same way start-up will.
+            eagate_crypto::MasterKeyring::parse(&entry).map_err(|e| StartupError::Keys(e.to_string()))?;
+            println!("{entry}");
+        }
+        KeysAction::Rotate => {
+            let url = resolve_database_url(&settings).await?;
+            if !migrate::is_up_to_date(&url).await? {
+                return Err(StartupError::PendingMigrations);
+            }
+            let pool = eagate_postgres::create_pool(&url, &eagate_postgres::PoolConfig::default())?;
+            let devices = device_service(&settings, pool)?;
+            let report = devices
+                .reseal_all()
+                .await
+                .map_err(|e| StartupError::Internal(format!("re-sealing device secrets: {e}")))?;
+            println!(
+                "examined {} devices: re-sealed {}, {} changed concurrently (already under the current key)",
+                report.examined, report.resealed, report.raced
+            );
         }
     }
     Ok(())

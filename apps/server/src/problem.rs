@@ -28,6 +28,11 @@ pub enum ProblemKind {
     WrongPassword,
     EmailTaken,
     UsernameTaken,
+    MalformedQuery,
+    MalformedId,
+    DeviceNameTaken,
+    DeviceLimitReached,
+    DeviceRevoked,
     Internal,
 }
 
@@ -46,6 +51,11 @@ impl ProblemKind {
             Self::WrongPassword => "wrong-password",
             Self::EmailTaken => "email-taken",
             Self::UsernameTaken => "username-taken",
+            Self::MalformedQuery => "malformed-query",
+            Self::MalformedId => "malformed-id",
+            Self::DeviceNameTaken => "device-name-taken",
+            Self::DeviceLimitReached => "device-limit-reached",
+            Self::DeviceRevoked => "device-revoked",
             Self::Internal => "internal-error",
         }
     }
@@ -53,7 +63,7 @@ impl ProblemKind {
     pub const fn status(self) -> StatusCode {
         match self {
             Self::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::MalformedBody => StatusCode::BAD_REQUEST,
+            Self::MalformedBody | Self::MalformedQuery | Self::MalformedId => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -62,7 +72,11 @@ impl ProblemKind {
                 StatusCode::UNAUTHORIZED
             }
             Self::WrongPassword => StatusCode::FORBIDDEN,
-            Self::EmailTaken | Self::UsernameTaken => StatusCode::CONFLICT,
+            Self::EmailTaken
+            | Self::UsernameTaken
+            | Self::DeviceNameTaken
+            | Self::DeviceLimitReached
+            | Self::DeviceRevoked => StatusCode::CONFLICT,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -81,6 +95,11 @@ impl ProblemKind {
             Self::WrongPassword => "Wrong password",
             Self::EmailTaken => "Email already registered",
             Self::UsernameTaken => "Username taken",
+            Self::MalformedQuery => "Malformed query string",
+            Self::MalformedId => "Malformed id",
+            Self::DeviceNameTaken => "Device name taken",
+            Self::DeviceLimitReached => "Device limit reached",
+            Self::DeviceRevoked => "Device revoked",
             Self::Internal => "Internal server error",
         }
     }

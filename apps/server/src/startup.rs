@@ -5,12 +5,15 @@ use std::net::{SocketAddr, TcpListener};
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
-use eagate_crypto::{Argon2Hasher, JwtAccessTokens, JwtConfig, OpaqueRefreshTokens};
+use eagate_crypto::{
+    Argon2Hasher, JwtAccessTokens, JwtConfig, OpaqueRefreshTokens, RandomDeviceSecrets, XChaChaSealer,
+};
 use eagate_domain::account::{AccountPolicy, AccountService};
+use eagate_domain::device::{DevicePolicy, DeviceService};
 use eagate_domain::{SystemClock, UuidV7Generator};
 use eagate_postgres::{
-    EmbeddedPostgres, PgAccountRepository, PgPool, PgSessionRepository, PoolConfig,
-    create_database_if_missing, create_pool, migrate,
+    EmbeddedPostgres, PgAccountRepository, PgAuditLog, PgDeviceRepository, PgPool, PgSessionRepository,
+    PoolConfig, create_database_if_missing, create_pool, migrate,
 };
 use secrecy::ExposeSecret as _;
 
@@ -69,6 +72,22 @@ pub async fn resolve_database_url(settings: &Settings) -> Result<String, Startup
     Ok(pg.url(EMBEDDED_DATABASE))
 }
 
+/// The device use cases over `pool`, with the configured master keys.
+pub fn device_service(settings: &Settings, pool: PgPool) -> Result<crate::state::Devices, StartupError> {
+    let keyring = keys::load_master_keys(settings)?;
+    Ok(DeviceService::new(
+        PgDeviceRepository::new(pool),
+        RandomDeviceSecrets,
+        XChaChaSealer::new(keyring),
+        SystemClock,
+        UuidV7Generator,
+        DevicePolicy {
+            max_active_devices: settings.devices.max_active_per_account,
+            ..DevicePolicy::default()
+        },
+    ))
+}
+
 /// A built, listening application.
 pub struct Application {
     server: Server,
@@ -125,6 +144,7 @@ impl Application {
             hasher,
             access_tokens,
             OpaqueRefreshTokens,
+            PgAuditLog::new(pool.clone()),
             SystemClock,
             UuidV7Generator,
             AccountPolicy {
@@ -132,7 +152,12 @@ impl Application {
                 refresh_token_ttl: ttl(settings.auth.refresh_token_ttl)?,
             },
         );
-        let state = web::Data::new(AppState { accounts, jwks });
+        let devices = device_service(&settings, pool.clone())?;
+        let state = web::Data::new(AppState {
+            accounts,
+            devices,
+            jwks,
+        });
 
         let listener = TcpListener::bind(settings.listen).map_err(|source| StartupError::Listen {
             addr: settings.listen,

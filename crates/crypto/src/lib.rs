@@ -6,13 +6,20 @@
 //!   algorithm, issuer and audience.
 //! - [`OpaqueRefreshTokens`]: 256-bit random refresh tokens, stored as
 //!   SHA-256 digests.
+//! - [`RandomDeviceSecrets`]: `eags_…` device secrets and their fingerprints.
+//! - [`XChaChaSealer`]: device secrets sealed at rest with
+//!   XChaCha20-Poly1305 under a [`MasterKeyring`].
 
+mod device_secret;
 mod jwt;
 mod password;
 mod random;
 mod refresh;
+mod sealer;
 
+pub use device_secret::{RandomDeviceSecrets, secret_fingerprint};
 pub use jwt::{Ed25519Keys, JwtAccessTokens, JwtConfig, KeyError};
 pub use password::{Argon2Hasher, Argon2Params, HasherError};
 pub use random::random_bytes;
 pub use refresh::OpaqueRefreshTokens;
+pub use sealer::{KeyringError, MasterKeyring, XChaChaSealer};

@@ -5,10 +5,38 @@
 //! no async runtime. Adapters in other crates implement the ports; the server
 //! crate wires them together. CI enforces the rule with `cargo tree`.
 
+/// Declares a `Copy` newtype over a UUID with `from_uuid`/`as_uuid`/`Display`.
+macro_rules! id_newtype {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(::uuid::Uuid);
+
+        impl $name {
+            pub const fn from_uuid(id: ::uuid::Uuid) -> Self {
+                Self(id)
+            }
+
+            pub const fn as_uuid(&self) -> ::uuid::Uuid {
+                self.0
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                ::std::fmt::Display::fmt(&self.0, f)
+            }
+        }
+    };
+}
+
 pub mod account;
+pub mod audit;
 pub mod clock;
+pub mod device;
 pub mod error;
 pub mod id;
+pub mod pagination;
 pub mod validation;
 
 #[cfg(any(test, feature = "testing"))]

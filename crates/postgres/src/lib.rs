@@ -13,4 +13,4 @@ pub mod schema;
 pub use embedded::{EmbeddedError, EmbeddedPostgres};
 pub use migrate::{MigrationError, MigrationStatus};
 pub use pool::{PgPool, PoolConfig, PoolSetupError, create_database_if_missing, create_pool};
-pub use repos::{PgAccountRepository, PgSessionRepository};
+pub use repos::{PgAccountRepository, PgAuditLog, PgDeviceRepository, PgSessionRepository};

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::resource;
-use crate::extract::{Authenticated, Json};
+use crate::extract::{Authenticated, Client, Json};
 use crate::problem::ApiError;
 use crate::state::AppState;
 
@@ -107,19 +107,27 @@ fn token_response(state: &AppState, pair: TokenPair) -> HttpResponse {
         .json(body)
 }
 
-async fn register(state: web::Data<AppState>, body: Json<RegisterRequest>) -> Result<HttpResponse, ApiError> {
+async fn register(
+    state: web::Data<AppState>,
+    client: Client,
+    body: Json<RegisterRequest>,
+) -> Result<HttpResponse, ApiError> {
     let body = body.0;
     let registration =
         Registration::parse(&body.email, &body.username, &body.password).map_err(RegisterError::Invalid)?;
-    let user = state.accounts.register(registration).await?;
+    let user = state.accounts.register(registration, &client.0).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, "/api/v1/auth/me"))
         .json(UserResponse::from(user)))
 }
 
-async fn login(state: web::Data<AppState>, body: Json<LoginRequest>) -> Result<HttpResponse, ApiError> {
+async fn login(
+    state: web::Data<AppState>,
+    client: Client,
+    body: Json<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
     let attempt = LoginAttempt::parse(&body.0.login, &body.0.password).map_err(LoginError::Invalid)?;
-    let (_, pair) = state.accounts.login(attempt).await?;
+    let (_, pair) = state.accounts.login(attempt, &client.0).await?;
     Ok(token_response(&state, pair))
 }
 
@@ -143,11 +151,12 @@ async fn me(state: web::Data<AppState>, who: Authenticated) -> Result<HttpRespon
 async fn change_password(
     state: web::Data<AppState>,
     who: Authenticated,
+    client: Client,
     body: Json<ChangePasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
     state
         .accounts
-        .change_password(who.0, &body.0.current_password, &body.0.new_password)
+        .change_password(who.0, &body.0.current_password, &body.0.new_password, &client.0)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -155,8 +164,12 @@ async fn change_password(
 async fn delete_me(
     state: web::Data<AppState>,
     who: Authenticated,
+    client: Client,
     body: Json<DeleteAccountRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    state.accounts.delete_account(who.0, &body.0.password).await?;
+    state
+        .accounts
+        .delete_account(who.0, &body.0.password, &client.0)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,6 +1,8 @@
 //! HTTP routes: DTOs in, use case, DTOs out. No business rules here.
 
+mod audit;
 mod auth;
+mod devices;
 mod meta;
 
 use actix_web::{HttpResponse, web};
@@ -8,17 +10,23 @@ use actix_web::{HttpResponse, web};
 use crate::extract::BodyLimit;
 use crate::problem::{ApiError, ProblemKind};
 
-/// Account routes accept bodies up to 16 KiB.
+/// Account and owner routes accept bodies up to 16 KiB.
 const ACCOUNT_BODY_LIMIT: usize = 16 * 1024;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
+    cfg.app_data(web::QueryConfig::default().error_handler(|error, _req| {
+        ApiError::new(
+            ProblemKind::MalformedQuery,
+            format!("The query string is invalid: {error}."),
+        )
+        .into()
+    }))
+    .service(
         web::scope("/api/v1")
-            .service(
-                web::scope("/auth")
-                    .app_data(BodyLimit(ACCOUNT_BODY_LIMIT))
-                    .configure(auth::configure),
-            )
+            .app_data(BodyLimit(ACCOUNT_BODY_LIMIT))
+            .service(web::scope("/auth").configure(auth::configure))
+            .service(web::scope("/devices").configure(devices::configure))
+            .service(web::scope("/audit").configure(audit::configure))
             .default_service(web::to(not_found)),
     )
     .configure(meta::configure)

@@ -1,4 +1,6 @@
 use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Mutex, OnceLock};
 
 use eagate_crypto::Ed25519Keys;
 use eagate_server::Application;
@@ -9,6 +11,47 @@ use serde_json::{Value, json};
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// Every log line any test's app wrote (JSON, the production format), so
+/// tests can assert what never appears in logs. `TEST_LOG=1` also prints it.
+static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+#[derive(Clone, Copy)]
+struct CaptureWriter;
+
+impl Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        if std::env::var_os("TEST_LOG").is_some() {
+            std::io::stderr().write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() {
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
+            .with_writer(|| CaptureWriter)
+            .try_init();
+    });
+}
+
+/// Everything logged so far by every app in this test binary.
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&LOGS.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+}
+
 /// A running app on its own database.
 pub struct TestApp {
     pub base: String,
@@ -16,6 +59,8 @@ pub struct TestApp {
     pub db: TestDatabase,
     /// The key the app signs access tokens with, for forging tests.
     pub keys: Ed25519Keys,
+    /// The configuration the app runs with.
+    pub settings: Settings,
 }
 
 /// Starts the real application on 127.0.0.1:<random> with a fresh database
@@ -26,11 +71,11 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
-    if std::env::var_os("TEST_LOG").is_some() {
-        eagate_server::telemetry::init(eagate_server::config::LogFormat::Pretty);
-    }
+    capture_logs();
     let db = TestDatabase::migrated().await;
     let keys = Ed25519Keys::generate().unwrap();
+    let master_keys = eagate_crypto::MasterKeyring::generate_entry("test1").unwrap();
+    let data_dir = std::env::temp_dir().join(format!("eagate-test-{}", uuid::Uuid::new_v4()));
     let mut vars: HashMap<String, String> = [
         ("EAGATE_DATABASE_URL", db.url()),
         ("EAGATE_LISTEN", "127.0.0.1:0"),
@@ -39,6 +84,8 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         ("EAGATE_ARGON2_ITERATIONS", "1"),
         ("EAGATE_DATABASE_POOL_SIZE", "4"),
         ("EAGATE_JWT_PRIVATE_KEY", &keys.to_pem()),
+        ("EAGATE_MASTER_KEYS", &master_keys),
+        ("EAGATE_DATA_DIR", &data_dir.display().to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -47,7 +94,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         vars.insert((*k).to_owned(), (*v).to_owned());
     }
     let settings = Settings::from_vars(&vars).unwrap();
-    let app = Application::build(settings).await.unwrap();
+    let app = Application::build(settings.clone()).await.unwrap();
     let base = format!("http://{}", app.local_addr());
     tokio::spawn(app.run());
     TestApp {
@@ -58,6 +105,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
             .unwrap(),
         db,
         keys,
+        settings,
     }
 }
 
@@ -78,6 +126,38 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    pub async fn patch_json_auth(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.client
+            .patch(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_auth(&self, path: &str, token: &str) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Registers a device; returns (device, secret).
+    pub async fn create_device(&self, token: &str, name: &str) -> (Value, String) {
+        let response = self
+            .post_json_auth("/devices", token, &json!({"name": name}))
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED, "registering {name:?}");
+        let body: Value = response.json().await.unwrap();
+        (
+            body["device"].clone(),
+            body["secret"].as_str().unwrap().to_owned(),
+        )
     }
 
     pub async fn get_auth(&self, path: &str, token: &str) -> Response {

@@ -3,5 +3,6 @@
 
 mod auth;
 mod bad_input;
+mod devices;
 mod helpers;
 mod security;

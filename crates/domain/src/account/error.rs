@@ -94,3 +94,11 @@ pub enum CreateUserError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("invalid access token")]
 pub struct InvalidAccessToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListAuditError {
+    #[error("invalid listing: {0}")]
+    Invalid(ValidationErrors),
+    #[error(transparent)]
+    Unexpected(#[from] UnexpectedError),
+}

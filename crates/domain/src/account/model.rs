@@ -4,33 +4,8 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 use unicode_normalization::UnicodeNormalization;
-use uuid::Uuid;
 
 use crate::validation::{FieldError, ValidationErrors};
-
-macro_rules! id_newtype {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(Uuid);
-
-        impl $name {
-            pub const fn from_uuid(id: Uuid) -> Self {
-                Self(id)
-            }
-
-            pub const fn as_uuid(&self) -> Uuid {
-                self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                fmt::Display::fmt(&self.0, f)
-            }
-        }
-    };
-}
 
 id_newtype!(
     /// A user account's id.

@@ -14,13 +14,19 @@ use super::model::{
     RefreshTokenHash, RefreshTokenRecord, RevocationReason, Session, SessionId, User, UserCredentials,
     UserId,
 };
+use crate::audit::AuditEvent;
 use crate::error::UnexpectedError;
 
 /// Persistence of user accounts.
 pub trait AccountRepository: Send + Sync + 'static {
-    /// Stores a new user. Fails with `EmailTaken` / `UsernameTaken` when the
-    /// email, or the username compared case-insensitively, is in use.
-    fn create(&self, user: &NewUser) -> impl Future<Output = Result<User, CreateUserError>> + Send;
+    /// Stores a new user and its audit event in one transaction. Fails with
+    /// `EmailTaken` / `UsernameTaken` when the email, or the username
+    /// compared case-insensitively, is in use.
+    fn create(
+        &self,
+        user: &NewUser,
+        audit: &AuditEvent,
+    ) -> impl Future<Output = Result<User, CreateUserError>> + Send;
 
     fn find_by_id(&self, id: UserId) -> impl Future<Output = Result<Option<User>, UnexpectedError>> + Send;
 
@@ -44,27 +50,35 @@ pub trait AccountRepository: Send + Sync + 'static {
     ) -> impl Future<Output = Result<bool, UnexpectedError>> + Send;
 
     /// Sets a new password and, in the same transaction, revokes every
-    /// session of the user (reason `PasswordChanged`). Returns `false` when
-    /// the user does not exist.
+    /// session of the user (reason `PasswordChanged`) and stores the audit
+    /// event. Returns `false` (storing nothing) when the user does not exist.
     fn change_password(
         &self,
         id: UserId,
         hash: &PasswordHash,
         at: DateTime<Utc>,
+        audit: &AuditEvent,
     ) -> impl Future<Output = Result<bool, UnexpectedError>> + Send;
 
-    /// Deletes the user and, by cascade, everything they own. Returns
-    /// `false` when the user does not exist.
-    fn delete(&self, id: UserId) -> impl Future<Output = Result<bool, UnexpectedError>> + Send;
+    /// Deletes the user and, by cascade, everything they own, storing the
+    /// audit event (which outlives the account) in the same transaction.
+    /// Returns `false` (storing nothing) when the user does not exist.
+    fn delete(
+        &self,
+        id: UserId,
+        audit: &AuditEvent,
+    ) -> impl Future<Output = Result<bool, UnexpectedError>> + Send;
 }
 
 /// Login sessions and their rotating refresh tokens.
 pub trait SessionRepository: Send + Sync + 'static {
-    /// Stores a new session with its first refresh token.
+    /// Stores a new session with its first refresh token and the login's
+    /// audit event, in one transaction.
     fn create(
         &self,
         session: &Session,
         first_token: &NewRefreshToken,
+        audit: &AuditEvent,
     ) -> impl Future<Output = Result<(), UnexpectedError>> + Send;
 
     fn find(&self, id: SessionId) -> impl Future<Output = Result<Option<Session>, UnexpectedError>> + Send;

@@ -6,6 +6,7 @@ use tracing::instrument;
 use super::error::*;
 use super::model::*;
 use super::ports::*;
+use crate::audit::{AuditAction, AuditEvent, AuditLog, ClientInfo};
 use crate::clock::Clock;
 use crate::error::UnexpectedError;
 use crate::id::IdGenerator;
@@ -29,24 +30,26 @@ impl Default for AccountPolicy {
 
 /// Registration, login, sessions, password change and deletion.
 #[derive(Debug, Clone)]
-pub struct AccountService<A, S, H, T, R, C, I> {
+pub struct AccountService<A, S, H, T, R, L, C, I> {
     accounts: A,
     sessions: S,
     hasher: H,
     access_tokens: T,
     refresh_tokens: R,
+    audit: L,
     clock: C,
     ids: I,
     policy: AccountPolicy,
 }
 
-impl<A, S, H, T, R, C, I> AccountService<A, S, H, T, R, C, I>
+impl<A, S, H, T, R, L, C, I> AccountService<A, S, H, T, R, L, C, I>
 where
     A: AccountRepository,
     S: SessionRepository,
     H: PasswordHasher,
     T: AccessTokenIssuer,
     R: RefreshTokenFactory,
+    L: AuditLog,
     C: Clock,
     I: IdGenerator,
 {
@@ -57,6 +60,7 @@ where
         hasher: H,
         access_tokens: T,
         refresh_tokens: R,
+        audit: L,
         clock: C,
         ids: I,
         policy: AccountPolicy,
@@ -67,6 +71,7 @@ where
             hasher,
             access_tokens,
             refresh_tokens,
+            audit,
             clock,
             ids,
             policy,
@@ -77,9 +82,41 @@ where
         &self.policy
     }
 
+    fn audit_event(&self, action: AuditAction, user: Option<UserId>, client: &ClientInfo) -> AuditEvent {
+        AuditEvent {
+            id: self.ids.new_id(),
+            occurred_at: self.clock.now(),
+            action,
+            user_id: user,
+            device_id: None,
+            client: client.clone(),
+            details: Default::default(),
+        }
+    }
+
+    /// The user's security events, newest first.
+    #[instrument(skip_all, fields(user_id = %who.user_id))]
+    pub async fn audit_trail(
+        &self,
+        who: AuthenticatedUser,
+        limit: Option<&str>,
+        cursor: Option<&str>,
+    ) -> Result<crate::pagination::Page<AuditEvent>, ListAuditError> {
+        let page = crate::pagination::PageRequest::parse(limit, cursor).map_err(|errors| {
+            let mut all = ValidationErrors::new();
+            errors.into_iter().for_each(|e| all.push(e));
+            ListAuditError::Invalid(all)
+        })?;
+        Ok(self.audit.list_for_user(who.user_id, &page).await?)
+    }
+
     /// Creates an account.
     #[instrument(skip_all, fields(username = %registration.username))]
-    pub async fn register(&self, registration: Registration) -> Result<User, RegisterError> {
+    pub async fn register(
+        &self,
+        registration: Registration,
+        client: &ClientInfo,
+    ) -> Result<User, RegisterError> {
         let password_hash = self.hasher.hash(&registration.password).await?;
         let new_user = NewUser {
             id: UserId::from_uuid(self.ids.new_id()),
@@ -88,11 +125,16 @@ where
             password_hash,
             created_at: self.clock.now(),
         };
-        let user = self.accounts.create(&new_user).await.map_err(|e| match e {
-            CreateUserError::EmailTaken => RegisterError::EmailTaken,
-            CreateUserError::UsernameTaken => RegisterError::UsernameTaken,
-            CreateUserError::Unexpected(e) => RegisterError::Unexpected(e),
-        })?;
+        let audit = self.audit_event(AuditAction::AccountRegistered, Some(new_user.id), client);
+        let user = self
+            .accounts
+            .create(&new_user, &audit)
+            .await
+            .map_err(|e| match e {
+                CreateUserError::EmailTaken => RegisterError::EmailTaken,
+                CreateUserError::UsernameTaken => RegisterError::UsernameTaken,
+                CreateUserError::Unexpected(e) => RegisterError::Unexpected(e),
+            })?;
         tracing::info!(user_id = %user.id, "account registered");
         Ok(user)
     }
@@ -100,13 +142,22 @@ where
     /// Checks a password and opens a new session. An unknown login and a
     /// wrong password fail identically, after the same hashing work.
     #[instrument(skip_all)]
-    pub async fn login(&self, attempt: LoginAttempt) -> Result<(User, TokenPair), LoginError> {
+    pub async fn login(
+        &self,
+        attempt: LoginAttempt,
+        client: &ClientInfo,
+    ) -> Result<(User, TokenPair), LoginError> {
         let credentials = match &attempt.login {
             Some(login) => self.accounts.find_credentials_by_login(login).await?,
             None => None,
         };
         let Some(credentials) = credentials else {
             self.hasher.verify_dummy(&attempt.password).await?;
+            // The attempted login text is not recorded: users type passwords
+            // into login fields.
+            self.audit
+                .record(&self.audit_event(AuditAction::LoginFailed, None, client))
+                .await?;
             return Err(LoginError::InvalidCredentials);
         };
         let user = credentials.user;
@@ -117,6 +168,8 @@ where
         {
             PasswordVerification::Invalid => {
                 tracing::info!(user_id = %user.id, "login failed: wrong password");
+                let event = self.audit_event(AuditAction::LoginFailed, Some(user.id), client);
+                self.audit.record(&event).await?;
                 return Err(LoginError::InvalidCredentials);
             }
             PasswordVerification::ValidNeedsRehash => self.rehash(&user, &attempt.password).await,
@@ -130,7 +183,8 @@ where
             revoked_at: None,
         };
         let (refresh_token, first) = self.new_refresh_token(session.id, now)?;
-        self.sessions.create(&session, &first).await?;
+        let audit = self.audit_event(AuditAction::LoginSucceeded, Some(user.id), client);
+        self.sessions.create(&session, &first, &audit).await?;
         let pair = self.token_pair(user.id, session.id, now, refresh_token, first.expires_at)?;
         tracing::info!(user_id = %user.id, session_id = %session.id, "login succeeded");
         Ok((user, pair))
@@ -233,6 +287,7 @@ where
         who: AuthenticatedUser,
         current_password: &str,
         new_password: &str,
+        client: &ClientInfo,
     ) -> Result<(), ChangePasswordError> {
         let mut errors = ValidationErrors::new();
         let current = errors.collect(Password::parse_candidate(current_password, "current_password"));
@@ -249,9 +304,10 @@ where
             return Err(ChangePasswordError::WrongPassword);
         }
         let hash = self.hasher.hash(&new).await?;
+        let audit = self.audit_event(AuditAction::PasswordChanged, Some(who.user_id), client);
         if !self
             .accounts
-            .change_password(who.user_id, &hash, self.clock.now())
+            .change_password(who.user_id, &hash, self.clock.now(), &audit)
             .await?
         {
             return Err(ChangePasswordError::AccountNotFound);
@@ -267,6 +323,7 @@ where
         &self,
         who: AuthenticatedUser,
         password: &str,
+        client: &ClientInfo,
     ) -> Result<(), DeleteAccountError> {
         let password = Password::parse_candidate(password, "password")
             .map_err(|e| DeleteAccountError::Invalid(e.into()))?;
@@ -278,7 +335,8 @@ where
         if self.hasher.verify(&password, &credentials.password_hash).await? == PasswordVerification::Invalid {
             return Err(DeleteAccountError::WrongPassword);
         }
-        if !self.accounts.delete(who.user_id).await? {
+        let audit = self.audit_event(AuditAction::AccountDeleted, Some(who.user_id), client);
+        if !self.accounts.delete(who.user_id, &audit).await? {
             return Err(DeleteAccountError::AccountNotFound);
         }
         tracing::info!("account deleted");
@@ -344,10 +402,17 @@ mod tests {
     }
 
     async fn logged_in(world: &FakeAccountWorld) -> (User, TokenPair, AuthenticatedUser) {
-        let user = world.service.register(registration(1)).await.unwrap();
+        let user = world
+            .service
+            .register(registration(1), &ClientInfo::default())
+            .await
+            .unwrap();
         let (_, pair) = world
             .service
-            .login(attempt("user_1", "a long enough password"))
+            .login(
+                attempt("user_1", "a long enough password"),
+                &ClientInfo::default(),
+            )
             .await
             .unwrap();
         let who = world
@@ -361,11 +426,15 @@ mod tests {
     #[tokio::test]
     async fn register_then_login_by_username_or_email() {
         let world = FakeAccountWorld::new();
-        let user = world.service.register(registration(1)).await.unwrap();
+        let user = world
+            .service
+            .register(registration(1), &ClientInfo::default())
+            .await
+            .unwrap();
         for login in ["user_1", "USER_1", "User1@Example.com"] {
             let (u, pair) = world
                 .service
-                .login(attempt(login, "a long enough password"))
+                .login(attempt(login, "a long enough password"), &ClientInfo::default())
                 .await
                 .unwrap();
             assert_eq!(u.id, user.id);
@@ -382,15 +451,19 @@ mod tests {
     #[tokio::test]
     async fn duplicates_are_reported_by_kind() {
         let world = FakeAccountWorld::new();
-        world.service.register(registration(1)).await.unwrap();
+        world
+            .service
+            .register(registration(1), &ClientInfo::default())
+            .await
+            .unwrap();
         let same_email = Registration::parse("USER1@example.com", "other", "a long enough password").unwrap();
         assert!(matches!(
-            world.service.register(same_email).await,
+            world.service.register(same_email, &ClientInfo::default()).await,
             Err(RegisterError::EmailTaken)
         ));
         let same_name = Registration::parse("x@example.com", "User_1", "a long enough password").unwrap();
         assert!(matches!(
-            world.service.register(same_name).await,
+            world.service.register(same_name, &ClientInfo::default()).await,
             Err(RegisterError::UsernameTaken)
         ));
     }
@@ -398,20 +471,24 @@ mod tests {
     #[tokio::test]
     async fn unknown_login_and_wrong_password_are_indistinguishable() {
         let world = FakeAccountWorld::new();
-        world.service.register(registration(1)).await.unwrap();
+        world
+            .service
+            .register(registration(1), &ClientInfo::default())
+            .await
+            .unwrap();
         let wrong = world
             .service
-            .login(attempt("user_1", "not the password"))
+            .login(attempt("user_1", "not the password"), &ClientInfo::default())
             .await
             .unwrap_err();
         let unknown = world
             .service
-            .login(attempt("ghost", "not the password"))
+            .login(attempt("ghost", "not the password"), &ClientInfo::default())
             .await
             .unwrap_err();
         let unparseable = world
             .service
-            .login(attempt("no such!", "not the password"))
+            .login(attempt("no such!", "not the password"), &ClientInfo::default())
             .await
             .unwrap_err();
         for e in [&wrong, &unknown, &unparseable] {
@@ -425,7 +502,10 @@ mod tests {
     #[tokio::test]
     async fn outdated_hash_is_upgraded_on_login() {
         let old = FakeAccountWorld::with_hasher(FakeHasher::with_cost(1));
-        old.service.register(registration(1)).await.unwrap();
+        old.service
+            .register(registration(1), &ClientInfo::default())
+            .await
+            .unwrap();
         // Same store, a hasher whose parameters moved on.
         let upgraded = AccountService::new(
             old.store.accounts(),
@@ -433,12 +513,16 @@ mod tests {
             FakeHasher::with_cost(2),
             crate::testing::FakeAccessTokens,
             crate::testing::FakeRefreshTokens::default(),
+            old.store.audit(),
             old.clock.clone(),
             crate::testing::SequentialIds::default(),
             AccountPolicy::default(),
         );
         upgraded
-            .login(attempt("user_1", "a long enough password"))
+            .login(
+                attempt("user_1", "a long enough password"),
+                &ClientInfo::default(),
+            )
             .await
             .unwrap();
         let creds = old
@@ -511,7 +595,10 @@ mod tests {
         let (_, pair, who) = logged_in(&world).await;
         let (_, other) = world
             .service
-            .login(attempt("user_1", "a long enough password"))
+            .login(
+                attempt("user_1", "a long enough password"),
+                &ClientInfo::default(),
+            )
             .await
             .unwrap();
         world.service.logout(who).await.unwrap();
@@ -539,11 +626,20 @@ mod tests {
         assert!(matches!(
             world
                 .service
-                .change_password(who, "wrong password!", "a brand new password")
+                .change_password(
+                    who,
+                    "wrong password!",
+                    "a brand new password",
+                    &ClientInfo::default()
+                )
                 .await,
             Err(ChangePasswordError::WrongPassword)
         ));
-        match world.service.change_password(who, "", "short").await {
+        match world
+            .service
+            .change_password(who, "", "short", &ClientInfo::default())
+            .await
+        {
             Err(ChangePasswordError::Invalid(errors)) => {
                 let fields: Vec<_> = errors.errors().iter().map(|e| e.field).collect();
                 assert_eq!(fields, ["current_password", "new_password"]);
@@ -552,7 +648,12 @@ mod tests {
         }
         world
             .service
-            .change_password(who, "a long enough password", "a brand new password")
+            .change_password(
+                who,
+                "a long enough password",
+                "a brand new password",
+                &ClientInfo::default(),
+            )
             .await
             .unwrap();
         assert!(
@@ -566,14 +667,17 @@ mod tests {
         assert!(
             world
                 .service
-                .login(attempt("user_1", "a long enough password"))
+                .login(
+                    attempt("user_1", "a long enough password"),
+                    &ClientInfo::default()
+                )
                 .await
                 .is_err()
         );
         assert!(
             world
                 .service
-                .login(attempt("user_1", "a brand new password"))
+                .login(attempt("user_1", "a brand new password"), &ClientInfo::default())
                 .await
                 .is_ok()
         );
@@ -584,12 +688,15 @@ mod tests {
         let world = FakeAccountWorld::new();
         let (_, pair, who) = logged_in(&world).await;
         assert!(matches!(
-            world.service.delete_account(who, "wrong password!").await,
+            world
+                .service
+                .delete_account(who, "wrong password!", &ClientInfo::default())
+                .await,
             Err(DeleteAccountError::WrongPassword)
         ));
         world
             .service
-            .delete_account(who, "a long enough password")
+            .delete_account(who, "a long enough password", &ClientInfo::default())
             .await
             .unwrap();
         assert!(
@@ -606,7 +713,10 @@ mod tests {
         assert!(
             world
                 .service
-                .login(attempt("user_1", "a long enough password"))
+                .login(
+                    attempt("user_1", "a long enough password"),
+                    &ClientInfo::default()
+                )
                 .await
                 .is_err()
         );

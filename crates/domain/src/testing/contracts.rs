@@ -5,7 +5,12 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use uuid::Uuid;
 
+use std::collections::BTreeMap;
+
 use crate::account::*;
+use crate::audit::{AuditAction, AuditEvent, AuditLog, ClientInfo};
+use crate::device::*;
+use crate::pagination::PageRequest;
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap()
@@ -19,6 +24,19 @@ pub fn new_user(n: u32) -> NewUser {
         email: Email::parse(&format!("trader{n}@example.com")).unwrap(),
         password_hash: PasswordHash::new(format!("hash-{n}")),
         created_at: t0(),
+    }
+}
+
+/// An audit event for `user`.
+pub fn audit_event(action: AuditAction, user: Option<UserId>, device: Option<DeviceId>) -> AuditEvent {
+    AuditEvent {
+        id: Uuid::now_v7(),
+        occurred_at: t0(),
+        action,
+        user_id: user,
+        device_id: device,
+        client: ClientInfo::new(Some("203.0.113.7".parse().unwrap()), Some("EA/1.0")),
+        details: BTreeMap::from([("k".to_owned(), "v".to_owned())]),
     }
 }
 
@@ -51,7 +69,13 @@ pub async fn account_repository_contract(
     sessions: &impl SessionRepository,
 ) {
     let alice = new_user(1);
-    let created = accounts.create(&alice).await.unwrap();
+    let created = accounts
+        .create(
+            &alice,
+            &audit_event(AuditAction::AccountRegistered, Some(alice.id), None),
+        )
+        .await
+        .unwrap();
     assert_eq!(created.id, alice.id);
     assert_eq!(created.username, alice.username);
     assert_eq!(created.email, alice.email);
@@ -61,13 +85,23 @@ pub async fn account_repository_contract(
     let mut dup_email = new_user(2);
     dup_email.email = alice.email.clone();
     assert!(matches!(
-        accounts.create(&dup_email).await,
+        accounts
+            .create(
+                &dup_email,
+                &audit_event(AuditAction::AccountRegistered, Some(dup_email.id), None)
+            )
+            .await,
         Err(CreateUserError::EmailTaken)
     ));
     let mut dup_name = new_user(3);
     dup_name.username = Username::parse("tRADER_1").unwrap();
     assert!(matches!(
-        accounts.create(&dup_name).await,
+        accounts
+            .create(
+                &dup_name,
+                &audit_event(AuditAction::AccountRegistered, Some(dup_name.id), None)
+            )
+            .await,
         Err(CreateUserError::UsernameTaken)
     ));
 
@@ -103,7 +137,14 @@ pub async fn account_repository_contract(
 
     // Rehash keeps sessions; password change revokes them all.
     let s1 = session_for(alice.id);
-    sessions.create(&s1, &token(s1.id)).await.unwrap();
+    sessions
+        .create(
+            &s1,
+            &token(s1.id),
+            &audit_event(AuditAction::LoginSucceeded, Some(s1.user_id), None),
+        )
+        .await
+        .unwrap();
     let new_hash = PasswordHash::new("rehashed".into());
     assert!(accounts.update_password_hash(alice.id, &new_hash).await.unwrap());
     assert_eq!(
@@ -121,7 +162,12 @@ pub async fn account_repository_contract(
     let changed = PasswordHash::new("changed".into());
     assert!(
         accounts
-            .change_password(alice.id, &changed, changed_at)
+            .change_password(
+                alice.id,
+                &changed,
+                changed_at,
+                &audit_event(AuditAction::PasswordChanged, Some(alice.id), None)
+            )
             .await
             .unwrap()
     );
@@ -147,7 +193,12 @@ pub async fn account_repository_contract(
     assert!(!accounts.update_password_hash(ghost, &changed).await.unwrap());
     assert!(
         !accounts
-            .change_password(ghost, &changed, changed_at)
+            .change_password(
+                ghost,
+                &changed,
+                changed_at,
+                &audit_event(AuditAction::PasswordChanged, Some(ghost), None)
+            )
             .await
             .unwrap()
     );
@@ -155,9 +206,32 @@ pub async fn account_repository_contract(
     // Deletion cascades to sessions and refresh tokens.
     let s2 = session_for(alice.id);
     let t2 = token(s2.id);
-    sessions.create(&s2, &t2).await.unwrap();
-    assert!(accounts.delete(alice.id).await.unwrap());
-    assert!(!accounts.delete(alice.id).await.unwrap());
+    sessions
+        .create(
+            &s2,
+            &t2,
+            &audit_event(AuditAction::LoginSucceeded, Some(s2.user_id), None),
+        )
+        .await
+        .unwrap();
+    assert!(
+        accounts
+            .delete(
+                alice.id,
+                &audit_event(AuditAction::AccountDeleted, Some(alice.id), None)
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        !accounts
+            .delete(
+                alice.id,
+                &audit_event(AuditAction::AccountDeleted, Some(alice.id), None)
+            )
+            .await
+            .unwrap()
+    );
     assert!(accounts.find_by_id(alice.id).await.unwrap().is_none());
     assert!(sessions.find(s2.id).await.unwrap().is_none());
     assert!(sessions.find_refresh_token(&t2.hash).await.unwrap().is_none());
@@ -169,10 +243,23 @@ pub async fn session_repository_contract(
     sessions: &impl SessionRepository,
 ) {
     let bob = new_user(10);
-    accounts.create(&bob).await.unwrap();
+    accounts
+        .create(
+            &bob,
+            &audit_event(AuditAction::AccountRegistered, Some(bob.id), None),
+        )
+        .await
+        .unwrap();
     let session = session_for(bob.id);
     let first = token(session.id);
-    sessions.create(&session, &first).await.unwrap();
+    sessions
+        .create(
+            &session,
+            &first,
+            &audit_event(AuditAction::LoginSucceeded, Some(session.user_id), None),
+        )
+        .await
+        .unwrap();
     assert_eq!(sessions.find(session.id).await.unwrap().unwrap(), session);
 
     let record = sessions.find_refresh_token(&first.hash).await.unwrap().unwrap();
@@ -245,4 +332,378 @@ pub async fn session_repository_contract(
         .revoke(SessionId::from_uuid(Uuid::now_v7()), at, RevocationReason::Logout)
         .await
         .unwrap();
+}
+
+/// Everything an [`AuditLog`] must do; `accounts` provides the user.
+pub async fn audit_log_contract(accounts: &impl AccountRepository, audit: &impl AuditLog) {
+    let user = new_user(20);
+    let registered = audit_event(AuditAction::AccountRegistered, Some(user.id), None);
+    accounts.create(&user, &registered).await.unwrap();
+    let other = UserId::from_uuid(Uuid::now_v7());
+    let mut recorded = vec![registered];
+    for minutes in 1..=4 {
+        let mut event = audit_event(AuditAction::LoginFailed, Some(user.id), None);
+        event.occurred_at = t0() + Duration::minutes(minutes);
+        audit.record(&event).await.unwrap();
+        recorded.push(event);
+    }
+    audit
+        .record(&audit_event(AuditAction::LoginFailed, Some(other), None))
+        .await
+        .unwrap();
+    audit
+        .record(&audit_event(AuditAction::LoginFailed, None, None))
+        .await
+        .unwrap();
+
+    // Newest first, in pages, only the user's own, with every field intact.
+    let first = audit
+        .list_for_user(user.id, &PageRequest::first(3))
+        .await
+        .unwrap();
+    let expected: Vec<AuditEvent> = recorded.iter().rev().cloned().collect();
+    assert_eq!(first.items, expected[..3]);
+    let next = first.next.expect("a second page");
+    let second = audit
+        .list_for_user(
+            user.id,
+            &PageRequest {
+                limit: 3,
+                after: Some(next),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.items, expected[3..]);
+    assert_eq!(second.next, None);
+
+    // The trail outlives the account.
+    let mut deleted = audit_event(AuditAction::AccountDeleted, Some(user.id), None);
+    deleted.occurred_at = t0() + Duration::hours(1);
+    assert!(accounts.delete(user.id, &deleted).await.unwrap());
+    let after = audit
+        .list_for_user(user.id, &PageRequest::first(100))
+        .await
+        .unwrap();
+    assert_eq!(after.items.len(), recorded.len() + 1);
+    assert_eq!(after.items[0].action, AuditAction::AccountDeleted);
+}
+
+fn sealed(label: &str) -> SealedSecret {
+    SealedSecret {
+        key_id: "k1".into(),
+        ciphertext: label.as_bytes().to_vec(),
+    }
+}
+
+fn new_device(owner: UserId, name: &str, minutes: i64) -> NewDevice {
+    NewDevice {
+        id: DeviceId::from_uuid(Uuid::now_v7()),
+        owner,
+        name: DeviceName::parse(name).unwrap(),
+        secret: sealed(name),
+        fingerprint: SecretFingerprint::new(format!("fp-{name}")),
+        created_at: t0() + Duration::minutes(minutes),
+    }
+}
+
+fn device_audit(action: AuditAction, device: &NewDevice) -> AuditEvent {
+    audit_event(action, Some(device.owner), Some(device.id))
+}
+
+/// Everything a [`DeviceRepository`] must do; `accounts` provides owners,
+/// `audit` shows what was recorded.
+pub async fn device_repository_contract(
+    accounts: &impl AccountRepository,
+    devices: &impl DeviceRepository,
+    audit: &impl AuditLog,
+) {
+    let (ann, bob) = (new_user(30), new_user(31));
+    for u in [&ann, &bob] {
+        accounts
+            .create(u, &audit_event(AuditAction::AccountRegistered, Some(u.id), None))
+            .await
+            .unwrap();
+    }
+    let audit_count = async |user: UserId| {
+        audit
+            .list_for_user(user, &PageRequest::first(100))
+            .await
+            .unwrap()
+            .items
+            .len()
+    };
+
+    // Insert, find, ownership.
+    let d1 = new_device(ann.id, "Main MT5", 1);
+    let stored = devices
+        .insert(&d1, 3, &device_audit(AuditAction::DeviceRegistered, &d1))
+        .await
+        .unwrap();
+    assert_eq!(stored.id, d1.id);
+    assert_eq!(stored.name, d1.name);
+    assert_eq!(stored.status(), DeviceStatus::Active);
+    assert_eq!(stored.secret_fingerprint, d1.fingerprint);
+    assert_eq!(
+        (stored.created_at, stored.updated_at),
+        (d1.created_at, d1.created_at)
+    );
+    assert_eq!(
+        (stored.last_seen_at, stored.last_poll_at, stored.last_ack_at),
+        (None, None, None)
+    );
+    assert_eq!(devices.find(ann.id, d1.id).await.unwrap().unwrap(), stored);
+    assert!(devices.find(bob.id, d1.id).await.unwrap().is_none());
+    assert_eq!(audit_count(ann.id).await, 2);
+
+    // Names are unique per owner among active devices, case-insensitively.
+    let dup = new_device(ann.id, "main mt5", 2);
+    assert!(matches!(
+        devices
+            .insert(&dup, 3, &device_audit(AuditAction::DeviceRegistered, &dup))
+            .await,
+        Err(InsertDeviceError::NameTaken)
+    ));
+    let bobs = new_device(bob.id, "Main MT5", 2);
+    devices
+        .insert(&bobs, 3, &device_audit(AuditAction::DeviceRegistered, &bobs))
+        .await
+        .unwrap();
+    assert_eq!(audit_count(ann.id).await, 2, "a failed insert records nothing");
+
+    // The active-device limit.
+    let d2 = new_device(ann.id, "Second", 3);
+    let d3 = new_device(ann.id, "Third", 4);
+    let d4 = new_device(ann.id, "Fourth", 5);
+    for d in [&d2, &d3] {
+        devices
+            .insert(d, 3, &device_audit(AuditAction::DeviceRegistered, d))
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        devices
+            .insert(&d4, 3, &device_audit(AuditAction::DeviceRegistered, &d4))
+            .await,
+        Err(InsertDeviceError::LimitReached)
+    ));
+
+    // Listing: newest first, paginated, filtered, owner-scoped.
+    let page = devices.list(ann.id, None, &PageRequest::first(2)).await.unwrap();
+    let ids: Vec<DeviceId> = page.items.iter().map(|d| d.id).collect();
+    assert_eq!(ids, [d3.id, d2.id]);
+    let rest = devices
+        .list(
+            ann.id,
+            None,
+            &PageRequest {
+                limit: 2,
+                after: page.next,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(rest.items.iter().map(|d| d.id).collect::<Vec<_>>(), [d1.id]);
+    assert_eq!(rest.next, None);
+
+    // Rename: conflicts, ownership, audit.
+    let at = t0() + Duration::hours(1);
+    let renamed = devices
+        .rename(
+            ann.id,
+            d1.id,
+            &DeviceName::parse("Renamed").unwrap(),
+            at,
+            &device_audit(AuditAction::DeviceRenamed, &d1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(renamed.name.as_str(), "Renamed");
+    assert_eq!(renamed.updated_at, at);
+    assert!(matches!(
+        devices
+            .rename(
+                ann.id,
+                d1.id,
+                &DeviceName::parse("SECOND").unwrap(),
+                at,
+                &device_audit(AuditAction::DeviceRenamed, &d1)
+            )
+            .await,
+        Err(UpdateDeviceError::NameTaken)
+    ));
+    // Renaming to its own name in another case is fine.
+    devices
+        .rename(
+            ann.id,
+            d1.id,
+            &DeviceName::parse("RENAMED").unwrap(),
+            at,
+            &device_audit(AuditAction::DeviceRenamed, &d1),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        devices
+            .rename(
+                bob.id,
+                d1.id,
+                &DeviceName::parse("Mine").unwrap(),
+                at,
+                &device_audit(AuditAction::DeviceRenamed, &d1)
+            )
+            .await,
+        Err(UpdateDeviceError::NotFound)
+    ));
+
+    // Secret rotation keeps the previous secret only with a grace period.
+    let rotation = SecretRotation {
+        secret: sealed("second secret"),
+        fingerprint: SecretFingerprint::new("fp-2".into()),
+        previous_valid_until: Some(at + Duration::minutes(10)),
+        at,
+    };
+    let rotated = devices
+        .rotate_secret(
+            ann.id,
+            d1.id,
+            &rotation,
+            &device_audit(AuditAction::DeviceSecretRotated, &d1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rotated.secret_fingerprint.as_str(), "fp-2");
+    let secrets = devices.stored_secrets(None, 100).await.unwrap();
+    let mine = secrets.iter().find(|s| s.device == d1.id).unwrap();
+    assert_eq!(mine.current, rotation.secret);
+    assert_eq!(mine.previous.as_ref(), Some(&d1.secret));
+    assert!(matches!(
+        devices
+            .rotate_secret(
+                bob.id,
+                d1.id,
+                &rotation,
+                &device_audit(AuditAction::DeviceSecretRotated, &d1)
+            )
+            .await,
+        Err(UpdateDeviceError::NotFound)
+    ));
+
+    // Re-sealing replaces exactly what was expected, once.
+    let resealed = SealedSecret {
+        key_id: "k2".into(),
+        ciphertext: b"resealed".to_vec(),
+    };
+    let resealed_prev = SealedSecret {
+        key_id: "k2".into(),
+        ciphertext: b"resealed prev".to_vec(),
+    };
+    assert!(
+        devices
+            .reseal(mine, &resealed, Some(&resealed_prev))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !devices
+            .reseal(mine, &resealed, Some(&resealed_prev))
+            .await
+            .unwrap(),
+        "stale expectation"
+    );
+    let again = devices.stored_secrets(None, 100).await.unwrap();
+    let mine = again.iter().find(|s| s.device == d1.id).unwrap();
+    assert_eq!(
+        (&mine.current, mine.previous.as_ref()),
+        (&resealed, Some(&resealed_prev))
+    );
+    // Paging through stored secrets by id.
+    let first = devices.stored_secrets(None, 1).await.unwrap();
+    let second = devices.stored_secrets(Some(first[0].device), 1).await.unwrap();
+    assert!(second[0].device > first[0].device);
+
+    // Revocation: permanent, frees the name and a slot, recorded once.
+    let before = audit_count(ann.id).await;
+    let revoked = devices
+        .revoke(ann.id, d2.id, at, &device_audit(AuditAction::DeviceRevoked, &d2))
+        .await
+        .unwrap();
+    let Revocation::Revoked(revoked) = revoked else {
+        panic!("expected a fresh revocation")
+    };
+    assert_eq!(revoked.status(), DeviceStatus::Revoked);
+    assert_eq!(revoked.revoked_at, Some(at));
+    assert!(matches!(
+        devices
+            .revoke(ann.id, d2.id, at, &device_audit(AuditAction::DeviceRevoked, &d2))
+            .await,
+        Ok(Revocation::AlreadyRevoked(_))
+    ));
+    assert_eq!(audit_count(ann.id).await, before + 1);
+    assert!(matches!(
+        devices
+            .revoke(bob.id, d2.id, at, &device_audit(AuditAction::DeviceRevoked, &d2))
+            .await,
+        Err(UpdateDeviceError::NotFound)
+    ));
+    assert!(matches!(
+        devices
+            .rename(
+                ann.id,
+                d2.id,
+                &DeviceName::parse("Zombie").unwrap(),
+                at,
+                &device_audit(AuditAction::DeviceRenamed, &d2)
+            )
+            .await,
+        Err(UpdateDeviceError::Revoked)
+    ));
+    assert!(matches!(
+        devices
+            .rotate_secret(
+                ann.id,
+                d2.id,
+                &rotation,
+                &device_audit(AuditAction::DeviceSecretRotated, &d2)
+            )
+            .await,
+        Err(UpdateDeviceError::Revoked)
+    ));
+    let reuse = new_device(ann.id, "Second", 6);
+    devices
+        .insert(&reuse, 3, &device_audit(AuditAction::DeviceRegistered, &reuse))
+        .await
+        .unwrap();
+
+    let active = devices
+        .list(ann.id, Some(DeviceStatus::Active), &PageRequest::first(100))
+        .await
+        .unwrap();
+    assert_eq!(active.items.len(), 3);
+    let gone = devices
+        .list(ann.id, Some(DeviceStatus::Revoked), &PageRequest::first(100))
+        .await
+        .unwrap();
+    assert_eq!(gone.items.iter().map(|d| d.id).collect::<Vec<_>>(), [d2.id]);
+
+    // Deleting the owner deletes the devices.
+    assert!(
+        accounts
+            .delete(
+                ann.id,
+                &audit_event(AuditAction::AccountDeleted, Some(ann.id), None)
+            )
+            .await
+            .unwrap()
+    );
+    assert!(devices.find(ann.id, d1.id).await.unwrap().is_none());
+    assert!(
+        devices
+            .list(ann.id, None, &PageRequest::first(100))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(devices.find(bob.id, bobs.id).await.unwrap().is_some());
 }

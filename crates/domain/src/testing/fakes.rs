@@ -6,9 +6,12 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use uuid::Uuid;
 
 use crate::account::*;
+use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::Clock;
+use crate::device::*;
 use crate::error::UnexpectedError;
 use crate::id::IdGenerator;
+use crate::pagination::{Page, PageRequest};
 
 /// A clock that only moves when told to.
 #[derive(Debug, Clone)]
@@ -54,11 +57,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+#[derive(Debug, Clone)]
+struct DeviceRecord {
+    device: Device,
+    current: SealedSecret,
+    previous: Option<(SealedSecret, DateTime<Utc>)>,
+}
+
 #[derive(Debug, Default)]
 struct State {
     users: HashMap<UserId, (User, PasswordHash)>,
     sessions: HashMap<SessionId, Session>,
     refresh_tokens: HashMap<RefreshTokenHash, (NewRefreshToken, Option<DateTime<Utc>>)>,
+    devices: HashMap<DeviceId, DeviceRecord>,
+    audit: Vec<AuditEvent>,
 }
 
 /// One in-memory database behind both repository fakes, so cascades and
@@ -75,6 +87,19 @@ impl InMemoryStore {
         InMemorySessionRepository(self.clone())
     }
 
+    pub fn devices(&self) -> InMemoryDeviceRepository {
+        InMemoryDeviceRepository(self.clone())
+    }
+
+    pub fn audit(&self) -> InMemoryAuditLog {
+        InMemoryAuditLog(self.clone())
+    }
+
+    /// Every audit event recorded, oldest first.
+    pub fn audit_events(&self) -> Vec<AuditEvent> {
+        self.state().audit.clone()
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         lock(&self.0)
     }
@@ -86,6 +111,12 @@ pub struct InMemoryAccountRepository(InMemoryStore);
 #[derive(Debug, Clone)]
 pub struct InMemorySessionRepository(InMemoryStore);
 
+#[derive(Debug, Clone)]
+pub struct InMemoryDeviceRepository(InMemoryStore);
+
+#[derive(Debug, Clone)]
+pub struct InMemoryAuditLog(InMemoryStore);
+
 fn matches_login(user: &User, login: &LoginId) -> bool {
     match login {
         LoginId::Email(email) => user.email == *email,
@@ -94,7 +125,7 @@ fn matches_login(user: &User, login: &LoginId) -> bool {
 }
 
 impl AccountRepository for InMemoryAccountRepository {
-    async fn create(&self, new: &NewUser) -> Result<User, CreateUserError> {
+    async fn create(&self, new: &NewUser, audit: &AuditEvent) -> Result<User, CreateUserError> {
         let mut state = self.0.state();
         if state.users.values().any(|(u, _)| u.email == new.email) {
             return Err(CreateUserError::EmailTaken);
@@ -113,6 +144,7 @@ impl AccountRepository for InMemoryAccountRepository {
         state
             .users
             .insert(new.id, (user.clone(), new.password_hash.clone()));
+        state.audit.push(audit.clone());
         Ok(user)
     }
 
@@ -158,6 +190,7 @@ impl AccountRepository for InMemoryAccountRepository {
         id: UserId,
         hash: &PasswordHash,
         at: DateTime<Utc>,
+        audit: &AuditEvent,
     ) -> Result<bool, UnexpectedError> {
         let mut state = self.0.state();
         let Some((user, stored)) = state.users.get_mut(&id) else {
@@ -170,12 +203,18 @@ impl AccountRepository for InMemoryAccountRepository {
                 session.revoked_at = Some(at);
             }
         }
+        state.audit.push(audit.clone());
         Ok(true)
     }
 
-    async fn delete(&self, id: UserId) -> Result<bool, UnexpectedError> {
+    async fn delete(&self, id: UserId, audit: &AuditEvent) -> Result<bool, UnexpectedError> {
         let mut state = self.0.state();
         let existed = state.users.remove(&id).is_some();
+        if !existed {
+            return Ok(false);
+        }
+        state.audit.push(audit.clone());
+        state.devices.retain(|_, d| d.device.owner != id);
         let sessions: Vec<SessionId> = state
             .sessions
             .values()
@@ -191,7 +230,12 @@ impl AccountRepository for InMemoryAccountRepository {
 }
 
 impl SessionRepository for InMemorySessionRepository {
-    async fn create(&self, session: &Session, first: &NewRefreshToken) -> Result<(), UnexpectedError> {
+    async fn create(
+        &self,
+        session: &Session,
+        first: &NewRefreshToken,
+        audit: &AuditEvent,
+    ) -> Result<(), UnexpectedError> {
         let mut state = self.0.state();
         if !state.users.contains_key(&session.user_id) {
             return Err(UnexpectedError::msg("foreign key violation: no such user"));
@@ -200,6 +244,7 @@ impl SessionRepository for InMemorySessionRepository {
         state
             .refresh_tokens
             .insert(first.hash.clone(), (first.clone(), None));
+        state.audit.push(audit.clone());
         Ok(())
     }
 
@@ -393,6 +438,7 @@ pub type FakeAccountService = AccountService<
     FakeHasher,
     FakeAccessTokens,
     FakeRefreshTokens,
+    InMemoryAuditLog,
     FixedClock,
     SequentialIds,
 >;
@@ -420,6 +466,7 @@ impl FakeAccountWorld {
             hasher.clone(),
             FakeAccessTokens,
             FakeRefreshTokens::default(),
+            store.audit(),
             clock.clone(),
             SequentialIds::default(),
             AccountPolicy::default(),
@@ -436,5 +483,308 @@ impl FakeAccountWorld {
 impl Default for FakeAccountWorld {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+impl AuditLog for InMemoryAuditLog {
+    async fn record(&self, event: &AuditEvent) -> Result<(), UnexpectedError> {
+        self.0.state().audit.push(event.clone());
+        Ok(())
+    }
+
+    async fn list_for_user(
+        &self,
+        user: UserId,
+        page: &PageRequest,
+    ) -> Result<Page<AuditEvent>, UnexpectedError> {
+        let state = self.0.state();
+        let mut events: Vec<AuditEvent> = state
+            .audit
+            .iter()
+            .filter(|e| e.user_id == Some(user))
+            .filter(|e| page.after.is_none_or(|c| (e.occurred_at, e.id) < (c.at, c.id)))
+            .cloned()
+            .collect();
+        events.sort_by_key(|e| std::cmp::Reverse((e.occurred_at, e.id)));
+        events.truncate(page.limit as usize + 1);
+        Ok(Page::from_overfetch(events, page.limit, AuditEvent::cursor))
+    }
+}
+
+fn owned(state: &State, owner: UserId, id: DeviceId) -> Option<&DeviceRecord> {
+    state.devices.get(&id).filter(|r| r.device.owner == owner)
+}
+
+fn name_taken(state: &State, owner: UserId, name: &DeviceName, except: Option<DeviceId>) -> bool {
+    state.devices.values().any(|r| {
+        r.device.owner == owner
+            && r.device.revoked_at.is_none()
+            && Some(r.device.id) != except
+            && r.device.name.key() == name.key()
+    })
+}
+
+impl DeviceRepository for InMemoryDeviceRepository {
+    async fn insert(
+        &self,
+        new: &NewDevice,
+        max_active: u32,
+        audit: &AuditEvent,
+    ) -> Result<Device, InsertDeviceError> {
+        let mut state = self.0.state();
+        if !state.users.contains_key(&new.owner) {
+            return Err(UnexpectedError::msg("foreign key violation: no such user").into());
+        }
+        if name_taken(&state, new.owner, &new.name, None) {
+            return Err(InsertDeviceError::NameTaken);
+        }
+        let active = state
+            .devices
+            .values()
+            .filter(|r| r.device.owner == new.owner && r.device.revoked_at.is_none())
+            .count();
+        if active >= max_active as usize {
+            return Err(InsertDeviceError::LimitReached);
+        }
+        let device = Device {
+            id: new.id,
+            owner: new.owner,
+            name: new.name.clone(),
+            created_at: new.created_at,
+            updated_at: new.created_at,
+            revoked_at: None,
+            last_seen_at: None,
+            last_poll_at: None,
+            last_ack_at: None,
+            secret_fingerprint: new.fingerprint.clone(),
+        };
+        state.devices.insert(
+            new.id,
+            DeviceRecord {
+                device: device.clone(),
+                current: new.secret.clone(),
+                previous: None,
+            },
+        );
+        state.audit.push(audit.clone());
+        Ok(device)
+    }
+
+    async fn find(&self, owner: UserId, id: DeviceId) -> Result<Option<Device>, UnexpectedError> {
+        Ok(owned(&self.0.state(), owner, id).map(|r| r.device.clone()))
+    }
+
+    async fn list(
+        &self,
+        owner: UserId,
+        status: Option<DeviceStatus>,
+        page: &PageRequest,
+    ) -> Result<Page<Device>, UnexpectedError> {
+        let state = self.0.state();
+        let mut devices: Vec<Device> = state
+            .devices
+            .values()
+            .map(|r| &r.device)
+            .filter(|d| d.owner == owner && status.is_none_or(|s| d.status() == s))
+            .filter(|d| {
+                page.after
+                    .is_none_or(|c| (d.created_at, d.id.as_uuid()) < (c.at, c.id))
+            })
+            .cloned()
+            .collect();
+        devices.sort_by_key(|d| std::cmp::Reverse((d.created_at, d.id)));
+        devices.truncate(page.limit as usize + 1);
+        Ok(Page::from_overfetch(devices, page.limit, Device::cursor))
+    }
+
+    async fn rename(
+        &self,
+        owner: UserId,
+        id: DeviceId,
+        name: &DeviceName,
+        at: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<Device, UpdateDeviceError> {
+        let mut state = self.0.state();
+        let record = owned(&state, owner, id).ok_or(UpdateDeviceError::NotFound)?;
+        if record.device.revoked_at.is_some() {
+            return Err(UpdateDeviceError::Revoked);
+        }
+        if name_taken(&state, owner, name, Some(id)) {
+            return Err(UpdateDeviceError::NameTaken);
+        }
+        let record = state.devices.get_mut(&id).ok_or(UpdateDeviceError::NotFound)?;
+        record.device.name = name.clone();
+        record.device.updated_at = at;
+        let device = record.device.clone();
+        state.audit.push(audit.clone());
+        Ok(device)
+    }
+
+    async fn rotate_secret(
+        &self,
+        owner: UserId,
+        id: DeviceId,
+        rotation: &SecretRotation,
+        audit: &AuditEvent,
+    ) -> Result<Device, UpdateDeviceError> {
+        let mut state = self.0.state();
+        let record = owned(&state, owner, id).ok_or(UpdateDeviceError::NotFound)?;
+        if record.device.revoked_at.is_some() {
+            return Err(UpdateDeviceError::Revoked);
+        }
+        let record = state.devices.get_mut(&id).ok_or(UpdateDeviceError::NotFound)?;
+        let replaced = std::mem::replace(&mut record.current, rotation.secret.clone());
+        record.previous = rotation.previous_valid_until.map(|until| (replaced, until));
+        record.device.secret_fingerprint = rotation.fingerprint.clone();
+        record.device.updated_at = rotation.at;
+        let device = record.device.clone();
+        state.audit.push(audit.clone());
+        Ok(device)
+    }
+
+    async fn revoke(
+        &self,
+        owner: UserId,
+        id: DeviceId,
+        at: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<Revocation, UpdateDeviceError> {
+        let mut state = self.0.state();
+        if owned(&state, owner, id).is_none() {
+            return Err(UpdateDeviceError::NotFound);
+        }
+        let record = state.devices.get_mut(&id).ok_or(UpdateDeviceError::NotFound)?;
+        if record.device.revoked_at.is_some() {
+            return Ok(Revocation::AlreadyRevoked(record.device.clone()));
+        }
+        record.device.revoked_at = Some(at);
+        record.device.updated_at = at;
+        record.previous = None;
+        let device = record.device.clone();
+        state.audit.push(audit.clone());
+        Ok(Revocation::Revoked(device))
+    }
+
+    async fn stored_secrets(
+        &self,
+        after: Option<DeviceId>,
+        limit: u32,
+    ) -> Result<Vec<StoredSecrets>, UnexpectedError> {
+        let state = self.0.state();
+        let mut all: Vec<StoredSecrets> = state
+            .devices
+            .values()
+            .filter(|r| r.device.revoked_at.is_none())
+            .filter(|r| after.is_none_or(|a| r.device.id > a))
+            .map(|r| StoredSecrets {
+                device: r.device.id,
+                current: r.current.clone(),
+                previous: r.previous.as_ref().map(|(s, _)| s.clone()),
+            })
+            .collect();
+        all.sort_by_key(|s| s.device);
+        all.truncate(limit as usize);
+        Ok(all)
+    }
+
+    async fn reseal(
+        &self,
+        expected: &StoredSecrets,
+        current: &SealedSecret,
+        previous: Option<&SealedSecret>,
+    ) -> Result<bool, UnexpectedError> {
+        let mut state = self.0.state();
+        let Some(record) = state.devices.get_mut(&expected.device) else {
+            return Ok(false);
+        };
+        let same = record.current == expected.current
+            && record.previous.as_ref().map(|(s, _)| s) == expected.previous.as_ref();
+        if !same {
+            return Ok(false);
+        }
+        record.current = current.clone();
+        if let (Some((stored, _)), Some(new)) = (record.previous.as_mut(), previous) {
+            *stored = new.clone();
+        }
+        Ok(true)
+    }
+}
+
+/// Device secrets `eags_fake-<n>`, fingerprinted as `fp-<n>`.
+#[derive(Debug, Clone, Default)]
+pub struct FakeDeviceSecrets(Arc<AtomicU64>);
+
+impl DeviceSecretFactory for FakeDeviceSecrets {
+    fn generate(&self) -> Result<DeviceSecret, UnexpectedError> {
+        Ok(DeviceSecret::new(format!(
+            "eags_fake-{}",
+            self.0.fetch_add(1, Ordering::Relaxed) + 1
+        )))
+    }
+
+    fn fingerprint(&self, secret: &DeviceSecret) -> SecretFingerprint {
+        SecretFingerprint::new(secret.expose().replace("eags_fake-", "fp-"))
+    }
+}
+
+/// A transparent "sealer": `<device id>|<secret>` under a named key. It
+/// binds the device like the real one, and can switch keys.
+#[derive(Debug, Clone)]
+pub struct FakeSealer {
+    pub key_id: String,
+    /// Keys that can still open.
+    pub known: Vec<String>,
+}
+
+impl FakeSealer {
+    pub fn new(key_id: &str) -> Self {
+        Self {
+            key_id: key_id.to_owned(),
+            known: vec![key_id.to_owned()],
+        }
+    }
+}
+
+impl SecretSealer for FakeSealer {
+    fn seal(&self, device: DeviceId, secret: &DeviceSecret) -> Result<SealedSecret, UnexpectedError> {
+        Ok(SealedSecret {
+            key_id: self.key_id.clone(),
+            ciphertext: format!("{device}|{}", secret.expose()).into_bytes(),
+        })
+    }
+
+    fn open(&self, device: DeviceId, sealed: &SealedSecret) -> Result<DeviceSecret, OpenSecretError> {
+        if !self.known.contains(&sealed.key_id) {
+            return Err(OpenSecretError::UnknownKey(sealed.key_id.clone()));
+        }
+        let text = String::from_utf8(sealed.ciphertext.clone()).map_err(|_| OpenSecretError::Corrupt)?;
+        let (bound, secret) = text.split_once('|').ok_or(OpenSecretError::Corrupt)?;
+        if bound != device.to_string() {
+            return Err(OpenSecretError::Corrupt);
+        }
+        Ok(DeviceSecret::new(secret.to_owned()))
+    }
+
+    fn current_key_id(&self) -> &str {
+        &self.key_id
+    }
+}
+
+/// The device service wired entirely to fakes.
+pub type FakeDeviceService =
+    DeviceService<InMemoryDeviceRepository, FakeDeviceSecrets, FakeSealer, FixedClock, SequentialIds>;
+
+impl FakeAccountWorld {
+    /// A device service sharing this world's store, clock and ids.
+    pub fn devices(&self, sealer: FakeSealer, policy: DevicePolicy) -> FakeDeviceService {
+        DeviceService::new(
+            self.store.devices(),
+            FakeDeviceSecrets::default(),
+            sealer,
+            self.clock.clone(),
+            SequentialIds(Arc::new(AtomicU64::new(1_000_000))),
+            policy,
+        )
     }
 }

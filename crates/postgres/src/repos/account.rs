@@ -6,8 +6,10 @@ use eagate_domain::account::{
     AccountRepository, CreateUserError, LoginId, NewUser, PasswordHash, RevocationReason, User,
     UserCredentials, UserId,
 };
+use eagate_domain::audit::AuditEvent;
 use tracing::instrument;
 
+use super::audit::insert_event;
 use super::conn;
 use crate::error::DbError;
 use crate::pool::PgPool;
@@ -36,12 +38,19 @@ impl PgAccountRepository {
 
 impl AccountRepository for PgAccountRepository {
     #[instrument(name = "db.users.create", skip_all, err(Display))]
-    async fn create(&self, user: &NewUser) -> Result<User, CreateUserError> {
+    async fn create(&self, user: &NewUser, audit: &AuditEvent) -> Result<User, CreateUserError> {
         let mut conn = conn(&self.pool).await.map_err(UnexpectedError::from)?;
-        let inserted = diesel::insert_into(users::table)
-            .values(NewUserRow::from(user))
-            .returning(UserRow::as_returning())
-            .get_result(&mut conn)
+        let row = NewUserRow::from(user);
+        let inserted = conn
+            .transaction::<_, diesel::result::Error, _>(async |conn| {
+                let user = diesel::insert_into(users::table)
+                    .values(&row)
+                    .returning(UserRow::as_returning())
+                    .get_result(conn)
+                    .await?;
+                insert_event(conn, audit).await?;
+                Ok(user)
+            })
             .await
             .map_err(DbError::from);
         match inserted {
@@ -106,6 +115,7 @@ impl AccountRepository for PgAccountRepository {
         id: UserId,
         hash: &PasswordHash,
         at: DateTime<Utc>,
+        audit: &AuditEvent,
     ) -> Result<bool, UnexpectedError> {
         let mut conn = conn(&self.pool).await?;
         let user_id = id.as_uuid();
@@ -127,6 +137,7 @@ impl AccountRepository for PgAccountRepository {
                     ))
                     .execute(conn)
                     .await?;
+                insert_event(conn, audit).await?;
                 Ok(true)
             })
             .await
@@ -135,12 +146,19 @@ impl AccountRepository for PgAccountRepository {
     }
 
     #[instrument(name = "db.users.delete", skip_all, err(Display))]
-    async fn delete(&self, id: UserId) -> Result<bool, UnexpectedError> {
+    async fn delete(&self, id: UserId, audit: &AuditEvent) -> Result<bool, UnexpectedError> {
         let mut conn = conn(&self.pool).await?;
-        let n = diesel::delete(users::table.find(id.as_uuid()))
-            .execute(&mut conn)
+        let user_id = id.as_uuid();
+        let deleted = conn
+            .transaction::<_, diesel::result::Error, _>(async |conn| {
+                let n = diesel::delete(users::table.find(user_id)).execute(conn).await?;
+                if n == 1 {
+                    insert_event(conn, audit).await?;
+                }
+                Ok(n == 1)
+            })
             .await
             .map_err(DbError::from)?;
-        Ok(n == 1)
+        Ok(deleted)
     }
 }

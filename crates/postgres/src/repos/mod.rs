@@ -1,9 +1,13 @@
 //! One repository per domain port.
 
 mod account;
+mod audit;
+mod device;
 mod session;
 
 pub use account::PgAccountRepository;
+pub use audit::PgAuditLog;
+pub use device::PgDeviceRepository;
 pub use session::PgSessionRepository;
 
 use crate::error::DbError;

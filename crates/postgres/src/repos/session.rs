@@ -7,8 +7,10 @@ use eagate_domain::account::{
     NewRefreshToken, RefreshTokenHash, RefreshTokenRecord, RevocationReason, Session, SessionId,
     SessionRepository,
 };
+use eagate_domain::audit::AuditEvent;
 use tracing::instrument;
 
+use super::audit::insert_event;
 use super::conn;
 use crate::error::DbError;
 use crate::pool::PgPool;
@@ -35,7 +37,12 @@ impl PgSessionRepository {
 
 impl SessionRepository for PgSessionRepository {
     #[instrument(name = "db.sessions.create", skip_all, err(Display))]
-    async fn create(&self, session: &Session, first_token: &NewRefreshToken) -> Result<(), UnexpectedError> {
+    async fn create(
+        &self,
+        session: &Session,
+        first_token: &NewRefreshToken,
+        audit: &AuditEvent,
+    ) -> Result<(), UnexpectedError> {
         let mut conn = conn(&self.pool).await?;
         let session = NewSessionRow::from(session);
         let token = NewRefreshTokenRow::from(first_token);
@@ -48,6 +55,7 @@ impl SessionRepository for PgSessionRepository {
                 .values(&token)
                 .execute(conn)
                 .await?;
+            insert_event(conn, audit).await?;
             Ok(())
         })
         .await

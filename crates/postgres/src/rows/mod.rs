@@ -2,5 +2,7 @@
 //! to and from domain types.
 
 mod account;
+mod device;
 
 pub(crate) use account::*;
+pub(crate) use device::*;

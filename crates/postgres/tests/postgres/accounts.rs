@@ -2,7 +2,8 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use eagate_domain::account::*;
-use eagate_domain::testing::contracts;
+use eagate_domain::audit::AuditAction;
+use eagate_domain::testing::contracts::{self, audit_event};
 use eagate_postgres::{PgAccountRepository, PgSessionRepository};
 use eagate_testkit::TestDatabase;
 use uuid::Uuid;
@@ -36,7 +37,13 @@ async fn concurrent_rotations_of_one_token_have_exactly_one_winner() {
     let accounts = PgAccountRepository::new(pool.clone());
     let sessions = Arc::new(PgSessionRepository::new(pool));
     let user = contracts::new_user(1);
-    accounts.create(&user).await.unwrap();
+    accounts
+        .create(
+            &user,
+            &audit_event(AuditAction::AccountRegistered, Some(user.id), None),
+        )
+        .await
+        .unwrap();
     let now = Utc::now();
     let session = Session {
         id: SessionId::from_uuid(Uuid::now_v7()),
@@ -51,7 +58,14 @@ async fn concurrent_rotations_of_one_token_have_exactly_one_winner() {
         created_at: now,
         expires_at: now + Duration::days(1),
     };
-    sessions.create(&session, &token(0)).await.unwrap();
+    sessions
+        .create(
+            &session,
+            &token(0),
+            &audit_event(AuditAction::LoginSucceeded, Some(user.id), None),
+        )
+        .await
+        .unwrap();
 
     let tasks: Vec<_> = (1..=8u8)
         .map(|n| {
@@ -76,7 +90,13 @@ async fn stored_rows_hold_no_plaintext_password() {
     let db = TestDatabase::migrated().await;
     let accounts = PgAccountRepository::new(db.pool());
     let user = contracts::new_user(7);
-    accounts.create(&user).await.unwrap();
+    accounts
+        .create(
+            &user,
+            &audit_event(AuditAction::AccountRegistered, Some(user.id), None),
+        )
+        .await
+        .unwrap();
     let found = accounts
         .find_credentials_by_login(&LoginId::Email(Email::parse("TRADER7@EXAMPLE.COM").unwrap()))
         .await

@@ -1,0 +1,72 @@
+//! `/api/v1/audit`: the caller's security events.
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use eagate_domain::audit::AuditEvent;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+use super::resource;
+use crate::extract::Authenticated;
+use crate::problem::ApiError;
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("").route(web::get().to(list)));
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct AuditEventResponse {
+    id: Uuid,
+    occurred_at: DateTime<Utc>,
+    /// e.g. `login.failed`, `device.secret_rotated`.
+    action: &'static str,
+    device_id: Option<Uuid>,
+    client_ip: Option<String>,
+    user_agent: Option<String>,
+    details: BTreeMap<String, String>,
+}
+
+impl From<AuditEvent> for AuditEventResponse {
+    fn from(e: AuditEvent) -> Self {
+        Self {
+            id: e.id,
+            occurred_at: e.occurred_at,
+            action: e.action.as_str(),
+            device_id: e.device_id.map(|d| d.as_uuid()),
+            client_ip: e.client.ip.map(|ip| ip.to_string()),
+            user_agent: e.client.user_agent,
+            details: e.details,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct AuditList {
+    items: Vec<AuditEventResponse>,
+    next_cursor: Option<String>,
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    query: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    let page = state
+        .accounts
+        .audit_trail(who.0, q.limit.as_deref(), q.cursor.as_deref())
+        .await?;
+    Ok(HttpResponse::Ok().json(AuditList {
+        next_cursor: page.next.map(|c| c.to_string()),
+        items: page.items.into_iter().map(AuditEventResponse::from).collect(),
+    }))
+}

@@ -1,0 +1,199 @@
+//! `/api/v1/devices`: the owner's device registry.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use eagate_domain::device::{Device, DeviceId, DeviceWithSecret};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::resource;
+use crate::extract::{Authenticated, Client, Json, OptionalJson, path_id};
+use crate::problem::ApiError;
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("")
+            .route(web::post().to(register))
+            .route(web::get().to(list)),
+    )
+    .service(
+        resource("/{id}")
+            .route(web::get().to(get))
+            .route(web::patch().to(rename)),
+    )
+    .service(resource("/{id}/revoke").route(web::post().to(revoke)))
+    .service(resource("/{id}/rotate-secret").route(web::post().to(rotate_secret)));
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NameRequest {
+    name: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotateRequest {
+    grace_seconds: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// A device as its owner sees it: never its secret.
+#[derive(Debug, Serialize)]
+pub(crate) struct DeviceResponse {
+    id: Uuid,
+    name: String,
+    status: &'static str,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+    last_seen_at: Option<DateTime<Utc>>,
+    last_poll_at: Option<DateTime<Utc>>,
+    last_ack_at: Option<DateTime<Utc>>,
+    /// Identifies the current secret without revealing it.
+    secret_fingerprint: String,
+}
+
+impl From<Device> for DeviceResponse {
+    fn from(d: Device) -> Self {
+        Self {
+            id: d.id.as_uuid(),
+            status: d.status().as_str(),
+            name: d.name.as_str().to_owned(),
+            created_at: d.created_at,
+            updated_at: d.updated_at,
+            revoked_at: d.revoked_at,
+            last_seen_at: d.last_seen_at,
+            last_poll_at: d.last_poll_at,
+            last_ack_at: d.last_ack_at,
+            secret_fingerprint: d.secret_fingerprint.as_str().to_owned(),
+        }
+    }
+}
+
+/// The one response that carries a secret.
+#[derive(Debug, Serialize)]
+struct DeviceWithSecretResponse {
+    device: DeviceResponse,
+    /// Shown once: store it in the EA now; it cannot be retrieved later.
+    secret: String,
+}
+
+#[derive(Debug, Serialize)]
+struct DeviceList {
+    items: Vec<DeviceResponse>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+fn with_secret(created: DeviceWithSecret) -> DeviceWithSecretResponse {
+    DeviceWithSecretResponse {
+        secret: created.secret.expose().to_owned(),
+        device: created.device.into(),
+    }
+}
+
+fn device_id(raw: &str) -> Result<DeviceId, ApiError> {
+    path_id(raw, "device").map(DeviceId::from_uuid)
+}
+
+async fn register(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    client: Client,
+    body: Json<NameRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let created = state
+        .devices
+        .register(who.0.user_id, &body.0.name, &client.0)
+        .await?;
+    let location = format!("/api/v1/devices/{}", created.device.id);
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(with_secret(created)))
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    let page = state
+        .devices
+        .list(
+            who.0.user_id,
+            q.status.as_deref(),
+            q.limit.as_deref(),
+            q.cursor.as_deref(),
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(DeviceList {
+        next_cursor: page.next.map(|c| c.to_string()),
+        items: page.items.into_iter().map(DeviceResponse::from).collect(),
+    }))
+}
+
+async fn get(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let device = state.devices.get(who.0.user_id, device_id(&id)?).await?;
+    Ok(HttpResponse::Ok().json(DeviceResponse::from(device)))
+}
+
+async fn rename(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    client: Client,
+    id: web::Path<String>,
+    body: Json<NameRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = device_id(&id)?;
+    let device = state
+        .devices
+        .rename(who.0.user_id, id, &body.0.name, &client.0)
+        .await?;
+    Ok(HttpResponse::Ok().json(DeviceResponse::from(device)))
+}
+
+async fn revoke(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    client: Client,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .devices
+        .revoke(who.0.user_id, device_id(&id)?, &client.0)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn rotate_secret(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    client: Client,
+    id: web::Path<String>,
+    body: OptionalJson<RotateRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = device_id(&id)?;
+    let rotated = state
+        .devices
+        .rotate_secret(who.0.user_id, id, body.0.grace_seconds, &client.0)
+        .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(with_secret(rotated)))
+}

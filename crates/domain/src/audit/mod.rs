@@ -1,0 +1,132 @@
+//! The security audit trail: an append-only record of who did what, when,
+//! from where.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::account::UserId;
+use crate::device::DeviceId;
+use crate::error::UnexpectedError;
+use crate::pagination::{Cursor, Page, PageRequest};
+
+/// Who is calling, as far as the transport can tell.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    pub ip: Option<IpAddr>,
+    /// At most [`ClientInfo::MAX_USER_AGENT`] characters.
+    pub user_agent: Option<String>,
+}
+
+impl ClientInfo {
+    pub const MAX_USER_AGENT: usize = 256;
+
+    pub fn new(ip: Option<IpAddr>, user_agent: Option<&str>) -> Self {
+        Self {
+            ip,
+            user_agent: user_agent.map(|ua| {
+                ua.chars()
+                    .filter(|c| !c.is_control())
+                    .take(Self::MAX_USER_AGENT)
+                    .collect()
+            }),
+        }
+    }
+}
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditAction {
+    AccountRegistered,
+    LoginSucceeded,
+    LoginFailed,
+    PasswordChanged,
+    AccountDeleted,
+    DeviceRegistered,
+    DeviceRenamed,
+    DeviceSecretRotated,
+    DeviceRevoked,
+}
+
+impl AuditAction {
+    pub const ALL: [Self; 9] = [
+        Self::AccountRegistered,
+        Self::LoginSucceeded,
+        Self::LoginFailed,
+        Self::PasswordChanged,
+        Self::AccountDeleted,
+        Self::DeviceRegistered,
+        Self::DeviceRenamed,
+        Self::DeviceSecretRotated,
+        Self::DeviceRevoked,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::AccountRegistered => "account.registered",
+            Self::LoginSucceeded => "login.succeeded",
+            Self::LoginFailed => "login.failed",
+            Self::PasswordChanged => "password.changed",
+            Self::AccountDeleted => "account.deleted",
+            Self::DeviceRegistered => "device.registered",
+            Self::DeviceRenamed => "device.renamed",
+            Self::DeviceSecretRotated => "device.secret_rotated",
+            Self::DeviceRevoked => "device.revoked",
+        }
+    }
+}
+
+impl fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AuditAction {
+    type Err = UnexpectedError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| UnexpectedError::msg(format!("unknown audit action {s:?}")))
+    }
+}
+
+/// One recorded event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEvent {
+    pub id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    pub action: AuditAction,
+    /// The account acting (or, for a failed login, the account targeted).
+    pub user_id: Option<UserId>,
+    pub device_id: Option<DeviceId>,
+    pub client: ClientInfo,
+    /// Non-secret particulars, e.g. a device's old and new name.
+    pub details: BTreeMap<String, String>,
+}
+
+/// Appends and reads audit events. Events are never changed or removed
+/// (they outlive the account they name).
+pub trait AuditLog: Send + Sync + 'static {
+    fn record(&self, event: &AuditEvent) -> impl Future<Output = Result<(), UnexpectedError>> + Send;
+
+    /// The user's events, newest first.
+    fn list_for_user(
+        &self,
+        user: UserId,
+        page: &PageRequest,
+    ) -> impl Future<Output = Result<Page<AuditEvent>, UnexpectedError>> + Send;
+}
+
+impl AuditEvent {
+    /// The cursor that continues a listing after this event.
+    pub fn cursor(&self) -> Cursor {
+        Cursor::new(self.occurred_at, self.id)
+    }
+}

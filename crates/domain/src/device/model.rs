@@ -1,0 +1,302 @@
+//! Device entities and validated values.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use unicode_normalization::UnicodeNormalization;
+
+use crate::account::UserId;
+use crate::pagination::Cursor;
+use crate::validation::FieldError;
+
+id_newtype!(
+    /// A device's id.
+    DeviceId
+);
+
+/// A device's display name: 1–64 characters after trimming and NFC
+/// normalisation; any script, no control characters and no bidirectional
+/// overrides (which can make a name display as something else). Unique per
+/// owner among active devices, compared case-insensitively.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceName(String);
+
+impl DeviceName {
+    pub const MAX_LEN: usize = 64;
+    pub const FIELD: &'static str = "name";
+
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let normalized: String = raw.trim().nfc().collect();
+        let len = normalized.chars().count();
+        if len == 0 {
+            return Err(FieldError::new(
+                Self::FIELD,
+                "required",
+                "must not be empty or only whitespace",
+            ));
+        }
+        if len > Self::MAX_LEN {
+            return Err(FieldError::new(
+                Self::FIELD,
+                "too_long",
+                format!("must be at most {} characters", Self::MAX_LEN),
+            ));
+        }
+        if normalized.chars().any(is_forbidden) {
+            return Err(FieldError::new(
+                Self::FIELD,
+                "invalid_characters",
+                "must not contain control characters, line separators or bidirectional overrides",
+            ));
+        }
+        Ok(Self(normalized))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The uniqueness key: the name lower-cased (Unicode-aware).
+    pub fn key(&self) -> String {
+        self.0.to_lowercase()
+    }
+
+    /// Rebuilds a name read back from storage.
+    pub fn from_trusted(raw: String) -> Self {
+        Self(raw)
+    }
+}
+
+fn is_forbidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+impl fmt::Display for DeviceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Whether a device may authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeviceStatus {
+    Active,
+    /// Permanently: a revoked device never authenticates again.
+    Revoked,
+}
+
+impl DeviceStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        match raw {
+            "active" => Ok(Self::Active),
+            "revoked" => Ok(Self::Revoked),
+            _ => Err(FieldError::new(
+                "status",
+                "invalid",
+                "must be `active` or `revoked`",
+            )),
+        }
+    }
+}
+
+/// A device secret in clear: `eags_` + 43 base64url characters (256 bits).
+/// The HMAC key is exactly these ASCII bytes. Exists in memory only: stored
+/// sealed, shown to the owner once. `Debug` is redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DeviceSecret(String);
+
+impl DeviceSecret {
+    pub const PREFIX: &'static str = "eags_";
+
+    pub fn new(secret: String) -> Self {
+        Self(secret)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for DeviceSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DeviceSecret(<redacted>)")
+    }
+}
+
+/// A short, non-secret identifier of a secret, so an owner can tell which
+/// secret an EA holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretFingerprint(String);
+
+impl SecretFingerprint {
+    pub fn new(fingerprint: String) -> Self {
+        Self(fingerprint)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A secret encrypted under a master key (AEAD, bound to its device id).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedSecret {
+    /// Which master key sealed it.
+    pub key_id: String,
+    /// Nonce and ciphertext with tag, as the sealer lays them out.
+    pub ciphertext: Vec<u8>,
+}
+
+impl fmt::Debug for SealedSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealedSecret")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A device as its owner sees it. Never carries a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    pub id: DeviceId,
+    pub owner: UserId,
+    pub name: DeviceName,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_seen_at: Option<DateTime<Utc>>,
+    pub last_poll_at: Option<DateTime<Utc>>,
+    pub last_ack_at: Option<DateTime<Utc>>,
+    pub secret_fingerprint: SecretFingerprint,
+}
+
+impl Device {
+    pub fn status(&self) -> DeviceStatus {
+        if self.revoked_at.is_some() {
+            DeviceStatus::Revoked
+        } else {
+            DeviceStatus::Active
+        }
+    }
+
+    /// The cursor continuing a listing after this device.
+    pub fn cursor(&self) -> Cursor {
+        Cursor::new(self.created_at, self.id.as_uuid())
+    }
+}
+
+/// What registering a device stores.
+#[derive(Debug, Clone)]
+pub struct NewDevice {
+    pub id: DeviceId,
+    pub owner: UserId,
+    pub name: DeviceName,
+    pub secret: SealedSecret,
+    pub fingerprint: SecretFingerprint,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A new secret replacing the current one.
+#[derive(Debug, Clone)]
+pub struct SecretRotation {
+    pub secret: SealedSecret,
+    pub fingerprint: SecretFingerprint,
+    /// Until when the replaced secret still authenticates; `None` retires
+    /// it at once.
+    pub previous_valid_until: Option<DateTime<Utc>>,
+    pub at: DateTime<Utc>,
+}
+
+/// A device and the secret it was just given: the only time a secret
+/// leaves the server.
+#[derive(Debug, Clone)]
+pub struct DeviceWithSecret {
+    pub device: Device,
+    pub secret: DeviceSecret,
+}
+
+/// The sealed secrets of one device, for master-key rotation.
+#[derive(Debug, Clone)]
+pub struct StoredSecrets {
+    pub device: DeviceId,
+    pub current: SealedSecret,
+    pub previous: Option<SealedSecret>,
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_normalised_and_bounded() {
+        assert_eq!(
+            DeviceName::parse("  EURUSD scalper  ").unwrap().as_str(),
+            "EURUSD scalper"
+        );
+        assert_eq!(DeviceName::parse("Cafe\u{301}").unwrap().as_str(), "Café");
+        assert!(DeviceName::parse(&"n".repeat(64)).is_ok());
+        assert!(DeviceName::parse(&format!("  {}  ", "n".repeat(64))).is_ok());
+        assert_eq!(DeviceName::parse(&"n".repeat(65)).unwrap_err().code, "too_long");
+        assert_eq!(DeviceName::parse("").unwrap_err().code, "required");
+        assert_eq!(DeviceName::parse(" \t\n ").unwrap_err().code, "required");
+        assert!(DeviceName::parse("🚀 rocket").is_ok());
+        assert!(DeviceName::parse("حساب التداول").is_ok());
+        assert!(DeviceName::parse("x'; DROP TABLE devices;--").is_ok());
+        for bad in [
+            "a\0b",
+            "a\u{7}b",
+            "line\nbreak",
+            "a\u{202E}b",
+            "a\u{2028}b",
+            "a\u{85}b",
+        ] {
+            assert_eq!(
+                DeviceName::parse(bad).unwrap_err().code,
+                "invalid_characters",
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn uniqueness_key_ignores_case() {
+        assert_eq!(
+            DeviceName::parse("MT5-Main").unwrap().key(),
+            DeviceName::parse("mt5-main").unwrap().key()
+        );
+        assert_eq!(DeviceName::parse("ÄLPHA").unwrap().key(), "älpha");
+    }
+
+    #[test]
+    fn secrets_and_sealed_secrets_are_redacted() {
+        let s = DeviceSecret::new("eags_topsecret".into());
+        assert!(!format!("{s:?}").contains("topsecret"));
+        let sealed = SealedSecret {
+            key_id: "k1".into(),
+            ciphertext: vec![1, 2, 3],
+        };
+        assert!(!format!("{sealed:?}").contains("[1, 2, 3]"));
+    }
+
+    proptest! {
+        #[test]
+        fn accepted_names_obey_the_rules(s in "\\PC{0,80}") {
+            if let Ok(name) = DeviceName::parse(&s) {
+                let n = name.as_str();
+                prop_assert!((1..=64).contains(&n.chars().count()));
+                prop_assert_eq!(n, n.trim());
+                prop_assert!(!n.chars().any(char::is_control));
+            }
+        }
+    }
+}

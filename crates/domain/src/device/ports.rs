@@ -1,0 +1,124 @@
+//! What the device use cases need from the outside world.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+
+use super::error::{InsertDeviceError, OpenSecretError, UpdateDeviceError};
+use super::model::{
+    Device, DeviceId, DeviceName, DeviceSecret, DeviceStatus, NewDevice, SealedSecret, SecretFingerprint,
+    SecretRotation, StoredSecrets,
+};
+use crate::account::UserId;
+use crate::audit::AuditEvent;
+use crate::error::UnexpectedError;
+use crate::pagination::{Page, PageRequest};
+
+/// How a revocation went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revocation {
+    /// Revoked now.
+    Revoked(Device),
+    /// It already was; nothing changed and nothing was recorded.
+    AlreadyRevoked(Device),
+}
+
+/// Persistence of devices. Every change stores its audit event in the same
+/// transaction, so the trail cannot miss a committed change. Methods taking
+/// an `owner` treat another owner's device as absent.
+pub trait DeviceRepository: Send + Sync + 'static {
+    /// Stores a device unless its name (case-insensitively) is taken among
+    /// the owner's active devices (`NameTaken`) or the owner already has
+    /// `max_active` active devices (`LimitReached`). The check and the insert
+    /// are atomic.
+    fn insert(
+        &self,
+        device: &NewDevice,
+        max_active: u32,
+        audit: &AuditEvent,
+    ) -> impl Future<Output = Result<Device, InsertDeviceError>> + Send;
+
+    fn find(
+        &self,
+        owner: UserId,
+        id: DeviceId,
+    ) -> impl Future<Output = Result<Option<Device>, UnexpectedError>> + Send;
+
+    /// The owner's devices, newest first, optionally only one status.
+    fn list(
+        &self,
+        owner: UserId,
+        status: Option<DeviceStatus>,
+        page: &PageRequest,
+    ) -> impl Future<Output = Result<Page<Device>, UnexpectedError>> + Send;
+
+    /// Renames an active device. `NotFound`, `Revoked` or `NameTaken`.
+    fn rename(
+        &self,
+        owner: UserId,
+        id: DeviceId,
+        name: &DeviceName,
+        at: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> impl Future<Output = Result<Device, UpdateDeviceError>> + Send;
+
+    /// Replaces an active device's secret; the replaced one becomes the
+    /// previous secret until `rotation.previous_valid_until` (or is dropped
+    /// when that is `None`). `NotFound` or `Revoked`.
+    fn rotate_secret(
+        &self,
+        owner: UserId,
+        id: DeviceId,
+        rotation: &SecretRotation,
+        audit: &AuditEvent,
+    ) -> impl Future<Output = Result<Device, UpdateDeviceError>> + Send;
+
+    /// Revokes a device for good, dropping its secrets; the audit event is
+    /// stored only when the device was active. `NotFound` only.
+    fn revoke(
+        &self,
+        owner: UserId,
+        id: DeviceId,
+        at: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> impl Future<Output = Result<Revocation, UpdateDeviceError>> + Send;
+
+    /// Stored secrets of every device, in id order after `after`, for
+    /// re-sealing under a new master key.
+    fn stored_secrets(
+        &self,
+        after: Option<DeviceId>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<StoredSecrets>, UnexpectedError>> + Send;
+
+    /// Replaces a device's sealed secrets with re-sealed copies of the same
+    /// secrets, only if they are still `expected` (a concurrent rotation
+    /// wins). Returns whether it replaced them.
+    fn reseal(
+        &self,
+        expected: &StoredSecrets,
+        current: &SealedSecret,
+        previous: Option<&SealedSecret>,
+    ) -> impl Future<Output = Result<bool, UnexpectedError>> + Send;
+}
+
+/// Creates device secrets and their fingerprints.
+pub trait DeviceSecretFactory: Send + Sync + 'static {
+    /// A new secret with 256 bits from the OS CSPRNG.
+    fn generate(&self) -> Result<DeviceSecret, UnexpectedError>;
+
+    fn fingerprint(&self, secret: &DeviceSecret) -> SecretFingerprint;
+}
+
+/// Encrypts device secrets under the server's master keys, bound to their
+/// device, so a copy of the database alone reveals nothing usable.
+pub trait SecretSealer: Send + Sync + 'static {
+    /// Seals under the current master key.
+    fn seal(&self, device: DeviceId, secret: &DeviceSecret) -> Result<SealedSecret, UnexpectedError>;
+
+    /// Opens a secret sealed for `device` under any key in the keyring.
+    fn open(&self, device: DeviceId, sealed: &SealedSecret) -> Result<DeviceSecret, OpenSecretError>;
+
+    /// The id of the key `seal` uses.
+    fn current_key_id(&self) -> &str;
+}

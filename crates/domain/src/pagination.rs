@@ -1,0 +1,146 @@
+//! Keyset pagination: newest first, stable while items are added.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::validation::FieldError;
+
+/// The position after which a page continues: the (time, id) of the last
+/// item seen. Opaque to clients: `<hex micros>.<uuid hex>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+impl Cursor {
+    pub fn new(at: DateTime<Utc>, id: Uuid) -> Self {
+        Self { at, id }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let invalid = || FieldError::new("cursor", "invalid", "is not a cursor returned by this API");
+        let (micros, id) = raw.split_once('.').ok_or_else(invalid)?;
+        if micros.is_empty() || micros.len() > 16 || id.len() != 32 {
+            return Err(invalid());
+        }
+        let micros = i64::from_str_radix(micros, 16).map_err(|_| invalid())?;
+        let at = DateTime::from_timestamp_micros(micros).ok_or_else(invalid)?;
+        let id = Uuid::try_parse(id).map_err(|_| invalid())?;
+        Ok(Self { at, id })
+    }
+}
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:x}.{}", self.at.timestamp_micros(), self.id.simple())
+    }
+}
+
+/// Which page to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: u32,
+    pub after: Option<Cursor>,
+}
+
+impl PageRequest {
+    pub const DEFAULT_LIMIT: u32 = 50;
+    pub const MAX_LIMIT: u32 = 100;
+
+    /// Validates `limit` (an integer from 1 to 100, default 50) and
+    /// `cursor`, as given in a query string.
+    pub fn parse(limit: Option<&str>, cursor: Option<&str>) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let limit = match limit.map(|l| l.parse::<u32>()) {
+            None => Self::DEFAULT_LIMIT,
+            Some(Ok(n)) if (1..=Self::MAX_LIMIT).contains(&n) => n,
+            Some(_) => {
+                errors.push(FieldError::new(
+                    "limit",
+                    "out_of_range",
+                    format!("must be from 1 to {}", Self::MAX_LIMIT),
+                ));
+                Self::DEFAULT_LIMIT
+            }
+        };
+        let after = match cursor.map(Cursor::parse).transpose() {
+            Ok(after) => after,
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        };
+        if errors.is_empty() {
+            Ok(Self { limit, after })
+        } else {
+            Err(errors)
+        }
+    }
+
+    pub fn first(limit: u32) -> Self {
+        Self { limit, after: None }
+    }
+}
+
+/// One page of results and where the next one starts, if there is one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<Cursor>,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from up to `limit + 1` items fetched in order: the extra
+    /// item only proves that another page exists.
+    pub fn from_overfetch(mut items: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> Cursor) -> Self {
+        let more = items.len() > limit as usize;
+        items.truncate(limit as usize);
+        let next = if more { items.last().map(cursor_of) } else { None };
+        Self { items, next }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn limits_are_checked() {
+        assert_eq!(PageRequest::parse(None, None).unwrap().limit, 50);
+        assert_eq!(PageRequest::parse(Some("100"), None).unwrap().limit, 100);
+        for bad in ["0", "-1", "101", "99999999999999999999", "ten", "", "1.5"] {
+            assert_eq!(PageRequest::parse(Some(bad), None).unwrap_err()[0].field, "limit");
+        }
+        let errors = PageRequest::parse(Some("0"), Some("nope")).unwrap_err();
+        assert_eq!(errors.len(), 2);
+    }
+
+    #[test]
+    fn overfetch_yields_a_next_cursor_only_when_more_exist() {
+        let at = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let c = |n: &u128| Cursor::new(at, Uuid::from_u128(*n));
+        let page = Page::from_overfetch(vec![3u128, 2, 1], 2, c);
+        assert_eq!(page.items, [3, 2]);
+        assert_eq!(page.next, Some(c(&2)));
+        let last = Page::from_overfetch(vec![1u128], 2, c);
+        assert_eq!(last.next, None);
+    }
+
+    proptest! {
+        #[test]
+        fn cursor_round_trips(micros in 0i64..4_000_000_000_000_000, id in any::<u128>()) {
+            let c = Cursor::new(DateTime::from_timestamp_micros(micros).unwrap(), Uuid::from_u128(id));
+            prop_assert_eq!(Cursor::parse(&c.to_string()).unwrap(), c);
+        }
+
+        #[test]
+        fn cursor_parse_never_panics(s in "\\PC{0,80}") {
+            let _ = Cursor::parse(&s);
+        }
+    }
+}

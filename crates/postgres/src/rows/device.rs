@@ -1,0 +1,164 @@
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use eagate_domain::UnexpectedError;
+use eagate_domain::account::UserId;
+use eagate_domain::audit::{AuditEvent, ClientInfo};
+use eagate_domain::device::{
+    Device, DeviceId, DeviceName, NewDevice, SealedSecret, SecretFingerprint, StoredSecrets,
+};
+use uuid::Uuid;
+
+use crate::schema::{audit_events, devices};
+
+/// The public columns of a device: never its secrets.
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = devices, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct DeviceRow {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_seen_at: Option<DateTime<Utc>>,
+    pub last_poll_at: Option<DateTime<Utc>>,
+    pub last_ack_at: Option<DateTime<Utc>>,
+    pub secret_fingerprint: String,
+}
+
+impl From<DeviceRow> for Device {
+    fn from(r: DeviceRow) -> Self {
+        Self {
+            id: DeviceId::from_uuid(r.id),
+            owner: UserId::from_uuid(r.owner_id),
+            name: DeviceName::from_trusted(r.name),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            revoked_at: r.revoked_at,
+            last_seen_at: r.last_seen_at,
+            last_poll_at: r.last_poll_at,
+            last_ack_at: r.last_ack_at,
+            secret_fingerprint: SecretFingerprint::new(r.secret_fingerprint),
+        }
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = devices)]
+pub(crate) struct NewDeviceRow<'a> {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub name: &'a str,
+    pub name_key: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub secret_fingerprint: &'a str,
+    pub secret_key_id: &'a str,
+    pub secret_sealed: &'a [u8],
+}
+
+impl<'a> From<&'a NewDevice> for NewDeviceRow<'a> {
+    fn from(d: &'a NewDevice) -> Self {
+        Self {
+            id: d.id.as_uuid(),
+            owner_id: d.owner.as_uuid(),
+            name: d.name.as_str(),
+            name_key: d.name.key(),
+            created_at: d.created_at,
+            updated_at: d.created_at,
+            secret_fingerprint: d.fingerprint.as_str(),
+            secret_key_id: &d.secret.key_id,
+            secret_sealed: &d.secret.ciphertext,
+        }
+    }
+}
+
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = devices, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct SecretsRow {
+    pub id: Uuid,
+    pub secret_key_id: String,
+    pub secret_sealed: Vec<u8>,
+    pub prev_secret_key_id: Option<String>,
+    pub prev_secret_sealed: Option<Vec<u8>>,
+}
+
+impl From<SecretsRow> for StoredSecrets {
+    fn from(r: SecretsRow) -> Self {
+        Self {
+            device: DeviceId::from_uuid(r.id),
+            current: SealedSecret {
+                key_id: r.secret_key_id,
+                ciphertext: r.secret_sealed,
+            },
+            previous: match (r.prev_secret_key_id, r.prev_secret_sealed) {
+                (Some(key_id), Some(ciphertext)) => Some(SealedSecret { key_id, ciphertext }),
+                _ => None,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = audit_events, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct AuditRow {
+    pub id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    pub action: String,
+    pub user_id: Option<Uuid>,
+    pub device_id: Option<Uuid>,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub details: serde_json::Value,
+}
+
+impl From<&AuditEvent> for AuditRow {
+    fn from(e: &AuditEvent) -> Self {
+        Self {
+            id: e.id,
+            occurred_at: e.occurred_at,
+            action: e.action.as_str().to_owned(),
+            user_id: e.user_id.map(|u| u.as_uuid()),
+            device_id: e.device_id.map(|d| d.as_uuid()),
+            client_ip: e.client.ip.map(|ip| ip.to_string()),
+            user_agent: e.client.user_agent.clone(),
+            details: serde_json::Value::Object(
+                e.details
+                    .iter()
+                    .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+impl TryFrom<AuditRow> for AuditEvent {
+    type Error = UnexpectedError;
+
+    fn try_from(r: AuditRow) -> Result<Self, UnexpectedError> {
+        let details: BTreeMap<String, String> = match r.details {
+            serde_json::Value::Object(map) => map
+                .into_iter()
+                .map(|(k, v)| match v {
+                    serde_json::Value::String(s) => (k, s),
+                    other => (k, other.to_string()),
+                })
+                .collect(),
+            _ => BTreeMap::new(),
+        };
+        Ok(Self {
+            id: r.id,
+            occurred_at: r.occurred_at,
+            action: r.action.parse()?,
+            user_id: r.user_id.map(UserId::from_uuid),
+            device_id: r.device_id.map(DeviceId::from_uuid),
+            client: ClientInfo {
+                ip: r.client_ip.and_then(|ip| ip.parse().ok()),
+                user_agent: r.user_agent,
+            },
+            details,
+        })
+    }
+}
