@@ -38,7 +38,7 @@ pub enum StartupError {
         "the database has pending migrations; run `eagate migrate up` (or set EAGATE_AUTO_MIGRATE=true) before serving"
     )]
     PendingMigrations,
-    #[error("signing key: {0}")]
+    #[error("keys: {0}")]
     Keys(String),
     #[error("password hasher: {0}")]
     Hasher(#[from] eagate_crypto::HasherError),
