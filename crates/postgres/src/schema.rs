@@ -14,6 +14,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    device_heartbeats (device_id) {
+        device_id -> Uuid,
+        received_at -> Timestamptz,
+        heartbeat -> Jsonb,
+    }
+}
+
+diesel::table! {
     devices (id) {
         id -> Uuid,
         owner_id -> Uuid,
@@ -65,8 +73,16 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(device_heartbeats -> devices (device_id));
 diesel::joinable!(devices -> users (owner_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(audit_events, devices, refresh_tokens, sessions, users,);
+diesel::allow_tables_to_appear_in_same_query!(
+    audit_events,
+    device_heartbeats,
+    devices,
+    refresh_tokens,
+    sessions,
+    users,
+);

@@ -99,3 +99,11 @@ pub enum OpenSecretError {
     #[error("the sealed secret failed authentication")]
     Corrupt,
 }
+
+#[derive(Debug, thiserror::Error)]
+pub enum HeartbeatError {
+    #[error("invalid heartbeat: {0}")]
+    Invalid(ValidationErrors),
+    #[error(transparent)]
+    Unexpected(#[from] UnexpectedError),
+}

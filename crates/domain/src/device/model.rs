@@ -164,7 +164,7 @@ impl fmt::Debug for SealedSecret {
 }
 
 /// A device as its owner sees it. Never carries a secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Device {
     pub id: DeviceId,
     pub owner: UserId,
@@ -176,6 +176,8 @@ pub struct Device {
     pub last_poll_at: Option<DateTime<Utc>>,
     pub last_ack_at: Option<DateTime<Utc>>,
     pub secret_fingerprint: SecretFingerprint,
+    /// The latest heartbeat the EA sent, if any.
+    pub last_heartbeat: Option<Heartbeat>,
 }
 
 impl Device {
@@ -190,6 +192,115 @@ impl Device {
     /// The cursor continuing a listing after this device.
     pub fn cursor(&self) -> Cursor {
         Cursor::new(self.created_at, self.id.as_uuid())
+    }
+}
+
+/// What an EA reports about its terminal in a heartbeat. Every field is
+/// optional; what is given is validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heartbeat {
+    pub ea_version: Option<String>,
+    pub terminal_build: Option<u32>,
+    pub broker: Option<String>,
+    pub account_login: Option<u64>,
+    pub balance: Option<f64>,
+    pub equity: Option<f64>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// Raw heartbeat fields, as received.
+#[derive(Debug, Clone, Default)]
+pub struct HeartbeatInput {
+    pub ea_version: Option<String>,
+    pub terminal_build: Option<i64>,
+    pub broker: Option<String>,
+    pub account_login: Option<i64>,
+    pub balance: Option<f64>,
+    pub equity: Option<f64>,
+}
+
+impl Heartbeat {
+    pub const MAX_VERSION_LEN: usize = 32;
+    pub const MAX_BROKER_LEN: usize = 128;
+    pub const MAX_TERMINAL_BUILD: i64 = 1_000_000;
+    /// Larger than any real account balance, small enough to stay exact
+    /// in every client's floating point.
+    pub const MAX_MONEY: f64 = 1e15;
+
+    pub fn parse(input: HeartbeatInput, received_at: DateTime<Utc>) -> Result<Self, crate::ValidationErrors> {
+        let mut errors = crate::ValidationErrors::new();
+        let text =
+            |value: Option<String>, field: &'static str, max: usize, errors: &mut crate::ValidationErrors| {
+                let value = value?;
+                let trimmed = value.trim();
+                if trimmed.chars().count() > max {
+                    errors.push(FieldError::new(
+                        field,
+                        "too_long",
+                        format!("must be at most {max} characters"),
+                    ));
+                    None
+                } else if trimmed.chars().any(char::is_control) {
+                    errors.push(FieldError::new(
+                        field,
+                        "invalid_characters",
+                        "must not contain control characters",
+                    ));
+                    None
+                } else {
+                    Some(trimmed.to_owned())
+                }
+            };
+        let ea_version = text(input.ea_version, "ea_version", Self::MAX_VERSION_LEN, &mut errors);
+        let broker = text(input.broker, "broker", Self::MAX_BROKER_LEN, &mut errors);
+        let terminal_build = match input.terminal_build {
+            Some(b) if (0..=Self::MAX_TERMINAL_BUILD).contains(&b) => u32::try_from(b).ok(),
+            Some(_) => {
+                errors.push(FieldError::new(
+                    "terminal_build",
+                    "out_of_range",
+                    format!("must be from 0 to {}", Self::MAX_TERMINAL_BUILD),
+                ));
+                None
+            }
+            None => None,
+        };
+        let account_login = match input.account_login {
+            Some(l) if l >= 0 => u64::try_from(l).ok(),
+            Some(_) => {
+                errors.push(FieldError::new(
+                    "account_login",
+                    "out_of_range",
+                    "must not be negative",
+                ));
+                None
+            }
+            None => None,
+        };
+        let mut money = |value: Option<f64>, field: &'static str| match value {
+            Some(v) if v.is_finite() && v.abs() <= Self::MAX_MONEY => Some(v),
+            Some(_) => {
+                errors.push(FieldError::new(
+                    field,
+                    "out_of_range",
+                    "must be a finite number of at most 1e15 in magnitude",
+                ));
+                None
+            }
+            None => None,
+        };
+        let balance = money(input.balance, "balance");
+        let equity = money(input.equity, "equity");
+        errors.into_result()?;
+        Ok(Self {
+            ea_version,
+            terminal_build,
+            broker,
+            account_login,
+            balance,
+            equity,
+            received_at,
+        })
     }
 }
 
@@ -286,6 +397,50 @@ mod tests {
             ciphertext: vec![1, 2, 3],
         };
         assert!(!format!("{sealed:?}").contains("[1, 2, 3]"));
+    }
+
+    #[test]
+    fn heartbeats_are_validated_field_by_field() {
+        let at = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let ok = Heartbeat::parse(
+            HeartbeatInput {
+                ea_version: Some(" 2.1.0 ".into()),
+                terminal_build: Some(4410),
+                broker: Some("Société Générale".into()),
+                account_login: Some(12_345_678),
+                balance: Some(10_000.5),
+                equity: Some(-3.25),
+            },
+            at,
+        )
+        .unwrap();
+        assert_eq!(ok.ea_version.as_deref(), Some("2.1.0"));
+        assert_eq!(ok.terminal_build, Some(4410));
+        assert!(Heartbeat::parse(HeartbeatInput::default(), at).is_ok());
+        let errors = Heartbeat::parse(
+            HeartbeatInput {
+                ea_version: Some("v".repeat(33)),
+                terminal_build: Some(-1),
+                broker: Some("bad\nbroker".into()),
+                account_login: Some(-5),
+                balance: Some(f64::NAN),
+                equity: Some(1e16),
+            },
+            at,
+        )
+        .unwrap_err();
+        let fields: Vec<_> = errors.errors().iter().map(|e| e.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "ea_version",
+                "broker",
+                "terminal_build",
+                "account_login",
+                "balance",
+                "equity"
+            ]
+        );
     }
 
     proptest! {

@@ -4,10 +4,11 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
+use super::auth::DeviceCredentials;
 use super::error::{InsertDeviceError, OpenSecretError, UpdateDeviceError};
 use super::model::{
-    Device, DeviceId, DeviceName, DeviceSecret, DeviceStatus, NewDevice, SealedSecret, SecretFingerprint,
-    SecretRotation, StoredSecrets,
+    Device, DeviceId, DeviceName, DeviceSecret, DeviceStatus, Heartbeat, NewDevice, SealedSecret,
+    SecretFingerprint, SecretRotation, StoredSecrets,
 };
 use crate::account::UserId;
 use crate::audit::AuditEvent;
@@ -15,7 +16,7 @@ use crate::error::UnexpectedError;
 use crate::pagination::{Page, PageRequest};
 
 /// How a revocation went.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Revocation {
     /// Revoked now.
     Revoked(Device),
@@ -82,6 +83,29 @@ pub trait DeviceRepository: Send + Sync + 'static {
         at: DateTime<Utc>,
         audit: &AuditEvent,
     ) -> impl Future<Output = Result<Revocation, UpdateDeviceError>> + Send;
+
+    /// What authenticating a request from the device needs (any owner;
+    /// revoked devices too). The device hot path: one indexed read.
+    fn find_credentials(
+        &self,
+        id: DeviceId,
+    ) -> impl Future<Output = Result<Option<DeviceCredentials>, UnexpectedError>> + Send;
+
+    /// Sets `last_seen_at = at` unless it is already within `min_interval`
+    /// of `at` (so concurrent instances coalesce their writes too).
+    fn touch_last_seen(
+        &self,
+        id: DeviceId,
+        at: DateTime<Utc>,
+        min_interval: chrono::Duration,
+    ) -> impl Future<Output = Result<(), UnexpectedError>> + Send;
+
+    /// Stores the device's latest heartbeat, replacing the previous one.
+    fn record_heartbeat(
+        &self,
+        id: DeviceId,
+        heartbeat: &Heartbeat,
+    ) -> impl Future<Output = Result<(), UnexpectedError>> + Send;
 
     /// Stored secrets of every device, in id order after `after`, for
     /// re-sealing under a new master key.

@@ -686,6 +686,58 @@ pub async fn device_repository_contract(
         .unwrap();
     assert_eq!(gone.items.iter().map(|d| d.id).collect::<Vec<_>>(), [d2.id]);
 
+    // The hot path: credentials by id alone, coalesced last-seen writes,
+    // heartbeats.
+    let creds = devices.find_credentials(d1.id).await.unwrap().unwrap();
+    assert_eq!((creds.id, creds.owner, creds.revoked), (d1.id, ann.id, false));
+    assert_eq!(creds.current, resealed);
+    assert_eq!(creds.previous.as_ref().map(|(s, _)| s), Some(&resealed_prev));
+    assert_eq!(
+        creds.previous.as_ref().map(|(_, until)| *until),
+        rotation.previous_valid_until
+    );
+    assert!(devices.find_credentials(d2.id).await.unwrap().unwrap().revoked);
+    assert!(
+        devices
+            .find_credentials(DeviceId::from_uuid(Uuid::now_v7()))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let seen = t0() + Duration::hours(2);
+    let interval = Duration::seconds(5);
+    devices.touch_last_seen(d1.id, seen, interval).await.unwrap();
+    devices
+        .touch_last_seen(d1.id, seen + Duration::seconds(3), interval)
+        .await
+        .unwrap();
+    assert_eq!(
+        devices.find(ann.id, d1.id).await.unwrap().unwrap().last_seen_at,
+        Some(seen)
+    );
+    devices
+        .touch_last_seen(d1.id, seen + Duration::seconds(5), interval)
+        .await
+        .unwrap();
+    assert_eq!(
+        devices.find(ann.id, d1.id).await.unwrap().unwrap().last_seen_at,
+        Some(seen + Duration::seconds(5))
+    );
+    let heartbeat = Heartbeat {
+        ea_version: Some("2.0".into()),
+        terminal_build: Some(4410),
+        broker: Some("Broker Ltd".into()),
+        account_login: Some(u64::MAX),
+        balance: Some(1234.5),
+        equity: None,
+        received_at: seen,
+    };
+    devices.record_heartbeat(d1.id, &heartbeat).await.unwrap();
+    assert_eq!(
+        devices.find(ann.id, d1.id).await.unwrap().unwrap().last_heartbeat,
+        Some(heartbeat)
+    );
+
     // Deleting the owner deletes the devices.
     assert!(
         accounts

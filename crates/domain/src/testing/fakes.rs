@@ -557,6 +557,7 @@ impl DeviceRepository for InMemoryDeviceRepository {
             last_poll_at: None,
             last_ack_at: None,
             secret_fingerprint: new.fingerprint.clone(),
+            last_heartbeat: None,
         };
         state.devices.insert(
             new.id,
@@ -664,6 +665,39 @@ impl DeviceRepository for InMemoryDeviceRepository {
         let device = record.device.clone();
         state.audit.push(audit.clone());
         Ok(Revocation::Revoked(device))
+    }
+
+    async fn find_credentials(&self, id: DeviceId) -> Result<Option<DeviceCredentials>, UnexpectedError> {
+        Ok(self.0.state().devices.get(&id).map(|r| DeviceCredentials {
+            id,
+            owner: r.device.owner,
+            name: r.device.name.clone(),
+            revoked: r.device.revoked_at.is_some(),
+            current: r.current.clone(),
+            previous: r.previous.clone(),
+            last_seen_at: r.device.last_seen_at,
+        }))
+    }
+
+    async fn touch_last_seen(
+        &self,
+        id: DeviceId,
+        at: DateTime<Utc>,
+        min_interval: Duration,
+    ) -> Result<(), UnexpectedError> {
+        if let Some(r) = self.0.state().devices.get_mut(&id)
+            && r.device.last_seen_at.is_none_or(|seen| seen <= at - min_interval)
+        {
+            r.device.last_seen_at = Some(at);
+        }
+        Ok(())
+    }
+
+    async fn record_heartbeat(&self, id: DeviceId, heartbeat: &Heartbeat) -> Result<(), UnexpectedError> {
+        if let Some(r) = self.0.state().devices.get_mut(&id) {
+            r.device.last_heartbeat = Some(heartbeat.clone());
+        }
+        Ok(())
     }
 
     async fn stored_secrets(
@@ -786,5 +820,63 @@ impl FakeAccountWorld {
             SequentialIds(Arc::new(AtomicU64::new(1_000_000))),
             policy,
         )
+    }
+}
+
+/// A stand-in MAC for domain tests (the domain has no HMAC): 32 bytes
+/// derived from the secret and the message with std's hasher. Not secure;
+/// only deterministic.
+pub fn fake_mac(secret: &str, message: &str) -> [u8; 32] {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut out = [0u8; 32];
+    for (i, chunk) in out.chunks_mut(8).enumerate() {
+        let mut h = DefaultHasher::new();
+        (i, secret, message).hash(&mut h);
+        chunk.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    out
+}
+
+/// Verifies [`fake_mac`]s, opening secrets with a [`FakeSealer`].
+#[derive(Debug, Clone)]
+pub struct FakeVerifier(pub FakeSealer);
+
+impl SignatureVerifier for FakeVerifier {
+    fn verify(
+        &self,
+        device: DeviceId,
+        sealed: &SealedSecret,
+        message: &str,
+        signature: &[u8; 32],
+    ) -> Result<bool, UnexpectedError> {
+        let secret = self.0.open(device, sealed).map_err(UnexpectedError::new)?;
+        Ok(fake_mac(secret.expose(), message) == *signature)
+    }
+}
+
+/// A nonce store in a set; can be switched to "unreachable".
+#[derive(Debug, Clone, Default)]
+pub struct FakeNonceStore {
+    seen: Arc<Mutex<std::collections::HashSet<(DeviceId, String)>>>,
+    down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FakeNonceStore {
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::Relaxed);
+    }
+}
+
+impl NonceStore for FakeNonceStore {
+    async fn check_and_record(
+        &self,
+        device: DeviceId,
+        nonce: &str,
+        _ttl: Duration,
+    ) -> Result<bool, UnexpectedError> {
+        if self.down.load(Ordering::Relaxed) {
+            return Err(UnexpectedError::msg("nonce store unreachable"));
+        }
+        Ok(lock(&self.seen).insert((device, nonce.to_owned())))
     }
 }

@@ -6,8 +6,8 @@ use eagate_domain::UnexpectedError;
 use eagate_domain::account::UserId;
 use eagate_domain::audit::AuditEvent;
 use eagate_domain::device::{
-    Device, DeviceId, DeviceName, DeviceRepository, DeviceStatus, InsertDeviceError, NewDevice, Revocation,
-    SealedSecret, SecretRotation, StoredSecrets, UpdateDeviceError,
+    Device, DeviceCredentials, DeviceId, DeviceName, DeviceRepository, DeviceStatus, Heartbeat,
+    InsertDeviceError, NewDevice, Revocation, SealedSecret, SecretRotation, StoredSecrets, UpdateDeviceError,
 };
 use eagate_domain::pagination::{Page, PageRequest};
 use tracing::instrument;
@@ -17,8 +17,8 @@ use super::audit::insert_event;
 use super::conn;
 use crate::error::DbError;
 use crate::pool::PgPool;
-use crate::rows::{DeviceRow, NewDeviceRow, SecretsRow};
-use crate::schema::{devices, users};
+use crate::rows::{CredentialsRow, DeviceRow, HeartbeatRow, NewDeviceRow, SecretsRow};
+use crate::schema::{device_heartbeats, devices, users};
 
 const NAME_KEY_INDEX: &str = "devices_owner_name_active_key";
 
@@ -86,7 +86,21 @@ async fn missing_or_revoked(conn: &mut AsyncPgConnection, owner: Uuid, id: Uuid)
         .first(conn)
         .await
         .optional()?;
-    row.map(Device::from).ok_or(TxError::NotFound)
+    match row {
+        Some(row) => Ok(with_heartbeat(conn, row).await?),
+        None => Err(TxError::NotFound),
+    }
+}
+
+/// Completes a device row (from `RETURNING`) with its latest heartbeat.
+async fn with_heartbeat(conn: &mut AsyncPgConnection, row: DeviceRow) -> QueryResult<Device> {
+    let heartbeat = device_heartbeats::table
+        .find(row.id)
+        .select(HeartbeatRow::as_select())
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(row.into_device(heartbeat))
 }
 
 impl DeviceRepository for PgDeviceRepository {
@@ -125,7 +139,7 @@ impl DeviceRepository for PgDeviceRepository {
                     .await
                     .map_err(TxError::from_db)?;
                 insert_event(conn, audit).await?;
-                Ok(Device::from(stored))
+                Ok(stored.into_device(None))
             })
             .await;
         result.map_err(|e| match e {
@@ -139,17 +153,18 @@ impl DeviceRepository for PgDeviceRepository {
     async fn find(&self, owner: UserId, id: DeviceId) -> Result<Option<Device>, UnexpectedError> {
         let mut conn = conn(&self.pool).await?;
         let row = devices::table
+            .left_join(device_heartbeats::table)
             .filter(
                 devices::id
                     .eq(id.as_uuid())
                     .and(devices::owner_id.eq(owner.as_uuid())),
             )
-            .select(DeviceRow::as_select())
-            .first(&mut conn)
+            .select((DeviceRow::as_select(), Option::<HeartbeatRow>::as_select()))
+            .first::<(DeviceRow, Option<HeartbeatRow>)>(&mut conn)
             .await
             .optional()
             .map_err(DbError::from)?;
-        Ok(row.map(Device::from))
+        Ok(row.map(|(device, heartbeat)| device.into_device(heartbeat)))
     }
 
     #[instrument(name = "db.devices.list", skip_all, err(Display))]
@@ -161,8 +176,9 @@ impl DeviceRepository for PgDeviceRepository {
     ) -> Result<Page<Device>, UnexpectedError> {
         let mut conn = conn(&self.pool).await?;
         let mut query = devices::table
+            .left_join(device_heartbeats::table)
             .filter(devices::owner_id.eq(owner.as_uuid()))
-            .select(DeviceRow::as_select())
+            .select((DeviceRow::as_select(), Option::<HeartbeatRow>::as_select()))
             .order((devices::created_at.desc(), devices::id.desc()))
             .limit(i64::from(page.limit) + 1)
             .into_boxed();
@@ -178,8 +194,9 @@ impl DeviceRepository for PgDeviceRepository {
                     .or(devices::created_at.eq(after.at).and(devices::id.lt(after.id))),
             );
         }
-        let rows = query.load(&mut conn).await.map_err(DbError::from)?;
-        let devices: Vec<Device> = rows.into_iter().map(Device::from).collect();
+        let rows: Vec<(DeviceRow, Option<HeartbeatRow>)> =
+            query.load(&mut conn).await.map_err(DbError::from)?;
+        let devices: Vec<Device> = rows.into_iter().map(|(d, h)| d.into_device(h)).collect();
         Ok(Page::from_overfetch(devices, page.limit, Device::cursor))
     }
 
@@ -215,7 +232,7 @@ impl DeviceRepository for PgDeviceRepository {
                     return Err(TxError::Revoked);
                 };
                 insert_event(conn, audit).await?;
-                Ok(Device::from(row))
+                Ok(with_heartbeat(conn, row).await?)
             })
             .await;
         Ok(result?)
@@ -273,7 +290,7 @@ impl DeviceRepository for PgDeviceRepository {
                     return Err(TxError::Revoked);
                 };
                 insert_event(conn, audit).await?;
-                Ok(Device::from(row))
+                Ok(with_heartbeat(conn, row).await?)
             })
             .await;
         Ok(result?)
@@ -308,7 +325,7 @@ impl DeviceRepository for PgDeviceRepository {
                 match updated {
                     Some(row) => {
                         insert_event(conn, audit).await?;
-                        Ok(Revocation::Revoked(row.into()))
+                        Ok(Revocation::Revoked(with_heartbeat(conn, row).await?))
                     }
                     None => Ok(Revocation::AlreadyRevoked(
                         missing_or_revoked(conn, owner, id).await?,
@@ -317,6 +334,58 @@ impl DeviceRepository for PgDeviceRepository {
             })
             .await;
         Ok(result?)
+    }
+
+    #[instrument(name = "db.devices.find_credentials", skip_all, err(Display))]
+    async fn find_credentials(&self, id: DeviceId) -> Result<Option<DeviceCredentials>, UnexpectedError> {
+        let mut conn = conn(&self.pool).await?;
+        let row = devices::table
+            .find(id.as_uuid())
+            .select(CredentialsRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(DbError::from)?;
+        Ok(row.map(DeviceCredentials::from))
+    }
+
+    #[instrument(name = "db.devices.touch_last_seen", skip_all, err(Display))]
+    async fn touch_last_seen(
+        &self,
+        id: DeviceId,
+        at: DateTime<Utc>,
+        min_interval: chrono::Duration,
+    ) -> Result<(), UnexpectedError> {
+        let mut conn = conn(&self.pool).await?;
+        diesel::update(devices::table.find(id.as_uuid()))
+            .filter(
+                devices::last_seen_at
+                    .is_null()
+                    .or(devices::last_seen_at.le(at - min_interval)),
+            )
+            .set(devices::last_seen_at.eq(at))
+            .execute(&mut conn)
+            .await
+            .map_err(DbError::from)?;
+        Ok(())
+    }
+
+    #[instrument(name = "db.devices.record_heartbeat", skip_all, err(Display))]
+    async fn record_heartbeat(&self, id: DeviceId, heartbeat: &Heartbeat) -> Result<(), UnexpectedError> {
+        let mut conn = conn(&self.pool).await?;
+        let row = HeartbeatRow::new(id, heartbeat);
+        diesel::insert_into(device_heartbeats::table)
+            .values(&row)
+            .on_conflict(device_heartbeats::device_id)
+            .do_update()
+            .set((
+                device_heartbeats::received_at.eq(row.received_at),
+                device_heartbeats::heartbeat.eq(&row.heartbeat),
+            ))
+            .execute(&mut conn)
+            .await
+            .map_err(DbError::from)?;
+        Ok(())
     }
 
     #[instrument(name = "db.devices.stored_secrets", skip_all, err(Display))]

@@ -6,11 +6,12 @@ use eagate_domain::UnexpectedError;
 use eagate_domain::account::UserId;
 use eagate_domain::audit::{AuditEvent, ClientInfo};
 use eagate_domain::device::{
-    Device, DeviceId, DeviceName, NewDevice, SealedSecret, SecretFingerprint, StoredSecrets,
+    Device, DeviceCredentials, DeviceId, DeviceName, Heartbeat, NewDevice, SealedSecret, SecretFingerprint,
+    StoredSecrets,
 };
 use uuid::Uuid;
 
-use crate::schema::{audit_events, devices};
+use crate::schema::{audit_events, device_heartbeats, devices};
 
 /// The public columns of a device: never its secrets.
 #[derive(Debug, Queryable, Selectable)]
@@ -28,9 +29,53 @@ pub(crate) struct DeviceRow {
     pub secret_fingerprint: String,
 }
 
-impl From<DeviceRow> for Device {
-    fn from(r: DeviceRow) -> Self {
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = device_heartbeats, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct HeartbeatRow {
+    pub device_id: Uuid,
+    pub received_at: DateTime<Utc>,
+    pub heartbeat: serde_json::Value,
+}
+
+impl HeartbeatRow {
+    pub fn new(device: DeviceId, h: &Heartbeat) -> Self {
         Self {
+            device_id: device.as_uuid(),
+            received_at: h.received_at,
+            heartbeat: serde_json::json!({
+                "ea_version": h.ea_version,
+                "terminal_build": h.terminal_build,
+                "broker": h.broker,
+                "account_login": h.account_login,
+                "balance": h.balance,
+                "equity": h.equity,
+            }),
+        }
+    }
+
+    fn into_heartbeat(self) -> Heartbeat {
+        let v = &self.heartbeat;
+        let text = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+        Heartbeat {
+            ea_version: text("ea_version"),
+            terminal_build: v
+                .get("terminal_build")
+                .and_then(serde_json::Value::as_u64)
+                .and_then(|b| u32::try_from(b).ok()),
+            broker: text("broker"),
+            account_login: v.get("account_login").and_then(serde_json::Value::as_u64),
+            balance: v.get("balance").and_then(serde_json::Value::as_f64),
+            equity: v.get("equity").and_then(serde_json::Value::as_f64),
+            received_at: self.received_at,
+        }
+    }
+}
+
+impl DeviceRow {
+    /// The domain device, with its latest heartbeat if there is one.
+    pub fn into_device(self, heartbeat: Option<HeartbeatRow>) -> Device {
+        let r = self;
+        Device {
             id: DeviceId::from_uuid(r.id),
             owner: UserId::from_uuid(r.owner_id),
             name: DeviceName::from_trusted(r.name),
@@ -41,6 +86,48 @@ impl From<DeviceRow> for Device {
             last_poll_at: r.last_poll_at,
             last_ack_at: r.last_ack_at,
             secret_fingerprint: SecretFingerprint::new(r.secret_fingerprint),
+            last_heartbeat: heartbeat.map(HeartbeatRow::into_heartbeat),
+        }
+    }
+}
+
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = devices, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct CredentialsRow {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub name: String,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub secret_key_id: String,
+    pub secret_sealed: Vec<u8>,
+    pub prev_secret_key_id: Option<String>,
+    pub prev_secret_sealed: Option<Vec<u8>>,
+    pub prev_secret_expires_at: Option<DateTime<Utc>>,
+    pub last_seen_at: Option<DateTime<Utc>>,
+}
+
+impl From<CredentialsRow> for DeviceCredentials {
+    fn from(r: CredentialsRow) -> Self {
+        Self {
+            id: DeviceId::from_uuid(r.id),
+            owner: UserId::from_uuid(r.owner_id),
+            name: DeviceName::from_trusted(r.name),
+            revoked: r.revoked_at.is_some(),
+            current: SealedSecret {
+                key_id: r.secret_key_id,
+                ciphertext: r.secret_sealed,
+            },
+            previous: match (
+                r.prev_secret_key_id,
+                r.prev_secret_sealed,
+                r.prev_secret_expires_at,
+            ) {
+                (Some(key_id), Some(ciphertext), Some(until)) => {
+                    Some((SealedSecret { key_id, ciphertext }, until))
+                }
+                _ => None,
+            },
+            last_seen_at: r.last_seen_at,
         }
     }
 }
