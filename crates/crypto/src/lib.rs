@@ -9,6 +9,7 @@
 //! - [`RandomDeviceSecrets`]: `eags_…` device secrets and their fingerprints.
 //! - [`XChaChaSealer`]: device secrets sealed at rest with
 //!   XChaCha20-Poly1305 under a [`MasterKeyring`].
+//! - [`HmacVerifier`]: protocol-v1 signature checks with cached keys.
 
 mod device_secret;
 mod jwt;
@@ -16,6 +17,7 @@ mod password;
 mod random;
 mod refresh;
 mod sealer;
+mod verifier;
 
 pub use device_secret::{RandomDeviceSecrets, secret_fingerprint};
 pub use jwt::{Ed25519Keys, JwtAccessTokens, JwtConfig, KeyError};
@@ -23,3 +25,4 @@ pub use password::{Argon2Hasher, Argon2Params, HasherError};
 pub use random::random_bytes;
 pub use refresh::OpaqueRefreshTokens;
 pub use sealer::{KeyringError, MasterKeyring, XChaChaSealer};
+pub use verifier::HmacVerifier;
