@@ -53,6 +53,25 @@ pub enum MasterKeySource {
 pub struct DeviceSettings {
     pub master_keys: MasterKeySource,
     pub max_active_per_account: u32,
+    /// The largest accepted difference between a request's timestamp and
+    /// the server clock.
+    pub max_clock_skew: Duration,
+    /// `last_seen_at` is written at most this often per device.
+    pub last_seen_interval: Duration,
+    /// Advised to EAs in `GET /device/config`.
+    pub poll_interval: Duration,
+    pub long_poll_max: Duration,
+}
+
+/// Shared state between instances.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// `None`: single instance, replay protection in process memory.
+    pub url: Option<SecretString>,
+    pub key_prefix: String,
+    pub timeout: Duration,
+    /// Nonces the in-memory store holds at most (without Redis).
+    pub nonce_capacity: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +104,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
     pub devices: DeviceSettings,
+    pub redis: RedisSettings,
 }
 
 /// Every invalid or missing variable found.
@@ -292,6 +312,30 @@ impl Settings {
         let devices = DeviceSettings {
             master_keys,
             max_active_per_account: r.ranged("EAGATE_MAX_DEVICES_PER_ACCOUNT", 50, 1, 100_000) as u32,
+            max_clock_skew: Duration::from_secs(r.ranged("EAGATE_MAX_CLOCK_SKEW_SECONDS", 300, 1, 3600)),
+            last_seen_interval: Duration::from_secs(r.ranged(
+                "EAGATE_LAST_SEEN_INTERVAL_SECONDS",
+                5,
+                1,
+                3600,
+            )),
+            poll_interval: Duration::from_secs(r.ranged("EAGATE_POLL_INTERVAL_SECONDS", 5, 1, 3600)),
+            long_poll_max: Duration::from_secs(r.ranged("EAGATE_LONG_POLL_MAX_SECONDS", 30, 1, 300)),
+        };
+        let redis_url = r.raw("EAGATE_REDIS_URL").map(str::to_owned);
+        if let Some(url) = &redis_url
+            && !(url.starts_with("redis://")
+                || url.starts_with("rediss://")
+                || url.starts_with("redis+unix://"))
+        {
+            r.problems
+                .push("EAGATE_REDIS_URL must start with redis://, rediss:// or redis+unix://".to_owned());
+        }
+        let redis = RedisSettings {
+            url: redis_url.map(SecretString::from),
+            key_prefix: r.raw("EAGATE_REDIS_KEY_PREFIX").unwrap_or("eagate:").to_owned(),
+            timeout: Duration::from_millis(r.ranged("EAGATE_REDIS_TIMEOUT_MS", 1000, 10, 60_000)),
+            nonce_capacity: r.ranged("EAGATE_NONCE_CAPACITY", 2_000_000, 1_000, 1_000_000_000) as usize,
         };
         if production && auth.argon2.memory_kib < Argon2Params::OWASP.memory_kib {
             r.problems.push(format!(
@@ -310,6 +354,7 @@ impl Settings {
                 database,
                 auth,
                 devices,
+                redis,
             })
         } else {
             Err(ConfigError(r.problems))
@@ -368,6 +413,8 @@ mod tests {
             ("EAGATE_DATABASE_URL", "mysql://x"),
             ("EAGATE_ARGON2_ITERATIONS", "many"),
             ("EAGATE_MAX_DEVICES_PER_ACCOUNT", "0"),
+            ("EAGATE_REDIS_URL", "http://cache"),
+            ("EAGATE_MAX_CLOCK_SKEW_SECONDS", "0"),
         ]))
         .unwrap_err()
         .to_string();
@@ -378,6 +425,8 @@ mod tests {
             "EAGATE_DATABASE_URL",
             "EAGATE_ARGON2_ITERATIONS",
             "EAGATE_MAX_DEVICES_PER_ACCOUNT",
+            "EAGATE_REDIS_URL",
+            "EAGATE_MAX_CLOCK_SKEW_SECONDS",
         ] {
             assert!(err.contains(name), "{name} missing from: {err}");
         }

@@ -7,8 +7,8 @@ use eagate_domain::account::{
     RefreshError, RegisterError,
 };
 use eagate_domain::device::{
-    GetDeviceError, ListDevicesError, RegisterDeviceError, RenameDeviceError, RevokeDeviceError,
-    RotateSecretError,
+    DeviceAuthError, GetDeviceError, HeartbeatError, ListDevicesError, RegisterDeviceError,
+    RenameDeviceError, RevokeDeviceError, RotateSecretError,
 };
 
 use crate::problem::{ApiError, ProblemKind};
@@ -128,7 +128,7 @@ pub fn device_not_found() -> ApiError {
 
 fn device_revoked() -> ApiError {
     ApiError::new(
-        ProblemKind::DeviceRevoked,
+        ProblemKind::DeviceNotActive,
         "The device is revoked; revoked devices cannot be changed or brought back.",
     )
 }
@@ -202,6 +202,58 @@ impl From<RevokeDeviceError> for ApiError {
         match e {
             RevokeDeviceError::NotFound => device_not_found(),
             RevokeDeviceError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<HeartbeatError> for ApiError {
+    fn from(e: HeartbeatError) -> Self {
+        match e {
+            HeartbeatError::Invalid(errors) => ApiError::validation(&errors),
+            HeartbeatError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<DeviceAuthError> for ApiError {
+    fn from(e: DeviceAuthError) -> Self {
+        match e {
+            DeviceAuthError::ClockSkew {
+                server_time,
+                skew_seconds,
+            } => {
+                let server = server_time.timestamp();
+                ApiError::new(
+                    ProblemKind::ClockSkew,
+                    format!(
+                        "X-Timestamp is {} s away from the server clock ({server}); correct the EA's clock \
+                         (or add the offset) and sign again with a new nonce.",
+                        skew_seconds.unsigned_abs()
+                    ),
+                )
+                .with_extension("server_time", serde_json::json!(server))
+                .with_header(
+                    actix_web::http::header::HeaderName::from_static(eagate_protocol::SERVER_TIME_HEADER),
+                    actix_web::http::header::HeaderValue::from(server),
+                )
+            }
+            DeviceAuthError::InvalidSignature => ApiError::new(
+                ProblemKind::InvalidSignature,
+                "The signature does not match this request for this device. Check the secret, the string to \
+                 sign and the body hash (docs/protocol.md).",
+            ),
+            DeviceAuthError::Revoked => ApiError::new(
+                ProblemKind::DeviceRevoked,
+                "This device has been revoked by its owner and can no longer connect.",
+            ),
+            DeviceAuthError::Replayed => ApiError::new(
+                ProblemKind::Replayed,
+                "This nonce was already used; sign every request with a new nonce.",
+            ),
+            DeviceAuthError::ReplayStoreUnavailable(cause) => {
+                ApiError::unavailable("Replay protection is unavailable; retry shortly.", cause)
+            }
+            DeviceAuthError::Unexpected(e) => e.into(),
         }
     }
 }

@@ -8,6 +8,8 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use eagate_domain::account::AuthenticatedUser;
 use eagate_domain::audit::ClientInfo;
+use eagate_domain::device::{AuthenticatedDevice, DeviceRequest};
+use eagate_protocol::{HeaderProblem, HeaderSlot, SignedHeaders};
 use futures_util::StreamExt as _;
 use serde::de::DeserializeOwned;
 
@@ -274,5 +276,94 @@ mod tests {
         assert!(field_of("").contains("EOF"));
         assert!(field_of("[1,2]").contains("invalid type"));
         assert!(parse_json::<Body>(br#"{"name":"x","count":1}"#).is_ok());
+    }
+}
+
+/// A device request that passed protocol-v1 authentication, with its body
+/// (read once: the signature covers it).
+#[derive(Debug)]
+pub struct SignedDevice {
+    pub device: AuthenticatedDevice,
+    body: Vec<u8>,
+    json: bool,
+}
+
+impl SignedDevice {
+    /// The body as JSON (`Content-Type: application/json`, an object).
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        if !self.json {
+            return Err(ApiError::new(
+                ProblemKind::UnsupportedMediaType,
+                "Send the body as JSON with `Content-Type: application/json`.",
+            ));
+        }
+        require_object(&self.body)?;
+        parse_json(&self.body)
+    }
+}
+
+fn header_slot<'a>(req: &'a HttpRequest, name: &str) -> HeaderSlot<'a> {
+    let mut values = req.headers().get_all(name);
+    match (values.next(), values.next()) {
+        (None, _) => HeaderSlot::Missing,
+        (Some(_), Some(_)) => HeaderSlot::Repeated,
+        (Some(v), None) => v.to_str().map_or(HeaderSlot::Unreadable, HeaderSlot::Present),
+    }
+}
+
+/// Protocol step 1: the four signing headers, present once and well-formed.
+fn signed_headers(req: &HttpRequest) -> Result<SignedHeaders, ApiError> {
+    SignedHeaders::parse(
+        header_slot(req, eagate_protocol::DEVICE_ID_HEADER),
+        header_slot(req, eagate_protocol::TIMESTAMP_HEADER),
+        header_slot(req, eagate_protocol::NONCE_HEADER),
+        header_slot(req, eagate_protocol::SIGNATURE_HEADER),
+    )
+    .map_err(|e| {
+        let code = match e.problem {
+            HeaderProblem::Missing => "missing",
+            HeaderProblem::Repeated => "repeated",
+            HeaderProblem::Malformed(_) => "malformed",
+        };
+        ApiError::new(ProblemKind::MalformedHeader, format!("{e}.")).with_errors(vec![FieldProblem {
+            field: e.header.to_owned(),
+            code: code.to_owned(),
+            message: e.to_string(),
+        }])
+    })
+}
+
+impl FromRequest for SignedDevice {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .cloned()
+                .ok_or_else(|| ApiError::internal("application state missing"))?;
+            let headers = signed_headers(&req)?;
+            let limit = req.app_data::<BodyLimit>().copied().unwrap_or_default().0;
+            let body = read_body(&req, &mut payload, limit).await?;
+            let body_hash = eagate_protocol::body_sha256_hex(&body);
+            // The path and query exactly as on the request line.
+            let request = DeviceRequest {
+                method: req.method().as_str(),
+                path: req.uri().path(),
+                query: req.uri().query().unwrap_or(""),
+                headers: &headers,
+                body_sha256_hex: &body_hash,
+            };
+            let device = state.device_auth.authenticate(&request).await?;
+            tracing::Span::current().record("device_id", tracing::field::display(device.id));
+            Ok(Self {
+                device,
+                json: is_json(&req),
+                body,
+            })
+        })
     }
 }

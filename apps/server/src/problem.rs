@@ -32,7 +32,21 @@ pub enum ProblemKind {
     MalformedId,
     DeviceNameTaken,
     DeviceLimitReached,
+    /// Owner action on a revoked device (409).
+    DeviceNotActive,
+    /// Device authentication, protocol step 1: a signing header is missing
+    /// or malformed.
+    MalformedHeader,
+    /// Step 2: the request's timestamp is too far from the server clock.
+    ClockSkew,
+    /// Step 3: unknown device or wrong signature (deliberately one type).
+    InvalidSignature,
+    /// Step 4: a correctly signed request from a revoked device.
     DeviceRevoked,
+    /// Step 5: the nonce was already used.
+    Replayed,
+    /// A dependency is down; the request was refused rather than risked.
+    ServiceUnavailable,
     Internal,
 }
 
@@ -55,7 +69,13 @@ impl ProblemKind {
             Self::MalformedId => "malformed-id",
             Self::DeviceNameTaken => "device-name-taken",
             Self::DeviceLimitReached => "device-limit-reached",
+            Self::DeviceNotActive => "device-not-active",
+            Self::MalformedHeader => "malformed-header",
+            Self::ClockSkew => "clock-skew",
+            Self::InvalidSignature => "invalid-signature",
             Self::DeviceRevoked => "device-revoked",
+            Self::Replayed => "replayed",
+            Self::ServiceUnavailable => "service-unavailable",
             Self::Internal => "internal-error",
         }
     }
@@ -63,20 +83,27 @@ impl ProblemKind {
     pub const fn status(self) -> StatusCode {
         match self {
             Self::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::MalformedBody | Self::MalformedQuery | Self::MalformedId => StatusCode::BAD_REQUEST,
+            Self::MalformedBody | Self::MalformedQuery | Self::MalformedId | Self::MalformedHeader => {
+                StatusCode::BAD_REQUEST
+            }
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::InvalidCredentials | Self::InvalidToken | Self::InvalidRefreshToken => {
-                StatusCode::UNAUTHORIZED
-            }
+            Self::InvalidCredentials
+            | Self::InvalidToken
+            | Self::InvalidRefreshToken
+            | Self::ClockSkew
+            | Self::InvalidSignature
+            | Self::DeviceRevoked
+            | Self::Replayed => StatusCode::UNAUTHORIZED,
+            Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::WrongPassword => StatusCode::FORBIDDEN,
             Self::EmailTaken
             | Self::UsernameTaken
             | Self::DeviceNameTaken
             | Self::DeviceLimitReached
-            | Self::DeviceRevoked => StatusCode::CONFLICT,
+            | Self::DeviceNotActive => StatusCode::CONFLICT,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -99,7 +126,13 @@ impl ProblemKind {
             Self::MalformedId => "Malformed id",
             Self::DeviceNameTaken => "Device name taken",
             Self::DeviceLimitReached => "Device limit reached",
+            Self::DeviceNotActive => "Device is revoked",
+            Self::MalformedHeader => "Missing or malformed signing header",
+            Self::ClockSkew => "Clock skew too large",
+            Self::InvalidSignature => "Invalid signature",
             Self::DeviceRevoked => "Device revoked",
+            Self::Replayed => "Replayed request",
+            Self::ServiceUnavailable => "Service unavailable",
             Self::Internal => "Internal server error",
         }
     }
@@ -130,6 +163,8 @@ struct ProblemBody<'a> {
     instance: Option<String>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     errors: &'a [FieldProblem],
+    #[serde(flatten)]
+    extensions: &'a serde_json::Map<String, serde_json::Value>,
 }
 
 /// The problem type of a response, left in its extensions for the request
@@ -144,6 +179,9 @@ pub struct ApiError {
     kind: ProblemKind,
     detail: String,
     errors: Vec<FieldProblem>,
+    /// Extra members of the problem object (RFC 9457 extensions).
+    extensions: serde_json::Map<String, serde_json::Value>,
+    headers: Vec<(header::HeaderName, HeaderValue)>,
     cause: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
@@ -153,6 +191,8 @@ impl ApiError {
             kind,
             detail: detail.into(),
             errors: Vec::new(),
+            extensions: serde_json::Map::new(),
+            headers: Vec::new(),
             cause: None,
         }
     }
@@ -165,6 +205,29 @@ impl ApiError {
                 ProblemKind::Internal,
                 "The server failed to handle this request; it has been logged.",
             )
+        }
+    }
+
+    /// Adds an extension member to the problem body.
+    pub fn with_extension(mut self, name: &str, value: serde_json::Value) -> Self {
+        self.extensions.insert(name.to_owned(), value);
+        self
+    }
+
+    /// Adds a response header.
+    pub fn with_header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// A 503 whose cause is logged but not shown.
+    pub fn unavailable(
+        detail: impl Into<String>,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self {
+            cause: Some(cause.into()),
+            ..Self::new(ProblemKind::ServiceUnavailable, detail)
         }
     }
 
@@ -219,12 +282,25 @@ impl ResponseError for ApiError {
             }
             tracing::error!(error = %chain, "request failed");
         }
-        problem_response(self.kind, &self.detail, &self.errors)
+        let mut response = render(self.kind, &self.detail, &self.errors, &self.extensions);
+        for (name, value) in &self.headers {
+            response.headers_mut().insert(name.clone(), value.clone());
+        }
+        response
     }
 }
 
 /// Renders a problem response.
 pub fn problem_response(kind: ProblemKind, detail: &str, errors: &[FieldProblem]) -> HttpResponse {
+    render(kind, detail, errors, &serde_json::Map::new())
+}
+
+fn render(
+    kind: ProblemKind,
+    detail: &str,
+    errors: &[FieldProblem],
+    extensions: &serde_json::Map<String, serde_json::Value>,
+) -> HttpResponse {
     let body = ProblemBody {
         type_: kind.type_uri(),
         code: kind.code(),
@@ -233,6 +309,7 @@ pub fn problem_response(kind: ProblemKind, detail: &str, errors: &[FieldProblem]
         detail,
         instance: current_request_id().map(|id| format!("urn:eagate:request:{id}")),
         errors,
+        extensions,
     };
     let mut response = HttpResponse::build(kind.status());
     response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));

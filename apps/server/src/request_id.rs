@@ -52,6 +52,7 @@ pub async fn middleware(
         status = tracing::field::Empty,
         latency_ms = tracing::field::Empty,
         user_id = tracing::field::Empty,
+        device_id = tracing::field::Empty,
     );
     let started = Instant::now();
     let header = HeaderValue::from_str(&id).ok();

@@ -6,10 +6,11 @@ use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use eagate_crypto::{
-    Argon2Hasher, JwtAccessTokens, JwtConfig, OpaqueRefreshTokens, RandomDeviceSecrets, XChaChaSealer,
+    Argon2Hasher, HmacVerifier, JwtAccessTokens, JwtConfig, OpaqueRefreshTokens, RandomDeviceSecrets,
+    XChaChaSealer,
 };
 use eagate_domain::account::{AccountPolicy, AccountService};
-use eagate_domain::device::{DevicePolicy, DeviceService};
+use eagate_domain::device::{DeviceAuthPolicy, DeviceAuthService, DevicePolicy, DeviceService};
 use eagate_domain::{SystemClock, UuidV7Generator};
 use eagate_postgres::{
     EmbeddedPostgres, PgAccountRepository, PgAuditLog, PgDeviceRepository, PgPool, PgSessionRepository,
@@ -18,7 +19,7 @@ use eagate_postgres::{
 use secrecy::ExposeSecret as _;
 
 use crate::config::{Environment, Settings};
-use crate::state::AppState;
+use crate::state::{AppState, DeviceApiSettings, ReplayStore};
 use crate::{keys, request_id, routes};
 
 /// The database the embedded server creates for eagate.
@@ -48,6 +49,8 @@ pub enum StartupError {
         #[source]
         source: std::io::Error,
     },
+    #[error("redis: {0}")]
+    Redis(#[from] eagate_redis::RedisSetupError),
     #[error("{0}")]
     Internal(String),
 }
@@ -84,6 +87,44 @@ pub fn device_service(settings: &Settings, pool: PgPool) -> Result<crate::state:
         DevicePolicy {
             max_active_devices: settings.devices.max_active_per_account,
             ..DevicePolicy::default()
+        },
+    ))
+}
+
+fn duration(d: std::time::Duration, what: &str) -> Result<chrono::Duration, StartupError> {
+    chrono::Duration::from_std(d).map_err(|e| StartupError::Internal(format!("{what}: {e}")))
+}
+
+/// Signed-request authentication with the configured replay store.
+pub fn device_auth(settings: &Settings, pool: PgPool) -> Result<crate::state::DeviceAuth, StartupError> {
+    let keyring = keys::load_master_keys(settings)?;
+    let replay = match &settings.redis.url {
+        Some(url) => {
+            let connection = eagate_redis::RedisConnection::new(url.expose_secret(), settings.redis.timeout)?;
+            tracing::info!("replay protection shared through Redis");
+            ReplayStore::Redis(eagate_redis::RedisNonceStore::new(
+                connection,
+                &settings.redis.key_prefix,
+            ))
+        }
+        None => {
+            tracing::info!(
+                capacity = settings.redis.nonce_capacity,
+                "replay protection in process memory (set EAGATE_REDIS_URL when running several instances)"
+            );
+            ReplayStore::Memory(std::sync::Arc::new(eagate_memory::InMemoryNonceStore::new(
+                settings.redis.nonce_capacity,
+            )))
+        }
+    };
+    Ok(DeviceAuthService::new(
+        PgDeviceRepository::new(pool),
+        HmacVerifier::new(XChaChaSealer::new(keyring)),
+        replay,
+        SystemClock,
+        DeviceAuthPolicy {
+            max_clock_skew: duration(settings.devices.max_clock_skew, "clock skew")?,
+            last_seen_interval: duration(settings.devices.last_seen_interval, "last-seen interval")?,
         },
     ))
 }
@@ -153,9 +194,16 @@ impl Application {
             },
         );
         let devices = device_service(&settings, pool.clone())?;
+        let device_auth = device_auth(&settings, pool.clone())?;
+        let device_api = DeviceApiSettings {
+            poll_interval_seconds: settings.devices.poll_interval.as_secs(),
+            long_poll_max_seconds: settings.devices.long_poll_max.as_secs(),
+        };
         let state = web::Data::new(AppState {
             accounts,
             devices,
+            device_auth,
+            device_api,
             jwks,
         });
 

@@ -1,10 +1,17 @@
 //! The composition of ports and adapters the handlers use.
 
-use eagate_crypto::{Argon2Hasher, JwtAccessTokens, OpaqueRefreshTokens, RandomDeviceSecrets, XChaChaSealer};
+use std::sync::Arc;
+
+use eagate_crypto::{
+    Argon2Hasher, HmacVerifier, JwtAccessTokens, OpaqueRefreshTokens, RandomDeviceSecrets, XChaChaSealer,
+};
+use eagate_domain::UnexpectedError;
 use eagate_domain::account::AccountService;
-use eagate_domain::device::DeviceService;
+use eagate_domain::device::{DeviceAuthService, DeviceId, DeviceService, NonceStore};
 use eagate_domain::{SystemClock, UuidV7Generator};
+use eagate_memory::InMemoryNonceStore;
 use eagate_postgres::{PgAccountRepository, PgAuditLog, PgDeviceRepository, PgSessionRepository};
+use eagate_redis::RedisNonceStore;
 
 /// The account use cases, monomorphised over the production adapters.
 pub type Accounts = AccountService<
@@ -22,10 +29,44 @@ pub type Accounts = AccountService<
 pub type Devices =
     DeviceService<PgDeviceRepository, RandomDeviceSecrets, XChaChaSealer, SystemClock, UuidV7Generator>;
 
+/// Signed device requests, over the production adapters.
+pub type DeviceAuth = DeviceAuthService<PgDeviceRepository, HmacVerifier, ReplayStore, SystemClock>;
+
+/// Where nonces are remembered: in process (one instance) or in Redis
+/// (shared by every instance). Chosen at start-up by `EAGATE_REDIS_URL`.
+#[derive(Debug, Clone)]
+pub enum ReplayStore {
+    Memory(Arc<InMemoryNonceStore>),
+    Redis(RedisNonceStore),
+}
+
+impl NonceStore for ReplayStore {
+    async fn check_and_record(
+        &self,
+        device: DeviceId,
+        nonce: &str,
+        ttl: chrono::Duration,
+    ) -> Result<bool, UnexpectedError> {
+        match self {
+            Self::Memory(store) => store.check_and_record(device, nonce, ttl).await,
+            Self::Redis(store) => store.check_and_record(device, nonce, ttl).await,
+        }
+    }
+}
+
+/// Values the device API reports to EAs.
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceApiSettings {
+    pub poll_interval_seconds: u64,
+    pub long_poll_max_seconds: u64,
+}
+
 /// Shared, immutable application state (cheap to clone behind `web::Data`).
 pub struct AppState {
     pub accounts: Accounts,
     pub devices: Devices,
+    pub device_auth: DeviceAuth,
+    pub device_api: DeviceApiSettings,
     /// The public JWKS document for access-token verifiers.
     pub jwks: serde_json::Value,
 }

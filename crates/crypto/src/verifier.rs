@@ -11,6 +11,9 @@ use crate::XChaChaSealer;
 /// rebuild; the bound only caps memory).
 const MAX_CACHED_KEYS: usize = 100_000;
 
+/// Per device: the sealed bytes a key was opened from, and the ready key.
+type KeyCache = HashMap<DeviceId, (Vec<u8>, SigningKey)>;
+
 /// [`SignatureVerifier`] with HMAC-SHA256. Opening a sealed secret and
 /// scheduling its HMAC key happen once per secret: the ready key is cached
 /// in memory by device, tagged with the exact sealed bytes it came from, so
@@ -19,7 +22,7 @@ const MAX_CACHED_KEYS: usize = 100_000;
 #[derive(Clone)]
 pub struct HmacVerifier {
     sealer: XChaChaSealer,
-    keys: Arc<RwLock<HashMap<DeviceId, (Vec<u8>, SigningKey)>>>,
+    keys: Arc<RwLock<KeyCache>>,
 }
 
 impl std::fmt::Debug for HmacVerifier {

@@ -61,6 +61,19 @@ pub(crate) struct DeviceResponse {
     last_ack_at: Option<DateTime<Utc>>,
     /// Identifies the current secret without revealing it.
     secret_fingerprint: String,
+    /// What the EA last reported about its terminal, if anything.
+    heartbeat: Option<HeartbeatResponse>,
+}
+
+#[derive(Debug, Serialize)]
+struct HeartbeatResponse {
+    received_at: DateTime<Utc>,
+    ea_version: Option<String>,
+    terminal_build: Option<u32>,
+    broker: Option<String>,
+    account_login: Option<u64>,
+    balance: Option<f64>,
+    equity: Option<f64>,
 }
 
 impl From<Device> for DeviceResponse {
@@ -76,6 +89,15 @@ impl From<Device> for DeviceResponse {
             last_poll_at: d.last_poll_at,
             last_ack_at: d.last_ack_at,
             secret_fingerprint: d.secret_fingerprint.as_str().to_owned(),
+            heartbeat: d.last_heartbeat.map(|h| HeartbeatResponse {
+                received_at: h.received_at,
+                ea_version: h.ea_version,
+                terminal_build: h.terminal_build,
+                broker: h.broker,
+                account_login: h.account_login,
+                balance: h.balance,
+                equity: h.equity,
+            }),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod audit;
 mod auth;
+mod device_api;
 mod devices;
 mod meta;
 
@@ -12,6 +13,8 @@ use crate::problem::{ApiError, ProblemKind};
 
 /// Account and owner routes accept bodies up to 16 KiB.
 const ACCOUNT_BODY_LIMIT: usize = 16 * 1024;
+/// Device routes accept bodies up to 64 KiB.
+const DEVICE_BODY_LIMIT: usize = 64 * 1024;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::QueryConfig::default().error_handler(|error, _req| {
@@ -27,6 +30,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(web::scope("/auth").configure(auth::configure))
             .service(web::scope("/devices").configure(devices::configure))
             .service(web::scope("/audit").configure(audit::configure))
+            .service(
+                web::scope("/device")
+                    .app_data(BodyLimit(DEVICE_BODY_LIMIT))
+                    .configure(device_api::configure),
+            )
             .default_service(web::to(not_found)),
     )
     .configure(meta::configure)

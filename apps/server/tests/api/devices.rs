@@ -119,11 +119,11 @@ async fn the_whole_device_lifecycle_as_the_issue_describes_it() {
     let rename_revoked = app
         .patch_json_auth(&format!("/devices/{tokyo_id}"), &token, &json!({"name": "Back"}))
         .await;
-    assert_problem(rename_revoked, StatusCode::CONFLICT, "device-revoked").await;
+    assert_problem(rename_revoked, StatusCode::CONFLICT, "device-not-active").await;
     let rotate_revoked = app
         .post_auth(&format!("/devices/{tokyo_id}/rotate-secret"), &token)
         .await;
-    assert_problem(rotate_revoked, StatusCode::CONFLICT, "device-revoked").await;
+    assert_problem(rotate_revoked, StatusCode::CONFLICT, "device-not-active").await;
 
     // Filters.
     let active = json_of(app.get_auth("/devices?status=active", &token).await).await;

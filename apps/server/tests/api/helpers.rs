@@ -94,9 +94,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         vars.insert((*k).to_owned(), (*v).to_owned());
     }
     let settings = Settings::from_vars(&vars).unwrap();
-    let app = Application::build(settings.clone()).await.unwrap();
-    let base = format!("http://{}", app.local_addr());
-    tokio::spawn(app.run());
+    let base = start(settings.clone()).await;
     TestApp {
         base,
         client: reqwest::Client::builder()
@@ -109,7 +107,20 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     }
 }
 
+async fn start(settings: Settings) -> String {
+    let app = Application::build(settings).await.unwrap();
+    let base = format!("http://{}", app.local_addr());
+    tokio::spawn(app.run());
+    base
+}
+
 impl TestApp {
+    /// Another instance of the same deployment (same database and keys),
+    /// on its own port, as behind a load balancer.
+    pub async fn second_instance(&self) -> String {
+        start(self.settings.clone()).await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}/api/v1{path}", self.base)
     }

@@ -3,6 +3,7 @@
 
 mod auth;
 mod bad_input;
+mod device_auth;
 mod devices;
 mod helpers;
 mod security;
