@@ -37,6 +37,7 @@ pub mod device;
 pub mod error;
 pub mod id;
 pub mod pagination;
+pub mod signal;
 pub mod validation;
 
 #[cfg(any(test, feature = "testing"))]

@@ -218,7 +218,12 @@ where
             .is_none_or(|seen| now - seen >= self.policy.last_seen_interval);
         if due {
             self.devices
-                .touch_last_seen(id, now, self.policy.last_seen_interval)
+                .record_activity(
+                    id,
+                    super::ports::Activity::Seen,
+                    now,
+                    self.policy.last_seen_interval,
+                )
                 .await?;
         }
         Ok(AuthenticatedDevice {

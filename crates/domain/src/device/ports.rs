@@ -15,6 +15,17 @@ use crate::audit::AuditEvent;
 use crate::error::UnexpectedError;
 use crate::pagination::{Page, PageRequest};
 
+/// What a device did, for its activity timestamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activity {
+    /// Any authenticated request: `last_seen_at`.
+    Seen,
+    /// A poll: `last_poll_at`.
+    Poll,
+    /// An acknowledgement: `last_ack_at`.
+    Ack,
+}
+
 /// How a revocation went.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Revocation {
@@ -91,11 +102,13 @@ pub trait DeviceRepository: Send + Sync + 'static {
         id: DeviceId,
     ) -> impl Future<Output = Result<Option<DeviceCredentials>, UnexpectedError>> + Send;
 
-    /// Sets `last_seen_at = at` unless it is already within `min_interval`
-    /// of `at` (so concurrent instances coalesce their writes too).
-    fn touch_last_seen(
+    /// Sets the activity's time (`last_seen_at`, `last_poll_at` or
+    /// `last_ack_at`) to `at` unless it is already within `min_interval` of
+    /// `at` (so concurrent instances coalesce their writes too).
+    fn record_activity(
         &self,
         id: DeviceId,
+        activity: Activity,
         at: DateTime<Utc>,
         min_interval: chrono::Duration,
     ) -> impl Future<Output = Result<(), UnexpectedError>> + Send;

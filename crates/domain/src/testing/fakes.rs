@@ -12,6 +12,7 @@ use crate::device::*;
 use crate::error::UnexpectedError;
 use crate::id::IdGenerator;
 use crate::pagination::{Page, PageRequest};
+use crate::signal::*;
 
 /// A clock that only moves when told to.
 #[derive(Debug, Clone)]
@@ -64,8 +65,18 @@ struct DeviceRecord {
     previous: Option<(SealedSecret, DateTime<Utc>)>,
 }
 
+#[derive(Debug, Clone)]
+struct SignalRecord {
+    signal: Signal,
+    deliveries: Vec<Delivery>,
+    idempotency: Option<(String, String)>,
+}
+
 #[derive(Debug, Default)]
 struct State {
+    signals: Vec<SignalRecord>,
+    /// Per device, how many signals were published for it (wake-ups).
+    published: HashMap<DeviceId, u64>,
     users: HashMap<UserId, (User, PasswordHash)>,
     sessions: HashMap<SessionId, Session>,
     refresh_tokens: HashMap<RefreshTokenHash, (NewRefreshToken, Option<DateTime<Utc>>)>,
@@ -93,6 +104,18 @@ impl InMemoryStore {
 
     pub fn audit(&self) -> InMemoryAuditLog {
         InMemoryAuditLog(self.clone())
+    }
+
+    pub fn signals(&self) -> InMemorySignalRepository {
+        InMemorySignalRepository(self.clone())
+    }
+
+    /// Wake-ups that, instead of sleeping, move `clock` on by the timeout.
+    pub fn wakeups(&self, clock: FixedClock) -> FakeWakeups {
+        FakeWakeups {
+            store: self.clone(),
+            clock,
+        }
     }
 
     /// Every audit event recorded, oldest first.
@@ -215,6 +238,7 @@ impl AccountRepository for InMemoryAccountRepository {
         }
         state.audit.push(audit.clone());
         state.devices.retain(|_, d| d.device.owner != id);
+        state.signals.retain(|r| r.signal.owner != id);
         let sessions: Vec<SessionId> = state
             .sessions
             .values()
@@ -679,16 +703,22 @@ impl DeviceRepository for InMemoryDeviceRepository {
         }))
     }
 
-    async fn touch_last_seen(
+    async fn record_activity(
         &self,
         id: DeviceId,
+        activity: Activity,
         at: DateTime<Utc>,
         min_interval: Duration,
     ) -> Result<(), UnexpectedError> {
-        if let Some(r) = self.0.state().devices.get_mut(&id)
-            && r.device.last_seen_at.is_none_or(|seen| seen <= at - min_interval)
-        {
-            r.device.last_seen_at = Some(at);
+        if let Some(r) = self.0.state().devices.get_mut(&id) {
+            let field = match activity {
+                Activity::Seen => &mut r.device.last_seen_at,
+                Activity::Poll => &mut r.device.last_poll_at,
+                Activity::Ack => &mut r.device.last_ack_at,
+            };
+            if field.is_none_or(|last| last <= at - min_interval) {
+                *field = Some(at);
+            }
         }
         Ok(())
     }
@@ -878,5 +908,250 @@ impl NonceStore for FakeNonceStore {
             return Err(UnexpectedError::msg("nonce store unreachable"));
         }
         Ok(lock(&self.seen).insert((device, nonce.to_owned())))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct InMemorySignalRepository(InMemoryStore);
+
+fn with_deliveries(r: &SignalRecord) -> SignalWithDeliveries {
+    SignalWithDeliveries {
+        signal: r.signal.clone(),
+        deliveries: r.deliveries.clone(),
+    }
+}
+
+impl SignalRepository for InMemorySignalRepository {
+    async fn insert(&self, new: &NewSignal) -> Result<SignalWithDeliveries, InsertSignalError> {
+        let mut state = self.0.state();
+        if let Some((key, _)) = &new.idempotency
+            && state.signals.iter().any(|r| {
+                r.signal.owner == new.signal.owner && r.idempotency.as_ref().is_some_and(|(k, _)| k == key)
+            })
+        {
+            return Err(InsertSignalError::DuplicateKey);
+        }
+        let record = SignalRecord {
+            signal: new.signal.clone(),
+            deliveries: new
+                .devices
+                .iter()
+                .map(|d| Delivery {
+                    signal_id: new.signal.id,
+                    device_id: *d,
+                    first_polled_at: None,
+                    ack: None,
+                    cancelled_at: None,
+                })
+                .collect(),
+            idempotency: new.idempotency.clone(),
+        };
+        for d in &new.devices {
+            *state.published.entry(*d).or_default() += 1;
+        }
+        let out = with_deliveries(&record);
+        state.signals.push(record);
+        Ok(out)
+    }
+
+    async fn find_by_idempotency_key(
+        &self,
+        owner: UserId,
+        key: &str,
+    ) -> Result<Option<(SignalWithDeliveries, String)>, UnexpectedError> {
+        Ok(self.0.state().signals.iter().find_map(|r| match &r.idempotency {
+            Some((k, description)) if r.signal.owner == owner && k == key => {
+                Some((with_deliveries(r), description.clone()))
+            }
+            _ => None,
+        }))
+    }
+
+    async fn find(
+        &self,
+        owner: UserId,
+        id: SignalId,
+    ) -> Result<Option<SignalWithDeliveries>, UnexpectedError> {
+        Ok(self
+            .0
+            .state()
+            .signals
+            .iter()
+            .find(|r| r.signal.owner == owner && r.signal.id == id)
+            .map(with_deliveries))
+    }
+
+    async fn list(
+        &self,
+        owner: UserId,
+        page: &PageRequest,
+    ) -> Result<Page<SignalWithDeliveries>, UnexpectedError> {
+        let state = self.0.state();
+        let mut all: Vec<SignalWithDeliveries> = state
+            .signals
+            .iter()
+            .filter(|r| r.signal.owner == owner)
+            .filter(|r| {
+                page.after
+                    .is_none_or(|c| (r.signal.created_at, r.signal.id.as_uuid()) < (c.at, c.id))
+            })
+            .map(with_deliveries)
+            .collect();
+        all.sort_by_key(|s| std::cmp::Reverse((s.signal.created_at, s.signal.id)));
+        all.truncate(page.limit as usize + 1);
+        Ok(Page::from_overfetch(all, page.limit, |s| s.signal.cursor()))
+    }
+
+    async fn cancel(
+        &self,
+        owner: UserId,
+        id: SignalId,
+        at: DateTime<Utc>,
+    ) -> Result<Option<SignalWithDeliveries>, UnexpectedError> {
+        let mut state = self.0.state();
+        let Some(r) = state
+            .signals
+            .iter_mut()
+            .find(|r| r.signal.owner == owner && r.signal.id == id)
+        else {
+            return Ok(None);
+        };
+        r.signal.cancelled_at.get_or_insert(at);
+        for d in &mut r.deliveries {
+            if d.ack.is_none() {
+                d.cancelled_at.get_or_insert(at);
+            }
+        }
+        Ok(Some(with_deliveries(r)))
+    }
+
+    async fn active_devices(&self, owner: UserId) -> Result<Vec<DeviceId>, UnexpectedError> {
+        let mut ids: Vec<DeviceId> = self
+            .0
+            .state()
+            .devices
+            .values()
+            .filter(|r| r.device.owner == owner && r.device.revoked_at.is_none())
+            .map(|r| r.device.id)
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    async fn pending_for_device(
+        &self,
+        device: DeviceId,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Signal>, UnexpectedError> {
+        let state = self.0.state();
+        let mut pending: Vec<Signal> = state
+            .signals
+            .iter()
+            .filter(|r| !r.signal.is_expired(now))
+            .filter(|r| {
+                r.deliveries
+                    .iter()
+                    .any(|d| d.device_id == device && d.ack.is_none() && d.cancelled_at.is_none())
+            })
+            .map(|r| r.signal.clone())
+            .collect();
+        pending.sort_by_key(|s| (s.created_at, s.id));
+        pending.truncate(limit as usize);
+        Ok(pending)
+    }
+
+    async fn mark_delivered(
+        &self,
+        device: DeviceId,
+        signals: &[SignalId],
+        at: DateTime<Utc>,
+    ) -> Result<(), UnexpectedError> {
+        let mut state = self.0.state();
+        for r in state
+            .signals
+            .iter_mut()
+            .filter(|r| signals.contains(&r.signal.id))
+        {
+            for d in r.deliveries.iter_mut().filter(|d| d.device_id == device) {
+                d.first_polled_at.get_or_insert(at);
+            }
+        }
+        Ok(())
+    }
+
+    async fn acknowledge(
+        &self,
+        device: DeviceId,
+        signal: SignalId,
+        ack: &Ack,
+    ) -> Result<AckRecord, UnexpectedError> {
+        let mut state = self.0.state();
+        let delivery = state
+            .signals
+            .iter_mut()
+            .filter(|r| r.signal.id == signal)
+            .flat_map(|r| r.deliveries.iter_mut())
+            .find(|d| d.device_id == device);
+        let Some(delivery) = delivery else {
+            return Ok(AckRecord::NotFound);
+        };
+        if let Some(existing) = &delivery.ack {
+            return Ok(AckRecord::Existing(existing.clone()));
+        }
+        delivery.ack = Some(ack.clone());
+        if let Some(r) = state.devices.get_mut(&device) {
+            r.device.last_ack_at = Some(ack.at);
+        }
+        Ok(AckRecord::Recorded(ack.clone()))
+    }
+}
+
+/// Wake-ups over the in-memory store. Waiting does not sleep: it returns at
+/// once if something was published for the device, else it moves the fixed
+/// clock on by the timeout.
+#[derive(Debug, Clone)]
+pub struct FakeWakeups {
+    store: InMemoryStore,
+    clock: FixedClock,
+}
+
+#[derive(Debug)]
+pub struct FakeSubscription {
+    wakeups: FakeWakeups,
+    device: DeviceId,
+    seen: u64,
+}
+
+impl SignalWakeups for FakeWakeups {
+    type Subscription = FakeSubscription;
+
+    fn subscribe(&self, device: DeviceId) -> FakeSubscription {
+        let seen = self.store.state().published.get(&device).copied().unwrap_or(0);
+        FakeSubscription {
+            wakeups: self.clone(),
+            device,
+            seen,
+        }
+    }
+}
+
+impl WakeupSubscription for FakeSubscription {
+    async fn wait(&mut self, timeout: std::time::Duration) {
+        let now = self
+            .wakeups
+            .store
+            .state()
+            .published
+            .get(&self.device)
+            .copied()
+            .unwrap_or(0);
+        if now != self.seen {
+            self.seen = now;
+        } else {
+            self.wakeups
+                .clock
+                .advance(Duration::from_std(timeout).unwrap_or_else(|_| Duration::seconds(1)));
+        }
     }
 }

@@ -1,0 +1,123 @@
+//! What the signal use cases need from the outside world.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+
+use super::error::InsertSignalError;
+use super::model::{Ack, Signal, SignalId, SignalWithDeliveries};
+use crate::account::UserId;
+use crate::device::DeviceId;
+use crate::error::UnexpectedError;
+use crate::pagination::{Page, PageRequest};
+
+/// A signal to store with its deliveries.
+#[derive(Debug, Clone)]
+pub struct NewSignal {
+    pub signal: Signal,
+    pub devices: Vec<DeviceId>,
+    /// The owner's idempotency key and a canonical description of the
+    /// request, to tell a retry from a different request with the same key.
+    pub idempotency: Option<(String, String)>,
+}
+
+/// How an acknowledgement went.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AckRecord {
+    /// Stored now.
+    Recorded(Ack),
+    /// Acknowledged before; the first acknowledgement, unchanged.
+    Existing(Ack),
+    /// The signal was not delivered to this device.
+    NotFound,
+}
+
+/// Persistence of signals and deliveries.
+pub trait SignalRepository: Send + Sync + 'static {
+    /// Stores the signal and one delivery per device in one transaction,
+    /// and after commit wakes long-polls of those devices on every
+    /// instance. `DuplicateKey` when the owner used the idempotency key.
+    fn insert(
+        &self,
+        new: &NewSignal,
+    ) -> impl Future<Output = Result<SignalWithDeliveries, InsertSignalError>> + Send;
+
+    /// The signal published under an idempotency key, with the request
+    /// description stored beside it.
+    fn find_by_idempotency_key(
+        &self,
+        owner: UserId,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<(SignalWithDeliveries, String)>, UnexpectedError>> + Send;
+
+    fn find(
+        &self,
+        owner: UserId,
+        id: SignalId,
+    ) -> impl Future<Output = Result<Option<SignalWithDeliveries>, UnexpectedError>> + Send;
+
+    /// The owner's signals, newest first.
+    fn list(
+        &self,
+        owner: UserId,
+        page: &PageRequest,
+    ) -> impl Future<Output = Result<Page<SignalWithDeliveries>, UnexpectedError>> + Send;
+
+    /// Cancels the signal: deliveries not yet acknowledged become cancelled.
+    /// Idempotent. `None` when the owner has no such signal.
+    fn cancel(
+        &self,
+        owner: UserId,
+        id: SignalId,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<SignalWithDeliveries>, UnexpectedError>> + Send;
+
+    /// The owner's active devices.
+    fn active_devices(
+        &self,
+        owner: UserId,
+    ) -> impl Future<Output = Result<Vec<DeviceId>, UnexpectedError>> + Send;
+
+    /// The device's unacknowledged, unexpired, uncancelled signals, oldest
+    /// first, at most `limit`.
+    fn pending_for_device(
+        &self,
+        device: DeviceId,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Signal>, UnexpectedError>> + Send;
+
+    /// Records the first poll that returned these signals to the device
+    /// (later polls leave the time alone).
+    fn mark_delivered(
+        &self,
+        device: DeviceId,
+        signals: &[SignalId],
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), UnexpectedError>> + Send;
+
+    /// Stores the device's acknowledgement unless one exists (atomically,
+    /// with the device's `last_ack_at`); returns the stored one otherwise.
+    fn acknowledge(
+        &self,
+        device: DeviceId,
+        signal: SignalId,
+        ack: &Ack,
+    ) -> impl Future<Output = Result<AckRecord, UnexpectedError>> + Send;
+}
+
+/// Wake-ups for long-polling devices, across instances.
+pub trait SignalWakeups: Send + Sync + 'static {
+    type Subscription: WakeupSubscription;
+
+    /// Starts listening for signals published for `device`. Subscribe
+    /// before checking for pending signals, so none slips between.
+    fn subscribe(&self, device: DeviceId) -> Self::Subscription;
+}
+
+/// One device's wake-up subscription.
+pub trait WakeupSubscription: Send {
+    /// Resolves when a signal may have been published for the device since
+    /// subscribing (or since the last wake-up), or after `timeout`.
+    fn wait(&mut self, timeout: std::time::Duration) -> impl Future<Output = ()> + Send;
+}

@@ -1,0 +1,749 @@
+//! The signal use cases.
+
+use chrono::{DateTime, Duration, Utc};
+use tracing::instrument;
+
+use super::error::*;
+use super::model::*;
+use super::ports::*;
+use crate::account::UserId;
+use crate::clock::Clock;
+use crate::device::{Activity, DeviceId, DeviceRepository};
+use crate::id::IdGenerator;
+use crate::pagination::{Page, PageRequest};
+use crate::validation::{FieldError, ValidationErrors};
+
+/// Limits of polling.
+#[derive(Debug, Clone, Copy)]
+pub struct SignalPolicy {
+    /// The longest a poll may wait.
+    pub long_poll_max: Duration,
+    /// While waiting, re-check storage at least this often, so a lost
+    /// wake-up delays delivery by at most this much.
+    pub recheck_interval: Duration,
+    /// `last_poll_at` is written at most this often per device.
+    pub activity_interval: Duration,
+}
+
+impl Default for SignalPolicy {
+    fn default() -> Self {
+        Self {
+            long_poll_max: Duration::seconds(30),
+            recheck_interval: Duration::seconds(2),
+            activity_interval: Duration::seconds(5),
+        }
+    }
+}
+
+pub const DEFAULT_POLL_LIMIT: u32 = 10;
+pub const MAX_POLL_LIMIT: u32 = 100;
+
+/// Publishing, reading, cancelling, polling and acknowledging signals.
+#[derive(Debug, Clone)]
+pub struct SignalService<S, D, W, C, I> {
+    signals: S,
+    devices: D,
+    wakeups: W,
+    clock: C,
+    ids: I,
+    policy: SignalPolicy,
+}
+
+/// A canonical description of a publish request, to recognise retries.
+fn describe(draft: &SignalDraft) -> String {
+    let o = &draft.order;
+    let opt = |v: Option<f64>| v.map(|v| format!("{v:?}")).unwrap_or_default();
+    let devices = draft
+        .device_ids
+        .as_ref()
+        .map(|ids| {
+            let mut ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+            ids.sort();
+            ids.join(",")
+        })
+        .unwrap_or_else(|| "*".to_owned());
+    format!(
+        "v1|{}|{}|{}|{:?}|{}|{}|{}|{}|{}|{}",
+        o.instrument.as_str(),
+        o.side,
+        o.order_type,
+        o.volume,
+        opt(o.entry_price),
+        opt(o.stop_loss),
+        opt(o.take_profit),
+        o.comment.as_deref().unwrap_or_default().replace('|', "\\|"),
+        draft
+            .expires_at
+            .map(|t| t.timestamp_micros().to_string())
+            .unwrap_or_default(),
+        devices
+    )
+}
+
+fn parse_idempotency_key(raw: &str) -> Result<String, FieldError> {
+    if (1..=128).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(raw.to_owned())
+    } else {
+        Err(FieldError::new(
+            "Idempotency-Key",
+            "invalid",
+            "must be 1-128 visible ASCII characters",
+        ))
+    }
+}
+
+impl<S, D, W, C, I> SignalService<S, D, W, C, I>
+where
+    S: SignalRepository,
+    D: DeviceRepository,
+    W: SignalWakeups,
+    C: Clock,
+    I: IdGenerator,
+{
+    pub fn new(signals: S, devices: D, wakeups: W, clock: C, ids: I, policy: SignalPolicy) -> Self {
+        Self {
+            signals,
+            devices,
+            wakeups,
+            clock,
+            ids,
+            policy,
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Publishes a signal to the given (default: all) active devices of the
+    /// owner. Returns the signal and whether it was created now (`false`:
+    /// an idempotent retry answered with the first result).
+    #[instrument(skip_all, fields(user_id = %owner))]
+    pub async fn publish(
+        &self,
+        owner: UserId,
+        input: &PublishInput,
+        idempotency_key: Option<&str>,
+    ) -> Result<(SignalWithDeliveries, bool), PublishError> {
+        let now = self.clock.now();
+        let key = match idempotency_key.map(parse_idempotency_key).transpose() {
+            Ok(key) => key,
+            Err(e) => return Err(PublishError::Invalid(e.into())),
+        };
+        let draft = SignalDraft::parse(input, now).map_err(PublishError::Invalid)?;
+        let description = describe(&draft);
+        if let Some(key) = &key
+            && let Some(found) = self.replay(owner, key, &description).await?
+        {
+            return Ok((found, false));
+        }
+        let active = self.signals.active_devices(owner).await?;
+        let devices = match &draft.device_ids {
+            Some(ids) => {
+                let unknown: Vec<String> = ids
+                    .iter()
+                    .filter(|id| !active.contains(id))
+                    .map(ToString::to_string)
+                    .collect();
+                if !unknown.is_empty() {
+                    return Err(PublishError::UnknownDevices(unknown));
+                }
+                ids.clone()
+            }
+            None if active.is_empty() => return Err(PublishError::NoDevices),
+            None => active,
+        };
+        let new = NewSignal {
+            signal: Signal {
+                id: SignalId::from_uuid(self.ids.new_id()),
+                owner,
+                order: draft.order,
+                expires_at: draft.expires_at,
+                created_at: now,
+                cancelled_at: None,
+            },
+            devices,
+            idempotency: key.clone().map(|k| (k, description.clone())),
+        };
+        match self.signals.insert(&new).await {
+            Ok(stored) => {
+                tracing::info!(signal_id = %stored.signal.id, devices = stored.deliveries.len(), "signal published");
+                Ok((stored, true))
+            }
+            // A concurrent request with the same key won the race.
+            Err(InsertSignalError::DuplicateKey) => match &key {
+                Some(key) => self
+                    .replay(owner, key, &description)
+                    .await?
+                    .map(|found| (found, false))
+                    .ok_or_else(|| {
+                        PublishError::Unexpected(crate::UnexpectedError::msg("idempotency key vanished"))
+                    }),
+                None => Err(PublishError::Unexpected(crate::UnexpectedError::msg(
+                    "duplicate idempotency key without a key",
+                ))),
+            },
+            Err(InsertSignalError::Unexpected(e)) => Err(e.into()),
+        }
+    }
+
+    async fn replay(
+        &self,
+        owner: UserId,
+        key: &str,
+        description: &str,
+    ) -> Result<Option<SignalWithDeliveries>, PublishError> {
+        match self.signals.find_by_idempotency_key(owner, key).await? {
+            Some((found, stored)) if stored == description => Ok(Some(found)),
+            Some(_) => Err(PublishError::IdempotencyKeyReused),
+            None => Ok(None),
+        }
+    }
+
+    #[instrument(skip_all, fields(user_id = %owner, signal_id = %id))]
+    pub async fn get(&self, owner: UserId, id: SignalId) -> Result<SignalWithDeliveries, GetSignalError> {
+        self.signals
+            .find(owner, id)
+            .await?
+            .ok_or(GetSignalError::NotFound)
+    }
+
+    #[instrument(skip_all, fields(user_id = %owner))]
+    pub async fn list(
+        &self,
+        owner: UserId,
+        limit: Option<&str>,
+        cursor: Option<&str>,
+    ) -> Result<Page<SignalWithDeliveries>, ListSignalsError> {
+        let page = PageRequest::parse(limit, cursor).map_err(|errors| {
+            let mut all = ValidationErrors::new();
+            errors.into_iter().for_each(|e| all.push(e));
+            ListSignalsError::Invalid(all)
+        })?;
+        Ok(self.signals.list(owner, &page).await?)
+    }
+
+    /// Cancels a signal; devices no longer receive it. Idempotent.
+    #[instrument(skip_all, fields(user_id = %owner, signal_id = %id))]
+    pub async fn cancel(&self, owner: UserId, id: SignalId) -> Result<SignalWithDeliveries, GetSignalError> {
+        self.signals
+            .cancel(owner, id, self.clock.now())
+            .await?
+            .ok_or(GetSignalError::NotFound)
+    }
+
+    /// The device's pending signals, oldest first. With `wait` (seconds)
+    /// and nothing pending, waits until a signal is published for the
+    /// device — on any instance — or the wait ends.
+    #[instrument(skip_all, fields(device_id = %device))]
+    pub async fn poll(
+        &self,
+        device: DeviceId,
+        limit: Option<&str>,
+        wait: Option<&str>,
+    ) -> Result<Vec<Signal>, PollError> {
+        let mut errors = ValidationErrors::new();
+        let limit = match limit.map(str::parse::<u32>) {
+            None => DEFAULT_POLL_LIMIT,
+            Some(Ok(n)) if (1..=MAX_POLL_LIMIT).contains(&n) => n,
+            Some(_) => {
+                errors.push(FieldError::new(
+                    "limit",
+                    "out_of_range",
+                    "must be an integer from 1 to 100",
+                ));
+                DEFAULT_POLL_LIMIT
+            }
+        };
+        let max_wait = self.policy.long_poll_max.num_seconds();
+        let wait = match wait.map(str::parse::<i64>) {
+            None => 0,
+            Some(Ok(n)) if (0..=max_wait).contains(&n) => n,
+            Some(_) => {
+                errors.push(FieldError::new(
+                    "wait",
+                    "out_of_range",
+                    format!("must be an integer from 0 to {max_wait}"),
+                ));
+                0
+            }
+        };
+        errors.into_result().map_err(PollError::Invalid)?;
+
+        let mut subscription = self.wakeups.subscribe(device);
+        let deadline = self.clock.now() + Duration::seconds(wait);
+        let signals = loop {
+            let now = self.clock.now();
+            let pending = self.signals.pending_for_device(device, now, limit).await?;
+            if !pending.is_empty() || now >= deadline {
+                break pending;
+            }
+            let nap = (deadline - now).min(self.policy.recheck_interval);
+            subscription.wait(nap.to_std().unwrap_or_default()).await;
+        };
+        let now = self.clock.now();
+        if !signals.is_empty() {
+            let ids: Vec<SignalId> = signals.iter().map(|s| s.id).collect();
+            self.signals.mark_delivered(device, &ids, now).await?;
+        }
+        self.devices
+            .record_activity(device, Activity::Poll, now, self.policy.activity_interval)
+            .await?;
+        Ok(signals)
+    }
+
+    /// Records the device's outcome for a signal delivered to it. The same
+    /// outcome again returns the first acknowledgement; another outcome is a
+    /// conflict.
+    #[instrument(skip_all, fields(device_id = %device))]
+    pub async fn acknowledge(&self, device: DeviceId, input: &AckInput) -> Result<Ack, AckError> {
+        let (signal, ack) = input.parse(self.clock.now()).map_err(AckError::Invalid)?;
+        match self.signals.acknowledge(device, signal, &ack).await? {
+            AckRecord::Recorded(ack) => {
+                tracing::info!(signal_id = %signal, outcome = %ack.outcome, "signal acknowledged");
+                Ok(ack)
+            }
+            AckRecord::Existing(first) if first.outcome == ack.outcome => Ok(first),
+            AckRecord::Existing(first) => Err(AckError::Conflict(first.outcome)),
+            AckRecord::NotFound => Err(AckError::NotFound),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::Registration;
+    use crate::audit::ClientInfo;
+    use crate::device::{DevicePolicy, DeviceWithSecret};
+    use crate::testing::{
+        FakeAccountWorld, FakeSealer, FakeWakeups, FixedClock, InMemoryDeviceRepository,
+        InMemorySignalRepository, SequentialIds,
+    };
+
+    type Service = SignalService<
+        InMemorySignalRepository,
+        InMemoryDeviceRepository,
+        FakeWakeups,
+        FixedClock,
+        SequentialIds,
+    >;
+
+    struct Rig {
+        world: FakeAccountWorld,
+        signals: Service,
+        owner: UserId,
+        devices: Vec<DeviceWithSecret>,
+    }
+
+    async fn rig(device_count: usize) -> Rig {
+        let world = FakeAccountWorld::new();
+        let reg = Registration::parse("o@example.com", "owner", "a long enough password").unwrap();
+        let owner = world
+            .service
+            .register(reg, &ClientInfo::default())
+            .await
+            .unwrap()
+            .id;
+        let registry = world.devices(FakeSealer::new("k1"), DevicePolicy::default());
+        let mut devices = Vec::new();
+        for n in 0..device_count {
+            devices.push(
+                registry
+                    .register(owner, &format!("EA {n}"), &ClientInfo::default())
+                    .await
+                    .unwrap(),
+            );
+        }
+        let signals = SignalService::new(
+            world.store.signals(),
+            world.store.devices(),
+            world.store.wakeups(world.clock.clone()),
+            world.clock.clone(),
+            SequentialIds::default(),
+            SignalPolicy::default(),
+        );
+        Rig {
+            world,
+            signals,
+            owner,
+            devices,
+        }
+    }
+
+    fn buy() -> PublishInput {
+        PublishInput {
+            instrument: "EURUSD".into(),
+            side: "buy".into(),
+            order_type: "market".into(),
+            volume: 0.1,
+            ..PublishInput::default()
+        }
+    }
+
+    impl Rig {
+        fn device(&self, n: usize) -> DeviceId {
+            self.devices[n].device.id
+        }
+    }
+
+    #[tokio::test]
+    async fn publish_targets_all_active_devices_by_default() {
+        let rig = rig(2).await;
+        let (published, created) = rig.signals.publish(rig.owner, &buy(), None).await.unwrap();
+        assert!(created);
+        assert_eq!(published.deliveries.len(), 2);
+        let now = rig.world.clock.now();
+        assert!(
+            published
+                .deliveries
+                .iter()
+                .all(|d| d.status(&published.signal, now) == DeliveryStatus::Pending)
+        );
+    }
+
+    #[tokio::test]
+    async fn explicit_targets_must_be_the_owners_active_devices() {
+        let rig = rig(2).await;
+        let stranger = uuid::Uuid::now_v7().to_string();
+        let input = PublishInput {
+            device_ids: Some(vec![rig.device(0).to_string(), stranger.clone()]),
+            ..buy()
+        };
+        match rig.signals.publish(rig.owner, &input, None).await {
+            Err(PublishError::UnknownDevices(ids)) => assert_eq!(ids, [stranger]),
+            other => panic!("{other:?}"),
+        }
+        let only_one = PublishInput {
+            device_ids: Some(vec![rig.device(1).to_string()]),
+            ..buy()
+        };
+        let (published, _) = rig.signals.publish(rig.owner, &only_one, None).await.unwrap();
+        assert_eq!(
+            published
+                .deliveries
+                .iter()
+                .map(|d| d.device_id)
+                .collect::<Vec<_>>(),
+            [rig.device(1)]
+        );
+        let nobody = self::rig(0).await;
+        assert!(matches!(
+            nobody.signals.publish(nobody.owner, &buy(), None).await,
+            Err(PublishError::NoDevices)
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_idempotency_key_replays_the_first_result_and_refuses_another_request() {
+        let rig = rig(1).await;
+        let (first, created) = rig
+            .signals
+            .publish(rig.owner, &buy(), Some("order-42"))
+            .await
+            .unwrap();
+        assert!(created);
+        let (again, created) = rig
+            .signals
+            .publish(rig.owner, &buy(), Some("order-42"))
+            .await
+            .unwrap();
+        assert!(!created);
+        assert_eq!(again, first);
+        let different = PublishInput { volume: 0.2, ..buy() };
+        assert!(matches!(
+            rig.signals.publish(rig.owner, &different, Some("order-42")).await,
+            Err(PublishError::IdempotencyKeyReused)
+        ));
+        assert!(matches!(
+            rig.signals.publish(rig.owner, &buy(), Some("")).await,
+            Err(PublishError::Invalid(_))
+        ));
+        let page = rig.signals.list(rig.owner, None, None).await.unwrap();
+        assert_eq!(page.items.len(), 1, "the retry created nothing");
+    }
+
+    #[tokio::test]
+    async fn poll_returns_until_acknowledged_then_never_again() {
+        let rig = rig(2).await;
+        let (published, _) = rig.signals.publish(rig.owner, &buy(), None).await.unwrap();
+        let id = published.signal.id;
+        let d0 = rig.device(0);
+        for _ in 0..2 {
+            let got = rig.signals.poll(d0, None, None).await.unwrap();
+            assert_eq!(
+                got.iter().map(|s| s.id).collect::<Vec<_>>(),
+                [id],
+                "at least once, until acked"
+            );
+        }
+        let seen = rig.signals.get(rig.owner, id).await.unwrap();
+        let now = rig.world.clock.now();
+        let status = |d: DeviceId| {
+            seen.deliveries
+                .iter()
+                .find(|x| x.device_id == d)
+                .unwrap()
+                .status(&seen.signal, now)
+        };
+        assert_eq!(status(d0), DeliveryStatus::Delivered);
+        assert_eq!(status(rig.device(1)), DeliveryStatus::Pending);
+        let ack = AckInput {
+            signal_id: id.to_string(),
+            outcome: "executed".into(),
+            ticket: Some(7),
+            ..AckInput::default()
+        };
+        let first = rig.signals.acknowledge(d0, &ack).await.unwrap();
+        assert!(rig.signals.poll(d0, None, None).await.unwrap().is_empty());
+        // Idempotent with the same outcome, a conflict with another.
+        assert_eq!(rig.signals.acknowledge(d0, &ack).await.unwrap(), first);
+        let failed = AckInput {
+            outcome: "failed".into(),
+            ..ack.clone()
+        };
+        assert!(matches!(
+            rig.signals.acknowledge(d0, &failed).await,
+            Err(AckError::Conflict(Outcome::Executed))
+        ));
+        // Device 1 still gets it.
+        assert_eq!(
+            rig.signals.poll(rig.device(1), None, None).await.unwrap().len(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn a_long_poll_wakes_on_publish_and_otherwise_waits_out_its_time() {
+        let rig = rig(1).await;
+        let d0 = rig.device(0);
+        let start = rig.world.clock.now();
+        assert!(rig.signals.poll(d0, None, Some("7")).await.unwrap().is_empty());
+        assert_eq!(
+            rig.world.clock.now() - start,
+            Duration::seconds(7),
+            "waited the whole time"
+        );
+        // A publish between subscribing and waiting is not lost.
+        let (published, _) = rig.signals.publish(rig.owner, &buy(), None).await.unwrap();
+        let got = rig.signals.poll(d0, None, Some("30")).await.unwrap();
+        assert_eq!(got[0].id, published.signal.id);
+    }
+
+    #[tokio::test]
+    async fn cancelled_and_expired_signals_are_not_delivered() {
+        let rig = rig(1).await;
+        let d0 = rig.device(0);
+        let (cancelled, _) = rig.signals.publish(rig.owner, &buy(), None).await.unwrap();
+        rig.signals.cancel(rig.owner, cancelled.signal.id).await.unwrap();
+        let expiring = PublishInput {
+            expires_at: Some(rig.world.clock.now() + Duration::minutes(1)),
+            ..buy()
+        };
+        let (expired, _) = rig.signals.publish(rig.owner, &expiring, None).await.unwrap();
+        assert_eq!(rig.signals.poll(d0, None, None).await.unwrap().len(), 1);
+        rig.world.clock.advance(Duration::minutes(2));
+        assert!(rig.signals.poll(d0, None, None).await.unwrap().is_empty());
+        let now = rig.world.clock.now();
+        let view = rig.signals.get(rig.owner, expired.signal.id).await.unwrap();
+        assert_eq!(
+            view.deliveries[0].status(&view.signal, now),
+            DeliveryStatus::Expired
+        );
+        let view = rig.signals.get(rig.owner, cancelled.signal.id).await.unwrap();
+        assert_eq!(
+            view.deliveries[0].status(&view.signal, now),
+            DeliveryStatus::Cancelled
+        );
+    }
+
+    #[tokio::test]
+    async fn acks_and_polls_are_validated() {
+        let rig = rig(2).await;
+        let (published, _) = rig.signals.publish(rig.owner, &buy(), None).await.unwrap();
+        let other_device = rig.device(1);
+        let unknown = AckInput {
+            signal_id: uuid::Uuid::now_v7().to_string(),
+            outcome: "executed".into(),
+            ..AckInput::default()
+        };
+        assert!(matches!(
+            rig.signals.acknowledge(other_device, &unknown).await,
+            Err(AckError::NotFound)
+        ));
+        let bad = AckInput {
+            signal_id: "nope".into(),
+            outcome: "maybe".into(),
+            ticket: Some(-1),
+            fill_price: Some(f64::NAN),
+            message: Some("x".repeat(513)),
+        };
+        match rig.signals.acknowledge(other_device, &bad).await {
+            Err(AckError::Invalid(errors)) => {
+                let fields: Vec<_> = errors.errors().iter().map(|e| e.field).collect();
+                assert_eq!(
+                    fields,
+                    ["signal_id", "outcome", "ticket", "fill_price", "message"]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        for (limit, wait) in [
+            (Some("0"), None),
+            (Some("101"), None),
+            (None, Some("31")),
+            (None, Some("-1")),
+            (Some("x"), Some("y")),
+        ] {
+            assert!(matches!(
+                rig.signals.poll(other_device, limit, wait).await,
+                Err(PollError::Invalid(_))
+            ));
+        }
+        assert_eq!(
+            rig.signals
+                .poll(other_device, Some("100"), Some("0"))
+                .await
+                .unwrap()[0]
+                .id,
+            published.signal.id
+        );
+    }
+
+    #[test]
+    fn signal_drafts_enforce_every_rule() {
+        let now = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let field_errors = |input: PublishInput| -> Vec<&'static str> {
+            match SignalDraft::parse(&input, now) {
+                Ok(_) => vec![],
+                Err(e) => e.errors().iter().map(|e| e.field).collect(),
+            }
+        };
+        assert!(field_errors(buy()).is_empty());
+        let limit = |side: &str, entry, sl, tp| PublishInput {
+            side: side.into(),
+            order_type: "limit".into(),
+            entry_price: entry,
+            stop_loss: sl,
+            take_profit: tp,
+            ..buy()
+        };
+        assert!(field_errors(limit("buy", Some(1.1), Some(1.0), Some(1.2))).is_empty());
+        assert!(field_errors(limit("sell", Some(1.1), Some(1.2), Some(1.0))).is_empty());
+        assert_eq!(
+            field_errors(limit("buy", Some(1.1), Some(1.2), None)),
+            ["stop_loss"]
+        );
+        assert_eq!(
+            field_errors(limit("buy", Some(1.1), None, Some(1.0))),
+            ["take_profit"]
+        );
+        assert_eq!(
+            field_errors(limit("sell", Some(1.1), Some(1.0), None)),
+            ["stop_loss"]
+        );
+        assert_eq!(field_errors(limit("buy", None, None, None)), ["entry_price"]);
+        let market = |sl, tp| PublishInput {
+            stop_loss: sl,
+            take_profit: tp,
+            ..buy()
+        };
+        assert_eq!(field_errors(market(Some(1.2), Some(1.1))), ["stop_loss"]);
+        for volume in [0.0, -1.0, 1000.1, f64::NAN, f64::INFINITY] {
+            assert_eq!(
+                field_errors(PublishInput { volume, ..buy() }),
+                ["volume"],
+                "{volume}"
+            );
+        }
+        assert!(
+            field_errors(PublishInput {
+                volume: 1000.0,
+                ..buy()
+            })
+            .is_empty()
+        );
+        for price in [0.0, -1.0, f64::NAN, f64::NEG_INFINITY] {
+            assert_eq!(field_errors(market(Some(price), None)), ["stop_loss"], "{price}");
+        }
+        for instrument in ["", "EUR/USD", "x".repeat(33).as_str(), "ünï"] {
+            assert_eq!(
+                field_errors(PublishInput {
+                    instrument: instrument.into(),
+                    ..buy()
+                }),
+                ["instrument"]
+            );
+        }
+        assert!(
+            field_errors(PublishInput {
+                instrument: "US30.cash#-_".into(),
+                ..buy()
+            })
+            .is_empty()
+        );
+        assert_eq!(
+            field_errors(PublishInput {
+                side: "long".into(),
+                ..buy()
+            }),
+            ["side"]
+        );
+        assert_eq!(
+            field_errors(PublishInput {
+                order_type: "fok".into(),
+                ..buy()
+            }),
+            ["order_type"]
+        );
+        for at in [
+            now,
+            now - Duration::seconds(1),
+            now + Duration::days(7) + Duration::seconds(1),
+        ] {
+            assert_eq!(
+                field_errors(PublishInput {
+                    expires_at: Some(at),
+                    ..buy()
+                }),
+                ["expires_at"]
+            );
+        }
+        let id = uuid::Uuid::now_v7().to_string();
+        for ids in [vec![], vec!["x".to_owned()], vec![id.clone(), id.clone()]] {
+            assert_eq!(
+                field_errors(PublishInput {
+                    device_ids: Some(ids),
+                    ..buy()
+                }),
+                ["device_ids"]
+            );
+        }
+        let too_many: Vec<String> = (0..1001).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+        assert_eq!(
+            field_errors(PublishInput {
+                device_ids: Some(too_many),
+                ..buy()
+            }),
+            ["device_ids"]
+        );
+        assert_eq!(
+            field_errors(PublishInput {
+                comment: Some("c".repeat(257)),
+                ..buy()
+            }),
+            ["comment"]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_repository_contract_holds_for_the_fake() {
+        let store = crate::testing::InMemoryStore::default();
+        crate::testing::contracts::signal_repository_contract(
+            &store.accounts(),
+            &store.devices(),
+            &store.signals(),
+        )
+        .await;
+    }
+}
