@@ -4,6 +4,7 @@
 
 pub mod embedded;
 mod error;
+mod listener;
 pub mod migrate;
 pub mod pool;
 mod repos;
@@ -11,6 +12,9 @@ mod rows;
 pub mod schema;
 
 pub use embedded::{EmbeddedError, EmbeddedPostgres};
+pub use listener::{PgSignalWakeups, PgWakeupSubscription};
 pub use migrate::{MigrationError, MigrationStatus};
 pub use pool::{PgPool, PoolConfig, PoolSetupError, create_database_if_missing, create_pool};
-pub use repos::{PgAccountRepository, PgAuditLog, PgDeviceRepository, PgSessionRepository};
+pub use repos::{
+    PgAccountRepository, PgAuditLog, PgDeviceRepository, PgSessionRepository, PgSignalRepository,
+};

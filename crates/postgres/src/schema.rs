@@ -63,6 +63,42 @@ diesel::table! {
 }
 
 diesel::table! {
+    signal_deliveries (signal_id, device_id) {
+        signal_id -> Uuid,
+        device_id -> Uuid,
+        created_at -> Timestamptz,
+        expires_at -> Nullable<Timestamptz>,
+        first_polled_at -> Nullable<Timestamptz>,
+        acknowledged_at -> Nullable<Timestamptz>,
+        outcome -> Nullable<Text>,
+        ticket -> Nullable<Int8>,
+        fill_price -> Nullable<Float8>,
+        message -> Nullable<Text>,
+        cancelled_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    signals (id) {
+        id -> Uuid,
+        owner_id -> Uuid,
+        instrument -> Text,
+        side -> Text,
+        order_type -> Text,
+        volume -> Float8,
+        entry_price -> Nullable<Float8>,
+        stop_loss -> Nullable<Float8>,
+        take_profit -> Nullable<Float8>,
+        comment -> Nullable<Text>,
+        expires_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        cancelled_at -> Nullable<Timestamptz>,
+        idempotency_key -> Nullable<Text>,
+        request_description -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Uuid,
         username -> Text,
@@ -77,6 +113,9 @@ diesel::joinable!(device_heartbeats -> devices (device_id));
 diesel::joinable!(devices -> users (owner_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(signal_deliveries -> devices (device_id));
+diesel::joinable!(signal_deliveries -> signals (signal_id));
+diesel::joinable!(signals -> users (owner_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
@@ -84,5 +123,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     devices,
     refresh_tokens,
     sessions,
+    signal_deliveries,
+    signals,
     users,
 );

@@ -6,7 +6,7 @@ use eagate_domain::UnexpectedError;
 use eagate_domain::account::UserId;
 use eagate_domain::audit::AuditEvent;
 use eagate_domain::device::{
-    Device, DeviceCredentials, DeviceId, DeviceName, DeviceRepository, DeviceStatus, Heartbeat,
+    Activity, Device, DeviceCredentials, DeviceId, DeviceName, DeviceRepository, DeviceStatus, Heartbeat,
     InsertDeviceError, NewDevice, Revocation, SealedSecret, SecretRotation, StoredSecrets, UpdateDeviceError,
 };
 use eagate_domain::pagination::{Page, PageRequest};
@@ -349,24 +349,51 @@ impl DeviceRepository for PgDeviceRepository {
         Ok(row.map(DeviceCredentials::from))
     }
 
-    #[instrument(name = "db.devices.touch_last_seen", skip_all, err(Display))]
-    async fn touch_last_seen(
+    #[instrument(name = "db.devices.record_activity", skip_all, err(Display))]
+    async fn record_activity(
         &self,
         id: DeviceId,
+        activity: Activity,
         at: DateTime<Utc>,
         min_interval: chrono::Duration,
     ) -> Result<(), UnexpectedError> {
         let mut conn = conn(&self.pool).await?;
-        diesel::update(devices::table.find(id.as_uuid()))
-            .filter(
-                devices::last_seen_at
-                    .is_null()
-                    .or(devices::last_seen_at.le(at - min_interval)),
-            )
-            .set(devices::last_seen_at.eq(at))
-            .execute(&mut conn)
-            .await
-            .map_err(DbError::from)?;
+        let target = devices::table.find(id.as_uuid());
+        let cutoff = at - min_interval;
+        // One conditional UPDATE per column: a write only when the stored
+        // time is older than the interval, so instances coalesce too.
+        let updated = match activity {
+            Activity::Seen => {
+                diesel::update(target)
+                    .filter(
+                        devices::last_seen_at
+                            .is_null()
+                            .or(devices::last_seen_at.le(cutoff)),
+                    )
+                    .set(devices::last_seen_at.eq(at))
+                    .execute(&mut conn)
+                    .await
+            }
+            Activity::Poll => {
+                diesel::update(target)
+                    .filter(
+                        devices::last_poll_at
+                            .is_null()
+                            .or(devices::last_poll_at.le(cutoff)),
+                    )
+                    .set(devices::last_poll_at.eq(at))
+                    .execute(&mut conn)
+                    .await
+            }
+            Activity::Ack => {
+                diesel::update(target)
+                    .filter(devices::last_ack_at.is_null().or(devices::last_ack_at.le(cutoff)))
+                    .set(devices::last_ack_at.eq(at))
+                    .execute(&mut conn)
+                    .await
+            }
+        };
+        updated.map_err(DbError::from)?;
         Ok(())
     }
 

@@ -4,11 +4,13 @@ mod account;
 mod audit;
 mod device;
 mod session;
+mod signal;
 
 pub use account::PgAccountRepository;
 pub use audit::PgAuditLog;
 pub use device::PgDeviceRepository;
 pub use session::PgSessionRepository;
+pub use signal::PgSignalRepository;
 
 use crate::error::DbError;
 use crate::pool::{PgConn, PgPool};

@@ -3,6 +3,8 @@
 
 mod account;
 mod device;
+mod signal;
 
 pub(crate) use account::*;
 pub(crate) use device::*;
+pub(crate) use signal::*;

@@ -4,3 +4,4 @@
 mod accounts;
 mod devices;
 mod migrations;
+mod signals;

@@ -1,0 +1,2 @@
+DROP TABLE signal_deliveries;
+DROP TABLE signals;
