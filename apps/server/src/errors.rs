@@ -11,7 +11,9 @@ use eagate_domain::device::{
     RenameDeviceError, RevokeDeviceError, RotateSecretError,
 };
 
-use crate::problem::{ApiError, ProblemKind};
+use eagate_domain::signal::{AckError, GetSignalError, ListSignalsError, PollError, PublishError};
+
+use crate::problem::{ApiError, FieldProblem, ProblemKind};
 
 impl From<UnexpectedError> for ApiError {
     fn from(e: UnexpectedError) -> Self {
@@ -254,6 +256,93 @@ impl From<DeviceAuthError> for ApiError {
                 ApiError::unavailable("Replay protection is unavailable; retry shortly.", cause)
             }
             DeviceAuthError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<PublishError> for ApiError {
+    fn from(e: PublishError) -> Self {
+        match e {
+            PublishError::Invalid(errors) => ApiError::validation(&errors),
+            PublishError::UnknownDevices(ids) => ApiError::new(
+                ProblemKind::ValidationFailed,
+                format!("These are not your active devices: {}.", ids.join(", ")),
+            )
+            .with_errors(
+                ids.iter()
+                    .map(|id| FieldProblem {
+                        field: "device_ids".to_owned(),
+                        code: "unknown_device".to_owned(),
+                        message: format!("{id} is not one of your active devices"),
+                    })
+                    .collect(),
+            )
+            .with_extension("unknown_device_ids", serde_json::json!(ids)),
+            PublishError::NoDevices => ApiError::new(
+                ProblemKind::ValidationFailed,
+                "You have no active device to deliver the signal to; register one first.",
+            )
+            .with_errors(vec![FieldProblem {
+                field: "device_ids".to_owned(),
+                code: "no_devices".to_owned(),
+                message: "no active devices".to_owned(),
+            }]),
+            PublishError::IdempotencyKeyReused => ApiError::new(
+                ProblemKind::IdempotencyKeyReused,
+                "This Idempotency-Key was already used for a different signal; use a new key.",
+            ),
+            PublishError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+fn signal_not_found() -> ApiError {
+    ApiError::new(ProblemKind::NotFound, "No such signal.")
+}
+
+impl From<GetSignalError> for ApiError {
+    fn from(e: GetSignalError) -> Self {
+        match e {
+            GetSignalError::NotFound => signal_not_found(),
+            GetSignalError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<ListSignalsError> for ApiError {
+    fn from(e: ListSignalsError) -> Self {
+        match e {
+            ListSignalsError::Invalid(errors) => ApiError::validation(&errors),
+            ListSignalsError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<PollError> for ApiError {
+    fn from(e: PollError) -> Self {
+        match e {
+            PollError::Invalid(errors) => ApiError::validation(&errors),
+            PollError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<AckError> for ApiError {
+    fn from(e: AckError) -> Self {
+        match e {
+            AckError::Invalid(errors) => ApiError::validation(&errors),
+            AckError::NotFound => ApiError::new(
+                ProblemKind::NotFound,
+                "No such signal was delivered to this device.",
+            ),
+            AckError::Conflict(first) => ApiError::new(
+                ProblemKind::AckConflict,
+                format!(
+                    "This signal was already acknowledged as `{first}`; an acknowledgement cannot change."
+                ),
+            )
+            .with_extension("outcome", serde_json::json!(first.as_str())),
+            AckError::Unexpected(e) => e.into(),
         }
     }
 }

@@ -47,6 +47,10 @@ pub enum ProblemKind {
     Replayed,
     /// A dependency is down; the request was refused rather than risked.
     ServiceUnavailable,
+    /// An `Idempotency-Key` reused for a different request.
+    IdempotencyKeyReused,
+    /// A second acknowledgement with a different outcome.
+    AckConflict,
     Internal,
 }
 
@@ -76,6 +80,8 @@ impl ProblemKind {
             Self::DeviceRevoked => "device-revoked",
             Self::Replayed => "replayed",
             Self::ServiceUnavailable => "service-unavailable",
+            Self::IdempotencyKeyReused => "idempotency-key-reused",
+            Self::AckConflict => "ack-conflict",
             Self::Internal => "internal-error",
         }
     }
@@ -103,7 +109,9 @@ impl ProblemKind {
             | Self::UsernameTaken
             | Self::DeviceNameTaken
             | Self::DeviceLimitReached
-            | Self::DeviceNotActive => StatusCode::CONFLICT,
+            | Self::DeviceNotActive
+            | Self::IdempotencyKeyReused
+            | Self::AckConflict => StatusCode::CONFLICT,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -133,6 +141,8 @@ impl ProblemKind {
             Self::DeviceRevoked => "Device revoked",
             Self::Replayed => "Replayed request",
             Self::ServiceUnavailable => "Service unavailable",
+            Self::IdempotencyKeyReused => "Idempotency key reused",
+            Self::AckConflict => "Conflicting acknowledgement",
             Self::Internal => "Internal server error",
         }
     }

@@ -11,10 +11,11 @@ use eagate_crypto::{
 };
 use eagate_domain::account::{AccountPolicy, AccountService};
 use eagate_domain::device::{DeviceAuthPolicy, DeviceAuthService, DevicePolicy, DeviceService};
+use eagate_domain::signal::{SignalPolicy, SignalService};
 use eagate_domain::{SystemClock, UuidV7Generator};
 use eagate_postgres::{
     EmbeddedPostgres, PgAccountRepository, PgAuditLog, PgDeviceRepository, PgPool, PgSessionRepository,
-    PoolConfig, create_database_if_missing, create_pool, migrate,
+    PgSignalRepository, PgSignalWakeups, PoolConfig, create_database_if_missing, create_pool, migrate,
 };
 use secrecy::ExposeSecret as _;
 
@@ -199,10 +200,24 @@ impl Application {
             poll_interval_seconds: settings.devices.poll_interval.as_secs(),
             long_poll_max_seconds: settings.devices.long_poll_max.as_secs(),
         };
+        let wakeups = PgSignalWakeups::start(database_url.clone());
+        let signals = SignalService::new(
+            PgSignalRepository::new(pool.clone()),
+            PgDeviceRepository::new(pool.clone()),
+            wakeups.clone(),
+            SystemClock,
+            UuidV7Generator,
+            SignalPolicy {
+                long_poll_max: duration(settings.devices.long_poll_max, "long-poll maximum")?,
+                activity_interval: duration(settings.devices.last_seen_interval, "activity interval")?,
+                ..SignalPolicy::default()
+            },
+        );
         let state = web::Data::new(AppState {
             accounts,
             devices,
             device_auth,
+            signals,
             device_api,
             jwks,
         });

@@ -8,9 +8,13 @@ use eagate_crypto::{
 use eagate_domain::UnexpectedError;
 use eagate_domain::account::AccountService;
 use eagate_domain::device::{DeviceAuthService, DeviceId, DeviceService, NonceStore};
+use eagate_domain::signal::SignalService;
 use eagate_domain::{SystemClock, UuidV7Generator};
 use eagate_memory::InMemoryNonceStore;
-use eagate_postgres::{PgAccountRepository, PgAuditLog, PgDeviceRepository, PgSessionRepository};
+use eagate_postgres::{
+    PgAccountRepository, PgAuditLog, PgDeviceRepository, PgSessionRepository, PgSignalRepository,
+    PgSignalWakeups,
+};
 use eagate_redis::RedisNonceStore;
 
 /// The account use cases, monomorphised over the production adapters.
@@ -28,6 +32,10 @@ pub type Accounts = AccountService<
 /// The device use cases, monomorphised over the production adapters.
 pub type Devices =
     DeviceService<PgDeviceRepository, RandomDeviceSecrets, XChaChaSealer, SystemClock, UuidV7Generator>;
+
+/// Signal publishing and delivery, over the production adapters.
+pub type Signals =
+    SignalService<PgSignalRepository, PgDeviceRepository, PgSignalWakeups, SystemClock, UuidV7Generator>;
 
 /// Signed device requests, over the production adapters.
 pub type DeviceAuth = DeviceAuthService<PgDeviceRepository, HmacVerifier, ReplayStore, SystemClock>;
@@ -66,6 +74,7 @@ pub struct AppState {
     pub accounts: Accounts,
     pub devices: Devices,
     pub device_auth: DeviceAuth,
+    pub signals: Signals,
     pub device_api: DeviceApiSettings,
     /// The public JWKS document for access-token verifiers.
     pub jwks: serde_json::Value,

@@ -75,6 +75,75 @@ pub struct DeviceConfig {
     pub name: String,
 }
 
+/// A trading signal as a device receives it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Signal {
+    pub id: String,
+    pub instrument: String,
+    /// `buy` or `sell`.
+    pub side: String,
+    /// `market`, `limit` or `stop`.
+    pub order_type: String,
+    pub volume: f64,
+    pub entry_price: Option<f64>,
+    pub stop_loss: Option<f64>,
+    pub take_profit: Option<f64>,
+    pub comment: Option<String>,
+    pub expires_at: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PollResponse {
+    pub signals: Vec<Signal>,
+    pub server_time: i64,
+}
+
+/// What the EA did with a signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Executed,
+    Rejected,
+    Failed,
+}
+
+/// An acknowledgement to send.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ack {
+    pub signal_id: String,
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fill_price: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl Ack {
+    pub fn new(signal_id: &str, outcome: Outcome) -> Self {
+        Self {
+            signal_id: signal_id.to_owned(),
+            outcome,
+            ticket: None,
+            fill_price: None,
+            message: None,
+        }
+    }
+}
+
+/// The server's record of an acknowledgement.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AckReceipt {
+    pub signal_id: String,
+    pub outcome: String,
+    pub ticket: Option<i64>,
+    pub fill_price: Option<f64>,
+    pub message: Option<String>,
+    pub acknowledged_at: String,
+}
+
 /// An async client for the device API: every request is signed with a
 /// fresh nonce; a `clock-skew` answer teaches it the server's clock offset
 /// and the request is retried once.
@@ -139,6 +208,84 @@ impl DeviceClient {
 
     pub async fn config(&self) -> Result<DeviceConfig, ClientError> {
         self.send_json(Method::GET, "/api/v1/device/config", None).await
+    }
+
+    /// Fetches pending signals, oldest first. With `wait_seconds`, the
+    /// server holds the request until a signal arrives or the wait ends.
+    /// The HTTP client's timeout must exceed the wait.
+    pub async fn poll(
+        &self,
+        limit: Option<u32>,
+        wait_seconds: Option<u32>,
+    ) -> Result<PollResponse, ClientError> {
+        let mut query = Vec::new();
+        if let Some(wait) = wait_seconds {
+            query.push(format!("wait={wait}"));
+        }
+        if let Some(limit) = limit {
+            query.push(format!("limit={limit}"));
+        }
+        let target = if query.is_empty() {
+            "/api/v1/device/poll".to_owned()
+        } else {
+            format!("/api/v1/device/poll?{}", query.join("&"))
+        };
+        self.send_json(Method::GET, &target, None).await
+    }
+
+    /// Acknowledges a signal. Safe to retry: the same outcome again returns
+    /// the first receipt.
+    pub async fn ack(&self, ack: &Ack) -> Result<AckReceipt, ClientError> {
+        let body = serde_json::to_vec(ack).map_err(|e| ClientError::Url(e.to_string()))?;
+        self.send_json(Method::POST, "/api/v1/device/ack", Some(body))
+            .await
+    }
+
+    /// The reference loop: long-poll, hand each signal to `handle`, and
+    /// acknowledge with what it returns, forever (until `handle` asks to
+    /// stop by returning `None`). Errors other than authentication failures
+    /// are retried with a short back-off; since delivery is at least once, a
+    /// signal whose acknowledgement was lost comes back and `handle` must be
+    /// idempotent per signal id (e.g. by checking open orders' comments).
+    pub async fn run<F, Fut>(&self, wait_seconds: u32, mut handle: F) -> Result<(), ClientError>
+    where
+        F: FnMut(Signal) -> Fut,
+        Fut: std::future::Future<Output = Option<Ack>>,
+    {
+        let mut backoff = std::time::Duration::from_millis(500);
+        loop {
+            let polled = match self.poll(None, Some(wait_seconds)).await {
+                Ok(polled) => polled,
+                Err(ClientError::Problem(p)) if p.status == 401 && p.code != "replayed" => {
+                    return Err(ClientError::Problem(p));
+                }
+                Err(e) => {
+                    tracing_like_warn(&e);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(30));
+                    continue;
+                }
+            };
+            backoff = std::time::Duration::from_millis(500);
+            for signal in polled.signals {
+                let Some(ack) = handle(signal).await else {
+                    return Ok(());
+                };
+                // Retry the acknowledgement until it lands (it is idempotent).
+                loop {
+                    match self.ack(&ack).await {
+                        Ok(_) => break,
+                        Err(ClientError::Problem(p)) if p.status < 500 && p.code != "replayed" => {
+                            return Err(ClientError::Problem(p));
+                        }
+                        Err(e) => {
+                            tracing_like_warn(&e);
+                            tokio::time::sleep(backoff).await;
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Sends a signed request and decodes a JSON success body.
@@ -221,4 +368,8 @@ impl DeviceClient {
         }
         Ok(request.send().await?)
     }
+}
+
+fn tracing_like_warn(error: &ClientError) {
+    eprintln!("eagate-client: {error}; retrying");
 }

@@ -22,6 +22,9 @@
 mod client;
 mod signer;
 
-pub use client::{ClientError, DeviceClient, DeviceConfig, Heartbeat, HeartbeatAck, Problem};
+pub use client::{
+    Ack, AckReceipt, ClientError, DeviceClient, DeviceConfig, Heartbeat, HeartbeatAck, Outcome, PollResponse,
+    Problem, Signal,
+};
 pub use eagate_protocol::{RequestSignature, body_sha256_hex, string_to_sign};
 pub use signer::{Signer, new_nonce};

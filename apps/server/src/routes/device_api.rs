@@ -3,17 +3,21 @@
 use actix_web::{HttpResponse, web};
 use chrono::Utc;
 use eagate_domain::device::HeartbeatInput;
+use eagate_domain::signal::AckInput;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::resource;
 use crate::extract::SignedDevice;
 use crate::problem::ApiError;
+use crate::routes::signals::OrderResponse;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/heartbeat").route(web::post().to(heartbeat)))
-        .service(resource("/config").route(web::get().to(config)));
+        .service(resource("/config").route(web::get().to(config)))
+        .service(resource("/poll").route(web::get().to(poll)))
+        .service(resource("/ack").route(web::post().to(ack)));
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,5 +69,74 @@ async fn config(state: web::Data<AppState>, signed: SignedDevice) -> Result<Http
         server_time: Utc::now().timestamp(),
         device_id: signed.device.id.as_uuid(),
         name: signed.device.name.as_str().to_owned(),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PollQuery {
+    limit: Option<String>,
+    wait: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct PollResponse {
+    signals: Vec<OrderResponse>,
+    server_time: i64,
+}
+
+async fn poll(
+    state: web::Data<AppState>,
+    signed: SignedDevice,
+    query: web::Query<PollQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    let signals = state
+        .signals
+        .poll(signed.device.id, q.limit.as_deref(), q.wait.as_deref())
+        .await?;
+    Ok(HttpResponse::Ok().json(PollResponse {
+        signals: signals.iter().map(OrderResponse::from).collect(),
+        server_time: Utc::now().timestamp(),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckRequest {
+    signal_id: String,
+    outcome: String,
+    ticket: Option<i64>,
+    fill_price: Option<f64>,
+    message: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct AckResponse {
+    signal_id: String,
+    outcome: &'static str,
+    ticket: Option<i64>,
+    fill_price: Option<f64>,
+    message: Option<String>,
+    acknowledged_at: chrono::DateTime<Utc>,
+}
+
+async fn ack(state: web::Data<AppState>, signed: SignedDevice) -> Result<HttpResponse, ApiError> {
+    let body: AckRequest = signed.json()?;
+    let input = AckInput {
+        signal_id: body.signal_id,
+        outcome: body.outcome,
+        ticket: body.ticket,
+        fill_price: body.fill_price,
+        message: body.message,
+    };
+    let ack = state.signals.acknowledge(signed.device.id, &input).await?;
+    Ok(HttpResponse::Ok().json(AckResponse {
+        signal_id: input.signal_id,
+        outcome: ack.outcome.as_str(),
+        ticket: ack.ticket,
+        fill_price: ack.fill_price,
+        message: ack.message,
+        acknowledged_at: ack.at,
     }))
 }

@@ -5,6 +5,7 @@ mod auth;
 mod device_api;
 mod devices;
 mod meta;
+mod signals;
 
 use actix_web::{HttpResponse, web};
 
@@ -13,6 +14,8 @@ use crate::problem::{ApiError, ProblemKind};
 
 /// Account and owner routes accept bodies up to 16 KiB.
 const ACCOUNT_BODY_LIMIT: usize = 16 * 1024;
+/// Publishing a signal may name 1000 devices (about 40 KiB).
+const SIGNAL_BODY_LIMIT: usize = 64 * 1024;
 /// Device routes accept bodies up to 64 KiB.
 const DEVICE_BODY_LIMIT: usize = 64 * 1024;
 
@@ -30,6 +33,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(web::scope("/auth").configure(auth::configure))
             .service(web::scope("/devices").configure(devices::configure))
             .service(web::scope("/audit").configure(audit::configure))
+            .service(
+                web::scope("/signals")
+                    // Up to 1000 target device ids.
+                    .app_data(BodyLimit(SIGNAL_BODY_LIMIT))
+                    .configure(signals::configure),
+            )
             .service(
                 web::scope("/device")
                     .app_data(BodyLimit(DEVICE_BODY_LIMIT))

@@ -7,3 +7,4 @@ mod device_auth;
 mod devices;
 mod helpers;
 mod security;
+mod signals;

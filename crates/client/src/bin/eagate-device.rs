@@ -9,7 +9,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use eagate_client::{DeviceClient, Heartbeat};
+use eagate_client::{Ack, DeviceClient, Heartbeat, Outcome};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -51,6 +51,27 @@ enum Command {
     },
     /// Fetch the device's configuration.
     Config,
+    /// Fetch pending signals (long-polls with --wait).
+    Poll {
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Seconds to wait for a signal when none is pending.
+        #[arg(long)]
+        wait: Option<u32>,
+    },
+    /// Acknowledge a signal.
+    Ack {
+        signal_id: String,
+        /// executed, rejected or failed.
+        #[arg(value_parser = ["executed", "rejected", "failed"])]
+        outcome: String,
+        #[arg(long)]
+        ticket: Option<i64>,
+        #[arg(long)]
+        fill_price: Option<f64>,
+        #[arg(long)]
+        message: Option<String>,
+    },
 }
 
 #[tokio::main]
@@ -63,7 +84,18 @@ async fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     };
-    let client = match DeviceClient::new(&cli.server, &cli.device_id, &secret) {
+    // Long enough for the longest long-poll.
+    let http = match reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(330))
+        .build()
+    {
+        Ok(http) => http,
+        Err(e) => {
+            eprintln!("eagate-device: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let client = match DeviceClient::with_http_client(http, &cli.server, &cli.device_id, &secret) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("eagate-device: {e}");
@@ -91,6 +123,38 @@ async fn main() -> ExitCode {
                 .heartbeat(&heartbeat)
                 .await
                 .map(|ack| serde_json::json!({"server_time": ack.server_time}))
+        }
+        Command::Poll { limit, wait } => client.poll(limit, wait).await.map(|p| {
+            serde_json::json!({
+                "server_time": p.server_time,
+                "signals": p.signals.iter().map(|s| serde_json::json!({
+                    "id": s.id, "instrument": s.instrument, "side": s.side, "order_type": s.order_type,
+                    "volume": s.volume, "entry_price": s.entry_price, "stop_loss": s.stop_loss,
+                    "take_profit": s.take_profit, "comment": s.comment, "expires_at": s.expires_at,
+                })).collect::<Vec<_>>(),
+            })
+        }),
+        Command::Ack {
+            signal_id,
+            outcome,
+            ticket,
+            fill_price,
+            message,
+        } => {
+            let outcome = match outcome.as_str() {
+                "executed" => Outcome::Executed,
+                "rejected" => Outcome::Rejected,
+                _ => Outcome::Failed,
+            };
+            let ack = Ack {
+                ticket,
+                fill_price,
+                message,
+                ..Ack::new(&signal_id, outcome)
+            };
+            client.ack(&ack).await.map(|r| {
+                serde_json::json!({"signal_id": r.signal_id, "outcome": r.outcome, "acknowledged_at": r.acknowledged_at})
+            })
         }
         Command::Config => client.config().await.map(|c| {
             serde_json::json!({

@@ -1,0 +1,218 @@
+//! `/api/v1/signals`: the owner publishes, reads and cancels signals.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use eagate_domain::signal::{Delivery, PublishInput, Signal, SignalId, SignalWithDeliveries};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::resource;
+use crate::extract::{Authenticated, Json, path_id};
+use crate::problem::{ApiError, FieldProblem, ProblemKind};
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("")
+            .route(web::post().to(publish))
+            .route(web::get().to(list)),
+    )
+    .service(resource("/{id}").route(web::get().to(get)))
+    .service(resource("/{id}/cancel").route(web::post().to(cancel)));
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublishRequest {
+    instrument: String,
+    side: String,
+    order_type: String,
+    volume: f64,
+    entry_price: Option<f64>,
+    stop_loss: Option<f64>,
+    take_profit: Option<f64>,
+    comment: Option<String>,
+    expires_at: Option<DateTime<Utc>>,
+    device_ids: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// The order fields of a signal, as devices and owners see them.
+#[derive(Debug, Serialize)]
+pub(crate) struct OrderResponse {
+    id: Uuid,
+    instrument: String,
+    side: &'static str,
+    order_type: &'static str,
+    volume: f64,
+    entry_price: Option<f64>,
+    stop_loss: Option<f64>,
+    take_profit: Option<f64>,
+    comment: Option<String>,
+    expires_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<&Signal> for OrderResponse {
+    fn from(s: &Signal) -> Self {
+        Self {
+            id: s.id.as_uuid(),
+            instrument: s.order.instrument.as_str().to_owned(),
+            side: s.order.side.as_str(),
+            order_type: s.order.order_type.as_str(),
+            volume: s.order.volume,
+            entry_price: s.order.entry_price,
+            stop_loss: s.order.stop_loss,
+            take_profit: s.order.take_profit,
+            comment: s.order.comment.clone(),
+            expires_at: s.expires_at,
+            created_at: s.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct DeliveryResponse {
+    device_id: Uuid,
+    /// pending, delivered, acknowledged, expired or cancelled.
+    status: &'static str,
+    first_polled_at: Option<DateTime<Utc>>,
+    acknowledged_at: Option<DateTime<Utc>>,
+    outcome: Option<&'static str>,
+    ticket: Option<i64>,
+    fill_price: Option<f64>,
+    message: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct SignalResponse {
+    #[serde(flatten)]
+    order: OrderResponse,
+    cancelled_at: Option<DateTime<Utc>>,
+    deliveries: Vec<DeliveryResponse>,
+}
+
+fn render(s: &SignalWithDeliveries, now: DateTime<Utc>) -> SignalResponse {
+    let delivery = |d: &Delivery| DeliveryResponse {
+        device_id: d.device_id.as_uuid(),
+        status: d.status(&s.signal, now).as_str(),
+        first_polled_at: d.first_polled_at,
+        acknowledged_at: d.ack.as_ref().map(|a| a.at),
+        outcome: d.ack.as_ref().map(|a| a.outcome.as_str()),
+        ticket: d.ack.as_ref().and_then(|a| a.ticket),
+        fill_price: d.ack.as_ref().and_then(|a| a.fill_price),
+        message: d.ack.as_ref().and_then(|a| a.message.clone()),
+    };
+    SignalResponse {
+        order: OrderResponse::from(&s.signal),
+        cancelled_at: s.signal.cancelled_at,
+        deliveries: s.deliveries.iter().map(delivery).collect(),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct SignalList {
+    items: Vec<SignalResponse>,
+    next_cursor: Option<String>,
+}
+
+fn signal_id(raw: &str) -> Result<SignalId, ApiError> {
+    path_id(raw, "signal").map(SignalId::from_uuid)
+}
+
+/// The `Idempotency-Key` header, if sent (once, as visible ASCII).
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let mut values = req.headers().get_all("idempotency-key");
+    let invalid = |message: &str| {
+        ApiError::new(
+            ProblemKind::MalformedHeader,
+            format!("Idempotency-Key {message}."),
+        )
+        .with_errors(vec![FieldProblem {
+            field: "Idempotency-Key".to_owned(),
+            code: "malformed".to_owned(),
+            message: message.to_owned(),
+        }])
+    };
+    match (values.next(), values.next()) {
+        (None, _) => Ok(None),
+        (Some(_), Some(_)) => Err(invalid("is sent more than once")),
+        (Some(v), None) => v
+            .to_str()
+            .map(|s| Some(s.to_owned()))
+            .map_err(|_| invalid("must be visible ASCII")),
+    }
+}
+
+async fn publish(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    who: Authenticated,
+    body: Json<PublishRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let key = idempotency_key(&req)?;
+    let b = body.0;
+    let input = PublishInput {
+        instrument: b.instrument,
+        side: b.side,
+        order_type: b.order_type,
+        volume: b.volume,
+        entry_price: b.entry_price,
+        stop_loss: b.stop_loss,
+        take_profit: b.take_profit,
+        comment: b.comment,
+        expires_at: b.expires_at,
+        device_ids: b.device_ids,
+    };
+    let (signal, created) = state
+        .signals
+        .publish(who.0.user_id, &input, key.as_deref())
+        .await?;
+    let location = format!("/api/v1/signals/{}", signal.signal.id);
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, location))
+        .insert_header(("Idempotent-Replayed", if created { "false" } else { "true" }))
+        .json(render(&signal, state.signals.now())))
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    let page = state
+        .signals
+        .list(who.0.user_id, q.limit.as_deref(), q.cursor.as_deref())
+        .await?;
+    let now = state.signals.now();
+    Ok(HttpResponse::Ok().json(SignalList {
+        next_cursor: page.next.map(|c| c.to_string()),
+        items: page.items.iter().map(|s| render(s, now)).collect(),
+    }))
+}
+
+async fn get(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let signal = state.signals.get(who.0.user_id, signal_id(&id)?).await?;
+    Ok(HttpResponse::Ok().json(render(&signal, state.signals.now())))
+}
+
+async fn cancel(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let signal = state.signals.cancel(who.0.user_id, signal_id(&id)?).await?;
+    Ok(HttpResponse::Ok().json(render(&signal, state.signals.now())))
+}
