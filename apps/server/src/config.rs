@@ -63,6 +63,31 @@ pub struct DeviceSettings {
     pub long_poll_max: Duration,
 }
 
+/// Abuse protection and transport limits.
+#[derive(Debug, Clone)]
+pub struct ProtectionSettings {
+    pub rate_limits_enabled: bool,
+    /// Per client IP on account and owner endpoints, per minute.
+    pub per_ip_per_minute: u32,
+    /// Login attempts per client IP, per minute.
+    pub login_per_ip_per_minute: u32,
+    /// Failed logins per account, per minute (then 429 until the minute ends).
+    pub login_failures_per_account_per_minute: u32,
+    /// Signed requests per device, per second.
+    pub device_per_second: u32,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Origins allowed to call the API from a browser.
+    pub cors_origins: Vec<String>,
+    pub max_header_bytes: usize,
+    pub request_timeout: Duration,
+    /// Time a client has to send the request head.
+    pub client_header_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    /// `EAGATE_TLS_CERT` and `EAGATE_TLS_KEY` (PEM files): serve HTTPS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
 /// Shared state between instances.
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
@@ -105,6 +130,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub devices: DeviceSettings,
     pub redis: RedisSettings,
+    pub protection: ProtectionSettings,
 }
 
 /// Every invalid or missing variable found.
@@ -337,6 +363,75 @@ impl Settings {
             timeout: Duration::from_millis(r.ranged("EAGATE_REDIS_TIMEOUT_MS", 1000, 10, 60_000)),
             nonce_capacity: r.ranged("EAGATE_NONCE_CAPACITY", 2_000_000, 1_000, 1_000_000_000) as usize,
         };
+        let list = |raw: Option<&str>| -> Vec<String> {
+            raw.map(|r| {
+                r.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+        };
+        let mut trusted_proxies = Vec::new();
+        for entry in list(r.raw("EAGATE_TRUSTED_PROXIES")) {
+            match entry.parse() {
+                Ok(ip) => trusted_proxies.push(ip),
+                Err(_) => r.problems.push(format!(
+                    "EAGATE_TRUSTED_PROXIES entry {entry:?} is not an IP address"
+                )),
+            }
+        }
+        let cors_origins = list(r.raw("EAGATE_CORS_ORIGINS"));
+        for origin in &cors_origins {
+            if !(origin.starts_with("https://") || origin.starts_with("http://")) || origin.ends_with('/') {
+                r.problems.push(format!(
+                    "EAGATE_CORS_ORIGINS entry {origin:?} must be an origin like https://app.example.com"
+                ));
+            }
+        }
+        let tls = match (r.raw("EAGATE_TLS_CERT"), r.raw("EAGATE_TLS_KEY")) {
+            (Some(cert), Some(key)) => Some((PathBuf::from(cert), PathBuf::from(key))),
+            (None, None) => None,
+            _ => {
+                r.problems
+                    .push("set both EAGATE_TLS_CERT and EAGATE_TLS_KEY, or neither".to_owned());
+                None
+            }
+        };
+        let rate_limits_enabled = r.choice("EAGATE_RATE_LIMITS", true, &[("on", true), ("off", false)]);
+        let protection = ProtectionSettings {
+            rate_limits_enabled,
+            per_ip_per_minute: r.ranged("EAGATE_RATE_LIMIT_PER_IP_PER_MINUTE", 60, 1, 1_000_000) as u32,
+            login_per_ip_per_minute: r.ranged("EAGATE_RATE_LIMIT_LOGIN_PER_IP_PER_MINUTE", 10, 1, 1_000_000)
+                as u32,
+            login_failures_per_account_per_minute: r.ranged(
+                "EAGATE_RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT_PER_MINUTE",
+                5,
+                1,
+                1_000_000,
+            ) as u32,
+            device_per_second: r.ranged("EAGATE_RATE_LIMIT_DEVICE_PER_SECOND", 10, 1, 1_000_000) as u32,
+            trusted_proxies,
+            cors_origins,
+            max_header_bytes: r.ranged("EAGATE_MAX_HEADER_BYTES", 16 * 1024, 1024, 1024 * 1024) as usize,
+            request_timeout: Duration::from_secs(r.ranged("EAGATE_REQUEST_TIMEOUT_SECONDS", 60, 1, 3600)),
+            client_header_timeout: Duration::from_secs(r.ranged(
+                "EAGATE_CLIENT_HEADER_TIMEOUT_SECONDS",
+                5,
+                1,
+                300,
+            )),
+            shutdown_timeout: Duration::from_secs(r.ranged("EAGATE_SHUTDOWN_TIMEOUT_SECONDS", 30, 1, 3600)),
+            tls,
+        };
+        if protection.request_timeout <= devices.long_poll_max {
+            r.problems.push(format!(
+                "EAGATE_REQUEST_TIMEOUT_SECONDS ({}) must exceed EAGATE_LONG_POLL_MAX_SECONDS ({})",
+                protection.request_timeout.as_secs(),
+                devices.long_poll_max.as_secs()
+            ));
+        }
         if production && auth.argon2.memory_kib < Argon2Params::OWASP.memory_kib {
             r.problems.push(format!(
                 "EAGATE_ARGON2_MEMORY_KIB={} is below OWASP's minimum of {} KiB, refused in production",
@@ -355,6 +450,7 @@ impl Settings {
                 auth,
                 devices,
                 redis,
+                protection,
             })
         } else {
             Err(ConfigError(r.problems))

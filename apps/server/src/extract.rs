@@ -71,20 +71,29 @@ pub async fn read_body(req: &HttpRequest, payload: &mut Payload, limit: usize) -
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    let mut body = Vec::with_capacity(declared.unwrap_or(0));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::new(
-                ProblemKind::MalformedBody,
-                format!("Could not read the body: {e}"),
-            )
-        })?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large());
+    let timeout = crate::protect::body_timeout(req);
+    let read = async {
+        let mut body = Vec::with_capacity(declared.unwrap_or(0));
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| {
+                ApiError::new(
+                    ProblemKind::MalformedBody,
+                    format!("Could not read the body: {e}"),
+                )
+            })?;
+            if body.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+        Ok(body)
+    };
+    tokio::time::timeout(timeout, read).await.unwrap_or_else(|_| {
+        Err(ApiError::new(
+            ProblemKind::RequestTimeout,
+            format!("The request body did not arrive within {} s.", timeout.as_secs()),
+        ))
+    })
 }
 
 /// Deserialises JSON, naming the failing field.
@@ -196,7 +205,11 @@ impl FromRequest for Client {
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let ip = req.peer_addr().map(|a| a.ip());
+        let trusted = req
+            .app_data::<web::Data<AppState>>()
+            .map(|s| s.rate_limits.settings().trusted_proxies.clone())
+            .unwrap_or_default();
+        let ip = crate::protect::client_ip(req, &trusted);
         let user_agent = req
             .headers()
             .get(header::USER_AGENT)
@@ -345,7 +358,9 @@ impl FromRequest for SignedDevice {
                 .app_data::<web::Data<AppState>>()
                 .cloned()
                 .ok_or_else(|| ApiError::internal("application state missing"))?;
-            let headers = signed_headers(&req)?;
+            let headers = signed_headers(&req).inspect_err(|e| {
+                metrics::counter!("device_auth_total", "outcome" => e.kind().code()).increment(1);
+            })?;
             let limit = req.app_data::<BodyLimit>().copied().unwrap_or_default().0;
             let body = read_body(&req, &mut payload, limit).await?;
             let body_hash = eagate_protocol::body_sha256_hex(&body);
@@ -357,8 +372,25 @@ impl FromRequest for SignedDevice {
                 headers: &headers,
                 body_sha256_hex: &body_hash,
             };
-            let device = state.device_auth.authenticate(&request).await?;
+            let device = match state.device_auth.authenticate(&request).await {
+                Ok(device) => {
+                    metrics::counter!("device_auth_total", "outcome" => "ok").increment(1);
+                    device
+                }
+                Err(e) => {
+                    let error = ApiError::from(e);
+                    metrics::counter!("device_auth_total", "outcome" => error.kind().code()).increment(1);
+                    return Err(error);
+                }
+            };
             tracing::Span::current().record("device_id", tracing::field::display(device.id));
+            let per_device = eagate_domain::ratelimit::RateLimit::per_second(
+                state.rate_limits.settings().device_per_second,
+            );
+            state
+                .rate_limits
+                .check(&format!("device:{}", device.id), per_device)
+                .await?;
             Ok(Self {
                 device,
                 json: is_json(&req),

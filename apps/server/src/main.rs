@@ -95,8 +95,8 @@ async fn serve(settings: Settings) -> Result<(), StartupError> {
     let app = Application::build(settings).await?;
     let addr = app.local_addr();
     tracing::info!(%addr, "eagate listening");
-    println!("eagate listening on http://{addr} (API under /api/v1)");
-    app.run()
+    println!("eagate listening on {addr} (API under /api/v1)");
+    app.run_until_signal()
         .await
         .map_err(|e| StartupError::Internal(format!("server error: {e}")))
 }

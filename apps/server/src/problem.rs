@@ -51,6 +51,15 @@ pub enum ProblemKind {
     IdempotencyKeyReused,
     /// A second acknowledgement with a different outcome.
     AckConflict,
+    RateLimited,
+    HeadersTooLarge,
+    RequestTimeout,
+    /// Readiness: a dependency is down.
+    NotReady,
+    /// A cross-origin request from an origin that is not allowed.
+    CorsDenied,
+    /// Any other refused request (a response the framework made).
+    BadRequest,
     Internal,
 }
 
@@ -82,6 +91,12 @@ impl ProblemKind {
             Self::ServiceUnavailable => "service-unavailable",
             Self::IdempotencyKeyReused => "idempotency-key-reused",
             Self::AckConflict => "ack-conflict",
+            Self::RateLimited => "rate-limited",
+            Self::HeadersTooLarge => "headers-too-large",
+            Self::RequestTimeout => "request-timeout",
+            Self::NotReady => "not-ready",
+            Self::CorsDenied => "cors-denied",
+            Self::BadRequest => "bad-request",
             Self::Internal => "internal-error",
         }
     }
@@ -89,9 +104,12 @@ impl ProblemKind {
     pub const fn status(self) -> StatusCode {
         match self {
             Self::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::MalformedBody | Self::MalformedQuery | Self::MalformedId | Self::MalformedHeader => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::MalformedBody
+            | Self::MalformedQuery
+            | Self::MalformedId
+            | Self::MalformedHeader
+            | Self::CorsDenied
+            | Self::BadRequest => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -103,7 +121,10 @@ impl ProblemKind {
             | Self::InvalidSignature
             | Self::DeviceRevoked
             | Self::Replayed => StatusCode::UNAUTHORIZED,
-            Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ServiceUnavailable | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::WrongPassword => StatusCode::FORBIDDEN,
             Self::EmailTaken
             | Self::UsernameTaken
@@ -143,6 +164,12 @@ impl ProblemKind {
             Self::ServiceUnavailable => "Service unavailable",
             Self::IdempotencyKeyReused => "Idempotency key reused",
             Self::AckConflict => "Conflicting acknowledgement",
+            Self::RateLimited => "Too many requests",
+            Self::HeadersTooLarge => "Request headers too large",
+            Self::RequestTimeout => "Request timeout",
+            Self::NotReady => "Not ready",
+            Self::CorsDenied => "Origin not allowed",
+            Self::BadRequest => "Bad request",
             Self::Internal => "Internal server error",
         }
     }
@@ -337,4 +364,49 @@ fn render(
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     response.extensions_mut().insert(LoggedProblem(kind.code()));
     response
+}
+
+/// Turns error responses that the framework or a third-party middleware
+/// produced (plain text, empty) into problem responses, keeping their
+/// status and meaningful headers.
+pub fn problem_for_framework_errors<B>(
+    res: actix_web::dev::ServiceResponse<B>,
+) -> actix_web::Result<actix_web::middleware::ErrorHandlerResponse<B>> {
+    use actix_web::middleware::ErrorHandlerResponse;
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes());
+    if is_problem {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let origin = res.request().headers().contains_key(header::ORIGIN);
+    let kind = match status.as_u16() {
+        400 if origin => ProblemKind::CorsDenied,
+        404 => ProblemKind::NotFound,
+        405 => ProblemKind::MethodNotAllowed,
+        408 => ProblemKind::RequestTimeout,
+        413 => ProblemKind::PayloadTooLarge,
+        415 => ProblemKind::UnsupportedMediaType,
+        431 => ProblemKind::HeadersTooLarge,
+        500.. => ProblemKind::Internal,
+        _ => ProblemKind::BadRequest,
+    };
+    let detail = match kind {
+        ProblemKind::CorsDenied => "This origin may not call the API from a browser.",
+        ProblemKind::Internal => "The server failed to handle this request; it has been logged.",
+        _ => "The request was refused.",
+    };
+    let (req, old) = res.into_parts();
+    let mut new = render(kind, detail, &[], &serde_json::Map::new());
+    *new.status_mut() = status;
+    for name in [header::ALLOW, header::RETRY_AFTER, header::VARY] {
+        if let Some(v) = old.headers().get(&name) {
+            new.headers_mut().insert(name, v.clone());
+        }
+    }
+    Ok(ErrorHandlerResponse::Response(
+        actix_web::dev::ServiceResponse::new(req, new).map_into_right_body(),
+    ))
 }

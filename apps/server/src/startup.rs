@@ -97,14 +97,17 @@ fn duration(d: std::time::Duration, what: &str) -> Result<chrono::Duration, Star
 }
 
 /// Signed-request authentication with the configured replay store.
-pub fn device_auth(settings: &Settings, pool: PgPool) -> Result<crate::state::DeviceAuth, StartupError> {
+pub fn device_auth(
+    settings: &Settings,
+    pool: PgPool,
+    redis: Option<&eagate_redis::RedisConnection>,
+) -> Result<crate::state::DeviceAuth, StartupError> {
     let keyring = keys::load_master_keys(settings)?;
-    let replay = match &settings.redis.url {
-        Some(url) => {
-            let connection = eagate_redis::RedisConnection::new(url.expose_secret(), settings.redis.timeout)?;
+    let replay = match redis {
+        Some(connection) => {
             tracing::info!("replay protection shared through Redis");
             ReplayStore::Redis(eagate_redis::RedisNonceStore::new(
-                connection,
+                connection.clone(),
                 &settings.redis.key_prefix,
             ))
         }
@@ -135,6 +138,7 @@ pub struct Application {
     server: Server,
     addr: SocketAddr,
     pool: PgPool,
+    wakeups: PgSignalWakeups,
 }
 
 impl std::fmt::Debug for Application {
@@ -195,7 +199,24 @@ impl Application {
             },
         );
         let devices = device_service(&settings, pool.clone())?;
-        let device_auth = device_auth(&settings, pool.clone())?;
+        let redis = match &settings.redis.url {
+            Some(url) => Some(eagate_redis::RedisConnection::new(
+                url.expose_secret(),
+                settings.redis.timeout,
+            )?),
+            None => None,
+        };
+        let device_auth = device_auth(&settings, pool.clone(), redis.as_ref())?;
+        let limiter = match &redis {
+            Some(connection) => crate::protect::Limiter::Redis(eagate_redis::RedisRateLimiter::new(
+                connection.clone(),
+                &settings.redis.key_prefix,
+            )),
+            None => crate::protect::Limiter::Memory(std::sync::Arc::new(
+                eagate_memory::InMemoryRateLimiter::new(1_000_000),
+            )),
+        };
+        let rate_limits = crate::protect::RateLimits::new(limiter, settings.protection.clone());
         let device_api = DeviceApiSettings {
             poll_interval_seconds: settings.devices.poll_interval.as_secs(),
             long_poll_max_seconds: settings.devices.long_poll_max.as_secs(),
@@ -218,6 +239,11 @@ impl Application {
             devices,
             device_auth,
             signals,
+            rate_limits,
+            pool: pool.clone(),
+            wakeups: wakeups.clone(),
+            redis,
+            metrics: crate::metrics::handle(),
             device_api,
             jwks,
         });
@@ -230,19 +256,54 @@ impl Application {
             addr: settings.listen,
             source,
         })?;
+        let protection = settings.protection.clone();
+        let tls = protection.tls.is_some();
         let server = HttpServer::new(move || {
+            let mut cors = actix_cors::Cors::default()
+                .allowed_methods(["GET", "POST", "PATCH", "DELETE"])
+                .allowed_headers([
+                    actix_web::http::header::AUTHORIZATION,
+                    actix_web::http::header::CONTENT_TYPE,
+                    actix_web::http::header::HeaderName::from_static("idempotency-key"),
+                    actix_web::http::header::HeaderName::from_static("x-request-id"),
+                ])
+                .expose_headers(["x-request-id", "location", "retry-after", "idempotent-replayed"])
+                .max_age(600);
+            for origin in &protection.cors_origins {
+                cors = cors.allowed_origin(origin);
+            }
             App::new()
                 .app_data(state.clone())
+                .wrap(from_fn(crate::protect::rate_limit))
+                .wrap(from_fn(crate::protect::header_limit))
+                .wrap(cors)
+                .wrap(crate::protect::security_headers(tls))
+                .wrap(
+                    actix_web::middleware::ErrorHandlers::new()
+                        .default_handler(crate::problem::problem_for_framework_errors),
+                )
+                .wrap(from_fn(crate::metrics::middleware))
                 .wrap(from_fn(request_id::middleware))
                 .configure(routes::configure)
         })
-        .listen(listener)
+        .client_request_timeout(settings.protection.client_header_timeout)
+        .shutdown_timeout(settings.protection.shutdown_timeout.as_secs())
+        .disable_signals();
+        let server = match &settings.protection.tls {
+            Some((cert, key)) => server.listen_rustls_0_23(listener, tls_config(cert, key)?),
+            None => server.listen(listener),
+        }
         .map_err(|source| StartupError::Listen {
             addr: settings.listen,
             source,
         })?
         .run();
-        Ok(Self { server, addr, pool })
+        Ok(Self {
+            server,
+            addr,
+            pool,
+            wakeups,
+        })
     }
 
     /// The bound address (useful with port 0).
@@ -255,8 +316,84 @@ impl Application {
         &self.pool
     }
 
-    /// Serves until the server is stopped (SIGINT/SIGTERM).
+    /// Serves until the server is stopped (see [`Application::run_until_signal`]).
     pub async fn run(self) -> std::io::Result<()> {
         self.server.await
     }
+
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully: stops
+    /// accepting, answers waiting long-polls at once, lets in-flight
+    /// requests finish (up to `EAGATE_SHUTDOWN_TIMEOUT_SECONDS`).
+    pub async fn run_until_signal(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let wakeups = self.wakeups.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutdown requested: finishing in-flight requests");
+            wakeups.shutdown();
+            handle.stop(true).await;
+        });
+        self.server.await
+    }
+
+    /// Starts a graceful shutdown, as a signal would.
+    pub fn shutdown_handle(
+        &self,
+    ) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + use<> {
+        let handle = self.server.handle();
+        let wakeups = self.wakeups.clone();
+        move || {
+            let handle = handle.clone();
+            let wakeups = wakeups.clone();
+            Box::pin(async move {
+                wakeups.shutdown();
+                handle.stop(true).await;
+            })
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// The rustls configuration from PEM certificate chain and key files.
+fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> Result<rustls::ServerConfig, StartupError> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<_, _>>())
+        .map_err(|e| StartupError::Keys(format!("EAGATE_TLS_CERT={}: {e}", cert.display())))?;
+    if certs.is_empty() {
+        return Err(StartupError::Keys(format!(
+            "EAGATE_TLS_CERT={}: no certificate found",
+            cert.display()
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| StartupError::Keys(format!("EAGATE_TLS_KEY={}: {e}", key.display())))?;
+    rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
+    .map_err(|e| StartupError::Keys(format!("TLS configuration: {e}")))
 }

@@ -75,6 +75,11 @@ pub struct AppState {
     pub devices: Devices,
     pub device_auth: DeviceAuth,
     pub signals: Signals,
+    pub rate_limits: crate::protect::RateLimits,
+    pub pool: eagate_postgres::PgPool,
+    pub wakeups: PgSignalWakeups,
+    pub redis: Option<eagate_redis::RedisConnection>,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     pub device_api: DeviceApiSettings,
     /// The public JWKS document for access-token verifiers.
     pub jwks: serde_json::Value,

@@ -37,6 +37,7 @@ pub mod device;
 pub mod error;
 pub mod id;
 pub mod pagination;
+pub mod ratelimit;
 pub mod signal;
 pub mod validation;
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use eagate_domain::device::DeviceId;
-use eagate_domain::signal::{SignalWakeups, WakeupSubscription};
+use eagate_domain::signal::{SignalWakeups, Wake, WakeupSubscription};
 use futures_util::StreamExt as _;
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -44,6 +44,7 @@ pub(crate) fn notification_payloads(devices: &[DeviceId]) -> Vec<String> {
 #[derive(Debug, Default)]
 struct Hub {
     waiters: Mutex<HashMap<DeviceId, watch::Sender<u64>>>,
+    closing: std::sync::atomic::AtomicBool,
 }
 
 impl Hub {
@@ -82,6 +83,13 @@ impl PgSignalWakeups {
     /// Devices with a long-poll waiting on this instance.
     pub fn waiting(&self) -> usize {
         self.hub.lock().len()
+    }
+
+    /// Ends every wait now and every later one at once: the server is
+    /// shutting down and long-polls should answer.
+    pub fn shutdown(&self) {
+        self.hub.closing.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.hub.wake_all();
     }
 }
 
@@ -150,8 +158,19 @@ impl SignalWakeups for PgSignalWakeups {
 }
 
 impl WakeupSubscription for PgWakeupSubscription {
-    async fn wait(&mut self, timeout: Duration) {
-        let _ = tokio::time::timeout(timeout, self.rx.changed()).await;
+    async fn wait(&mut self, timeout: Duration) -> Wake {
+        let hub = Arc::clone(&self.hub);
+        let closing =
+            || std::sync::atomic::AtomicBool::load(&hub.closing, std::sync::atomic::Ordering::SeqCst);
+        if closing() {
+            return Wake::Closing;
+        }
+        let woken = tokio::time::timeout(timeout, self.rx.changed()).await;
+        match woken {
+            _ if closing() => Wake::Closing,
+            Ok(_) => Wake::Notified,
+            Err(_) => Wake::TimedOut,
+        }
     }
 }
 

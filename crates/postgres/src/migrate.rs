@@ -109,3 +109,39 @@ pub async fn status(database_url: &str) -> Result<Vec<MigrationStatus>, Migratio
 pub async fn is_up_to_date(database_url: &str) -> Result<bool, MigrationError> {
     Ok(status(database_url).await?.iter().all(|m| m.applied))
 }
+
+/// Readiness: the pool can run a query and every known migration is
+/// applied. The error says which of the two failed.
+pub async fn check_ready(pool: &crate::PgPool) -> Result<(), String> {
+    use diesel::QueryableByName;
+    use diesel_async::RunQueryDsl;
+
+    #[derive(QueryableByName)]
+    struct Version {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        version: String,
+    }
+
+    let mut conn = pool
+        .get()
+        .await
+        .map_err(|e| format!("database unreachable: {e}"))?;
+    let applied: Vec<Version> = diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
+        .load(&mut conn)
+        .await
+        .map_err(|e| format!("database query failed: {e}"))?;
+    let applied: Vec<String> = applied.into_iter().map(|v| v.version).collect();
+    let known = MigrationSource::<Pg>::migrations(&MIGRATIONS).map_err(|e| format!("migrations: {e}"))?;
+    let missing = known
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .filter(|v| !applied.contains(v))
+        .count();
+    if missing == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "database schema is behind: {missing} migration(s) pending"
+        ))
+    }
+}

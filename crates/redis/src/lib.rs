@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use eagate_domain::UnexpectedError;
 use eagate_domain::device::{DeviceId, NonceStore};
+use eagate_domain::ratelimit::{RateDecision, RateLimit, RateLimiter, decide};
 use redis::aio::ConnectionManager;
 
 #[derive(Debug, thiserror::Error)]
@@ -94,5 +95,56 @@ impl NonceStore for RedisNonceStore {
             .await
             .map_err(|e| UnexpectedError::msg(format!("redis: {e}")))?;
         Ok(set.is_some())
+    }
+}
+
+/// Counts a hit and returns `{count, milliseconds left}`; the first hit of a
+/// window sets its expiry. Atomic in Redis.
+const HIT: &str = "local c = redis.call('INCRBY', KEYS[1], ARGV[2]) \
+if c == tonumber(ARGV[2]) and c > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end \
+local t = redis.call('PTTL', KEYS[1]) \
+if t < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) t = tonumber(ARGV[1]) end \
+return {c, t}";
+
+/// [`RateLimiter`] on Redis: fixed windows shared by every instance.
+#[derive(Debug, Clone)]
+pub struct RedisRateLimiter {
+    connection: RedisConnection,
+    prefix: String,
+}
+
+impl RedisRateLimiter {
+    /// Keys are `<prefix>rl:<key>`.
+    pub fn new(connection: RedisConnection, prefix: &str) -> Self {
+        Self {
+            connection,
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    async fn count(&self, key: &str, limit: RateLimit, add: u64) -> Result<RateDecision, UnexpectedError> {
+        let window_ms = u64::try_from(limit.window.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut conn = self.connection.manager.clone();
+        let (count, ttl_ms): (i64, i64) = redis::cmd("EVAL")
+            .arg(HIT)
+            .arg(1)
+            .arg(format!("{}rl:{key}", self.prefix))
+            .arg(window_ms)
+            .arg(add)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| UnexpectedError::msg(format!("redis: {e}")))?;
+        let reset = Duration::from_millis(u64::try_from(ttl_ms).unwrap_or(window_ms).max(1));
+        Ok(decide(u64::try_from(count).unwrap_or(0), limit, reset))
+    }
+}
+
+impl RateLimiter for RedisRateLimiter {
+    async fn hit(&self, key: &str, limit: RateLimit) -> Result<RateDecision, UnexpectedError> {
+        self.count(key, limit, 1).await
+    }
+
+    async fn peek(&self, key: &str, limit: RateLimit) -> Result<RateDecision, UnexpectedError> {
+        self.count(key, limit, 0).await
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eagate_domain::device::{DeviceId, NonceStore};
-use eagate_redis::{RedisConnection, RedisNonceStore};
+use eagate_redis::{RedisConnection, RedisNonceStore, RedisRateLimiter};
 use uuid::Uuid;
 
 fn url() -> String {
@@ -129,4 +129,34 @@ async fn an_unreachable_redis_fails_closed() {
             .await
             .is_err()
     );
+}
+
+#[tokio::test]
+async fn the_rate_limiter_contract_holds() {
+    require_redis().await;
+    let prefix = format!("eagate-test:{}:", Uuid::new_v4().simple());
+    let limiter = RedisRateLimiter::new(
+        RedisConnection::new(&url(), Duration::from_secs(2)).unwrap(),
+        &prefix,
+    );
+    eagate_domain::testing::contracts::rate_limiter_contract(&limiter).await;
+}
+
+#[tokio::test]
+async fn two_instances_share_rate_limit_counters() {
+    require_redis().await;
+    let prefix = format!("eagate-test:{}:", Uuid::new_v4().simple());
+    let one = RedisRateLimiter::new(
+        RedisConnection::new(&url(), Duration::from_secs(2)).unwrap(),
+        &prefix,
+    );
+    let two = RedisRateLimiter::new(
+        RedisConnection::new(&url(), Duration::from_secs(2)).unwrap(),
+        &prefix,
+    );
+    let limit = eagate_domain::ratelimit::RateLimit::per_minute(2);
+    use eagate_domain::ratelimit::RateLimiter as _;
+    assert!(one.hit("ip:1", limit).await.unwrap().allowed);
+    assert!(two.hit("ip:1", limit).await.unwrap().allowed);
+    assert!(!one.hit("ip:1", limit).await.unwrap().allowed);
 }

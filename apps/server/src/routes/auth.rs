@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::resource;
+use eagate_domain::ratelimit::RateLimit;
+
 use crate::extract::{Authenticated, Client, Json};
 use crate::problem::ApiError;
 use crate::state::AppState;
@@ -127,8 +129,29 @@ async fn login(
     body: Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let attempt = LoginAttempt::parse(&body.0.login, &body.0.password).map_err(LoginError::Invalid)?;
-    let (_, pair) = state.accounts.login(attempt, &client.0).await?;
-    Ok(token_response(&state, pair))
+    // Failed logins are counted per account: a burst slows that account
+    // down for at most a minute; the owner is never locked out for long.
+    let limits = &state.rate_limits;
+    let per_account = RateLimit::per_minute(limits.settings().login_failures_per_account_per_minute);
+    let account_key = format!("login-failures:{}", body.0.login.trim().to_lowercase());
+    if let Err(limited) = limits.exhausted(&account_key, per_account).await {
+        metrics::counter!("logins_total", "outcome" => "rate_limited").increment(1);
+        return Err(limited);
+    }
+    match state.accounts.login(attempt, &client.0).await {
+        Ok((_, pair)) => {
+            metrics::counter!("logins_total", "outcome" => "succeeded").increment(1);
+            Ok(token_response(&state, pair))
+        }
+        Err(e) => {
+            if matches!(e, LoginError::InvalidCredentials) {
+                metrics::counter!("logins_total", "outcome" => "failed").increment(1);
+                // Counting may itself answer 429; the failure is what matters.
+                let _ = limits.check(&account_key, per_account).await;
+            }
+            Err(e.into())
+        }
+    }
 }
 
 async fn refresh(state: web::Data<AppState>, body: Json<RefreshRequest>) -> Result<HttpResponse, ApiError> {

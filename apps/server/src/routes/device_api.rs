@@ -95,6 +95,7 @@ async fn poll(
         .signals
         .poll(signed.device.id, q.limit.as_deref(), q.wait.as_deref())
         .await?;
+    metrics::counter!("signals_delivered_total").increment(signals.len() as u64);
     Ok(HttpResponse::Ok().json(PollResponse {
         signals: signals.iter().map(OrderResponse::from).collect(),
         server_time: Utc::now().timestamp(),
@@ -131,6 +132,7 @@ async fn ack(state: web::Data<AppState>, signed: SignedDevice) -> Result<HttpRes
         message: body.message,
     };
     let ack = state.signals.acknowledge(signed.device.id, &input).await?;
+    metrics::counter!("signals_acknowledged_total", "outcome" => ack.outcome.as_str()).increment(1);
     Ok(HttpResponse::Ok().json(AckResponse {
         signal_id: input.signal_id,
         outcome: ack.outcome.as_str(),

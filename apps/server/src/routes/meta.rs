@@ -1,12 +1,72 @@
-//! Service metadata: the public keys that verify access tokens.
+//! Service metadata: token-verification keys, health, readiness, metrics.
 
 use actix_web::{HttpResponse, web};
 
 use super::resource;
+use crate::problem::{ApiError, ProblemKind};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/.well-known/jwks.json").route(web::get().to(jwks)));
+    cfg.service(resource("/.well-known/jwks.json").route(web::get().to(jwks)))
+        .service(resource("/healthz").route(web::get().to(healthz)))
+        .service(resource("/readyz").route(web::get().to(readyz)))
+        .service(resource("/metrics").route(web::get().to(metrics)));
+}
+
+/// The process is alive and serving.
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+/// Ready for traffic: the database is reachable and migrated, and Redis
+/// (when configured) answers. 503 names what failed.
+async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let mut checks = serde_json::Map::new();
+    let mut failed = Vec::new();
+    match eagate_postgres::migrate::check_ready(&state.pool).await {
+        Ok(()) => {
+            checks.insert("database".into(), "ok".into());
+        }
+        Err(e) => {
+            checks.insert("database".into(), e.clone().into());
+            failed.push(format!("database ({e})"));
+        }
+    }
+    if let Some(redis) = &state.redis {
+        match redis.ping().await {
+            Ok(()) => {
+                checks.insert("redis".into(), "ok".into());
+            }
+            Err(e) => {
+                checks.insert("redis".into(), e.to_string().into());
+                failed.push(format!("redis ({e})"));
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready", "checks": checks})))
+    } else {
+        Err(ApiError::new(
+            ProblemKind::NotReady,
+            format!("Not ready: {}.", failed.join("; ")),
+        )
+        .with_extension("checks", serde_json::Value::Object(checks)))
+    }
+}
+
+/// Prometheus text format. Pool and long-poll gauges are sampled now.
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let status = state.pool.status();
+    metrics::gauge!("db_pool_connections", "state" => "size").set(status.size as f64);
+    metrics::gauge!("db_pool_connections", "state" => "available").set(status.available as f64);
+    metrics::gauge!("db_pool_connections", "state" => "in_use")
+        .set(status.size.saturating_sub(status.available) as f64);
+    metrics::gauge!("db_pool_connections", "state" => "max").set(status.max_size as f64);
+    metrics::gauge!("db_pool_waiters").set(status.waiting as f64);
+    metrics::gauge!("long_polls_waiting").set(state.wakeups.waiting() as f64);
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render())
 }
 
 /// The JWK set with the Ed25519 public key access tokens are signed with,

@@ -86,6 +86,9 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         ("EAGATE_JWT_PRIVATE_KEY", &keys.to_pem()),
         ("EAGATE_MASTER_KEYS", &master_keys),
         ("EAGATE_DATA_DIR", &data_dir.display().to_string()),
+        // Functional tests send many requests from one address; the rate
+        // limits have tests of their own that switch them on.
+        ("EAGATE_RATE_LIMITS", "off"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -108,10 +111,22 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
 }
 
 async fn start(settings: Settings) -> String {
+    let scheme = if settings.protection.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let app = Application::build(settings).await.unwrap();
-    let base = format!("http://{}", app.local_addr());
+    let base = format!("{scheme}://{}", app.local_addr());
     tokio::spawn(app.run());
     base
+}
+
+/// Builds an app without starting it, for tests that drive its lifecycle.
+pub async fn build_app(extra: &[(&str, &str)]) -> (TestApp, Application) {
+    let app = spawn_app_with(extra).await;
+    let second = Application::build(app.settings.clone()).await.unwrap();
+    (app, second)
 }
 
 impl TestApp {

@@ -6,5 +6,6 @@ mod bad_input;
 mod device_auth;
 mod devices;
 mod helpers;
+mod protection;
 mod security;
 mod signals;

@@ -115,9 +115,20 @@ pub trait SignalWakeups: Send + Sync + 'static {
     fn subscribe(&self, device: DeviceId) -> Self::Subscription;
 }
 
+/// Why a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// A signal may have been published for the device.
+    Notified,
+    TimedOut,
+    /// The server is shutting down: answer now.
+    Closing,
+}
+
 /// One device's wake-up subscription.
 pub trait WakeupSubscription: Send {
     /// Resolves when a signal may have been published for the device since
-    /// subscribing (or since the last wake-up), or after `timeout`.
-    fn wait(&mut self, timeout: std::time::Duration) -> impl Future<Output = ()> + Send;
+    /// subscribing (or since the last wake-up), after `timeout`, or at once
+    /// when the server is shutting down.
+    fn wait(&mut self, timeout: std::time::Duration) -> impl Future<Output = Wake> + Send;
 }

@@ -279,7 +279,12 @@ where
                 break pending;
             }
             let nap = (deadline - now).min(self.policy.recheck_interval);
-            subscription.wait(nap.to_std().unwrap_or_default()).await;
+            if subscription.wait(nap.to_std().unwrap_or_default()).await == Wake::Closing {
+                break self
+                    .signals
+                    .pending_for_device(device, self.clock.now(), limit)
+                    .await?;
+            }
         };
         let now = self.clock.now();
         if !signals.is_empty() {

@@ -1137,7 +1137,7 @@ impl SignalWakeups for FakeWakeups {
 }
 
 impl WakeupSubscription for FakeSubscription {
-    async fn wait(&mut self, timeout: std::time::Duration) {
+    async fn wait(&mut self, timeout: std::time::Duration) -> Wake {
         let now = self
             .wakeups
             .store
@@ -1148,10 +1148,12 @@ impl WakeupSubscription for FakeSubscription {
             .unwrap_or(0);
         if now != self.seen {
             self.seen = now;
+            Wake::Notified
         } else {
             self.wakeups
                 .clock
                 .advance(Duration::from_std(timeout).unwrap_or_else(|_| Duration::seconds(1)));
+            Wake::TimedOut
         }
     }
 }
