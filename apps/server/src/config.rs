@@ -126,6 +126,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub log_format: LogFormat,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: export traces over OTLP/HTTP.
+    pub otlp_endpoint: Option<String>,
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
     pub devices: DeviceSettings,
@@ -237,6 +239,13 @@ impl Settings {
             "an address like 127.0.0.1:8080",
         );
         let data_dir = PathBuf::from(r.raw("EAGATE_DATA_DIR").unwrap_or(".eagate"));
+        let otlp_endpoint = r.raw("OTEL_EXPORTER_OTLP_ENDPOINT").map(str::to_owned);
+        if let Some(endpoint) = &otlp_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            r.problems
+                .push("OTEL_EXPORTER_OTLP_ENDPOINT must be an http:// or https:// URL".to_owned());
+        }
         let log_format = r.choice(
             "EAGATE_LOG_FORMAT",
             if production {
@@ -446,6 +455,7 @@ impl Settings {
                 listen,
                 data_dir,
                 log_format,
+                otlp_endpoint,
                 database,
                 auth,
                 devices,

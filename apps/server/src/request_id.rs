@@ -54,6 +54,11 @@ pub async fn middleware(
         user_id = tracing::field::Empty,
         device_id = tracing::field::Empty,
     );
+    // Continue the caller's trace (W3C `traceparent`), when tracing is on.
+    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&crate::telemetry::HeaderExtractor(req.headers()))
+    });
+    let _ = tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(&span, parent);
     let started = Instant::now();
     let header = HeaderValue::from_str(&id).ok();
     let result = REQUEST_ID

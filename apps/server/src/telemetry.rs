@@ -1,27 +1,118 @@
-//! The tracing subscriber, built once per process.
+//! The tracing subscriber, built once per process: log lines (JSON in
+//! production, human-readable in development, filtered by `RUST_LOG`) and,
+//! when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, OpenTelemetry traces exported
+//! over OTLP/HTTP with W3C `traceparent` propagation.
 
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{Protocol, WithExportConfig as _};
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::format::FmtSpan;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::LogFormat;
 
-/// Installs the global subscriber: JSON lines or human-readable output, to
-/// stdout, filtered by `RUST_LOG` (default `info`). Idempotent: a second
-/// call (as in tests) keeps the first subscriber.
-pub fn init(format: LogFormat) {
+/// Keeps the trace exporter alive; flushes it on [`Telemetry::shutdown`].
+#[derive(Debug, Default)]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Exports every finished span now.
+    pub fn flush(&self) {
+        if let Some(provider) = &self.provider
+            && let Err(e) = provider.force_flush()
+        {
+            eprintln!("eagate: flushing traces failed: {e}");
+        }
+    }
+
+    /// Flushes and stops the exporter (at process exit).
+    pub fn shutdown(self) {
+        if let Some(provider) = self.provider
+            && let Err(e) = provider.shutdown()
+        {
+            eprintln!("eagate: stopping the trace exporter failed: {e}");
+        }
+    }
+}
+
+/// The OTLP/HTTP traces URL for a base endpoint, as the OpenTelemetry
+/// specification derives it (`<base>/v1/traces`).
+pub fn traces_url(base: &str) -> String {
+    format!("{}/v1/traces", base.trim_end_matches('/'))
+}
+
+/// Installs the global subscriber. A second call (as in tests) keeps the
+/// first subscriber and exports nothing.
+pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> Telemetry {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_span_events(FmtSpan::NONE);
-    let _ = match format {
-        LogFormat::Json => builder
+    let logs = match format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(true)
             // The request's root span (request id, route, user or device)
             // appears on every line logged under it.
             .with_span_list(true)
-            .try_init(),
-        LogFormat::Pretty => builder.compact().try_init(),
+            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer().compact().boxed(),
     };
+    let mut telemetry = Telemetry::default();
+    let traces = otlp_endpoint.and_then(|base| match tracer_provider(base) {
+        Ok(provider) => {
+            let tracer = provider.tracer("eagate");
+            telemetry.provider = Some(provider);
+            opentelemetry::global::set_text_map_propagator(
+                opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+            );
+            Some(tracing_opentelemetry::layer().with_tracer(tracer))
+        }
+        Err(e) => {
+            eprintln!("eagate: traces disabled, cannot set up OTLP export to {base}: {e}");
+            None
+        }
+    });
+    let installed = tracing_subscriber::registry()
+        .with(filter)
+        .with(logs)
+        .with(traces)
+        .try_init()
+        .is_ok();
+    if !installed {
+        telemetry.provider = None;
+    }
+    telemetry
+}
+
+fn tracer_provider(base: &str) -> Result<SdkTracerProvider, opentelemetry_otlp::ExporterBuildError> {
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpJson)
+        .with_endpoint(traces_url(base))
+        .build()?;
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(
+            opentelemetry_sdk::Resource::builder()
+                .with_service_name("eagate")
+                .build(),
+        )
+        .build())
+}
+
+/// Reads W3C trace context from request headers.
+#[derive(Debug)]
+pub struct HeaderExtractor<'a>(pub &'a actix_web::http::header::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
 }
