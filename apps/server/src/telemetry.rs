@@ -78,6 +78,7 @@ pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> Telemetry {
     let installed = tracing_subscriber::registry()
         .with(filter)
         .with(logs)
+        .with(DbMetricsLayer)
         .with(traces)
         .try_init()
         .is_ok();
@@ -114,5 +115,40 @@ impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
 
     fn keys(&self) -> Vec<&str> {
         self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// A tracing layer that turns the duration of every `db.*` span (each
+/// repository call) into the `db_query_duration_seconds{operation}`
+/// histogram.
+#[derive(Debug, Default)]
+pub struct DbMetricsLayer;
+
+struct Started(std::time::Instant);
+
+impl<S> tracing_subscriber::Layer<S> for DbMetricsLayer
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if attrs.metadata().name().starts_with("db.")
+            && let Some(span) = ctx.span(id)
+        {
+            span.extensions_mut().insert(Started(std::time::Instant::now()));
+        }
+    }
+
+    fn on_close(&self, id: tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        if let Some(span) = ctx.span(&id)
+            && let Some(started) = span.extensions().get::<Started>()
+        {
+            metrics::histogram!("db_query_duration_seconds", "operation" => span.name())
+                .record(started.0.elapsed().as_secs_f64());
+        }
     }
 }

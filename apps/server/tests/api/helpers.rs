@@ -37,12 +37,19 @@ impl Write for CaptureWriter {
 fn capture_logs() {
     static INIT: OnceLock<()> = OnceLock::new();
     INIT.get_or_init(|| {
-        let _ = tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
-            .with_writer(|| CaptureWriter)
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        let _ = tracing_subscriber::registry()
+            .with(tracing_subscriber::EnvFilter::new("trace"))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(true)
+                    .with_writer(|| CaptureWriter),
+            )
+            .with(eagate_server::telemetry::DbMetricsLayer)
             .try_init();
     });
 }

@@ -493,6 +493,7 @@ async fn metrics_are_exported_with_route_templates() {
         r#"device_auth_total{outcome="ok"}"#,
         r#"logins_total{outcome="succeeded"}"#,
         r#"db_pool_connections{state="max"}"#,
+        r#"db_query_duration_seconds_bucket{operation="db.users.create""#,
         "long_polls_waiting",
     ] {
         assert!(text.contains(needle), "missing {needle} in:\n{text}");
