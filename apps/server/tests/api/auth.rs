@@ -1,6 +1,3 @@
-use diesel::QueryableByName;
-use diesel::sql_types::BigInt;
-use diesel_async::RunQueryDsl;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -152,36 +149,16 @@ async fn change_password_then_log_in_with_the_new_one() {
     app.login("heidi", "a whole new password").await;
 }
 
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
 #[tokio::test]
 async fn delete_account_removes_it_and_everything_it_owns() {
     let app = spawn_app().await;
     let (access, refresh) = app.user_with_tokens("ivan").await;
     let keep = app.user_with_tokens("judy").await;
 
-    let wrong = app
-        .client
-        .delete(app.url("/auth/me"))
-        .bearer_auth(&access)
-        .json(&json!({"password": "not my password"}))
-        .send()
-        .await
-        .unwrap();
+    let wrong = app.delete_account(&access, "not my password").await;
     assert_problem(wrong, StatusCode::FORBIDDEN, "wrong-password").await;
 
-    let response = app
-        .client
-        .delete(app.url("/auth/me"))
-        .bearer_auth(&access)
-        .json(&json!({"password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+    let response = app.delete_account(&access, PASSWORD).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
 
     assert_problem(
@@ -200,21 +177,10 @@ async fn delete_account_removes_it_and_everything_it_owns() {
     assert_problem(login, StatusCode::UNAUTHORIZED, "invalid-credentials").await;
 
     // The cascade took the sessions and refresh tokens; judy's remain.
-    let mut conn = app.db.connect().await;
-    let count = |sql: &'static str| diesel::sql_query(sql);
-    let sessions: Count = count("SELECT count(*) AS n FROM sessions")
-        .get_result(&mut conn)
-        .await
-        .unwrap();
-    let tokens: Count = count("SELECT count(*) AS n FROM refresh_tokens")
-        .get_result(&mut conn)
-        .await
-        .unwrap();
-    let users: Count = count("SELECT count(*) AS n FROM users")
-        .get_result(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!((users.n, sessions.n, tokens.n), (1, 1, 1));
+    let users = app.count("SELECT count(*) AS n FROM users").await;
+    let sessions = app.count("SELECT count(*) AS n FROM sessions").await;
+    let tokens = app.count("SELECT count(*) AS n FROM refresh_tokens").await;
+    assert_eq!((users, sessions, tokens), (1, 1, 1));
     assert_eq!(app.get_auth("/auth/me", &keep.0).await.status(), StatusCode::OK);
 }
 

@@ -320,14 +320,7 @@ async fn login_refresh_password_and_delete_validate_their_fields() {
         "unsupported-media-type",
     )
     .await;
-    let response = app
-        .client
-        .delete(app.url("/auth/me"))
-        .bearer_auth(&access)
-        .json(&json!({"password": ""}))
-        .send()
-        .await
-        .unwrap();
+    let response = app.delete_account(&access, "").await;
     let problem = assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "validation-failed").await;
     assert_eq!(error_fields(&problem), ["password"]);
 

@@ -1,5 +1,5 @@
 use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Bytea, Text};
+use diesel::sql_types::{Bytea, Text};
 use diesel_async::RunQueryDsl;
 use eagate_crypto::{MasterKeyring, XChaChaSealer, secret_fingerprint};
 use eagate_domain::device::{DeviceId, SealedSecret, SecretSealer as _};
@@ -537,12 +537,6 @@ async fn master_key_rotation_reseals_without_changing_secrets() {
     assert_eq!(after["secret_fingerprint"], a["secret_fingerprint"]);
 }
 
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
 #[tokio::test]
 async fn deleting_the_account_deletes_its_devices() {
     let app = spawn_app().await;
@@ -551,28 +545,14 @@ async fn deleting_the_account_deletes_its_devices() {
     app.create_device(&token, "Two").await;
     let (keeper, _) = app.user_with_tokens("keeper").await;
     app.create_device(&keeper, "Kept").await;
-    let response = app
-        .client
-        .delete(app.url("/auth/me"))
-        .bearer_auth(&token)
-        .json(&json!({"password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+    let response = app.delete_account(&token, PASSWORD).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    let mut conn = app.db.connect().await;
-    let devices: Count = diesel::sql_query("SELECT count(*) AS n FROM devices")
-        .get_result(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(devices.n, 1);
+    assert_eq!(app.count("SELECT count(*) AS n FROM devices").await, 1);
     // The audit trail keeps the record of the deletion.
-    let deleted: Count =
-        diesel::sql_query("SELECT count(*) AS n FROM audit_events WHERE action = 'account.deleted'")
-            .get_result(&mut conn)
-            .await
-            .unwrap();
-    assert_eq!(deleted.n, 1);
+    let deleted = app
+        .count("SELECT count(*) AS n FROM audit_events WHERE action = 'account.deleted'")
+        .await;
+    assert_eq!(deleted, 1);
 }
 
 #[tokio::test]

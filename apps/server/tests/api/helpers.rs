@@ -193,6 +193,30 @@ impl TestApp {
         )
     }
 
+    /// `DELETE /auth/me` with the confirming password.
+    pub async fn delete_account(&self, token: &str, password: &str) -> Response {
+        self.client
+            .delete(self.url("/auth/me"))
+            .bearer_auth(token)
+            .json(&json!({"password": password}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Runs `SELECT count(*) AS n …` on the app's database.
+    pub async fn count(&self, sql: &str) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        use diesel_async::RunQueryDsl as _;
+        let mut conn = self.db.connect().await;
+        let count: Count = diesel::sql_query(sql).get_result(&mut conn).await.unwrap();
+        count.n
+    }
+
     pub async fn get_auth(&self, path: &str, token: &str) -> Response {
         self.client
             .get(self.url(path))
