@@ -304,7 +304,7 @@ async fn rotation_grace_is_honoured_and_then_ends() {
         .post_json_auth(
             &format!("/devices/{id}/rotate-secret"),
             &token,
-            &json!({"grace_seconds": 1}),
+            &json!({"grace_seconds": 3}),
         )
         .await
         .json()
@@ -327,7 +327,7 @@ async fn rotation_grace_is_honoured_and_then_ends() {
             .status(),
         StatusCode::OK
     );
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
     let response = Signed::now(&old, Method::GET, CONFIG, b"").send(&app).await;
     assert_problem(response, StatusCode::UNAUTHORIZED, "invalid-signature").await;
     assert_eq!(

@@ -176,14 +176,14 @@ async fn cancelled_and_expired_signals_are_not_delivered() {
     let body: Value = response.json().await.unwrap();
     assert!(body["cancelled_at"].is_string());
     assert_eq!(body["deliveries"][0]["status"], "cancelled");
-    let expires_at = (chrono::Utc::now() + chrono::Duration::milliseconds(1500)).to_rfc3339();
+    let expires_at = (chrono::Utc::now() + chrono::Duration::milliseconds(3000)).to_rfc3339();
     let expiring = publish(&app, &token, &json!({"instrument": "EURUSD", "side": "buy", "order_type": "market", "volume": 0.1, "expires_at": expires_at})).await;
     assert_eq!(
         client.poll(None, None).await.unwrap().signals.len(),
         1,
         "only the expiring one"
     );
-    tokio::time::sleep(Duration::from_millis(1700)).await;
+    tokio::time::sleep(Duration::from_millis(3200)).await;
     assert!(client.poll(None, None).await.unwrap().signals.is_empty());
     let seen: Value = app
         .get_auth(&format!("/signals/{}", expiring["id"].as_str().unwrap()), &token)
