@@ -50,3 +50,7 @@ db-stop:
     data=.eagate/postgres/data
     [ -d "$data" ] || { echo "no embedded database under .eagate/"; exit 0; }
     if [ "$(id -u)" = 0 ]; then runuser -u postgres -- pg_ctl stop -D "$PWD/$data" -m fast; else pg_ctl stop -D "$data" -m fast; fi
+
+# Regenerate docs/openapi.json from the code (a test fails when it is stale).
+openapi:
+    cargo run -q -p eagate-server -- openapi > docs/openapi.json

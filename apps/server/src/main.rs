@@ -28,6 +28,8 @@ enum Command {
         #[command(subcommand)]
         action: MigrateAction,
     },
+    /// Print the OpenAPI document (docs/openapi.json).
+    Openapi,
     /// Manage the master keys that seal device secrets.
     Keys {
         #[command(subcommand)]
@@ -59,6 +61,10 @@ enum MigrateAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::Openapi)) {
+        println!("{}", eagate_server::openapi::document());
+        return ExitCode::SUCCESS;
+    }
     let settings = match Settings::from_env() {
         Ok(s) => s,
         Err(e) => {
@@ -79,6 +85,7 @@ fn main() -> ExitCode {
             Command::Serve => serve(settings).await,
             Command::Migrate { action } => migrate_command(settings, action).await,
             Command::Keys { action } => keys_command(settings, action).await,
+            Command::Openapi => Ok(()),
         }
     });
     // Export the last spans before exiting.

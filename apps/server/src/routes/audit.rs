@@ -16,15 +16,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("").route(web::get().to(list)));
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct AuditQuery {
+pub(crate) struct AuditQuery {
     limit: Option<String>,
     cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct AuditEventResponse {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct AuditEventResponse {
     id: Uuid,
     occurred_at: DateTime<Utc>,
     /// e.g. `login.failed`, `device.secret_rotated`.
@@ -49,13 +50,21 @@ impl From<AuditEvent> for AuditEventResponse {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct AuditList {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct AuditList {
     items: Vec<AuditEventResponse>,
     next_cursor: Option<String>,
 }
 
-async fn list(
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    tag = "audit",
+    params(AuditQuery),
+    responses((status = 200, description = "The caller's security events, newest first", body = AuditList), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn list(
     state: web::Data<AppState>,
     who: Authenticated,
     query: web::Query<AuditQuery>,

@@ -27,43 +27,67 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RegisterRequest {
+pub(crate) struct RegisterRequest {
+    #[schema(format = "email", max_length = 254, example = "ann@example.com")]
     email: String,
+    #[schema(
+        min_length = 3,
+        max_length = 32,
+        pattern = "^[A-Za-z0-9_.-]{3,32}$",
+        example = "ann_trader"
+    )]
     username: String,
+    #[schema(
+        min_length = 12,
+        max_length = 128,
+        format = "password",
+        example = "correct horse battery"
+    )]
     password: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LoginRequest {
+pub(crate) struct LoginRequest {
+    #[schema(min_length = 1, max_length = 254, example = "ann_trader")]
     login: String,
+    #[schema(min_length = 1, format = "password", example = "correct horse battery")]
     password: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RefreshRequest {
+pub(crate) struct RefreshRequest {
+    #[schema(example = "eagr_AAYNJ3vHvm6oTVZASFirwBy7SR5DDOtRcYF2-hF3kKc")]
     refresh_token: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ChangePasswordRequest {
+pub(crate) struct ChangePasswordRequest {
+    #[schema(min_length = 1, format = "password", example = "correct horse battery")]
     current_password: String,
+    #[schema(
+        min_length = 12,
+        max_length = 128,
+        format = "password",
+        example = "an even better passphrase"
+    )]
     new_password: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct DeleteAccountRequest {
+pub(crate) struct DeleteAccountRequest {
+    #[schema(min_length = 1, format = "password", example = "correct horse battery")]
     password: String,
 }
 
 /// A user as its owner sees it; never the password hash.
-#[derive(Debug, Serialize)]
-struct UserResponse {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct UserResponse {
     id: Uuid,
     username: String,
     email: String,
@@ -83,8 +107,8 @@ impl From<User> for UserResponse {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct TokenResponse {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct TokenResponse {
     access_token: String,
     token_type: &'static str,
     /// Seconds until the access token expires.
@@ -109,7 +133,14 @@ fn token_response(state: &AppState, pair: TokenPair) -> HttpResponse {
         .json(body)
 }
 
-async fn register(
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/register",
+    tag = "auth",
+    request_body = RegisterRequest,
+    responses((status = 201, description = "The new account", body = UserResponse), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(crate) async fn register(
     state: web::Data<AppState>,
     client: Client,
     body: Json<RegisterRequest>,
@@ -123,7 +154,14 @@ async fn register(
         .json(UserResponse::from(user)))
 }
 
-async fn login(
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "auth",
+    request_body = LoginRequest,
+    responses((status = 200, description = "A token pair", body = TokenResponse), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(crate) async fn login(
     state: web::Data<AppState>,
     client: Client,
     body: Json<LoginRequest>,
@@ -154,24 +192,56 @@ async fn login(
     }
 }
 
-async fn refresh(state: web::Data<AppState>, body: Json<RefreshRequest>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/refresh",
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses((status = 200, description = "A new token pair; the presented refresh token is spent", body = TokenResponse), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(crate) async fn refresh(
+    state: web::Data<AppState>,
+    body: Json<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
     let pair = state.accounts.refresh(&body.0.refresh_token).await?;
     Ok(token_response(&state, pair))
 }
 
-async fn logout(state: web::Data<AppState>, who: Authenticated) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    tag = "auth",
+    responses((status = 204, description = "The session ended"), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn logout(state: web::Data<AppState>, who: Authenticated) -> Result<HttpResponse, ApiError> {
     state.accounts.logout(who.0).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn me(state: web::Data<AppState>, who: Authenticated) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/me",
+    tag = "auth",
+    responses((status = 200, description = "The current user", body = UserResponse), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn me(state: web::Data<AppState>, who: Authenticated) -> Result<HttpResponse, ApiError> {
     let user = state.accounts.current_user(who.0).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(UserResponse::from(user)))
 }
 
-async fn change_password(
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/password",
+    tag = "auth",
+    request_body = ChangePasswordRequest,
+    responses((status = 204, description = "Changed; every session ended"), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn change_password(
     state: web::Data<AppState>,
     who: Authenticated,
     client: Client,
@@ -184,7 +254,15 @@ async fn change_password(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn delete_me(
+#[utoipa::path(
+    delete,
+    path = "/api/v1/auth/me",
+    tag = "auth",
+    request_body = DeleteAccountRequest,
+    responses((status = 204, description = "The account and everything it owned are deleted"), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn delete_me(
     state: web::Data<AppState>,
     who: Authenticated,
     client: Client,

@@ -20,25 +20,31 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/ack").route(web::post().to(ack)));
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct HeartbeatRequest {
+pub(crate) struct HeartbeatRequest {
+    #[schema(max_length = 32, example = "2.1.0")]
     ea_version: Option<String>,
+    #[schema(minimum = 0, maximum = 1000000, example = 4410)]
     terminal_build: Option<i64>,
+    #[schema(max_length = 128, example = "Example Broker Ltd")]
     broker: Option<String>,
+    #[schema(minimum = 0, example = 51234567)]
     account_login: Option<i64>,
+    #[schema(maximum = 1e15, minimum = -1e15, example = 10250.75)]
     balance: Option<f64>,
+    #[schema(maximum = 1e15, minimum = -1e15, example = 10100.5)]
     equity: Option<f64>,
 }
 
-#[derive(Debug, Serialize)]
-struct ServerTime {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ServerTime {
     /// The server's Unix time, for clock correction.
     server_time: i64,
 }
 
-#[derive(Debug, Serialize)]
-struct ConfigResponse {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ConfigResponse {
     poll_interval_seconds: u64,
     long_poll_max_seconds: u64,
     server_time: i64,
@@ -46,7 +52,18 @@ struct ConfigResponse {
     name: String,
 }
 
-async fn heartbeat(state: web::Data<AppState>, signed: SignedDevice) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    post,
+    path = "/api/v1/device/heartbeat",
+    tag = "device",
+    request_body = HeartbeatRequest,
+    responses((status = 200, description = "Stored", body = ServerTime), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("device_signature" = []))
+)]
+pub(crate) async fn heartbeat(
+    state: web::Data<AppState>,
+    signed: SignedDevice,
+) -> Result<HttpResponse, ApiError> {
     let body: HeartbeatRequest = signed.json()?;
     let input = HeartbeatInput {
         ea_version: body.ea_version,
@@ -62,7 +79,17 @@ async fn heartbeat(state: web::Data<AppState>, signed: SignedDevice) -> Result<H
     }))
 }
 
-async fn config(state: web::Data<AppState>, signed: SignedDevice) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/device/config",
+    tag = "device",
+    responses((status = 200, description = "The device's settings", body = ConfigResponse), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("device_signature" = []))
+)]
+pub(crate) async fn config(
+    state: web::Data<AppState>,
+    signed: SignedDevice,
+) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(ConfigResponse {
         poll_interval_seconds: state.device_api.poll_interval_seconds,
         long_poll_max_seconds: state.device_api.long_poll_max_seconds,
@@ -72,20 +99,31 @@ async fn config(state: web::Data<AppState>, signed: SignedDevice) -> Result<Http
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct PollQuery {
+pub(crate) struct PollQuery {
+    #[param(pattern = "^[0-9]+$", example = "10")]
     limit: Option<String>,
+    #[param(pattern = "^[0-9]+$", example = "25")]
     wait: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct PollResponse {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct PollResponse {
     signals: Vec<OrderResponse>,
     server_time: i64,
 }
 
-async fn poll(
+#[utoipa::path(
+    get,
+    path = "/api/v1/device/poll",
+    tag = "device",
+    params(PollQuery),
+    responses((status = 200, description = "Pending signals, oldest first", body = PollResponse), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("device_signature" = []))
+)]
+pub(crate) async fn poll(
     state: web::Data<AppState>,
     signed: SignedDevice,
     query: web::Query<PollQuery>,
@@ -102,18 +140,23 @@ async fn poll(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AckRequest {
+pub(crate) struct AckRequest {
+    #[schema(format = "uuid", example = "0192f5e4-7c1a-7b3e-9a51-3c2d4e5f6a7b")]
     signal_id: String,
+    #[schema(pattern = "^(executed|rejected|failed)$", example = "executed")]
     outcome: String,
+    #[schema(minimum = 0, example = 4812)]
     ticket: Option<i64>,
+    #[schema(exclusive_minimum = 0, example = 1.0851)]
     fill_price: Option<f64>,
+    #[schema(max_length = 512)]
     message: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct AckResponse {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct AckResponse {
     signal_id: String,
     outcome: &'static str,
     ticket: Option<i64>,
@@ -122,7 +165,15 @@ struct AckResponse {
     acknowledged_at: chrono::DateTime<Utc>,
 }
 
-async fn ack(state: web::Data<AppState>, signed: SignedDevice) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    post,
+    path = "/api/v1/device/ack",
+    tag = "device",
+    request_body = AckRequest,
+    responses((status = 200, description = "The acknowledgement (the first one, on a repeat)", body = AckResponse), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("device_signature" = []))
+)]
+pub(crate) async fn ack(state: web::Data<AppState>, signed: SignedDevice) -> Result<HttpResponse, ApiError> {
     let body: AckRequest = signed.json()?;
     let input = AckInput {
         signal_id: body.signal_id,

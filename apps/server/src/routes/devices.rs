@@ -27,28 +27,34 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/{id}/rotate-secret").route(web::post().to(rotate_secret)));
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NameRequest {
+pub(crate) struct NameRequest {
+    #[schema(min_length = 1, max_length = 64, example = "London VPS")]
     name: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RotateRequest {
+pub(crate) struct RotateRequest {
+    #[schema(minimum = 0, maximum = 86400, example = 600)]
     grace_seconds: Option<i64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+pub(crate) struct ListQuery {
+    #[param(pattern = "^(active|revoked)$", example = "active")]
     status: Option<String>,
+    #[param(pattern = "^[0-9]+$", example = "50")]
     limit: Option<String>,
+    #[param(example = "660e48b0ec25d.01a20542519a7459b239fe5225f79297")]
     cursor: Option<String>,
 }
 
 /// A device as its owner sees it: never its secret.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct DeviceResponse {
     id: Uuid,
     name: String,
@@ -65,8 +71,8 @@ pub(crate) struct DeviceResponse {
     heartbeat: Option<HeartbeatResponse>,
 }
 
-#[derive(Debug, Serialize)]
-struct HeartbeatResponse {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct HeartbeatResponse {
     received_at: DateTime<Utc>,
     ea_version: Option<String>,
     terminal_build: Option<u32>,
@@ -103,15 +109,15 @@ impl From<Device> for DeviceResponse {
 }
 
 /// The one response that carries a secret.
-#[derive(Debug, Serialize)]
-struct DeviceWithSecretResponse {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct DeviceWithSecretResponse {
     device: DeviceResponse,
     /// Shown once: store it in the EA now; it cannot be retrieved later.
     secret: String,
 }
 
-#[derive(Debug, Serialize)]
-struct DeviceList {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct DeviceList {
     items: Vec<DeviceResponse>,
     /// Pass as `cursor` for the next page; `null` on the last page.
     next_cursor: Option<String>,
@@ -128,7 +134,15 @@ fn device_id(raw: &str) -> Result<DeviceId, ApiError> {
     path_id(raw, "device").map(DeviceId::from_uuid)
 }
 
-async fn register(
+#[utoipa::path(
+    post,
+    path = "/api/v1/devices",
+    tag = "devices",
+    request_body = NameRequest,
+    responses((status = 201, description = "The device and its secret, shown this once", body = DeviceWithSecretResponse), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn register(
     state: web::Data<AppState>,
     who: Authenticated,
     client: Client,
@@ -145,7 +159,15 @@ async fn register(
         .json(with_secret(created)))
 }
 
-async fn list(
+#[utoipa::path(
+    get,
+    path = "/api/v1/devices",
+    tag = "devices",
+    params(ListQuery),
+    responses((status = 200, description = "The caller's devices, newest first", body = DeviceList), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn list(
     state: web::Data<AppState>,
     who: Authenticated,
     query: web::Query<ListQuery>,
@@ -166,7 +188,15 @@ async fn list(
     }))
 }
 
-async fn get(
+#[utoipa::path(
+    get,
+    path = "/api/v1/devices/{id}",
+    tag = "devices",
+    params(("id" = String, Path, description = "Device id (UUID)")),
+    responses((status = 200, description = "The device", body = DeviceResponse), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn get(
     state: web::Data<AppState>,
     who: Authenticated,
     id: web::Path<String>,
@@ -175,7 +205,16 @@ async fn get(
     Ok(HttpResponse::Ok().json(DeviceResponse::from(device)))
 }
 
-async fn rename(
+#[utoipa::path(
+    patch,
+    path = "/api/v1/devices/{id}",
+    tag = "devices",
+    params(("id" = String, Path, description = "Device id (UUID)")),
+    request_body = NameRequest,
+    responses((status = 200, description = "The renamed device", body = DeviceResponse), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn rename(
     state: web::Data<AppState>,
     who: Authenticated,
     client: Client,
@@ -190,7 +229,15 @@ async fn rename(
     Ok(HttpResponse::Ok().json(DeviceResponse::from(device)))
 }
 
-async fn revoke(
+#[utoipa::path(
+    post,
+    path = "/api/v1/devices/{id}/revoke",
+    tag = "devices",
+    params(("id" = String, Path, description = "Device id (UUID)")),
+    responses((status = 204, description = "Revoked, permanently"), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn revoke(
     state: web::Data<AppState>,
     who: Authenticated,
     client: Client,
@@ -203,7 +250,16 @@ async fn revoke(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn rotate_secret(
+#[utoipa::path(
+    post,
+    path = "/api/v1/devices/{id}/rotate-secret",
+    tag = "devices",
+    params(("id" = String, Path, description = "Device id (UUID)")),
+    request_body = Option<RotateRequest>,
+    responses((status = 200, description = "The device and its new secret, shown this once", body = DeviceWithSecretResponse), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn rotate_secret(
     state: web::Data<AppState>,
     who: Authenticated,
     client: Client,

@@ -7,20 +7,24 @@ use crate::problem::{ApiError, ProblemKind};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/.well-known/jwks.json").route(web::get().to(jwks)))
+    cfg.service(resource("/api/openapi.json").route(web::get().to(crate::openapi::serve)))
+        .service(crate::openapi::docs_ui())
+        .service(resource("/.well-known/jwks.json").route(web::get().to(jwks)))
         .service(resource("/healthz").route(web::get().to(healthz)))
         .service(resource("/readyz").route(web::get().to(readyz)))
         .service(resource("/metrics").route(web::get().to(metrics)));
 }
 
 /// The process is alive and serving.
-async fn healthz() -> HttpResponse {
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process is alive")))]
+pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
 /// Ready for traffic: the database is reachable and migrated, and Redis
 /// (when configured) answers. 503 names what failed.
-async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Ready: database reachable and migrated, Redis (if configured) reachable"), (status = 503, description = "Not ready; the failing dependency is named", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+pub(crate) async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let mut checks = serde_json::Map::new();
     let mut failed = Vec::new();
     match eagate_postgres::migrate::check_ready(&state.pool).await {
@@ -55,7 +59,8 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 }
 
 /// Prometheus text format. Pool and long-poll gauges are sampled now.
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let status = state.pool.status();
     metrics::gauge!("db_pool_connections", "state" => "size").set(status.size as f64);
     metrics::gauge!("db_pool_connections", "state" => "available").set(status.available as f64);
@@ -71,7 +76,8 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 
 /// The JWK set with the Ed25519 public key access tokens are signed with,
 /// so other services can verify them without calling eagate.
-async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth", responses((status = 200, description = "The JWK set with the Ed25519 key that signs access tokens")))]
+pub(crate) async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "public, max-age=300"))
         .json(&state.jwks)

@@ -1,11 +1,11 @@
 //! HTTP routes: DTOs in, use case, DTOs out. No business rules here.
 
-mod audit;
-mod auth;
-mod device_api;
-mod devices;
-mod meta;
-mod signals;
+pub(crate) mod audit;
+pub(crate) mod auth;
+pub(crate) mod device_api;
+pub(crate) mod devices;
+pub(crate) mod meta;
+pub(crate) mod signals;
 
 use actix_web::{HttpResponse, web};
 

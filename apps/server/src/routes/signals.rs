@@ -22,30 +22,41 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/{id}/cancel").route(web::post().to(cancel)));
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PublishRequest {
+pub(crate) struct PublishRequest {
+    #[schema(pattern = "^[A-Za-z0-9._#-]{1,32}$", example = "EURUSD")]
     instrument: String,
+    #[schema(pattern = "^(buy|sell)$", example = "buy")]
     side: String,
+    #[schema(pattern = "^(market|limit|stop)$", example = "limit")]
     order_type: String,
+    #[schema(exclusive_minimum = 0, maximum = 1000, example = 0.25)]
     volume: f64,
+    #[schema(exclusive_minimum = 0, example = 1.085)]
     entry_price: Option<f64>,
+    #[schema(exclusive_minimum = 0, example = 1.08)]
     stop_loss: Option<f64>,
+    #[schema(exclusive_minimum = 0, example = 1.095)]
     take_profit: Option<f64>,
+    #[schema(max_length = 256, example = "breakout")]
     comment: Option<String>,
     expires_at: Option<DateTime<Utc>>,
+    #[schema(max_items = 1000, min_items = 1)]
     device_ids: Option<Vec<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+pub(crate) struct ListQuery {
+    #[param(pattern = "^[0-9]+$", example = "50")]
     limit: Option<String>,
     cursor: Option<String>,
 }
 
 /// The order fields of a signal, as devices and owners see them.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct OrderResponse {
     id: Uuid,
     instrument: String,
@@ -78,8 +89,8 @@ impl From<&Signal> for OrderResponse {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct DeliveryResponse {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct DeliveryResponse {
     device_id: Uuid,
     /// pending, delivered, acknowledged, expired or cancelled.
     status: &'static str,
@@ -91,8 +102,8 @@ struct DeliveryResponse {
     message: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct SignalResponse {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct SignalResponse {
     #[serde(flatten)]
     order: OrderResponse,
     cancelled_at: Option<DateTime<Utc>>,
@@ -117,8 +128,8 @@ fn render(s: &SignalWithDeliveries, now: DateTime<Utc>) -> SignalResponse {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct SignalList {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct SignalList {
     items: Vec<SignalResponse>,
     next_cursor: Option<String>,
 }
@@ -151,7 +162,16 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     }
 }
 
-async fn publish(
+#[utoipa::path(
+    post,
+    path = "/api/v1/signals",
+    tag = "signals",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried publish return the first result")),
+    request_body = PublishRequest,
+    responses((status = 201, description = "The signal with one delivery per targeted device (also for an idempotent replay)", body = SignalResponse), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn publish(
     req: HttpRequest,
     state: web::Data<AppState>,
     who: Authenticated,
@@ -182,7 +202,15 @@ async fn publish(
         .json(render(&signal, state.signals.now())))
 }
 
-async fn list(
+#[utoipa::path(
+    get,
+    path = "/api/v1/signals",
+    tag = "signals",
+    params(ListQuery),
+    responses((status = 200, description = "The caller's signals, newest first", body = SignalList), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn list(
     state: web::Data<AppState>,
     who: Authenticated,
     query: web::Query<ListQuery>,
@@ -199,7 +227,15 @@ async fn list(
     }))
 }
 
-async fn get(
+#[utoipa::path(
+    get,
+    path = "/api/v1/signals/{id}",
+    tag = "signals",
+    params(("id" = String, Path, description = "Signal id (UUID)")),
+    responses((status = 200, description = "The signal and its deliveries", body = SignalResponse), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn get(
     state: web::Data<AppState>,
     who: Authenticated,
     id: web::Path<String>,
@@ -208,7 +244,15 @@ async fn get(
     Ok(HttpResponse::Ok().json(render(&signal, state.signals.now())))
 }
 
-async fn cancel(
+#[utoipa::path(
+    post,
+    path = "/api/v1/signals/{id}/cancel",
+    tag = "signals",
+    params(("id" = String, Path, description = "Signal id (UUID)")),
+    responses((status = 200, description = "The cancelled signal", body = SignalResponse), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn cancel(
     state: web::Data<AppState>,
     who: Authenticated,
     id: web::Path<String>,
