@@ -54,3 +54,7 @@ db-stop:
 # Regenerate docs/openapi.json from the code (a test fails when it is stale).
 openapi:
     cargo run -q -p eagate-server -- openapi > docs/openapi.json
+
+# Contract tests: schemathesis against a live server (installs it from PyPI).
+contract:
+    scripts/contract-test.sh

@@ -191,8 +191,24 @@ impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJson<T> {
         if empty {
             return Box::pin(async { Ok(Self(T::default())) });
         }
-        let json = Json::<T>::from_request(req, payload);
-        Box::pin(async move { json.await.map(|Json(v)| Self(v)) })
+        let req = req.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if !is_json(&req) {
+                return Err(ApiError::new(
+                    ProblemKind::UnsupportedMediaType,
+                    "Send the body as JSON with `Content-Type: application/json`, or send no body.",
+                ));
+            }
+            let limit = req.app_data::<BodyLimit>().copied().unwrap_or_default().0;
+            let body = read_body(&req, &mut payload, limit).await?;
+            // An empty body or JSON `null` means "no body".
+            if body.trim_ascii().is_empty() || body.trim_ascii() == b"null" {
+                return Ok(Self(T::default()));
+            }
+            require_object(&body)?;
+            parse_json(&body).map(Self)
+        })
     }
 }
 

@@ -13,13 +13,14 @@ use crate::problem::ApiError;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("").route(web::get().to(list)));
+    cfg.service(resource("", "GET").route(web::get().to(list)));
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AuditQuery {
+    #[param(pattern = "^[0-9]+$", example = "50")]
     limit: Option<String>,
     cursor: Option<String>,
 }

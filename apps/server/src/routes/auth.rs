@@ -15,13 +15,13 @@ use crate::problem::ApiError;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/register").route(web::post().to(register)))
-        .service(resource("/login").route(web::post().to(login)))
-        .service(resource("/refresh").route(web::post().to(refresh)))
-        .service(resource("/logout").route(web::post().to(logout)))
-        .service(resource("/password").route(web::post().to(change_password)))
+    cfg.service(resource("/register", "POST").route(web::post().to(register)))
+        .service(resource("/login", "POST").route(web::post().to(login)))
+        .service(resource("/refresh", "POST").route(web::post().to(refresh)))
+        .service(resource("/logout", "POST").route(web::post().to(logout)))
+        .service(resource("/password", "POST").route(web::post().to(change_password)))
         .service(
-            resource("/me")
+            resource("/me", "GET, DELETE")
                 .route(web::get().to(me))
                 .route(web::delete().to(delete_me)),
         );

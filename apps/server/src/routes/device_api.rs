@@ -14,10 +14,10 @@ use crate::routes::signals::OrderResponse;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/heartbeat").route(web::post().to(heartbeat)))
-        .service(resource("/config").route(web::get().to(config)))
-        .service(resource("/poll").route(web::get().to(poll)))
-        .service(resource("/ack").route(web::post().to(ack)));
+    cfg.service(resource("/heartbeat", "POST").route(web::post().to(heartbeat)))
+        .service(resource("/config", "GET").route(web::get().to(config)))
+        .service(resource("/poll", "GET").route(web::get().to(poll)))
+        .service(resource("/ack", "POST").route(web::post().to(ack)));
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

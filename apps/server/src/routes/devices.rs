@@ -14,17 +14,17 @@ use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        resource("")
+        resource("", "POST, GET")
             .route(web::post().to(register))
             .route(web::get().to(list)),
     )
     .service(
-        resource("/{id}")
+        resource("/{id}", "GET, PATCH")
             .route(web::get().to(get))
             .route(web::patch().to(rename)),
     )
-    .service(resource("/{id}/revoke").route(web::post().to(revoke)))
-    .service(resource("/{id}/rotate-secret").route(web::post().to(rotate_secret)));
+    .service(resource("/{id}/revoke", "POST").route(web::post().to(revoke)))
+    .service(resource("/{id}/rotate-secret", "POST").route(web::post().to(rotate_secret)));
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

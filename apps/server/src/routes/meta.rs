@@ -7,12 +7,12 @@ use crate::problem::{ApiError, ProblemKind};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/api/openapi.json").route(web::get().to(crate::openapi::serve)))
+    cfg.service(resource("/api/openapi.json", "GET").route(web::get().to(crate::openapi::serve)))
         .service(crate::openapi::docs_ui())
-        .service(resource("/.well-known/jwks.json").route(web::get().to(jwks)))
-        .service(resource("/healthz").route(web::get().to(healthz)))
-        .service(resource("/readyz").route(web::get().to(readyz)))
-        .service(resource("/metrics").route(web::get().to(metrics)));
+        .service(resource("/.well-known/jwks.json", "GET").route(web::get().to(jwks)))
+        .service(resource("/healthz", "GET").route(web::get().to(healthz)))
+        .service(resource("/readyz", "GET").route(web::get().to(readyz)))
+        .service(resource("/metrics", "GET").route(web::get().to(metrics)));
 }
 
 /// The process is alive and serving.

@@ -50,18 +50,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .default_service(web::to(not_found));
 }
 
-/// A resource that answers unknown methods with a 405 problem.
-pub(crate) fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
+/// A resource that answers other methods than `allow` with a 405 problem
+/// and an `Allow` header (RFC 9110).
+pub(crate) fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move || async move {
+        let response: Result<HttpResponse, ApiError> = Err(ApiError::new(
+            ProblemKind::MethodNotAllowed,
+            format!("This resource supports only: {allow}."),
+        )
+        .with_header(
+            actix_web::http::header::ALLOW,
+            actix_web::http::header::HeaderValue::from_static(allow),
+        ));
+        response
+    }))
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::new(ProblemKind::NotFound, "No such resource."))
-}
-
-async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
-        ProblemKind::MethodNotAllowed,
-        "This resource does not support this method.",
-    ))
 }

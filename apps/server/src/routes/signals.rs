@@ -14,12 +14,12 @@ use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        resource("")
+        resource("", "POST, GET")
             .route(web::post().to(publish))
             .route(web::get().to(list)),
     )
-    .service(resource("/{id}").route(web::get().to(get)))
-    .service(resource("/{id}/cancel").route(web::post().to(cancel)));
+    .service(resource("/{id}", "GET").route(web::get().to(get)))
+    .service(resource("/{id}/cancel", "POST").route(web::post().to(cancel)));
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -42,7 +42,7 @@ pub(crate) struct PublishRequest {
     #[schema(max_length = 256, example = "breakout")]
     comment: Option<String>,
     expires_at: Option<DateTime<Utc>>,
-    #[schema(max_items = 1000, min_items = 1)]
+    #[schema(max_items = 1000, min_items = 1, value_type = Option<Vec<uuid::Uuid>>)]
     device_ids: Option<Vec<String>>,
 }
 
