@@ -4,6 +4,7 @@
 mod auth;
 mod bad_input;
 mod device_auth;
+mod device_contract;
 mod devices;
 mod helpers;
 mod protection;
