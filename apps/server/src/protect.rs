@@ -211,10 +211,6 @@ pub fn security_headers(tls: bool) -> actix_web::middleware::DefaultHeaders {
         .add((header::X_FRAME_OPTIONS, "DENY"))
         .add((header::REFERRER_POLICY, "no-referrer"))
         .add((
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; frame-ancestors 'none'",
-        ))
-        .add((
             HeaderName::from_static("cross-origin-resource-policy"),
             "same-site",
         ))
@@ -226,4 +222,27 @@ pub fn security_headers(tls: bool) -> actix_web::middleware::DefaultHeaders {
         ));
     }
     headers
+}
+
+/// The API's responses are data: nothing may load. The `/docs` page is the
+/// one HTML page, served with its own files, so it gets a policy that allows
+/// exactly those.
+const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+const DOCS_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+                        script-src 'self'; connect-src 'self'; frame-ancestors 'none'";
+
+/// Middleware: the Content-Security-Policy for the path.
+pub async fn content_security_policy(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
+    let docs = req.path().starts_with("/docs");
+    let mut response = next.call(req).await?;
+    if !response.headers().contains_key(header::CONTENT_SECURITY_POLICY) {
+        let policy = if docs { DOCS_CSP } else { API_CSP };
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(policy));
+    }
+    Ok(response)
 }

@@ -278,6 +278,7 @@ impl Application {
                 .wrap(from_fn(crate::protect::header_limit))
                 .wrap(cors)
                 .wrap(crate::protect::security_headers(tls))
+                .wrap(from_fn(crate::protect::content_security_policy))
                 .wrap(
                     actix_web::middleware::ErrorHandlers::new()
                         .default_handler(crate::problem::problem_for_framework_errors),

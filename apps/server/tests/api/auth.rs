@@ -250,3 +250,40 @@ async fn request_ids_are_echoed_or_created() {
     let id = response.headers()["x-request-id"].to_str().unwrap();
     assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
 }
+
+#[tokio::test]
+async fn the_openapi_document_and_docs_page_are_served() {
+    let app = spawn_app().await;
+    let served = app
+        .client
+        .get(format!("{}/api/openapi.json", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), StatusCode::OK);
+    let served: Value = served.json().await.unwrap();
+    let committed: Value = serde_json::from_str(include_str!("../../../../docs/openapi.json")).unwrap();
+    assert_eq!(served, committed);
+    assert_eq!(served["openapi"], "3.1.0");
+    let page = app
+        .client
+        .get(format!("{}/docs/", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-eval"),
+        "{csp}"
+    );
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("swagger-ui"),
+        "an interactive page, served from the binary"
+    );
+    assert!(!html.contains("cdn") && !html.contains("unpkg"), "no CDN");
+}
