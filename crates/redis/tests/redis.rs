@@ -9,7 +9,7 @@ use eagate_redis::{RedisConnection, RedisNonceStore, RedisRateLimiter};
 use uuid::Uuid;
 
 fn url() -> String {
-    std::env::var("EAGATE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+    eagate_testkit::redis_url()
 }
 
 /// Fails the test with a clear message when no Redis is reachable.

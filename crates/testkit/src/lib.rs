@@ -282,3 +282,41 @@ mod tests {
         assert_eq!(url_for("postgres://u@h:5432", "x"), "postgres://u@h:5432/x");
     }
 }
+
+/// The Redis tests use: `EAGATE_TEST_REDIS_URL`, else 127.0.0.1:6379 —
+/// started here (`redis-server --daemonize yes`, nothing persisted) when it
+/// is installed but not running. Panics with what is missing otherwise.
+pub fn redis_url() -> String {
+    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(url) = std::env::var("EAGATE_TEST_REDIS_URL") {
+            return url;
+        }
+        let addr = SocketAddr::from(([127, 0, 0, 1], 6379));
+        let up = || TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok();
+        if !up() {
+            let dir = std::env::temp_dir().join("eagate-test-redis");
+            let _ = std::fs::create_dir_all(&dir);
+            let started = std::process::Command::new("redis-server")
+                .args(["--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379", "--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(&dir)
+                .status();
+            if started.is_err() {
+                panic!(
+                    "these tests need Redis: nothing listens on 127.0.0.1:6379 and `redis-server` is not installed \
+                     (apt-get install redis-server), or set EAGATE_TEST_REDIS_URL"
+                );
+            }
+            for _ in 0..50 {
+                if up() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            assert!(up(), "started redis-server, but 127.0.0.1:6379 does not answer");
+        }
+        "redis://127.0.0.1:6379".to_owned()
+    })
+    .clone()
+}

@@ -533,7 +533,7 @@ async fn heartbeat_bodies_are_validated() {
 #[tokio::test]
 async fn two_instances_sharing_redis_refuse_a_replay_across_them() {
     let app = spawn_app_with(&[
-        ("EAGATE_REDIS_URL", "redis://127.0.0.1:6379"),
+        ("EAGATE_REDIS_URL", &eagate_testkit::redis_url()),
         (
             "EAGATE_REDIS_KEY_PREFIX",
             &format!("eagate-test:{}:", Uuid::new_v4().simple()),

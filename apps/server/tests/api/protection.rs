@@ -202,7 +202,7 @@ async fn rate_limits_can_be_switched_off() {
 async fn instances_sharing_redis_share_rate_limits() {
     let prefix = format!("eagate-test:{}:", uuid::Uuid::new_v4().simple());
     let app = limited(&[
-        ("EAGATE_REDIS_URL", "redis://127.0.0.1:6379"),
+        ("EAGATE_REDIS_URL", &eagate_testkit::redis_url()),
         ("EAGATE_REDIS_KEY_PREFIX", &prefix),
         ("EAGATE_RATE_LIMIT_PER_IP_PER_MINUTE", "2"),
     ])
