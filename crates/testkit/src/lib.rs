@@ -265,24 +265,6 @@ impl Drop for TestDatabase {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::url_for;
-
-    #[test]
-    fn url_for_replaces_only_the_database() {
-        assert_eq!(
-            url_for("postgres://u@h:5432/postgres", "x"),
-            "postgres://u@h:5432/x"
-        );
-        assert_eq!(
-            url_for("postgres://u@h:5432/postgres?sslmode=disable", "x"),
-            "postgres://u@h:5432/x?sslmode=disable"
-        );
-        assert_eq!(url_for("postgres://u@h:5432", "x"), "postgres://u@h:5432/x");
-    }
-}
-
 /// The Redis tests use: `EAGATE_TEST_REDIS_URL`, else 127.0.0.1:6379 —
 /// started here (`redis-server --daemonize yes`, nothing persisted) when it
 /// is installed but not running. Panics with what is missing otherwise.
@@ -319,4 +301,22 @@ pub fn redis_url() -> String {
         "redis://127.0.0.1:6379".to_owned()
     })
     .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_for;
+
+    #[test]
+    fn url_for_replaces_only_the_database() {
+        assert_eq!(
+            url_for("postgres://u@h:5432/postgres", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(
+            url_for("postgres://u@h:5432/postgres?sslmode=disable", "x"),
+            "postgres://u@h:5432/x?sslmode=disable"
+        );
+        assert_eq!(url_for("postgres://u@h:5432", "x"), "postgres://u@h:5432/x");
+    }
 }
