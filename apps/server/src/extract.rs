@@ -109,7 +109,7 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 
 fn json_problem(path: String, error: &serde_json::Error) -> ApiError {
     use serde_json::error::Category;
-    let message = strip_position(&error.to_string());
+    let message = without_values(&strip_position(&error.to_string()));
     let (field, code) = match error.classify() {
         Category::Data if path != "." => (path, "invalid_value"),
         Category::Data => ("(body)".to_owned(), "invalid_value"),
@@ -141,6 +141,21 @@ fn require_object(body: &[u8]) -> Result<(), ApiError> {
             message: "expected a JSON object".to_owned(),
         }])),
     }
+}
+
+/// serde's type errors quote the value they got (`invalid type: string
+/// "hunter2…", expected …`); the value may be a password in the wrong
+/// place, so only its kind is kept.
+fn without_values(message: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(prefix)
+            && let Some((got, expected)) = rest.split_once(", expected ")
+        {
+            let kind = got.split(['`', '"']).next().unwrap_or(got).trim();
+            return format!("{prefix}{kind}, expected {expected}");
+        }
+    }
+    message.to_owned()
 }
 
 /// serde_json appends " at line L column C"; keep the message readable.
@@ -294,6 +309,22 @@ mod tests {
         let e = parse_json::<Body>(body.as_bytes()).unwrap_err();
         assert_eq!(e.kind(), ProblemKind::MalformedBody);
         format!("{e:?}")
+    }
+
+    #[test]
+    fn json_errors_never_repeat_the_value() {
+        let e = parse_json::<Body>(br#"{"name":"hunter2-secret","count":"also-secret"}"#).unwrap_err();
+        let e = format!("{e:?}");
+        assert!(!e.contains("also-secret"), "{e}");
+        assert!(e.contains("invalid type: string, expected u32"), "{e}");
+        let e = format!(
+            "{:?}",
+            parse_json::<Body>(br#"{"name":12345678901234,"count":1}"#).unwrap_err()
+        );
+        assert!(
+            !e.contains("12345678901234") && e.contains("invalid type: integer, expected"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -23,7 +23,13 @@ impl Cursor {
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         let invalid = || FieldError::new("cursor", "invalid", "is not a cursor returned by this API");
         let (micros, id) = raw.split_once('.').ok_or_else(invalid)?;
-        if micros.is_empty() || micros.len() > 16 || id.len() != 32 {
+        // Only what `Display` writes: lowercase hex digits, no sign (a
+        // negative time could even lie outside what the database stores).
+        let hex = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        };
+        if micros.is_empty() || micros.len() > 15 || id.len() != 32 || !hex(micros) || !hex(id) {
             return Err(invalid());
         }
         let micros = i64::from_str_radix(micros, 16).map_err(|_| invalid())?;
@@ -131,9 +137,25 @@ mod tests {
         assert_eq!(last.next, None);
     }
 
+    #[test]
+    fn cursors_are_only_what_display_writes() {
+        let id = "01a20542519a7459b239fe5225f79297";
+        assert!(Cursor::parse(&format!("660e48b0ec25d.{id}")).is_ok());
+        for bad in [
+            format!("-fffffffffffffff.{id}"),
+            format!("+660e48b0ec25d.{id}"),
+            format!("660E48B0EC25D.{id}"),
+            format!("7fffffffffffffff.{id}"),
+            format!("660e48b0ec25d.{}", id.to_uppercase()),
+            format!("660e48b0ec25d.{{{}}}", &id[..30]),
+        ] {
+            assert!(Cursor::parse(&bad).is_err(), "{bad}");
+        }
+    }
+
     proptest! {
         #[test]
-        fn cursor_round_trips(micros in 0i64..4_000_000_000_000_000, id in any::<u128>()) {
+        fn cursor_round_trips(micros in 0i64..8_000_000_000_000_000, id in any::<u128>()) {
             let c = Cursor::new(DateTime::from_timestamp_micros(micros).unwrap(), Uuid::from_u128(id));
             prop_assert_eq!(Cursor::parse(&c.to_string()).unwrap(), c);
         }

@@ -533,3 +533,38 @@ async fn the_sdk_reference_loop_executes_and_acknowledges() {
         assert_eq!(delivery(&seen, device_id)["status"], "acknowledged");
     }
 }
+
+#[tokio::test]
+async fn malformed_idempotency_keys_are_refused() {
+    let app = spawn_app().await;
+    let (token, _) = owner_with_devices(&app, "keys", 1).await;
+    for key in ["k".repeat(129), "with space".to_owned()] {
+        let response = app
+            .client
+            .post(app.url("/signals"))
+            .bearer_auth(&token)
+            .header("idempotency-key", key.as_str())
+            .json(&market_buy())
+            .send()
+            .await
+            .unwrap();
+        let problem = assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "validation-failed").await;
+        assert_eq!(error_fields(&problem), ["Idempotency-Key"], "{key}");
+    }
+    let response = app
+        .client
+        .post(app.url("/signals"))
+        .bearer_auth(&token)
+        .header("idempotency-key", "one")
+        .header("idempotency-key", "two")
+        .json(&market_buy())
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, StatusCode::BAD_REQUEST, "malformed-header").await;
+    let list: Value = app.get_auth("/signals", &token).await.json().await.unwrap();
+    assert!(
+        list["items"].as_array().unwrap().is_empty(),
+        "nothing was published"
+    );
+}
