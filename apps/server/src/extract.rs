@@ -166,6 +166,28 @@ fn strip_position(message: &str) -> String {
     }
 }
 
+fn not_json(hint: &str) -> ApiError {
+    ApiError::new(
+        ProblemKind::UnsupportedMediaType,
+        format!("Send the body as JSON with `Content-Type: application/json`{hint}."),
+    )
+}
+
+/// A request's JSON body: content type checked, size limited, read once.
+async fn json_bytes(req: &HttpRequest, payload: &mut Payload, hint: &str) -> Result<Vec<u8>, ApiError> {
+    if !is_json(req) {
+        return Err(not_json(hint));
+    }
+    let limit = req.app_data::<BodyLimit>().copied().unwrap_or_default().0;
+    read_body(req, payload, limit).await
+}
+
+/// Parses a body that must be a JSON object.
+fn parse_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    require_object(body)?;
+    parse_json(body)
+}
+
 impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
@@ -173,18 +195,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let req = req.clone();
         let mut payload = payload.take();
-        Box::pin(async move {
-            if !is_json(&req) {
-                return Err(ApiError::new(
-                    ProblemKind::UnsupportedMediaType,
-                    "Send the body as JSON with `Content-Type: application/json`.",
-                ));
-            }
-            let limit = req.app_data::<BodyLimit>().copied().unwrap_or_default().0;
-            let body = read_body(&req, &mut payload, limit).await?;
-            require_object(&body)?;
-            parse_json(&body).map(Json)
-        })
+        Box::pin(async move { parse_object(&json_bytes(&req, &mut payload, "").await?).map(Json) })
     }
 }
 
@@ -209,20 +220,12 @@ impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJson<T> {
         let req = req.clone();
         let mut payload = payload.take();
         Box::pin(async move {
-            if !is_json(&req) {
-                return Err(ApiError::new(
-                    ProblemKind::UnsupportedMediaType,
-                    "Send the body as JSON with `Content-Type: application/json`, or send no body.",
-                ));
-            }
-            let limit = req.app_data::<BodyLimit>().copied().unwrap_or_default().0;
-            let body = read_body(&req, &mut payload, limit).await?;
+            let body = json_bytes(&req, &mut payload, ", or send no body").await?;
             // An empty body or JSON `null` means "no body".
             if body.trim_ascii().is_empty() || body.trim_ascii() == b"null" {
                 return Ok(Self(T::default()));
             }
-            require_object(&body)?;
-            parse_json(&body).map(Self)
+            parse_object(&body).map(Self)
         })
     }
 }
@@ -352,13 +355,9 @@ impl SignedDevice {
     /// The body as JSON (`Content-Type: application/json`, an object).
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         if !self.json {
-            return Err(ApiError::new(
-                ProblemKind::UnsupportedMediaType,
-                "Send the body as JSON with `Content-Type: application/json`.",
-            ));
+            return Err(not_json(""));
         }
-        require_object(&self.body)?;
-        parse_json(&self.body)
+        parse_object(&self.body)
     }
 }
 

@@ -78,8 +78,19 @@ pub async fn resolve_database_url(settings: &Settings) -> Result<String, Startup
 
 /// The device use cases over `pool`, with the configured master keys.
 pub fn device_service(settings: &Settings, pool: PgPool) -> Result<crate::state::Devices, StartupError> {
-    let keyring = keys::load_master_keys(settings)?;
-    Ok(DeviceService::new(
+    Ok(device_service_with(
+        settings,
+        pool,
+        keys::load_master_keys(settings)?,
+    ))
+}
+
+fn device_service_with(
+    settings: &Settings,
+    pool: PgPool,
+    keyring: eagate_crypto::MasterKeyring,
+) -> crate::state::Devices {
+    DeviceService::new(
         PgDeviceRepository::new(pool),
         RandomDeviceSecrets,
         XChaChaSealer::new(keyring),
@@ -89,7 +100,7 @@ pub fn device_service(settings: &Settings, pool: PgPool) -> Result<crate::state:
             max_active_devices: settings.devices.max_active_per_account,
             ..DevicePolicy::default()
         },
-    ))
+    )
 }
 
 fn duration(d: std::time::Duration, what: &str) -> Result<chrono::Duration, StartupError> {
@@ -97,12 +108,12 @@ fn duration(d: std::time::Duration, what: &str) -> Result<chrono::Duration, Star
 }
 
 /// Signed-request authentication with the configured replay store.
-pub fn device_auth(
+fn device_auth(
     settings: &Settings,
     pool: PgPool,
     redis: Option<&eagate_redis::RedisConnection>,
+    keyring: eagate_crypto::MasterKeyring,
 ) -> Result<crate::state::DeviceAuth, StartupError> {
-    let keyring = keys::load_master_keys(settings)?;
     let replay = match redis {
         Some(connection) => {
             tracing::info!("replay protection shared through Redis");
@@ -198,7 +209,9 @@ impl Application {
                 refresh_token_ttl: ttl(settings.auth.refresh_token_ttl)?,
             },
         );
-        let devices = device_service(&settings, pool.clone())?;
+        // Read (and in development, maybe generate) the master keys once.
+        let keyring = keys::load_master_keys(&settings)?;
+        let devices = device_service_with(&settings, pool.clone(), keyring.clone());
         let redis = match &settings.redis.url {
             Some(url) => Some(eagate_redis::RedisConnection::new(
                 url.expose_secret(),
@@ -206,7 +219,7 @@ impl Application {
             )?),
             None => None,
         };
-        let device_auth = device_auth(&settings, pool.clone(), redis.as_ref())?;
+        let device_auth = device_auth(&settings, pool.clone(), redis.as_ref(), keyring)?;
         let limiter = match &redis {
             Some(connection) => crate::protect::Limiter::Redis(eagate_redis::RedisRateLimiter::new(
                 connection.clone(),

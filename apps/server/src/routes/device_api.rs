@@ -131,7 +131,7 @@ pub(crate) async fn poll(
     let q = query.into_inner();
     let signals = state
         .signals
-        .poll(signed.device.id, q.limit.as_deref(), q.wait.as_deref())
+        .poll(&signed.device, q.limit.as_deref(), q.wait.as_deref())
         .await?;
     metrics::counter!("signals_delivered_total").increment(signals.len() as u64);
     Ok(HttpResponse::Ok().json(PollResponse {

@@ -25,6 +25,7 @@ pub struct DeviceCredentials {
     /// The secret replaced by the last rotation and until when it works.
     pub previous: Option<(SealedSecret, DateTime<Utc>)>,
     pub last_seen_at: Option<DateTime<Utc>>,
+    pub last_poll_at: Option<DateTime<Utc>>,
 }
 
 /// A request as the device signed it.
@@ -46,6 +47,9 @@ pub struct AuthenticatedDevice {
     pub id: DeviceId,
     pub owner: UserId,
     pub name: DeviceName,
+    /// As read while authenticating: lets a poll skip a `last_poll_at`
+    /// write that is not due.
+    pub last_poll_at: Option<DateTime<Utc>>,
 }
 
 /// Why a device request was refused. Nothing here helps guess a secret:
@@ -230,6 +234,7 @@ where
             id,
             owner: device.owner,
             name: device.name,
+            last_poll_at: device.last_poll_at,
         })
     }
 }

@@ -8,7 +8,7 @@ use super::model::*;
 use super::ports::*;
 use crate::account::UserId;
 use crate::clock::Clock;
-use crate::device::{Activity, DeviceId, DeviceRepository};
+use crate::device::{Activity, AuthenticatedDevice, DeviceId, DeviceRepository};
 use crate::id::IdGenerator;
 use crate::pagination::{Page, PageRequest};
 use crate::validation::{FieldError, ValidationErrors};
@@ -235,13 +235,14 @@ where
     /// The device's pending signals, oldest first. With `wait` (seconds)
     /// and nothing pending, waits until a signal is published for the
     /// device — on any instance — or the wait ends.
-    #[instrument(skip_all, fields(device_id = %device))]
+    #[instrument(skip_all, fields(device_id = %caller.id))]
     pub async fn poll(
         &self,
-        device: DeviceId,
+        caller: &AuthenticatedDevice,
         limit: Option<&str>,
         wait: Option<&str>,
     ) -> Result<Vec<Signal>, PollError> {
+        let device = caller.id;
         let mut errors = ValidationErrors::new();
         let limit = match limit.map(str::parse::<u32>) {
             None => DEFAULT_POLL_LIMIT,
@@ -291,9 +292,13 @@ where
             let ids: Vec<SignalId> = signals.iter().map(|s| s.id).collect();
             self.signals.mark_delivered(device, &ids, now).await?;
         }
-        self.devices
-            .record_activity(device, Activity::Poll, now, self.policy.activity_interval)
-            .await?;
+        // Coalesced: no write when `last_poll_at` is within the interval.
+        let interval = self.policy.activity_interval;
+        if caller.last_poll_at.is_none_or(|last| now - last >= interval) {
+            self.devices
+                .record_activity(device, Activity::Poll, now, interval)
+                .await?;
+        }
         Ok(signals)
     }
 
@@ -386,6 +391,16 @@ mod tests {
         }
     }
 
+    /// A device as authentication hands it to `poll`.
+    fn polling(id: DeviceId) -> AuthenticatedDevice {
+        AuthenticatedDevice {
+            id,
+            owner: UserId::from_uuid(uuid::Uuid::nil()),
+            name: crate::device::DeviceName::parse("EA").unwrap(),
+            last_poll_at: None,
+        }
+    }
+
     impl Rig {
         fn device(&self, n: usize) -> DeviceId {
             self.devices[n].device.id
@@ -475,7 +490,7 @@ mod tests {
         let id = published.signal.id;
         let d0 = rig.device(0);
         for _ in 0..2 {
-            let got = rig.signals.poll(d0, None, None).await.unwrap();
+            let got = rig.signals.poll(&polling(d0), None, None).await.unwrap();
             assert_eq!(
                 got.iter().map(|s| s.id).collect::<Vec<_>>(),
                 [id],
@@ -500,7 +515,13 @@ mod tests {
             ..AckInput::default()
         };
         let first = rig.signals.acknowledge(d0, &ack).await.unwrap();
-        assert!(rig.signals.poll(d0, None, None).await.unwrap().is_empty());
+        assert!(
+            rig.signals
+                .poll(&polling(d0), None, None)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         // Idempotent with the same outcome, a conflict with another.
         assert_eq!(rig.signals.acknowledge(d0, &ack).await.unwrap(), first);
         let failed = AckInput {
@@ -513,7 +534,11 @@ mod tests {
         ));
         // Device 1 still gets it.
         assert_eq!(
-            rig.signals.poll(rig.device(1), None, None).await.unwrap().len(),
+            rig.signals
+                .poll(&polling(rig.device(1)), None, None)
+                .await
+                .unwrap()
+                .len(),
             1
         );
     }
@@ -523,7 +548,13 @@ mod tests {
         let rig = rig(1).await;
         let d0 = rig.device(0);
         let start = rig.world.clock.now();
-        assert!(rig.signals.poll(d0, None, Some("7")).await.unwrap().is_empty());
+        assert!(
+            rig.signals
+                .poll(&polling(d0), None, Some("7"))
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(
             rig.world.clock.now() - start,
             Duration::seconds(7),
@@ -531,7 +562,7 @@ mod tests {
         );
         // A publish between subscribing and waiting is not lost.
         let (published, _) = rig.signals.publish(rig.owner, &buy(), None).await.unwrap();
-        let got = rig.signals.poll(d0, None, Some("30")).await.unwrap();
+        let got = rig.signals.poll(&polling(d0), None, Some("30")).await.unwrap();
         assert_eq!(got[0].id, published.signal.id);
     }
 
@@ -546,9 +577,15 @@ mod tests {
             ..buy()
         };
         let (expired, _) = rig.signals.publish(rig.owner, &expiring, None).await.unwrap();
-        assert_eq!(rig.signals.poll(d0, None, None).await.unwrap().len(), 1);
+        assert_eq!(rig.signals.poll(&polling(d0), None, None).await.unwrap().len(), 1);
         rig.world.clock.advance(Duration::minutes(2));
-        assert!(rig.signals.poll(d0, None, None).await.unwrap().is_empty());
+        assert!(
+            rig.signals
+                .poll(&polling(d0), None, None)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         let now = rig.world.clock.now();
         let view = rig.signals.get(rig.owner, expired.signal.id).await.unwrap();
         assert_eq!(
@@ -601,13 +638,13 @@ mod tests {
             (Some("x"), Some("y")),
         ] {
             assert!(matches!(
-                rig.signals.poll(other_device, limit, wait).await,
+                rig.signals.poll(&polling(other_device), limit, wait).await,
                 Err(PollError::Invalid(_))
             ));
         }
         assert_eq!(
             rig.signals
-                .poll(other_device, Some("100"), Some("0"))
+                .poll(&polling(other_device), Some("100"), Some("0"))
                 .await
                 .unwrap()[0]
                 .id,

@@ -700,6 +700,7 @@ impl DeviceRepository for InMemoryDeviceRepository {
             current: r.current.clone(),
             previous: r.previous.clone(),
             last_seen_at: r.device.last_seen_at,
+            last_poll_at: r.device.last_poll_at,
         }))
     }
 
