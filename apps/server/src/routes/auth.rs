@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::resource;
 use eagate_domain::ratelimit::RateLimit;
+use sha2::Digest as _;
 
 use crate::extract::{Authenticated, Client, Json};
 use crate::problem::ApiError;
@@ -171,7 +172,10 @@ pub(crate) async fn login(
     // down for at most a minute; the owner is never locked out for long.
     let limits = &state.rate_limits;
     let per_account = RateLimit::per_minute(limits.settings().login_failures_per_account_per_minute);
-    let account_key = format!("login-failures:{}", body.0.login.trim().to_lowercase());
+    // Keyed by a digest: the login text may be a password typed in the
+    // wrong field, and must not sit in the counter store.
+    let login_digest = sha2::Sha256::digest(body.0.login.trim().to_lowercase().as_bytes());
+    let account_key = format!("login-failures:{}", eagate_protocol::hex(&login_digest));
     if let Err(limited) = limits.exhausted(&account_key, per_account).await {
         metrics::counter!("logins_total", "outcome" => "rate_limited").increment(1);
         return Err(limited);
