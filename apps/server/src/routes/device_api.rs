@@ -182,8 +182,12 @@ pub(crate) async fn ack(state: web::Data<AppState>, signed: SignedDevice) -> Res
         fill_price: body.fill_price,
         message: body.message,
     };
-    let ack = state.signals.acknowledge(signed.device.id, &input).await?;
-    metrics::counter!("signals_acknowledged_total", "outcome" => ack.outcome.as_str()).increment(1);
+    let acknowledged = state.signals.acknowledge(signed.device.id, &input).await?;
+    let ack = acknowledged.ack;
+    // Each delivery's acknowledgement counts once; idempotent repeats don't.
+    if acknowledged.first {
+        metrics::counter!("signals_acknowledged_total", "outcome" => ack.outcome.as_str()).increment(1);
+    }
     Ok(HttpResponse::Ok().json(AckResponse {
         signal_id: input.signal_id,
         outcome: ack.outcome.as_str(),
