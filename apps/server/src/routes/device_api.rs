@@ -93,7 +93,7 @@ pub(crate) async fn config(
     Ok(HttpResponse::Ok().json(ConfigResponse {
         poll_interval_seconds: state.device_api.poll_interval_seconds,
         long_poll_max_seconds: state.device_api.long_poll_max_seconds,
-        server_time: Utc::now().timestamp(),
+        server_time: state.device_auth.now().timestamp(),
         device_id: signed.device.id.as_uuid(),
         name: signed.device.name.as_str().to_owned(),
     }))
@@ -136,7 +136,7 @@ pub(crate) async fn poll(
     metrics::counter!("signals_delivered_total").increment(signals.len() as u64);
     Ok(HttpResponse::Ok().json(PollResponse {
         signals: signals.iter().map(OrderResponse::from).collect(),
-        server_time: Utc::now().timestamp(),
+        server_time: state.device_auth.now().timestamp(),
     }))
 }
 

@@ -257,7 +257,7 @@ mod tests {
             body_hash,
         );
         let mac = fake_mac(secret, &message);
-        let signature: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+        let signature = eagate_protocol::hex(&mac);
         SignedHeaders::parse(
             HeaderSlot::Present(device),
             HeaderSlot::Present(&timestamp.to_string()),
