@@ -31,7 +31,9 @@ macro_rules! id_newtype {
 }
 
 pub mod account;
+pub mod activity;
 pub mod audit;
+pub mod cache;
 pub mod clock;
 pub mod device;
 pub mod error;

@@ -1,16 +1,23 @@
 //! Authenticating signed device requests (protocol v1): clock skew, the
 //! signature against the current or still-graced previous secret, revocation,
-//! and replay — in that order.
+//! replay and the device's rate — in that order — and what an authenticated
+//! device reports (heartbeats).
+
+use std::net::IpAddr;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use eagate_protocol::SignedHeaders;
 use tracing::instrument;
 
-use super::model::{DeviceId, DeviceName};
-use super::ports::{DeviceRepository, NonceStore, SignatureVerifier};
+use super::error::HeartbeatError;
+use super::model::{DeviceId, DeviceName, Heartbeat, HeartbeatInput};
+use super::ports::{Admission, AdmissionPolicy, DeviceRepository, ReplayGuard, SignatureVerifier};
 use crate::account::UserId;
+use crate::activity::ActivityBuffer;
 use crate::clock::Clock;
 use crate::error::UnexpectedError;
+use crate::ratelimit::{RateDecision, RateLimit, RateLimiter};
 
 /// A request as the device signed it.
 #[derive(Debug, Clone)]
@@ -23,6 +30,8 @@ pub struct DeviceRequest<'a> {
     pub headers: &'a SignedHeaders,
     /// Lowercase hex SHA-256 of the exact body bytes.
     pub body_sha256_hex: &'a str,
+    /// Where the request came from, for the failed-authentication budget.
+    pub client_ip: Option<IpAddr>,
 }
 
 /// A device whose request passed every check.
@@ -31,9 +40,6 @@ pub struct AuthenticatedDevice {
     pub id: DeviceId,
     pub owner: UserId,
     pub name: DeviceName,
-    /// As read while authenticating: lets a poll skip a `last_poll_at`
-    /// write that is not due.
-    pub last_poll_at: Option<DateTime<Utc>>,
 }
 
 /// Why a device request was refused. Nothing here helps guess a secret:
@@ -45,12 +51,26 @@ pub enum DeviceAuthError {
         server_time: DateTime<Utc>,
         skew_seconds: i64,
     },
+    /// Signed before the replay memory begins (the server restarted and
+    /// forgot the nonces of earlier requests): re-sign with the current time.
+    #[error("the request was signed before the server's replay memory begins")]
+    PredatesReplayMemory {
+        server_time: DateTime<Utc>,
+        since: DateTime<Utc>,
+    },
     #[error("the signature does not match")]
     InvalidSignature,
     #[error("the device is revoked")]
     Revoked,
     #[error("the nonce was already used")]
     Replayed,
+    /// The device is over its request rate (its nonce is spent).
+    #[error("the device is over its request rate")]
+    Throttled(RateDecision),
+    /// Too many failed authentications from the caller's address: refused
+    /// before any lookup.
+    #[error("too many failed authentications from this address")]
+    TooManyFailures(RateDecision),
     /// The replay store cannot be reached: refuse rather than risk a replay.
     #[error("replay protection is unavailable")]
     ReplayStoreUnavailable(#[source] UnexpectedError),
@@ -58,20 +78,24 @@ pub enum DeviceAuthError {
     Unexpected(#[from] UnexpectedError),
 }
 
-/// Time limits of the protocol.
+/// Limits of the protocol and of each device.
 #[derive(Debug, Clone, Copy)]
 pub struct DeviceAuthPolicy {
     /// The largest accepted |server time − X-Timestamp|.
     pub max_clock_skew: Duration,
-    /// How often `last_seen_at` is written at most, per device.
-    pub last_seen_interval: Duration,
+    /// Requests per device (after authentication).
+    pub device_rate: RateLimit,
+    /// Failed authentications per client address, after which requests from
+    /// it are refused before any work.
+    pub failures_per_ip: RateLimit,
 }
 
 impl DeviceAuthPolicy {
-    /// Nonces are kept twice the skew window: a request whose timestamp is
-    /// still acceptable can never find its nonce forgotten.
-    pub fn nonce_ttl(&self) -> Duration {
-        self.max_clock_skew * 2
+    pub fn admission(&self) -> AdmissionPolicy {
+        AdmissionPolicy {
+            window: self.max_clock_skew,
+            rate: self.device_rate,
+        }
     }
 }
 
@@ -79,34 +103,51 @@ impl Default for DeviceAuthPolicy {
     fn default() -> Self {
         Self {
             max_clock_skew: Duration::seconds(300),
-            last_seen_interval: Duration::seconds(5),
+            device_rate: RateLimit::per_second(10),
+            failures_per_ip: RateLimit::per_minute(60),
         }
     }
 }
 
-/// Authenticates device requests.
+/// Authenticates device requests and records what devices report.
 #[derive(Debug, Clone)]
-pub struct DeviceAuthService<D, V, N, C> {
+pub struct DeviceAuthService<D, V, G, L, C> {
     devices: D,
     verifier: V,
-    nonces: N,
+    guard: G,
+    failures: L,
     clock: C,
+    activity: Arc<ActivityBuffer>,
     policy: DeviceAuthPolicy,
 }
 
-impl<D, V, N, C> DeviceAuthService<D, V, N, C>
+impl<D, V, G, L, C> DeviceAuthService<D, V, G, L, C>
 where
     D: DeviceRepository,
     V: SignatureVerifier,
-    N: NonceStore,
+    G: ReplayGuard,
+    L: RateLimiter,
     C: Clock,
 {
-    pub fn new(devices: D, verifier: V, nonces: N, clock: C, policy: DeviceAuthPolicy) -> Self {
+    /// `failures` counts failed authentications per client address; it
+    /// should be local to the instance (it is consulted before any other
+    /// work, so it must be cheap).
+    pub fn new(
+        devices: D,
+        verifier: V,
+        guard: G,
+        failures: L,
+        clock: C,
+        activity: Arc<ActivityBuffer>,
+        policy: DeviceAuthPolicy,
+    ) -> Self {
         Self {
             devices,
             verifier,
-            nonces,
+            guard,
+            failures,
             clock,
+            activity,
             policy,
         }
     }
@@ -120,7 +161,7 @@ where
     }
 
     /// Runs the protocol's checks 2–5 (the headers were parsed already).
-    #[instrument(skip_all, fields(device_id = %request.headers.device_id()))]
+    #[instrument(level = "debug", skip_all, fields(device_id = %request.headers.device_id()))]
     pub async fn authenticate(
         &self,
         request: &DeviceRequest<'_>,
@@ -134,11 +175,61 @@ where
                 skew_seconds: skew,
             });
         }
+        let failure_key = request.client_ip.map(|ip| format!("device-auth-failures:{ip}"));
+        if let Some(key) = &failure_key {
+            let budget = self.failures.peek(key, self.policy.failures_per_ip).await?;
+            if budget.remaining == 0 {
+                return Err(DeviceAuthError::TooManyFailures(budget));
+            }
+        }
 
         let id = DeviceId::from_uuid(uuid::Uuid::from_bytes(headers.device_uuid_bytes()));
-        let Some(device) = self.devices.find_credentials(id).await? else {
-            return Err(DeviceAuthError::InvalidSignature);
+        let device = match self.devices.find_credentials(id).await? {
+            Some(device) if self.signature_matches(&device, request, now)? => device,
+            _ => {
+                if let Some(key) = &failure_key {
+                    self.failures.hit(key, self.policy.failures_per_ip).await?;
+                }
+                return Err(DeviceAuthError::InvalidSignature);
+            }
         };
+        if device.revoked {
+            return Err(DeviceAuthError::Revoked);
+        }
+        let signed_at = DateTime::from_timestamp(headers.unix_seconds(), 0).unwrap_or(now);
+        let admission = self
+            .guard
+            .admit(id, headers.nonce(), signed_at, &self.policy.admission())
+            .await
+            .map_err(DeviceAuthError::ReplayStoreUnavailable)?;
+        match admission {
+            Admission::Admitted => {}
+            Admission::Replayed => return Err(DeviceAuthError::Replayed),
+            Admission::PredatesMemory { since } => {
+                return Err(DeviceAuthError::PredatesReplayMemory {
+                    server_time: now,
+                    since,
+                });
+            }
+            Admission::Throttled(decision) => return Err(DeviceAuthError::Throttled(decision)),
+        }
+        self.activity.seen(id, now);
+        Ok(AuthenticatedDevice {
+            id,
+            owner: device.owner,
+            name: device.name,
+        })
+    }
+
+    /// The signature checked against the current secret, then against the
+    /// previous one while its grace lasts.
+    fn signature_matches(
+        &self,
+        device: &super::model::DeviceCredentials,
+        request: &DeviceRequest<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, UnexpectedError> {
+        let headers = request.headers;
         let message = eagate_protocol::string_to_sign(
             request.method,
             request.path,
@@ -149,48 +240,27 @@ where
             request.body_sha256_hex,
         );
         let signature = headers.signature();
-        let mut valid = self.verifier.verify(id, &device.current, &message, signature)?;
-        if !valid
-            && let Some((previous, until)) = &device.previous
-            && *until > now
+        if self
+            .verifier
+            .verify(device.id, &device.current, &message, signature)?
         {
-            valid = self.verifier.verify(id, previous, &message, signature)?;
+            return Ok(true);
         }
-        if !valid {
-            return Err(DeviceAuthError::InvalidSignature);
+        match &device.previous {
+            Some((previous, until)) if *until > now => {
+                self.verifier.verify(device.id, previous, &message, signature)
+            }
+            _ => Ok(false),
         }
-        if device.revoked {
-            return Err(DeviceAuthError::Revoked);
-        }
-        let fresh = self
-            .nonces
-            .check_and_record(id, headers.nonce(), self.policy.nonce_ttl())
-            .await
-            .map_err(DeviceAuthError::ReplayStoreUnavailable)?;
-        if !fresh {
-            return Err(DeviceAuthError::Replayed);
-        }
+    }
 
-        // Coalesced: at most one write per device per interval.
-        let due = device
-            .last_seen_at
-            .is_none_or(|seen| now - seen >= self.policy.last_seen_interval);
-        if due {
-            self.devices
-                .record_activity(
-                    id,
-                    super::ports::Activity::Seen,
-                    now,
-                    self.policy.last_seen_interval,
-                )
-                .await?;
-        }
-        Ok(AuthenticatedDevice {
-            id,
-            owner: device.owner,
-            name: device.name,
-            last_poll_at: device.last_poll_at,
-        })
+    /// Accepts the device's heartbeat: validated now, written with the next
+    /// activity flush (the owner sees it within one flush interval).
+    #[instrument(level = "debug", skip_all, fields(device_id = %device))]
+    pub fn heartbeat(&self, device: DeviceId, input: HeartbeatInput) -> Result<Heartbeat, HeartbeatError> {
+        let heartbeat = Heartbeat::parse(input, self.clock.now()).map_err(HeartbeatError::Invalid)?;
+        self.activity.heartbeat(device, heartbeat.clone());
+        Ok(heartbeat)
     }
 }
 
@@ -202,15 +272,20 @@ mod tests {
     use crate::account::Registration;
     use crate::audit::ClientInfo;
     use crate::device::{DevicePolicy, DeviceWithSecret};
-    use crate::testing::{FakeAccountWorld, FakeNonceStore, FakeSealer, FakeVerifier, fake_mac};
+    use crate::testing::{
+        FakeAccountWorld, FakeRateLimiter, FakeReplayGuard, FakeSealer, FakeVerifier, fake_mac,
+    };
 
     struct Rig {
         world: FakeAccountWorld,
-        nonces: FakeNonceStore,
+        nonces: FakeReplayGuard,
+        failures: FakeRateLimiter,
+        activity: Arc<ActivityBuffer>,
         auth: DeviceAuthService<
             crate::testing::InMemoryDeviceRepository,
             FakeVerifier,
-            FakeNonceStore,
+            FakeReplayGuard,
+            FakeRateLimiter,
             crate::testing::FixedClock,
         >,
         devices: crate::testing::FakeDeviceService,
@@ -227,18 +302,28 @@ mod tests {
             .unwrap()
             .id;
         let sealer = FakeSealer::new("k1");
-        let nonces = FakeNonceStore::default();
+        let nonces = FakeReplayGuard::default();
+        let failures = FakeRateLimiter::default();
+        let activity = Arc::new(ActivityBuffer::default());
         let auth = DeviceAuthService::new(
             world.store.devices(),
             FakeVerifier(sealer.clone()),
             nonces.clone(),
+            failures.clone(),
             world.clock.clone(),
-            DeviceAuthPolicy::default(),
+            Arc::clone(&activity),
+            DeviceAuthPolicy {
+                device_rate: RateLimit::per_second(5),
+                failures_per_ip: RateLimit::per_minute(3),
+                ..DeviceAuthPolicy::default()
+            },
         );
         let devices = world.devices(sealer, DevicePolicy::default());
         Rig {
             world,
             nonces,
+            failures,
+            activity,
             auth,
             devices,
             owner,
@@ -268,12 +353,21 @@ mod tests {
     }
 
     async fn call(rig: &Rig, headers: &SignedHeaders) -> Result<AuthenticatedDevice, DeviceAuthError> {
+        call_from(rig, headers, None).await
+    }
+
+    async fn call_from(
+        rig: &Rig,
+        headers: &SignedHeaders,
+        client_ip: Option<IpAddr>,
+    ) -> Result<AuthenticatedDevice, DeviceAuthError> {
         let request = DeviceRequest {
             method: "POST",
             path: "/api/v1/device/heartbeat",
             query: "",
             headers,
             body_sha256_hex: "bodyhash",
+            client_ip,
         };
         rig.auth.authenticate(&request).await
     }
@@ -310,56 +404,133 @@ mod tests {
         .unwrap();
         assert_eq!(ok.id, d.device.id);
         assert_eq!(ok.owner, rig.owner);
-        let seen = rig
-            .devices
-            .get(rig.owner, d.device.id)
+        // Seen is buffered for the next activity flush, not written now.
+        let batch = rig.activity.drain();
+        assert_eq!(batch.len(), 1, "{batch:?}");
+        assert_eq!(
+            (batch[0].0, batch[0].1.seen_at),
+            (d.device.id, Some(rig.world.clock.now()))
+        );
+        assert!(
+            rig.devices
+                .get(rig.owner, d.device.id)
+                .await
+                .unwrap()
+                .last_seen_at
+                .is_none(),
+            "no write on the request path"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_device_over_its_rate_is_throttled_and_others_are_not() {
+        let rig = rig().await;
+        let d = rig.device("EA").await;
+        let other = rig.device("Other").await;
+        let id = d.device.id.to_string();
+        for n in 0..5 {
+            let nonce = format!("rate-nonce-{n:08}");
+            call(
+                &rig,
+                &signed(&id, d.secret.expose(), rig.now(), &nonce, "bodyhash"),
+            )
             .await
-            .unwrap()
-            .last_seen_at;
-        assert_eq!(seen, Some(rig.world.clock.now()));
-        // Within the interval no new write happens; after it, one does.
-        rig.world.clock.advance(Duration::seconds(2));
+            .unwrap();
+        }
+        let over = call(
+            &rig,
+            &signed(&id, d.secret.expose(), rig.now(), "rate-nonce-99999", "bodyhash"),
+        )
+        .await;
+        assert!(
+            matches!(&over, Err(DeviceAuthError::Throttled(decision)) if decision.limit == 5),
+            "{over:?}"
+        );
         call(
             &rig,
             &signed(
-                &id,
-                d.secret.expose(),
+                &other.device.id.to_string(),
+                other.secret.expose(),
                 rig.now(),
-                "nonce-000000000002",
+                "rate-nonce-99999",
                 "bodyhash",
             ),
         )
         .await
-        .unwrap();
-        assert_eq!(
-            rig.devices
-                .get(rig.owner, d.device.id)
-                .await
-                .unwrap()
-                .last_seen_at,
-            seen
+        .expect("another device is not limited");
+    }
+
+    #[tokio::test]
+    async fn failed_authentications_exhaust_the_callers_budget_before_any_lookup() {
+        let rig = rig().await;
+        let d = rig.device("EA").await;
+        let id = d.device.id.to_string();
+        let attacker: IpAddr = "203.0.113.9".parse().unwrap();
+        let honest: IpAddr = "198.51.100.7".parse().unwrap();
+        for n in 0..3 {
+            let nonce = format!("bogus-nonce-{n:08}");
+            let unknown = uuid::Uuid::now_v7().to_string();
+            let r = call_from(
+                &rig,
+                &signed(&unknown, "eags_guess", rig.now(), &nonce, "bodyhash"),
+                Some(attacker),
+            )
+            .await;
+            assert!(matches!(r, Err(DeviceAuthError::InvalidSignature)), "{r:?}");
+        }
+        assert_eq!(rig.failures.count("device-auth-failures:203.0.113.9"), 3);
+        // Even the right secret is refused from that address now, before any
+        // lookup; another address is not affected.
+        let refused = call_from(
+            &rig,
+            &signed(&id, d.secret.expose(), rig.now(), "good-nonce-00001", "bodyhash"),
+            Some(attacker),
+        )
+        .await;
+        assert!(
+            matches!(refused, Err(DeviceAuthError::TooManyFailures(_))),
+            "{refused:?}"
         );
-        rig.world.clock.advance(Duration::seconds(5));
-        call(
+        call_from(
+            &rig,
+            &signed(&id, d.secret.expose(), rig.now(), "good-nonce-00001", "bodyhash"),
+            Some(honest),
+        )
+        .await
+        .expect("the refused request did not burn its nonce, and the honest address is fine");
+        // Successes are never counted.
+        assert_eq!(rig.failures.count("device-auth-failures:198.51.100.7"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_request_signed_before_the_replay_memory_begins_is_refused() {
+        let rig = rig().await;
+        let d = rig.device("EA").await;
+        let id = d.device.id.to_string();
+        // The guard lost its memory (a restart) a minute ago.
+        let since = rig.world.clock.now() - Duration::seconds(60);
+        rig.nonces.remember_since(since);
+        let old = call(
             &rig,
             &signed(
                 &id,
                 d.secret.expose(),
-                rig.now(),
-                "nonce-000000000003",
+                rig.now() - 120,
+                "captured-nonce-1",
                 "bodyhash",
             ),
         )
-        .await
-        .unwrap();
-        assert_eq!(
-            rig.devices
-                .get(rig.owner, d.device.id)
-                .await
-                .unwrap()
-                .last_seen_at,
-            Some(rig.world.clock.now())
+        .await;
+        assert!(
+            matches!(old, Err(DeviceAuthError::PredatesReplayMemory { since: s, .. }) if s == since),
+            "{old:?}"
         );
+        call(
+            &rig,
+            &signed(&id, d.secret.expose(), rig.now(), "fresh-nonce-0001", "bodyhash"),
+        )
+        .await
+        .expect("a request signed now passes");
     }
 
     #[tokio::test]
@@ -605,12 +776,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_nonce_store_contract_holds_for_the_fake() {
-        crate::testing::contracts::nonce_store_contract(&FakeNonceStore::default()).await;
+    async fn the_replay_guard_contract_holds_for_the_fake() {
+        crate::testing::contracts::nonce_store_contract(&FakeReplayGuard::default()).await;
     }
 
     #[tokio::test]
-    async fn heartbeats_are_stored_for_the_owner_to_see() {
+    async fn heartbeats_are_validated_now_and_written_with_the_next_flush() {
         let rig = rig().await;
         let d = rig.device("EA").await;
         let input = crate::device::HeartbeatInput {
@@ -618,7 +789,13 @@ mod tests {
             balance: Some(1000.0),
             ..Default::default()
         };
-        rig.devices.heartbeat(d.device.id, input).await.unwrap();
+        rig.auth.heartbeat(d.device.id, input).unwrap();
+        let writer = crate::activity::ActivityWriter::new(
+            Arc::clone(&rig.activity),
+            rig.world.store.devices(),
+            rig.world.store.signals(),
+        );
+        assert_eq!(writer.flush().await.unwrap(), 1);
         let seen = rig.devices.get(rig.owner, d.device.id).await.unwrap();
         let hb = seen.last_heartbeat.unwrap();
         assert_eq!(hb.ea_version.as_deref(), Some("1.2.3"));
@@ -629,8 +806,9 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(
-            rig.devices.heartbeat(d.device.id, bad).await,
+            rig.auth.heartbeat(d.device.id, bad),
             Err(crate::device::HeartbeatError::Invalid(_))
         ));
+        assert!(rig.activity.is_empty(), "an invalid heartbeat is not buffered");
     }
 }

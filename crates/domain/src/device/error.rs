@@ -104,6 +104,4 @@ pub enum OpenSecretError {
 pub enum HeartbeatError {
     #[error("invalid heartbeat: {0}")]
     Invalid(ValidationErrors),
-    #[error(transparent)]
-    Unexpected(#[from] UnexpectedError),
 }

@@ -466,6 +466,4 @@ pub struct DeviceCredentials {
     pub current: SealedSecret,
     /// The secret replaced by the last rotation and until when it works.
     pub previous: Option<(SealedSecret, DateTime<Utc>)>,
-    pub last_seen_at: Option<DateTime<Utc>>,
-    pub last_poll_at: Option<DateTime<Utc>>,
 }

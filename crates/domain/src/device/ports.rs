@@ -6,24 +6,15 @@ use chrono::{DateTime, Utc};
 
 use super::error::{InsertDeviceError, OpenSecretError, UpdateDeviceError};
 use super::model::{
-    Device, DeviceCredentials, DeviceId, DeviceName, DeviceSecret, DeviceStatus, Heartbeat, NewDevice,
-    SealedSecret, SecretFingerprint, SecretRotation, StoredSecrets,
+    Device, DeviceCredentials, DeviceId, DeviceName, DeviceSecret, DeviceStatus, NewDevice, SealedSecret,
+    SecretFingerprint, SecretRotation, StoredSecrets,
 };
 use crate::account::UserId;
+use crate::activity::DeviceActivity;
 use crate::audit::AuditEvent;
 use crate::error::UnexpectedError;
 use crate::pagination::{Page, PageRequest};
-
-/// What a device did, for its activity timestamps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Activity {
-    /// Any authenticated request: `last_seen_at`.
-    Seen,
-    /// A poll: `last_poll_at`.
-    Poll,
-    /// An acknowledgement: `last_ack_at`.
-    Ack,
-}
+use crate::ratelimit::{RateDecision, RateLimit};
 
 /// How a revocation went.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,28 +86,21 @@ pub trait DeviceRepository: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Revocation, UpdateDeviceError>> + Send;
 
     /// What authenticating a request from the device needs (any owner;
-    /// revoked devices too). The device hot path: one indexed read.
+    /// revoked devices too). One indexed read (cached in front: see
+    /// [`crate::cache`]).
     fn find_credentials(
         &self,
         id: DeviceId,
     ) -> impl Future<Output = Result<Option<DeviceCredentials>, UnexpectedError>> + Send;
 
-    /// Sets the activity's time (`last_seen_at`, `last_poll_at` or
-    /// `last_ack_at`) to `at` unless it is already within `min_interval` of
-    /// `at` (so concurrent instances coalesce their writes too).
+    /// Writes a batch of coalesced activity: `last_seen_at` and
+    /// `last_poll_at` only ever move forward (instances flushing in any
+    /// order agree), and a heartbeat replaces the stored one only if it is
+    /// newer. Devices that no longer exist are skipped. The `delivered`
+    /// part is the signal repository's (`SignalRepository::mark_delivered`).
     fn record_activity(
         &self,
-        id: DeviceId,
-        activity: Activity,
-        at: DateTime<Utc>,
-        min_interval: chrono::Duration,
-    ) -> impl Future<Output = Result<(), UnexpectedError>> + Send;
-
-    /// Stores the device's latest heartbeat, replacing the previous one.
-    fn record_heartbeat(
-        &self,
-        id: DeviceId,
-        heartbeat: &Heartbeat,
+        batch: &[(DeviceId, DeviceActivity)],
     ) -> impl Future<Output = Result<(), UnexpectedError>> + Send;
 
     /// Stored secrets of every device, in id order after `after`, for
@@ -173,17 +157,62 @@ pub trait SignatureVerifier: Send + Sync + 'static {
     ) -> Result<bool, UnexpectedError>;
 }
 
-/// Remembers nonces so a captured request cannot be replayed.
-pub trait NonceStore: Send + Sync + 'static {
-    /// Records `nonce` for `device` for `ttl`, atomically: returns `true`
-    /// if it was new, `false` if it was already recorded and unexpired. Of
-    /// two concurrent calls with the same nonce exactly one gets `true`.
-    /// Fails (and the request must be refused) when the store is
-    /// unreachable or full.
-    fn check_and_record(
+/// What admitting an authenticated device request must respect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdmissionPolicy {
+    /// Requests signed more than this far from the server's clock are
+    /// refused before they get here, so a nonce needs remembering only
+    /// until its request's timestamp is this old.
+    pub window: chrono::Duration,
+    /// Requests per device.
+    pub rate: RateLimit,
+}
+
+impl AdmissionPolicy {
+    /// The most nonces one device can legitimately have in memory: every
+    /// request of two rate windows' worth of bursts across the whole
+    /// (two-sided) timestamp window. Stores may refuse a device beyond it.
+    pub fn nonce_quota(&self) -> u64 {
+        let window_ms = u64::try_from((self.window * 2).num_milliseconds()).unwrap_or(0);
+        let rate_ms = u64::try_from(self.rate.window.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        (window_ms / rate_ms + 1)
+            .saturating_mul(u64::from(self.rate.limit))
+            .saturating_mul(2)
+    }
+}
+
+/// The verdict on an authenticated request's nonce and rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// New nonce, within the device's rate: serve it.
+    Admitted,
+    /// The nonce was used before.
+    Replayed,
+    /// The request was signed before the guard started remembering nonces
+    /// (a restart lost them): it could be a replay, so it is refused.
+    PredatesMemory { since: DateTime<Utc> },
+    /// The nonce is recorded (a retry needs a new one), but the device is
+    /// over its rate.
+    Throttled(RateDecision),
+}
+
+/// Remembers nonces so a captured request cannot be replayed, and paces
+/// each device: one call per request, so a shared store (Redis) costs one
+/// round trip.
+pub trait ReplayGuard: Send + Sync + 'static {
+    /// Records `nonce` for `device` until `signed_at + policy.window`,
+    /// atomically (of two concurrent calls with one nonce exactly one is
+    /// admitted), then counts the request against `policy.rate` (a replay
+    /// is not counted). Fails — and the request must be refused — when the
+    /// store is unreachable or out of room; one device exceeding its
+    /// [`AdmissionPolicy::nonce_quota`] is throttled, never the others.
+    fn admit(
         &self,
         device: DeviceId,
         nonce: &str,
-        ttl: chrono::Duration,
-    ) -> impl Future<Output = Result<bool, UnexpectedError>> + Send;
+        signed_at: DateTime<Utc>,
+        policy: &AdmissionPolicy,
+    ) -> impl Future<Output = Result<Admission, UnexpectedError>> + Send;
 }

@@ -275,18 +275,6 @@ where
         }
     }
 
-    /// Stores what the device reports about its terminal.
-    #[instrument(skip_all, fields(device_id = %device))]
-    pub async fn heartbeat(
-        &self,
-        device: DeviceId,
-        input: HeartbeatInput,
-    ) -> Result<Heartbeat, HeartbeatError> {
-        let heartbeat = Heartbeat::parse(input, self.clock.now()).map_err(HeartbeatError::Invalid)?;
-        self.devices.record_heartbeat(device, &heartbeat).await?;
-        Ok(heartbeat)
-    }
-
     /// Re-seals every stored device secret that is not under the current
     /// master key, without changing any secret. Safe to run while serving
     /// and to re-run after an interruption.

@@ -87,13 +87,13 @@ pub trait SignalRepository: Send + Sync + 'static {
         limit: u32,
     ) -> impl Future<Output = Result<Vec<Signal>, UnexpectedError>> + Send;
 
-    /// Records the first poll that returned these signals to the device
-    /// (later polls leave the time alone).
+    /// Records, for each (device, signal, time), the first poll that
+    /// returned the signal to the device: a delivery's time is set once and
+    /// never moved; unknown deliveries are skipped. (Written in batches,
+    /// from the activity buffer.)
     fn mark_delivered(
         &self,
-        device: DeviceId,
-        signals: &[SignalId],
-        at: DateTime<Utc>,
+        deliveries: &[(DeviceId, SignalId, DateTime<Utc>)],
     ) -> impl Future<Output = Result<(), UnexpectedError>> + Send;
 
     /// Stores the device's acknowledgement unless one exists (atomically,
@@ -111,24 +111,31 @@ pub trait SignalWakeups: Send + Sync + 'static {
     type Subscription: WakeupSubscription;
 
     /// Starts listening for signals published for `device`. Subscribe
-    /// before checking for pending signals, so none slips between.
+    /// before checking for pending signals, so none slips between. A device
+    /// has at most one subscription waiting: a newer one supersedes it.
     fn subscribe(&self, device: DeviceId) -> Self::Subscription;
 }
 
 /// Why a wait ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Wake {
-    /// A signal may have been published for the device.
-    Notified,
+    /// These signals were published for the device since subscribing (or
+    /// since the last wake-up), and nothing else is known to have happened:
+    /// a device that had nothing pending now has exactly these.
+    Published(Vec<Signal>),
+    /// Something may have been published that the subscription cannot name
+    /// (notifications were interrupted): check storage.
+    Recheck,
     TimedOut,
+    /// A newer poll from the same device took over: answer now.
+    Superseded,
     /// The server is shutting down: answer now.
     Closing,
 }
 
 /// One device's wake-up subscription.
 pub trait WakeupSubscription: Send {
-    /// Resolves when a signal may have been published for the device since
-    /// subscribing (or since the last wake-up), after `timeout`, or at once
-    /// when the server is shutting down.
+    /// Resolves when signals were published for the device, after
+    /// `timeout`, or at once when superseded or shutting down.
     fn wait(&mut self, timeout: std::time::Duration) -> impl Future<Output = Wake> + Send;
 }

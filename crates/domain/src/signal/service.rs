@@ -1,5 +1,7 @@
 //! The signal use cases.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Duration, Utc};
 use tracing::instrument;
 
@@ -7,8 +9,9 @@ use super::error::*;
 use super::model::*;
 use super::ports::*;
 use crate::account::UserId;
+use crate::activity::ActivityBuffer;
 use crate::clock::Clock;
-use crate::device::{Activity, AuthenticatedDevice, DeviceId, DeviceRepository};
+use crate::device::{AuthenticatedDevice, DeviceId};
 use crate::id::IdGenerator;
 use crate::pagination::{Page, PageRequest};
 use crate::validation::{FieldError, ValidationErrors};
@@ -18,11 +21,9 @@ use crate::validation::{FieldError, ValidationErrors};
 pub struct SignalPolicy {
     /// The longest a poll may wait.
     pub long_poll_max: Duration,
-    /// While waiting, re-check storage at least this often, so a lost
-    /// wake-up delays delivery by at most this much.
+    /// While waiting, re-check (the cache, else storage) at least this
+    /// often, so a lost wake-up delays delivery by at most this much.
     pub recheck_interval: Duration,
-    /// `last_poll_at` is written at most this often per device.
-    pub activity_interval: Duration,
 }
 
 impl Default for SignalPolicy {
@@ -30,7 +31,6 @@ impl Default for SignalPolicy {
         Self {
             long_poll_max: Duration::seconds(30),
             recheck_interval: Duration::seconds(2),
-            activity_interval: Duration::seconds(5),
         }
     }
 }
@@ -40,10 +40,10 @@ pub const MAX_POLL_LIMIT: u32 = 100;
 
 /// Publishing, reading, cancelling, polling and acknowledging signals.
 #[derive(Debug, Clone)]
-pub struct SignalService<S, D, W, C, I> {
+pub struct SignalService<S, W, C, I> {
     signals: S,
-    devices: D,
     wakeups: W,
+    activity: Arc<ActivityBuffer>,
     clock: C,
     ids: I,
     policy: SignalPolicy,
@@ -92,19 +92,25 @@ fn parse_idempotency_key(raw: &str) -> Result<String, FieldError> {
     }
 }
 
-impl<S, D, W, C, I> SignalService<S, D, W, C, I>
+impl<S, W, C, I> SignalService<S, W, C, I>
 where
     S: SignalRepository,
-    D: DeviceRepository,
     W: SignalWakeups,
     C: Clock,
     I: IdGenerator,
 {
-    pub fn new(signals: S, devices: D, wakeups: W, clock: C, ids: I, policy: SignalPolicy) -> Self {
+    pub fn new(
+        signals: S,
+        wakeups: W,
+        activity: Arc<ActivityBuffer>,
+        clock: C,
+        ids: I,
+        policy: SignalPolicy,
+    ) -> Self {
         Self {
             signals,
-            devices,
             wakeups,
+            activity,
             clock,
             ids,
             policy,
@@ -271,35 +277,69 @@ where
         };
         errors.into_result().map_err(PollError::Invalid)?;
 
+        let signals = if wait == 0 {
+            self.signals
+                .pending_for_device(device, self.clock.now(), limit)
+                .await?
+        } else {
+            self.wait_for_signals(device, limit, Duration::seconds(wait))
+                .await?
+        };
+        // The poll time and first deliveries are written with the next
+        // activity flush.
+        let ids: Vec<SignalId> = signals.iter().map(|s| s.id).collect();
+        self.activity.polled(device, self.clock.now(), &ids);
+        Ok(signals)
+    }
+
+    /// Long-polling: the pending signals as soon as there are any, or none
+    /// after `wait`. A wake-up that names the published signals is answered
+    /// from them, without reading storage (the device had nothing pending
+    /// when it started waiting, so they are all it has).
+    async fn wait_for_signals(
+        &self,
+        device: DeviceId,
+        limit: u32,
+        wait: Duration,
+    ) -> Result<Vec<Signal>, crate::UnexpectedError> {
         let mut subscription = self.wakeups.subscribe(device);
-        let deadline = self.clock.now() + Duration::seconds(wait);
-        let signals = loop {
+        let deadline = self.clock.now() + wait;
+        let mut check = true;
+        loop {
             let now = self.clock.now();
-            let pending = self.signals.pending_for_device(device, now, limit).await?;
-            if !pending.is_empty() || now >= deadline {
-                break pending;
+            if check {
+                let pending = self.signals.pending_for_device(device, now, limit).await?;
+                if !pending.is_empty() {
+                    return Ok(pending);
+                }
+            }
+            if now >= deadline {
+                return Ok(Vec::new());
             }
             let nap = (deadline - now).min(self.policy.recheck_interval);
-            if subscription.wait(nap.to_std().unwrap_or_default()).await == Wake::Closing {
-                break self
-                    .signals
-                    .pending_for_device(device, self.clock.now(), limit)
-                    .await?;
+            match subscription.wait(nap.to_std().unwrap_or_default()).await {
+                Wake::Published(published) => {
+                    let now = self.clock.now();
+                    let mut fresh: Vec<Signal> = published
+                        .into_iter()
+                        .filter(|s| s.cancelled_at.is_none() && s.expires_at.is_none_or(|at| at > now))
+                        .collect();
+                    if !fresh.is_empty() {
+                        fresh.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+                        return Ok(fresh);
+                    }
+                    check = false;
+                }
+                Wake::Recheck | Wake::TimedOut => check = true,
+                Wake::Superseded => return Ok(Vec::new()),
+                Wake::Closing => {
+                    return self
+                        .signals
+                        .pending_for_device(device, self.clock.now(), limit)
+                        .await;
+                }
             }
-        };
-        let now = self.clock.now();
-        if !signals.is_empty() {
-            let ids: Vec<SignalId> = signals.iter().map(|s| s.id).collect();
-            self.signals.mark_delivered(device, &ids, now).await?;
         }
-        // Coalesced: no write when `last_poll_at` is within the interval.
-        let interval = self.policy.activity_interval;
-        if caller.last_poll_at.is_none_or(|last| now - last >= interval) {
-            self.devices
-                .record_activity(device, Activity::Poll, now, interval)
-                .await?;
-        }
-        Ok(signals)
     }
 
     /// Records the device's outcome for a signal delivered to it. The same
@@ -327,6 +367,7 @@ where
 mod tests {
     use super::*;
     use crate::account::Registration;
+    use crate::activity::ActivityWriter;
     use crate::audit::ClientInfo;
     use crate::device::{DevicePolicy, DeviceWithSecret};
     use crate::testing::{
@@ -334,17 +375,12 @@ mod tests {
         InMemorySignalRepository, SequentialIds,
     };
 
-    type Service = SignalService<
-        InMemorySignalRepository,
-        InMemoryDeviceRepository,
-        FakeWakeups,
-        FixedClock,
-        SequentialIds,
-    >;
+    type Service = SignalService<InMemorySignalRepository, FakeWakeups, FixedClock, SequentialIds>;
 
     struct Rig {
         world: FakeAccountWorld,
         signals: Service,
+        activity: ActivityWriter<InMemoryDeviceRepository, InMemorySignalRepository>,
         owner: UserId,
         devices: Vec<DeviceWithSecret>,
     }
@@ -368,17 +404,20 @@ mod tests {
                     .unwrap(),
             );
         }
+        let buffer = Arc::new(ActivityBuffer::default());
         let signals = SignalService::new(
             world.store.signals(),
-            world.store.devices(),
             world.store.wakeups(world.clock.clone()),
+            Arc::clone(&buffer),
             world.clock.clone(),
             SequentialIds::default(),
             SignalPolicy::default(),
         );
+        let activity = ActivityWriter::new(buffer, world.store.devices(), world.store.signals());
         Rig {
             world,
             signals,
+            activity,
             owner,
             devices,
         }
@@ -400,7 +439,6 @@ mod tests {
             id,
             owner: UserId::from_uuid(uuid::Uuid::nil()),
             name: crate::device::DeviceName::parse("EA").unwrap(),
-            last_poll_at: None,
         }
     }
 
@@ -500,6 +538,10 @@ mod tests {
                 "at least once, until acked"
             );
         }
+        // Delivery times are written with the activity flush.
+        let pending = rig.signals.get(rig.owner, id).await.unwrap();
+        assert!(pending.deliveries.iter().all(|d| d.first_polled_at.is_none()));
+        rig.activity.flush().await.unwrap();
         let seen = rig.signals.get(rig.owner, id).await.unwrap();
         let now = rig.world.clock.now();
         let status = |d: DeviceId| {
@@ -570,6 +612,184 @@ mod tests {
         let (published, _) = rig.signals.publish(rig.owner, &buy(), None).await.unwrap();
         let got = rig.signals.poll(&polling(d0), None, Some("30")).await.unwrap();
         assert_eq!(got[0].id, published.signal.id);
+    }
+
+    /// Wake-ups that answer each wait from a script, then time out (moving
+    /// the clock on).
+    #[derive(Debug, Clone)]
+    struct Scripted(Arc<std::sync::Mutex<Vec<Wake>>>, FixedClock);
+
+    impl SignalWakeups for Scripted {
+        type Subscription = Scripted;
+
+        fn subscribe(&self, _device: DeviceId) -> Scripted {
+            self.clone()
+        }
+    }
+
+    impl WakeupSubscription for Scripted {
+        async fn wait(&mut self, timeout: std::time::Duration) -> Wake {
+            let mut script = self.0.lock().unwrap();
+            if script.is_empty() {
+                self.1.advance(Duration::from_std(timeout).unwrap());
+                Wake::TimedOut
+            } else {
+                script.remove(0)
+            }
+        }
+    }
+
+    /// Counts storage reads of pending signals.
+    #[derive(Debug, Clone)]
+    struct CountingReads(InMemorySignalRepository, Arc<std::sync::atomic::AtomicUsize>);
+
+    impl SignalRepository for CountingReads {
+        async fn insert(&self, new: &NewSignal) -> Result<SignalWithDeliveries, InsertSignalError> {
+            self.0.insert(new).await
+        }
+        async fn find_by_idempotency_key(
+            &self,
+            owner: UserId,
+            key: &str,
+        ) -> Result<Option<(SignalWithDeliveries, String)>, crate::UnexpectedError> {
+            self.0.find_by_idempotency_key(owner, key).await
+        }
+        async fn find(
+            &self,
+            owner: UserId,
+            id: SignalId,
+        ) -> Result<Option<SignalWithDeliveries>, crate::UnexpectedError> {
+            self.0.find(owner, id).await
+        }
+        async fn list(
+            &self,
+            owner: UserId,
+            page: &PageRequest,
+        ) -> Result<Page<SignalWithDeliveries>, crate::UnexpectedError> {
+            self.0.list(owner, page).await
+        }
+        async fn cancel(
+            &self,
+            owner: UserId,
+            id: SignalId,
+            at: DateTime<Utc>,
+        ) -> Result<Option<SignalWithDeliveries>, crate::UnexpectedError> {
+            self.0.cancel(owner, id, at).await
+        }
+        async fn active_devices(&self, owner: UserId) -> Result<Vec<DeviceId>, crate::UnexpectedError> {
+            self.0.active_devices(owner).await
+        }
+        async fn pending_for_device(
+            &self,
+            device: DeviceId,
+            now: DateTime<Utc>,
+            limit: u32,
+        ) -> Result<Vec<Signal>, crate::UnexpectedError> {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.0.pending_for_device(device, now, limit).await
+        }
+        async fn mark_delivered(
+            &self,
+            deliveries: &[(DeviceId, SignalId, DateTime<Utc>)],
+        ) -> Result<(), crate::UnexpectedError> {
+            self.0.mark_delivered(deliveries).await
+        }
+        async fn acknowledge(
+            &self,
+            device: DeviceId,
+            signal: SignalId,
+            ack: &Ack,
+        ) -> Result<AckRecord, crate::UnexpectedError> {
+            self.0.acknowledge(device, signal, ack).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_woken_poll_is_answered_from_the_wake_up_without_reading_storage() {
+        let rig = rig(1).await;
+        let d0 = rig.device(0);
+        let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let script = Scripted(Arc::default(), rig.world.clock.clone());
+        let poller = SignalService::new(
+            CountingReads(rig.world.store.signals(), Arc::clone(&reads)),
+            script.clone(),
+            Arc::new(ActivityBuffer::default()),
+            rig.world.clock.clone(),
+            SequentialIds::after(7_000),
+            SignalPolicy::default(),
+        );
+        let (published, _) = rig.signals.publish(rig.owner, &buy(), None).await.unwrap();
+        let mut expired = published.signal.clone();
+        expired.id = SignalId::from_uuid(uuid::Uuid::now_v7());
+        expired.expires_at = Some(rig.world.clock.now() - Duration::seconds(1));
+        rig.signals.cancel(rig.owner, published.signal.id).await.unwrap();
+        // Nothing pending now; then a wake-up names two signals, one of
+        // them already expired.
+        let mut fresh = published.signal.clone();
+        fresh.id = SignalId::from_uuid(uuid::Uuid::now_v7());
+        script
+            .0
+            .lock()
+            .unwrap()
+            .push(Wake::Published(vec![expired, fresh.clone()]));
+        let got = poller.poll(&polling(d0), None, Some("30")).await.unwrap();
+        assert_eq!(got.iter().map(|s| s.id).collect::<Vec<_>>(), [fresh.id]);
+        assert_eq!(
+            reads.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "one read before waiting, none after the wake-up"
+        );
+        // A wake-up that cannot name the signals makes the poll read again.
+        script.0.lock().unwrap().push(Wake::Recheck);
+        let start = rig.world.clock.now();
+        assert!(
+            poller
+                .poll(&polling(d0), None, Some("1"))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            reads.load(std::sync::atomic::Ordering::SeqCst),
+            4,
+            "read, re-read on Recheck, and once more when the wait ran out"
+        );
+        assert_eq!(
+            rig.world.clock.now() - start,
+            Duration::seconds(1),
+            "then waited out its time"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_superseded_poll_answers_at_once() {
+        let rig = rig(1).await;
+        let d0 = rig.device(0);
+        let script = Scripted(Arc::default(), rig.world.clock.clone());
+        let poller = SignalService::new(
+            rig.world.store.signals(),
+            script.clone(),
+            Arc::new(ActivityBuffer::default()),
+            rig.world.clock.clone(),
+            SequentialIds::after(7_000),
+            SignalPolicy::default(),
+        );
+        script.0.lock().unwrap().push(Wake::Superseded);
+        assert!(
+            poller
+                .poll(&polling(d0), None, Some("30"))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // With the real fake, a second subscription supersedes the first.
+        let wakeups = rig.world.store.wakeups(rig.world.clock.clone());
+        let mut first = wakeups.subscribe(d0);
+        let _second = wakeups.subscribe(d0);
+        assert_eq!(
+            first.wait(std::time::Duration::from_secs(5)).await,
+            Wake::Superseded
+        );
     }
 
     #[tokio::test]

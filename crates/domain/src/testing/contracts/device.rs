@@ -302,49 +302,45 @@ pub async fn device_repository_contract(
             .unwrap()
             .is_none()
     );
+    // Activity: times only move forward, whatever order batches come in.
     let seen = t0() + Duration::hours(2);
-    let interval = Duration::seconds(5);
-    devices
-        .record_activity(d1.id, Activity::Seen, seen, interval)
-        .await
-        .unwrap();
-    devices
-        .record_activity(d1.id, Activity::Seen, seen + Duration::seconds(3), interval)
-        .await
-        .unwrap();
-    assert_eq!(
-        devices.find(ann.id, d1.id).await.unwrap().unwrap().last_seen_at,
-        Some(seen)
-    );
-    devices
-        .record_activity(d1.id, Activity::Seen, seen + Duration::seconds(5), interval)
-        .await
-        .unwrap();
-    devices
-        .record_activity(d1.id, Activity::Poll, seen, interval)
-        .await
-        .unwrap();
-    devices
-        .record_activity(d1.id, Activity::Ack, seen + Duration::seconds(1), interval)
-        .await
-        .unwrap();
-    let active = devices.find(ann.id, d1.id).await.unwrap().unwrap();
-    assert_eq!(active.last_seen_at, Some(seen + Duration::seconds(5)));
-    assert_eq!(active.last_poll_at, Some(seen));
-    assert_eq!(active.last_ack_at, Some(seen + Duration::seconds(1)));
-    let heartbeat = Heartbeat {
-        ea_version: Some("2.0".into()),
+    let heartbeat = |version: &str, at| Heartbeat {
+        ea_version: Some(version.into()),
         terminal_build: Some(4410),
         broker: Some("Broker Ltd".into()),
         account_login: Some(u64::MAX),
         balance: Some(1234.5),
         equity: None,
-        received_at: seen,
+        received_at: at,
     };
-    devices.record_heartbeat(d1.id, &heartbeat).await.unwrap();
+    let newer = crate::activity::DeviceActivity {
+        seen_at: Some(seen + Duration::seconds(5)),
+        polled_at: Some(seen),
+        heartbeat: Some(heartbeat("2.0", seen)),
+        delivered: Vec::new(),
+    };
+    let older = crate::activity::DeviceActivity {
+        seen_at: Some(seen),
+        polled_at: None,
+        heartbeat: Some(heartbeat("1.0", seen - Duration::seconds(1))),
+        delivered: Vec::new(),
+    };
+    let missing = DeviceId::from_uuid(Uuid::now_v7());
+    devices
+        .record_activity(&[(d1.id, newer.clone()), (missing, newer.clone())])
+        .await
+        .expect("a batch naming a device that does not exist is still written");
+    devices.record_activity(&[(d1.id, older)]).await.unwrap();
+    let active = devices.find(ann.id, d1.id).await.unwrap().unwrap();
     assert_eq!(
-        devices.find(ann.id, d1.id).await.unwrap().unwrap().last_heartbeat,
-        Some(heartbeat)
+        (active.last_seen_at, active.last_poll_at),
+        (Some(seen + Duration::seconds(5)), Some(seen)),
+        "an older batch never moves activity back"
+    );
+    assert_eq!(
+        active.last_heartbeat,
+        Some(heartbeat("2.0", seen)),
+        "an older heartbeat never replaces a newer one"
     );
 
     // Deleting the owner deletes the devices.

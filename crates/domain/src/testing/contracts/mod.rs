@@ -5,6 +5,7 @@
 
 mod account;
 mod audit;
+mod cache;
 mod device;
 mod fixtures;
 mod nonce;
@@ -14,6 +15,10 @@ mod signal;
 
 pub use account::account_repository_contract;
 pub use audit::audit_log_contract;
+pub use cache::{
+    cache_forgets_what_a_change_names, cache_keeps_nothing_while_not_live,
+    cache_refuses_a_fill_that_raced_a_change, cache_serves_what_was_filled, device_cache_contract,
+};
 pub use device::device_repository_contract;
 pub use fixtures::{audit_event, new_user};
 pub use nonce::nonce_store_contract;

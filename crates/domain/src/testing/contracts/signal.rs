@@ -121,8 +121,17 @@ pub async fn signal_repository_contract(
     );
 
     // First poll time is kept.
-    signals.mark_delivered(d1, &[s1.signal.id], at).await.unwrap();
-    signals.mark_delivered(d1, &[s1.signal.id], later).await.unwrap();
+    signals
+        .mark_delivered(&[
+            (d1, s1.signal.id, at),
+            (d1, SignalId::from_uuid(Uuid::now_v7()), at),
+        ])
+        .await
+        .expect("unknown deliveries are skipped");
+    signals
+        .mark_delivered(&[(d1, s1.signal.id, later)])
+        .await
+        .unwrap();
     let s1_now = signals.find(ann.id, s1.signal.id).await.unwrap().unwrap();
     let d1_delivery = s1_now.deliveries.iter().find(|d| d.device_id == d1).unwrap();
     assert_eq!(d1_delivery.first_polled_at, Some(at));

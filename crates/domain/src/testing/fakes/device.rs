@@ -1,6 +1,6 @@
 //! [`DeviceRepository`] over the in-memory store.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 use super::store::{DeviceRecord, InMemoryStore, State};
 use crate::account::*;
@@ -176,34 +176,28 @@ impl DeviceRepository for InMemoryDeviceRepository {
             revoked: r.device.revoked_at.is_some(),
             current: r.current.clone(),
             previous: r.previous.clone(),
-            last_seen_at: r.device.last_seen_at,
-            last_poll_at: r.device.last_poll_at,
         }))
     }
 
     async fn record_activity(
         &self,
-        id: DeviceId,
-        activity: Activity,
-        at: DateTime<Utc>,
-        min_interval: Duration,
+        batch: &[(DeviceId, crate::activity::DeviceActivity)],
     ) -> Result<(), UnexpectedError> {
-        if let Some(r) = self.0.state().devices.get_mut(&id) {
-            let field = match activity {
-                Activity::Seen => &mut r.device.last_seen_at,
-                Activity::Poll => &mut r.device.last_poll_at,
-                Activity::Ack => &mut r.device.last_ack_at,
+        let mut state = self.0.state();
+        for (id, activity) in batch {
+            let Some(r) = state.devices.get_mut(id) else {
+                continue;
             };
-            if field.is_none_or(|last| last <= at - min_interval) {
-                *field = Some(at);
+            r.device.last_seen_at = r.device.last_seen_at.max(activity.seen_at);
+            r.device.last_poll_at = r.device.last_poll_at.max(activity.polled_at);
+            if let Some(heartbeat) = &activity.heartbeat
+                && r.device
+                    .last_heartbeat
+                    .as_ref()
+                    .is_none_or(|stored| stored.received_at <= heartbeat.received_at)
+            {
+                r.device.last_heartbeat = Some(heartbeat.clone());
             }
-        }
-        Ok(())
-    }
-
-    async fn record_heartbeat(&self, id: DeviceId, heartbeat: &Heartbeat) -> Result<(), UnexpectedError> {
-        if let Some(r) = self.0.state().devices.get_mut(&id) {
-            r.device.last_heartbeat = Some(heartbeat.clone());
         }
         Ok(())
     }

@@ -6,10 +6,12 @@
 
 mod account;
 mod audit;
+mod cache;
 mod clock;
 mod device;
 mod nonce;
 mod password;
+mod ratelimit;
 mod secrets;
 mod session;
 mod signal;
@@ -20,10 +22,12 @@ mod world;
 
 pub use account::InMemoryAccountRepository;
 pub use audit::InMemoryAuditLog;
+pub use cache::FakeDeviceCache;
 pub use clock::{FixedClock, SequentialIds};
 pub use device::InMemoryDeviceRepository;
-pub use nonce::FakeNonceStore;
+pub use nonce::FakeReplayGuard;
 pub use password::FakeHasher;
+pub use ratelimit::FakeRateLimiter;
 pub use secrets::{FakeDeviceSecrets, FakeSealer, FakeVerifier, fake_mac};
 pub use session::InMemorySessionRepository;
 pub use signal::InMemorySignalRepository;

@@ -45,7 +45,7 @@ impl SignalRepository for InMemorySignalRepository {
             idempotency: new.idempotency.clone(),
         };
         for d in &new.devices {
-            *state.published.entry(*d).or_default() += 1;
+            state.published.entry(*d).or_default().push(new.signal.clone());
         }
         let out = with_deliveries(&record);
         state.signals.push(record);
@@ -161,18 +161,14 @@ impl SignalRepository for InMemorySignalRepository {
 
     async fn mark_delivered(
         &self,
-        device: DeviceId,
-        signals: &[SignalId],
-        at: DateTime<Utc>,
+        deliveries: &[(DeviceId, SignalId, DateTime<Utc>)],
     ) -> Result<(), UnexpectedError> {
         let mut state = self.0.state();
-        for r in state
-            .signals
-            .iter_mut()
-            .filter(|r| signals.contains(&r.signal.id))
-        {
-            for d in r.deliveries.iter_mut().filter(|d| d.device_id == device) {
-                d.first_polled_at.get_or_insert(at);
+        for (device, signal, at) in deliveries {
+            for r in state.signals.iter_mut().filter(|r| r.signal.id == *signal) {
+                for d in r.deliveries.iter_mut().filter(|d| d.device_id == *device) {
+                    d.first_polled_at.get_or_insert(*at);
+                }
             }
         }
         Ok(())

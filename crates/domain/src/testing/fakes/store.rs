@@ -35,8 +35,11 @@ pub(super) struct SignalRecord {
 #[derive(Debug, Default)]
 pub(super) struct State {
     pub(super) signals: Vec<SignalRecord>,
-    /// Per device, how many signals were published for it (wake-ups).
-    pub(super) published: HashMap<DeviceId, u64>,
+    /// Per device, the signals published for it, in order (wake-ups).
+    pub(super) published: HashMap<DeviceId, Vec<Signal>>,
+    /// Per device, the latest long-poll subscription (older ones are
+    /// superseded).
+    pub(super) subscriptions: HashMap<DeviceId, u64>,
     pub(super) users: HashMap<UserId, (User, PasswordHash)>,
     pub(super) sessions: HashMap<SessionId, Session>,
     pub(super) refresh_tokens: HashMap<RefreshTokenHash, (NewRefreshToken, Option<DateTime<Utc>>)>,
