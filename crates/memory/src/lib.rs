@@ -1,13 +1,14 @@
-//! In-process adapters, for a server running as a single instance.
+//! In-process adapters.
 //!
-//! [`InMemoryNonceStore`] and [`InMemoryRateLimiter`] are the defaults;
-//! the nonce store is the replay store: bounded memory,
-//! expiring entries, and exactly-once semantics under concurrency. Several
-//! instances behind a load balancer must share state instead: use the Redis
-//! adapter (`eagate-redis`).
+//! [`InMemoryReplayGuard`] and [`InMemoryRateLimiter`] hold state for a
+//! single instance (several instances behind a load balancer must share it:
+//! use the Redis adapter, `eagate-redis`); [`InMemoryDeviceCache`] is the
+//! per-instance cache every instance keeps, fed by change notifications.
 
-mod nonce;
+mod cache;
 mod ratelimit;
+mod replay;
 
-pub use nonce::InMemoryNonceStore;
+pub use cache::{CacheLimits, InMemoryDeviceCache};
 pub use ratelimit::InMemoryRateLimiter;
+pub use replay::{DEVICE_BYTES, InMemoryReplayGuard, NONCE_BYTES};

@@ -1,43 +1,99 @@
+//! [`RateLimiter`] in process memory: fixed-window counters in sharded maps,
+//! keyed by a keyed 64-bit hash of the key (no key text is kept), expired
+//! windows swept as a shard fills. When a shard is full of live windows a
+//! new key is refused (full never means unlimited).
+
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use eagate_domain::UnexpectedError;
 use eagate_domain::ratelimit::{RateDecision, RateLimit, RateLimiter, decide};
 
-/// Fixed-window counters in process memory (one instance). Expired windows
-/// are swept when the map grows past `capacity`; beyond that, new keys are
-/// let through uncounted rather than evicting live counters.
+const SHARDS: usize = 32;
+
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    start: Instant,
+    length: Duration,
+    count: u64,
+}
+
+impl Window {
+    fn expired(&self, now: Instant) -> bool {
+        now.duration_since(self.start) >= self.length
+    }
+}
+
+/// Fixed-window counters in process memory (one instance).
 #[derive(Debug)]
 pub struct InMemoryRateLimiter {
-    windows: Mutex<HashMap<String, (Instant, Duration, u64)>>,
-    capacity: usize,
+    shards: Vec<Mutex<HashMap<u64, Window>>>,
+    hasher: RandomState,
+    per_shard: usize,
 }
 
 impl InMemoryRateLimiter {
+    /// Room for about `capacity` live counters.
     pub fn new(capacity: usize) -> Self {
         Self {
-            windows: Mutex::default(),
-            capacity,
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            hasher: RandomState::new(),
+            per_shard: capacity.div_ceil(SHARDS).max(1),
         }
     }
 
-    fn count(&self, key: &str, limit: RateLimit, add: u64) -> RateDecision {
+    fn shard(&self, hash: u64) -> MutexGuard<'_, HashMap<u64, Window>> {
+        self.shards[(hash as usize) % SHARDS]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts `add` hits (0: just look).
+    pub fn count(&self, key: &str, limit: RateLimit, add: u64) -> RateDecision {
         let now = Instant::now();
-        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        if windows.len() >= self.capacity && !windows.contains_key(key) {
-            windows.retain(|_, (start, window, _)| now.duration_since(*start) < *window);
-            if windows.len() >= self.capacity {
-                return decide(add, limit, limit.window);
+        let hash = self.hasher.hash_one(key);
+        let mut shard = self.shard(hash);
+        if shard.len() >= self.per_shard && !shard.contains_key(&hash) {
+            shard.retain(|_, w| !w.expired(now));
+            if shard.len() >= self.per_shard {
+                // Full of live counters: refuse rather than stop counting.
+                return decide(u64::from(limit.limit) + add.max(1), limit, limit.window);
             }
         }
-        let entry = windows.entry(key.to_owned()).or_insert((now, limit.window, 0));
-        if now.duration_since(entry.0) >= entry.1 {
-            *entry = (now, limit.window, 0);
+        let window = shard.entry(hash).or_insert(Window {
+            start: now,
+            length: limit.window,
+            count: 0,
+        });
+        if window.expired(now) {
+            *window = Window {
+                start: now,
+                length: limit.window,
+                count: 0,
+            };
         }
-        entry.2 += add;
-        let reset_after = entry.1.saturating_sub(now.duration_since(entry.0));
-        decide(entry.2, limit, reset_after.max(Duration::from_millis(1)))
+        window.count += add;
+        let reset_after = window.length.saturating_sub(now.duration_since(window.start));
+        decide(window.count, limit, reset_after.max(Duration::from_millis(1)))
+    }
+
+    /// Live counters (after sweeping expired ones), for tests and metrics.
+    pub fn len(&self) -> usize {
+        let now = Instant::now();
+        self.shards
+            .iter()
+            .map(|s| {
+                let mut shard = s.lock().unwrap_or_else(|p| p.into_inner());
+                shard.retain(|_, w| !w.expired(now));
+                shard.len()
+            })
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -71,5 +127,27 @@ mod tests {
         assert!(!limiter.hit("k", limit).await.unwrap().allowed);
         tokio::time::sleep(Duration::from_millis(60)).await;
         assert!(limiter.hit("k", limit).await.unwrap().allowed);
+    }
+
+    #[test]
+    fn full_never_means_unlimited_and_expired_windows_make_room() {
+        let limiter = InMemoryRateLimiter::new(SHARDS);
+        let short = RateLimit {
+            limit: 100,
+            window: Duration::from_millis(30),
+        };
+        let mut refused = 0;
+        for n in 0..SHARDS * 10 {
+            if !limiter.count(&format!("ip:{n}"), short, 1).allowed {
+                refused += 1;
+            }
+        }
+        assert!(refused > 0, "a full limiter refuses new keys");
+        assert!(limiter.len() <= SHARDS);
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(
+            limiter.count("ip:late", short, 1).allowed,
+            "expired windows are swept to make room"
+        );
     }
 }
