@@ -130,11 +130,21 @@ mod tests {
 
     const MINUTE: chrono::Duration = chrono::Duration::minutes(1);
 
+    eagate_domain::nonce_store_contract!(async { ((), InMemoryNonceStore::new(1000)) });
+
     #[tokio::test]
-    async fn the_nonce_store_contract_holds() {
+    async fn len_counts_live_entries() {
         let store = InMemoryNonceStore::new(1000);
-        eagate_domain::testing::contracts::nonce_store_contract(&store).await;
-        assert_eq!(store.len(), 3);
+        let (a, b) = (device(), device());
+        for (d, nonce) in [
+            (a, "nonce-0000000001"),
+            (a, "nonce-0000000001"),
+            (a, "nonce-0000000002"),
+            (b, "nonce-0000000001"),
+        ] {
+            store.check_and_record(d, nonce, MINUTE).await.unwrap();
+        }
+        assert_eq!(store.len(), 3, "three distinct (device, nonce) pairs, one replay");
     }
 
     #[tokio::test]
@@ -198,6 +208,6 @@ mod tests {
             .map(|t| t.join().unwrap())
             .filter(|won| *won)
             .count();
-        assert_eq!(wins, 1);
+        assert_eq!(wins, 1, "of 50 concurrent uses of one nonce exactly one must win");
     }
 }

@@ -650,11 +650,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_nonce_store_contract_holds_for_the_fake() {
-        crate::testing::contracts::nonce_store_contract(&FakeNonceStore::default()).await;
-    }
-
-    #[tokio::test]
     async fn heartbeats_are_stored_for_the_owner_to_see() {
         let rig = rig().await;
         let d = rig.device("EA").await;
