@@ -436,11 +436,6 @@ mod tests {
         InMemorySignalRepository, SequentialIds,
     };
 
-    #[test]
-    fn the_cache_contract_holds_for_the_fake() {
-        crate::testing::contracts::device_cache_contract(&FakeDeviceCache::default());
-    }
-
     /// An owner with `n` devices registered through the uncached store.
     async fn world(n: usize) -> (FakeAccountWorld, UserId, Vec<DeviceId>) {
         let world = FakeAccountWorld::new();

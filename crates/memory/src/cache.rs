@@ -187,7 +187,6 @@ impl DeviceStateCache for InMemoryDeviceCache {
 
 #[cfg(test)]
 mod tests {
-    use eagate_domain::testing::contracts;
     use uuid::Uuid;
 
     use super::*;
@@ -196,25 +195,7 @@ mod tests {
         InMemoryDeviceCache::new(CacheLimits::default())
     }
 
-    #[test]
-    fn it_serves_what_was_filled() {
-        contracts::cache_serves_what_was_filled(&cache());
-    }
-
-    #[test]
-    fn it_refuses_a_fill_that_raced_a_change() {
-        contracts::cache_refuses_a_fill_that_raced_a_change(&cache());
-    }
-
-    #[test]
-    fn it_forgets_what_a_change_names() {
-        contracts::cache_forgets_what_a_change_names(&cache());
-    }
-
-    #[test]
-    fn it_keeps_nothing_while_not_live() {
-        contracts::cache_keeps_nothing_while_not_live(&cache());
-    }
+    eagate_domain::device_cache_contract!(async { ((), cache()) });
 
     #[test]
     fn it_starts_not_live() {

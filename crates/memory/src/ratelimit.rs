@@ -111,10 +111,7 @@ impl RateLimiter for InMemoryRateLimiter {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn the_rate_limiter_contract_holds() {
-        eagate_domain::testing::contracts::rate_limiter_contract(&InMemoryRateLimiter::new(1000)).await;
-    }
+    eagate_domain::rate_limiter_contract!(async { ((), InMemoryRateLimiter::new(1000)) });
 
     #[tokio::test]
     async fn a_window_resets() {

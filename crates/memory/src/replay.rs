@@ -283,11 +283,7 @@ mod tests {
 
     const MIB: usize = 1 << 20;
 
-    #[tokio::test]
-    async fn the_replay_guard_contract_holds() {
-        let guard = InMemoryReplayGuard::new(MIB);
-        eagate_domain::testing::contracts::nonce_store_contract(&guard).await;
-    }
+    eagate_domain::replay_guard_contract!(async { ((), InMemoryReplayGuard::new(MIB)) });
 
     #[test]
     fn a_nonce_is_kept_only_until_its_timestamp_leaves_the_window() {

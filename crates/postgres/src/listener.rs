@@ -8,6 +8,10 @@
 //! small map entry per device. If the listening connection drops, waiters
 //! are woken to re-check, and the use case re-checks storage every couple of
 //! seconds anyway, so a lost notification only delays delivery.
+//!
+//! [`PgSignalWakeups::ready`] resolves once the listening connection is up
+//! (and the wake-everyone of connecting is done), so callers that must not
+//! miss a notification — tests, above all — wait for it instead of sleeping.
 
 use std::collections::HashMap;
 use std::pin::pin;
@@ -45,6 +49,8 @@ pub(crate) fn notification_payloads(devices: &[DeviceId]) -> Vec<String> {
 struct Hub {
     waiters: Mutex<HashMap<DeviceId, watch::Sender<u64>>>,
     closing: std::sync::atomic::AtomicBool,
+    /// Whether the listening connection is up.
+    connected: watch::Sender<bool>,
 }
 
 impl Hub {
@@ -80,6 +86,22 @@ impl PgSignalWakeups {
         Self { hub }
     }
 
+    /// Resolves once the listening connection is up: a signal committed
+    /// after this wakes its device's subscriptions. Connecting wakes every
+    /// waiter once (to re-check what was published meanwhile); that has
+    /// happened by the time this resolves. Waits as long as it takes (the
+    /// listener reconnects forever): bound it with a timeout.
+    pub async fn ready(&self) {
+        let mut connected = self.hub.connected.subscribe();
+        // The sender lives in the hub we hold, so this cannot fail.
+        let _ = connected.wait_for(|up| *up).await;
+    }
+
+    /// Whether the listening connection is up right now.
+    pub fn is_connected(&self) -> bool {
+        *self.hub.connected.borrow()
+    }
+
     /// Devices with a long-poll waiting on this instance.
     pub fn waiting(&self) -> usize {
         self.hub.lock().len()
@@ -106,6 +128,7 @@ async fn listen(url: String, hub: Arc<Hub>) {
                     backoff = Duration::from_millis(250);
                     // Anything published while we were away: re-check now.
                     hub.wake_all();
+                    hub.connected.send_replace(true);
                     let mut stream = pin!(conn.notifications_stream());
                     while let Some(notification) = stream.next().await {
                         match notification {
@@ -120,6 +143,7 @@ async fn listen(url: String, hub: Arc<Hub>) {
                             }
                         }
                     }
+                    hub.connected.send_replace(false);
                     tracing::warn!("signal notification connection closed; reconnecting");
                 }
                 Err(e) => tracing::warn!(error = %e, "LISTEN failed; retrying"),

@@ -8,21 +8,40 @@
 //! URL, e.g. `postgres://postgres@host:5432/postgres`); a server listening on
 //! 127.0.0.1:5432 with user `postgres`; an embedded server started from the
 //! machine's PostgreSQL binaries under `<workspace>/.eagate/test-postgres`.
+//!
+//! On that server the harness only ever drops what it provably created:
+//! databases named `eagate_test_…` that carry its `COMMENT ON DATABASE`
+//! marker (see [`databases`]). Test databases are dropped by their guard;
+//! when a test process starts, marked test databases older than two hours
+//! (from killed runs) and marked templates of other migration sets unused
+//! for two hours are swept. Anything else — whatever its name — is left
+//! alone.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+pub mod databases;
+#[cfg(test)]
+mod safety_tests;
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use diesel::QueryableByName;
-use diesel::sql_types::Text;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use eagate_postgres::{EmbeddedPostgres, PgPool, PoolConfig, create_pool};
 use tokio::sync::OnceCell;
 
-/// Stale test databases older than this are dropped when a run starts.
-const STALE_AFTER: Duration = Duration::from_secs(2 * 60 * 60);
+use crate::databases::{
+    Kind, Marker, PREFIX, TEMPLATE_PREFIX, create_marked, drop_own, exec, find, mark, quoted,
+};
+
+/// Unix seconds now.
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
 
 /// The workspace root (where `Cargo.toml` with `[workspace]` lives).
 pub fn workspace_root() -> PathBuf {
@@ -84,30 +103,6 @@ async fn admin() -> AsyncPgConnection {
         .unwrap_or_else(|e| panic!("connecting to the test PostgreSQL server: {e}"))
 }
 
-async fn exec(conn: &mut AsyncPgConnection, sql: &str) {
-    diesel::sql_query(sql)
-        .execute(conn)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-}
-
-#[derive(QueryableByName)]
-struct Name {
-    #[diesel(sql_type = Text)]
-    datname: String,
-}
-
-async fn database_names(conn: &mut AsyncPgConnection, like: &str) -> Vec<String> {
-    diesel::sql_query("SELECT datname FROM pg_database WHERE datname LIKE $1")
-        .bind::<Text, _>(like)
-        .load::<Name>(conn)
-        .await
-        .expect("listing databases")
-        .into_iter()
-        .map(|n| n.datname)
-        .collect()
-}
-
 /// A fingerprint of the migrations directory, so a changed migration gets a
 /// fresh template.
 fn migrations_fingerprint() -> String {
@@ -133,49 +128,70 @@ fn migrations_fingerprint() -> String {
     format!("{:016x}", hasher.finish())
 }
 
+/// This run's template: `eagate_test_template_<migrations fingerprint>`.
+fn template_name() -> String {
+    format!("{TEMPLATE_PREFIX}{}", migrations_fingerprint())
+}
+
+/// The advisory lock that serialises template building and sweeping across
+/// test processes.
+const LOCK: i64 = 7_355_608;
+
 /// The migrated template's name, creating it (once per migration set,
-/// across processes) and sweeping stale test databases on first use.
+/// across processes), marking it used, and sweeping the harness's stale
+/// databases, on first use in a process.
 async fn template() -> &'static str {
     static TEMPLATE: OnceCell<String> = OnceCell::const_new();
     TEMPLATE
         .get_or_init(|| async {
-            let name = format!("eagate_template_{}", migrations_fingerprint());
+            let name = template_name();
             let mut conn = admin().await;
-            // Serialise template building and sweeping across test processes.
-            exec(&mut conn, "SELECT pg_advisory_lock(7355608)").await;
-            sweep_stale(&mut conn).await;
-            if database_names(&mut conn, &name).await.is_empty() {
-                let building = format!("{name}_building");
-                exec(
-                    &mut conn,
-                    &format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"),
-                )
-                .await;
-                exec(&mut conn, &format!("CREATE DATABASE \"{building}\"")).await;
-                let url = url_for(server_url().await, &building);
-                eagate_postgres::migrate::run_pending(&url)
-                    .await
-                    .unwrap_or_else(|e| panic!("migrating the test template: {e}"));
-                exec(
-                    &mut conn,
-                    &format!("ALTER DATABASE \"{building}\" RENAME TO \"{name}\""),
-                )
-                .await;
+            exec(&mut conn, &format!("SELECT pg_advisory_lock({LOCK})")).await;
+            databases::sweep(&mut conn, unix_now(), &name, &|_| true).await;
+            match find(&mut conn, &name).await {
+                Some(existing) => {
+                    assert!(
+                        existing.marker().is_some_and(|m| m.kind == Kind::Template),
+                        "database {name} exists but eagate-testkit did not create it as a template \
+                         (no marker comment): rename or drop it, or set EAGATE_TEST_DATABASE_URL \
+                         to another server"
+                    );
+                    // Used now: another run's sweep leaves it alone.
+                    mark(&mut conn, &name, Marker::new(Kind::Template, unix_now())).await;
+                }
+                None => build_template(&mut conn, &name).await,
             }
-            exec(&mut conn, "SELECT pg_advisory_unlock(7355608)").await;
+            exec(&mut conn, &format!("SELECT pg_advisory_unlock({LOCK})")).await;
             name
         })
         .await
 }
 
-async fn sweep_stale(conn: &mut AsyncPgConnection) {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    for name in database_names(conn, "test\\_%").await {
-        let created = name.split('_').nth(1).and_then(|s| s.parse::<u64>().ok());
-        if created.is_some_and(|t| now.saturating_sub(Duration::from_secs(t)) > STALE_AFTER) {
-            exec(conn, &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
-        }
+/// Creates, migrates and renames into place the template `name`. The
+/// marker goes on before the rename (a comment follows the database), so
+/// the template is never unmarked.
+async fn build_template(conn: &mut AsyncPgConnection, name: &str) {
+    let building = format!("{name}_building");
+    if let Some(leftover) = find(conn, &building).await {
+        // A build that died half-way; ours only if marked.
+        assert!(
+            leftover.marker().is_some(),
+            "database {building} exists but eagate-testkit did not create it (no marker \
+             comment): rename or drop it"
+        );
+        drop_own(conn, &leftover).await;
     }
+    create_marked(conn, &building, None, Marker::new(Kind::Building, unix_now())).await;
+    let url = url_for(server_url().await, &building);
+    eagate_postgres::migrate::run_pending(&url)
+        .await
+        .unwrap_or_else(|e| panic!("migrating the test template: {e}"));
+    mark(conn, &building, Marker::new(Kind::Template, unix_now())).await;
+    exec(
+        conn,
+        &format!("ALTER DATABASE {} RENAME TO {}", quoted(&building), quoted(name)),
+    )
+    .await;
 }
 
 /// A database of this test's own, dropped when the guard is dropped.
@@ -198,17 +214,10 @@ impl TestDatabase {
     }
 
     async fn create(template: Option<&str>) -> Self {
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        let name = format!("test_{secs}_{}", uuid::Uuid::new_v4().simple());
+        let now = unix_now();
+        let name = format!("{PREFIX}{now}_{}", uuid::Uuid::new_v4().simple());
         let mut conn = admin().await;
-        let sql = match template {
-            Some(t) => format!("CREATE DATABASE \"{name}\" TEMPLATE \"{t}\""),
-            None => format!("CREATE DATABASE \"{name}\""),
-        };
-        exec(&mut conn, &sql).await;
+        create_marked(&mut conn, &name, template, Marker::new(Kind::Database, now)).await;
         let url = url_for(server_url().await, &name);
         Self { name, url }
     }
@@ -240,29 +249,35 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop may run inside or outside a runtime: use a thread of its own.
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(async {
-                let url = server_url().await.to_owned();
-                let mut conn = AsyncPgConnection::establish(&url).await?;
-                diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await?;
-                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
+        if !drop_blocking(&self.name) {
             eprintln!(
-                "warning: could not drop test database {}; it will be swept later",
+                "warning: could not drop test database {}; a test run will sweep it after two hours",
                 self.name
             );
         }
     }
+}
+
+/// Drops the database `name`, which the caller created, from any context
+/// (inside or outside a runtime: it uses a thread of its own). Whether it
+/// worked.
+pub(crate) fn drop_blocking(name: &str) -> bool {
+    let name = name.to_owned();
+    let dropped = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            let url = server_url().await.to_owned();
+            let mut conn = AsyncPgConnection::establish(&url).await?;
+            diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quoted(&name)))
+                .execute(&mut conn)
+                .await?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+        })
+    })
+    .join();
+    matches!(dropped, Ok(Ok(())))
 }
 
 /// The Redis tests use: `EAGATE_TEST_REDIS_URL`, else 127.0.0.1:6379 —

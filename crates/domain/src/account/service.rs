@@ -721,12 +721,4 @@ mod tests {
                 .is_err()
         );
     }
-
-    #[tokio::test]
-    async fn contracts_hold_for_the_fakes() {
-        let store = crate::testing::InMemoryStore::default();
-        crate::testing::contracts::account_repository_contract(&store.accounts(), &store.sessions()).await;
-        let store = crate::testing::InMemoryStore::default();
-        crate::testing::contracts::session_repository_contract(&store.accounts(), &store.sessions()).await;
-    }
 }

@@ -776,11 +776,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_replay_guard_contract_holds_for_the_fake() {
-        crate::testing::contracts::nonce_store_contract(&FakeReplayGuard::default()).await;
-    }
-
-    #[tokio::test]
     async fn heartbeats_are_validated_now_and_written_with_the_next_flush() {
         let rig = rig().await;
         let d = rig.device("EA").await;

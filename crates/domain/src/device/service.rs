@@ -324,7 +324,7 @@ mod tests {
     use super::*;
     use crate::account::{Registration, UserId};
     use crate::audit::AuditLog as _;
-    use crate::testing::{FakeAccountWorld, FakeSealer, InMemoryStore, contracts};
+    use crate::testing::{FakeAccountWorld, FakeSealer};
 
     async fn world_with_user(name: &str) -> (FakeAccountWorld, UserId) {
         let world = FakeAccountWorld::new();
@@ -575,14 +575,6 @@ mod tests {
         let lost = world.devices(FakeSealer::new("k3"), DevicePolicy::default());
         let error = lost.reseal_all().await.unwrap_err().to_string();
         assert!(error.contains("k2"), "{error}");
-    }
-
-    #[tokio::test]
-    async fn contracts_hold_for_the_fakes() {
-        let store = InMemoryStore::default();
-        contracts::device_repository_contract(&store.accounts(), &store.devices(), &store.audit()).await;
-        let store = InMemoryStore::default();
-        contracts::audit_log_contract(&store.accounts(), &store.audit()).await;
     }
 
     #[tokio::test]

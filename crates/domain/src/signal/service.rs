@@ -1003,15 +1003,4 @@ mod tests {
             ["comment"]
         );
     }
-
-    #[tokio::test]
-    async fn the_repository_contract_holds_for_the_fake() {
-        let store = crate::testing::InMemoryStore::default();
-        crate::testing::contracts::signal_repository_contract(
-            &store.accounts(),
-            &store.devices(),
-            &store.signals(),
-        )
-        .await;
-    }
 }

@@ -8,27 +8,25 @@ use eagate_postgres::{PgAccountRepository, PgSessionRepository};
 use eagate_testkit::TestDatabase;
 use uuid::Uuid;
 
-#[tokio::test]
-async fn account_repository_contract_holds() {
+eagate_domain::account_repository_contract!(async {
     let db = TestDatabase::migrated().await;
     let pool = db.pool();
-    contracts::account_repository_contract(
-        &PgAccountRepository::new(pool.clone()),
-        &PgSessionRepository::new(pool),
+    (
+        db,
+        PgAccountRepository::new(pool.clone()),
+        PgSessionRepository::new(pool),
     )
-    .await;
-}
+});
 
-#[tokio::test]
-async fn session_repository_contract_holds() {
+eagate_domain::session_repository_contract!(async {
     let db = TestDatabase::migrated().await;
     let pool = db.pool();
-    contracts::session_repository_contract(
-        &PgAccountRepository::new(pool.clone()),
-        &PgSessionRepository::new(pool),
+    (
+        db,
+        PgAccountRepository::new(pool.clone()),
+        PgSessionRepository::new(pool),
     )
-    .await;
-}
+});
 
 #[tokio::test]
 async fn concurrent_rotations_of_one_token_have_exactly_one_winner() {
@@ -80,7 +78,10 @@ async fn concurrent_rotations_of_one_token_have_exactly_one_winner() {
             winners += 1;
         }
     }
-    assert_eq!(winners, 1);
+    assert_eq!(
+        winners, 1,
+        "of 8 concurrent rotations of one token exactly one must win"
+    );
 }
 
 #[tokio::test]

@@ -9,24 +9,22 @@ use eagate_postgres::{PgAccountRepository, PgAuditLog, PgDeviceRepository};
 use eagate_testkit::TestDatabase;
 use uuid::Uuid;
 
-#[tokio::test]
-async fn device_repository_contract_holds() {
+eagate_domain::device_repository_contract!(async {
     let db = TestDatabase::migrated().await;
     let pool = db.pool();
-    contracts::device_repository_contract(
-        &PgAccountRepository::new(pool.clone()),
-        &PgDeviceRepository::new(pool.clone()),
-        &PgAuditLog::new(pool),
+    (
+        db,
+        PgAccountRepository::new(pool.clone()),
+        PgDeviceRepository::new(pool.clone()),
+        PgAuditLog::new(pool),
     )
-    .await;
-}
+});
 
-#[tokio::test]
-async fn audit_log_contract_holds() {
+eagate_domain::audit_log_contract!(async {
     let db = TestDatabase::migrated().await;
     let pool = db.pool();
-    contracts::audit_log_contract(&PgAccountRepository::new(pool.clone()), &PgAuditLog::new(pool)).await;
-}
+    (db, PgAccountRepository::new(pool.clone()), PgAuditLog::new(pool))
+});
 
 #[tokio::test]
 async fn concurrent_registrations_never_exceed_the_limit() {
@@ -70,7 +68,10 @@ async fn concurrent_registrations_never_exceed_the_limit() {
             Err(other) => panic!("unexpected {other:?}"),
         }
     }
-    assert_eq!(ok, 3);
+    assert_eq!(
+        ok, 3,
+        "of 10 concurrent registrations with a limit of 3 exactly 3 must succeed"
+    );
 }
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use eagate_domain::account::AccountRepository;
 use eagate_domain::audit::AuditAction;
@@ -9,17 +9,16 @@ use eagate_postgres::{PgAccountRepository, PgDeviceRepository, PgSignalRepositor
 use eagate_testkit::TestDatabase;
 use uuid::Uuid;
 
-#[tokio::test]
-async fn signal_repository_contract_holds() {
+eagate_domain::signal_repository_contract!(async {
     let db = TestDatabase::migrated().await;
     let pool = db.pool();
-    contracts::signal_repository_contract(
-        &PgAccountRepository::new(pool.clone()),
-        &PgDeviceRepository::new(pool.clone()),
-        &PgSignalRepository::new(pool),
+    (
+        db,
+        PgAccountRepository::new(pool.clone()),
+        PgDeviceRepository::new(pool.clone()),
+        PgSignalRepository::new(pool),
     )
-    .await;
-}
+});
 
 /// A user with one device; returns the device id.
 async fn device_of_new_user(db: &TestDatabase) -> (eagate_domain::account::UserId, DeviceId) {
@@ -78,35 +77,72 @@ fn signal_for(owner: eagate_domain::account::UserId, device: DeviceId) -> NewSig
     }
 }
 
-/// Waits for the listener to be connected (it wakes everyone on connect).
-async fn settle() {
-    tokio::time::sleep(Duration::from_millis(300)).await;
+/// Polls `future` once: whether it is still pending (a wait in progress).
+async fn is_pending<F: Future + Unpin>(future: &mut F) -> bool {
+    std::future::poll_fn(|cx| std::task::Poll::Ready(std::pin::Pin::new(&mut *future).poll(cx).is_pending()))
+        .await
 }
 
+/// Starts a listener on `db` and waits until it is connected (bounded, so a
+/// broken listener fails the test instead of hanging it).
+async fn listening(db: &TestDatabase) -> PgSignalWakeups {
+    let wakeups = PgSignalWakeups::start(db.url().to_owned());
+    tokio::time::timeout(Duration::from_secs(30), wakeups.ready())
+        .await
+        .expect("the listener did not connect within 30 s");
+    assert!(
+        wakeups.is_connected(),
+        "ready() resolved, so the listener is connected"
+    );
+    wakeups
+}
+
+eagate_domain::signal_wakeups_contract!(async {
+    let db = TestDatabase::migrated().await;
+    let pool = db.pool();
+    let wakeups = listening(&db).await;
+    (
+        db,
+        PgAccountRepository::new(pool.clone()),
+        PgDeviceRepository::new(pool.clone()),
+        PgSignalRepository::new(pool),
+        wakeups,
+    )
+});
+
 #[tokio::test]
-async fn a_publish_wakes_waiters_on_every_listening_instance() {
+async fn a_publish_wakes_waits_in_progress_on_every_listening_instance() {
     let db = TestDatabase::migrated().await;
     let (owner, device) = device_of_new_user(&db).await;
     // Two instances: each has its own listener.
-    let a = PgSignalWakeups::start(db.url().to_owned());
-    let b = PgSignalWakeups::start(db.url().to_owned());
-    settle().await;
+    let (a, b) = (listening(&db).await, listening(&db).await);
     let mut on_a = a.subscribe(device);
     let mut on_b = b.subscribe(device);
-    assert_eq!((a.waiting(), b.waiting()), (1, 1));
+    assert_eq!(
+        (a.waiting(), b.waiting()),
+        (1, 1),
+        "each instance counts its waiter"
+    );
 
-    let started = Instant::now();
-    let repo = PgSignalRepository::new(db.pool());
-    let publish = async {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        repo.insert(&signal_for(owner, device)).await.unwrap();
+    // Both waits are in progress (polled at least once) before the publish.
+    let woken = {
+        let long = Duration::from_secs(60);
+        let (wait_a, wait_b) = (on_a.wait(long), on_b.wait(long));
+        tokio::pin!(wait_a, wait_b);
+        assert!(
+            is_pending(&mut wait_a).await && is_pending(&mut wait_b).await,
+            "nothing was published yet: both waits are in progress"
+        );
+        PgSignalRepository::new(db.pool())
+            .insert(&signal_for(owner, device))
+            .await
+            .unwrap();
+        tokio::join!(wait_a, wait_b)
     };
-    let wait_a = on_a.wait(Duration::from_secs(5));
-    let wait_b = on_b.wait(Duration::from_secs(5));
-    tokio::join!(publish, wait_a, wait_b);
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "woken by the notification, not the timeout"
+    assert_eq!(
+        woken,
+        (Wake::Notified, Wake::Notified),
+        "a publish must wake the device's waits on every instance, long before their 60 s timeout"
     );
 
     drop(on_a);
@@ -119,29 +155,41 @@ async fn a_publish_wakes_waiters_on_every_listening_instance() {
 }
 
 #[tokio::test]
-async fn without_a_publish_the_wait_times_out() {
+async fn a_shutdown_ends_waits_in_progress_and_later_ones_at_once() {
     let db = TestDatabase::migrated().await;
     let (_, device) = device_of_new_user(&db).await;
-    let wakeups = PgSignalWakeups::start(db.url().to_owned());
-    settle().await;
-    let mut sub = wakeups.subscribe(device);
-    let started = Instant::now();
-    sub.wait(Duration::from_millis(300)).await;
-    assert!(started.elapsed() >= Duration::from_millis(290));
+    let wakeups = listening(&db).await;
+    let mut subscription = wakeups.subscribe(device);
+    let wait = subscription.wait(Duration::from_secs(60));
+    tokio::pin!(wait);
+    assert!(
+        is_pending(&mut wait).await,
+        "the wait is in progress before the shutdown"
+    );
+    wakeups.shutdown();
+    assert_eq!(
+        wait.await,
+        Wake::Closing,
+        "a shutdown ends a wait in progress with Closing"
+    );
+    let mut later = wakeups.subscribe(device);
+    assert_eq!(
+        later.wait(Duration::from_secs(60)).await,
+        Wake::Closing,
+        "after a shutdown a new wait ends at once with Closing"
+    );
 }
 
 #[tokio::test]
-async fn a_publish_for_another_device_does_not_wake() {
+async fn a_listener_without_a_database_is_never_ready() {
     let db = TestDatabase::migrated().await;
-    let (owner, device) = device_of_new_user(&db).await;
-    let wakeups = PgSignalWakeups::start(db.url().to_owned());
-    settle().await;
-    let mut sub = wakeups.subscribe(DeviceId::from_uuid(Uuid::now_v7()));
-    PgSignalRepository::new(db.pool())
-        .insert(&signal_for(owner, device))
-        .await
-        .unwrap();
-    let started = Instant::now();
-    sub.wait(Duration::from_millis(400)).await;
-    assert!(started.elapsed() >= Duration::from_millis(390));
+    let url = eagate_testkit::url_for(db.url(), "eagate_no_such_database");
+    let wakeups = PgSignalWakeups::start(url);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), wakeups.ready())
+            .await
+            .is_err(),
+        "ready() must not resolve while the listener cannot connect"
+    );
+    assert!(!wakeups.is_connected(), "and is_connected says so");
 }

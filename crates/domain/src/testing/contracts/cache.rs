@@ -47,7 +47,7 @@ fn is_idle(cache: &impl DeviceStateCache, id: DeviceId) -> bool {
 
 /// A fill with a fresh ticket is served until a change names the device;
 /// "does not exist" is cached too.
-pub fn cache_serves_what_was_filled(cache: &impl DeviceStateCache) {
+pub async fn cache_serves_what_was_filled(cache: &impl DeviceStateCache) {
     cache.set_live(true);
     let (a, missing) = (device(), device());
     let t = ticket(cache.credentials(a), "an unknown device");
@@ -66,7 +66,7 @@ pub fn cache_serves_what_was_filled(cache: &impl DeviceStateCache) {
 }
 
 /// A value read before a change must not be stored after it.
-pub fn cache_refuses_a_fill_that_raced_a_change(cache: &impl DeviceStateCache) {
+pub async fn cache_refuses_a_fill_that_raced_a_change(cache: &impl DeviceStateCache) {
     cache.set_live(true);
     let a = device();
     let stale = ticket(cache.credentials(a), "first lookup");
@@ -88,7 +88,7 @@ pub fn cache_refuses_a_fill_that_raced_a_change(cache: &impl DeviceStateCache) {
 }
 
 /// Each change forgets exactly what it makes stale.
-pub fn cache_forgets_what_a_change_names(cache: &impl DeviceStateCache) {
+pub async fn cache_forgets_what_a_change_names(cache: &impl DeviceStateCache) {
     cache.set_live(true);
     let (a, b) = (device(), device());
     for id in [a, b] {
@@ -120,7 +120,7 @@ pub fn cache_forgets_what_a_change_names(cache: &impl DeviceStateCache) {
 }
 
 /// While notifications may be missed, nothing is served or kept.
-pub fn cache_keeps_nothing_while_not_live(cache: &impl DeviceStateCache) {
+pub async fn cache_keeps_nothing_while_not_live(cache: &impl DeviceStateCache) {
     cache.set_live(true);
     let a = device();
     let t = ticket(cache.credentials(a), "credentials");
@@ -144,11 +144,33 @@ pub fn cache_keeps_nothing_while_not_live(cache: &impl DeviceStateCache) {
     assert_eq!(hit_credentials(cache, a), Some(Some(true)));
 }
 
-/// Runs every rule (each rule is also a function of its own, so an adapter
-/// can run them as separate tests).
-pub fn device_cache_contract(cache: &impl DeviceStateCache) {
-    cache_serves_what_was_filled(cache);
-    cache_refuses_a_fill_that_raced_a_change(cache);
-    cache_forgets_what_a_change_names(cache);
-    cache_keeps_nothing_while_not_live(cache);
+/// Runs every rule in order on one cache; prefer
+/// [`device_cache_contract!`](crate::device_cache_contract), which gives
+/// each rule a test of its own.
+pub async fn device_cache_contract(cache: &impl DeviceStateCache) {
+    cache_serves_what_was_filled(cache).await;
+    cache_refuses_a_fill_that_raced_a_change(cache).await;
+    cache_forgets_what_a_change_names(cache).await;
+    cache_keeps_nothing_while_not_live(cache).await;
+}
+
+/// One `#[tokio::test]` per [`DeviceStateCache`] rule, in a module
+/// `device_cache_contract`. `$setup`: an async block returning
+/// `(guard, cache)`.
+#[macro_export]
+macro_rules! device_cache_contract {
+    ($setup:expr) => {
+        $crate::__contract_cases!(
+            device_cache_contract,
+            cache,
+            $setup,
+            (cache),
+            [
+                cache_serves_what_was_filled,
+                cache_refuses_a_fill_that_raced_a_change,
+                cache_forgets_what_a_change_names,
+                cache_keeps_nothing_while_not_live,
+            ]
+        );
+    };
 }

@@ -1,20 +1,27 @@
-//! Values the contract suites build their cases from.
+//! Values the contract rules build their cases from.
+//!
+//! Every rule makes its own users (unique names and emails), so rules can
+//! share a store with each other and with anything else: a rule never
+//! depends on what the store held before it ran.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use uuid::Uuid;
-
-use std::collections::BTreeMap;
 
 use crate::account::*;
 use crate::audit::{AuditAction, AuditEvent, ClientInfo};
 use crate::device::*;
 use crate::signal::*;
 
-pub(super) fn t0() -> DateTime<Utc> {
+/// The time every fixture is created at: 2026-03-01T12:00:00Z.
+pub fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap()
 }
 
-/// A distinct user; `n` keeps usernames and emails apart within a suite.
+/// A user named `Trader_<n>` (`trader<n>@example.com`). The name is fixed,
+/// so two calls with the same `n` collide: for adapter tests that need a
+/// known name. Contract rules use [`unique_user`].
 pub fn new_user(n: u32) -> NewUser {
     NewUser {
         id: UserId::from_uuid(Uuid::now_v7()),
@@ -25,7 +32,20 @@ pub fn new_user(n: u32) -> NewUser {
     }
 }
 
-/// An audit event for `user`.
+/// A user no other call returns: `Trader_<12 hex digits>`, mixed case so
+/// case-insensitive rules have something to fold.
+pub fn unique_user() -> NewUser {
+    let tag = &Uuid::new_v4().simple().to_string()[..12];
+    NewUser {
+        id: UserId::from_uuid(Uuid::now_v7()),
+        username: Username::parse(&format!("Trader_{tag}")).unwrap(),
+        email: Email::parse(&format!("trader_{tag}@example.com")).unwrap(),
+        password_hash: PasswordHash::new(format!("hash-{tag}")),
+        created_at: t0(),
+    }
+}
+
+/// An audit event for `user` (and `device`), at [`t0`].
 pub fn audit_event(action: AuditAction, user: Option<UserId>, device: Option<DeviceId>) -> AuditEvent {
     AuditEvent {
         id: Uuid::now_v7(),
@@ -38,7 +58,25 @@ pub fn audit_event(action: AuditAction, user: Option<UserId>, device: Option<Dev
     }
 }
 
-pub(super) fn session_for(user: UserId) -> Session {
+/// Stores a [`unique_user`] and returns it.
+pub async fn registered(accounts: &impl AccountRepository) -> NewUser {
+    let user = unique_user();
+    accounts
+        .create(
+            &user,
+            &audit_event(AuditAction::AccountRegistered, Some(user.id), None),
+        )
+        .await
+        .expect("setting up: storing a new user");
+    user
+}
+
+/// A random id that no stored row has.
+pub fn unknown_user() -> UserId {
+    UserId::from_uuid(Uuid::now_v7())
+}
+
+pub fn session_for(user: UserId) -> Session {
     Session {
         id: SessionId::from_uuid(Uuid::now_v7()),
         user_id: user,
@@ -48,11 +86,12 @@ pub(super) fn session_for(user: UserId) -> Session {
 }
 
 /// A distinct 32-byte digest, as real token digests are.
-pub(super) fn digest() -> RefreshTokenHash {
+pub fn digest() -> RefreshTokenHash {
     RefreshTokenHash::new([*Uuid::new_v4().as_bytes(), *Uuid::new_v4().as_bytes()].concat())
 }
 
-pub(super) fn token(session: SessionId) -> NewRefreshToken {
+/// A refresh token of `session`, valid for 30 days from [`t0`].
+pub fn token(session: SessionId) -> NewRefreshToken {
     NewRefreshToken {
         hash: digest(),
         session_id: session,
@@ -61,14 +100,31 @@ pub(super) fn token(session: SessionId) -> NewRefreshToken {
     }
 }
 
-pub(super) fn sealed(label: &str) -> SealedSecret {
+/// Stores a session of `user` with its first refresh token.
+pub async fn logged_in(sessions: &impl SessionRepository, user: UserId) -> (Session, NewRefreshToken) {
+    let session = session_for(user);
+    let first = token(session.id);
+    sessions
+        .create(
+            &session,
+            &first,
+            &audit_event(AuditAction::LoginSucceeded, Some(user), None),
+        )
+        .await
+        .expect("setting up: storing a session");
+    (session, first)
+}
+
+/// An opaque stand-in for a sealed secret.
+pub fn sealed(label: &str) -> SealedSecret {
     SealedSecret {
         key_id: "k1".into(),
         ciphertext: label.as_bytes().to_vec(),
     }
 }
 
-pub(super) fn new_device(owner: UserId, name: &str, minutes: i64) -> NewDevice {
+/// A device of `owner` named `name`, created `minutes` after [`t0`].
+pub fn new_device(owner: UserId, name: &str, minutes: i64) -> NewDevice {
     NewDevice {
         id: DeviceId::from_uuid(Uuid::now_v7()),
         owner,
@@ -79,11 +135,31 @@ pub(super) fn new_device(owner: UserId, name: &str, minutes: i64) -> NewDevice {
     }
 }
 
-pub(super) fn device_audit(action: AuditAction, device: &NewDevice) -> AuditEvent {
+pub fn device_audit(action: AuditAction, device: &NewDevice) -> AuditEvent {
     audit_event(action, Some(device.owner), Some(device.id))
 }
 
-pub(super) fn order(instrument: &str) -> Order {
+/// Stores a device of `owner` named `name` (at most 10 active per owner).
+pub async fn stored_device(
+    devices: &impl DeviceRepository,
+    owner: UserId,
+    name: &str,
+    minutes: i64,
+) -> NewDevice {
+    let device = new_device(owner, name, minutes);
+    devices
+        .insert(&device, 10, &device_audit(AuditAction::DeviceRegistered, &device))
+        .await
+        .unwrap_or_else(|e| panic!("setting up: storing device {name:?}: {e:?}"));
+    device
+}
+
+/// A random id that no stored row has.
+pub fn unknown_device() -> DeviceId {
+    DeviceId::from_uuid(Uuid::now_v7())
+}
+
+pub fn order(instrument: &str) -> Order {
     Order {
         instrument: Instrument::parse(instrument).unwrap(),
         side: Side::Buy,
@@ -96,7 +172,9 @@ pub(super) fn order(instrument: &str) -> Order {
     }
 }
 
-pub(super) fn new_signal(owner: UserId, minutes: i64, devices: &[DeviceId], key: Option<&str>) -> NewSignal {
+/// A signal of `owner` for `devices`, created `minutes` after [`t0`], with
+/// an optional idempotency key (described as `description of <key>`).
+pub fn new_signal(owner: UserId, minutes: i64, devices: &[DeviceId], key: Option<&str>) -> NewSignal {
     NewSignal {
         signal: Signal {
             id: SignalId::from_uuid(Uuid::now_v7()),
@@ -109,4 +187,13 @@ pub(super) fn new_signal(owner: UserId, minutes: i64, devices: &[DeviceId], key:
         devices: devices.to_vec(),
         idempotency: key.map(|k| (k.to_owned(), format!("description of {k}"))),
     }
+}
+
+/// Stores a signal and returns it.
+pub async fn published(signals: &impl SignalRepository, new: NewSignal) -> NewSignal {
+    signals
+        .insert(&new)
+        .await
+        .unwrap_or_else(|e| panic!("setting up: storing a signal: {e:?}"));
+    new
 }

@@ -35,3 +35,83 @@ pub use store::InMemoryStore;
 pub use tokens::{FakeAccessTokens, FakeRefreshTokens};
 pub use wakeups::{FakeSubscription, FakeWakeups};
 pub use world::{FakeAccountService, FakeAccountWorld, FakeDeviceService};
+
+/// Every port contract, run against the fakes: one test per rule.
+#[cfg(test)]
+mod contracts {
+    use super::*;
+
+    crate::account_repository_contract!(async {
+        let store = InMemoryStore::default();
+        ((), store.accounts(), store.sessions())
+    });
+
+    crate::session_repository_contract!(async {
+        let store = InMemoryStore::default();
+        ((), store.accounts(), store.sessions())
+    });
+
+    crate::audit_log_contract!(async {
+        let store = InMemoryStore::default();
+        ((), store.accounts(), store.audit())
+    });
+
+    crate::device_repository_contract!(async {
+        let store = InMemoryStore::default();
+        ((), store.accounts(), store.devices(), store.audit())
+    });
+
+    crate::signal_repository_contract!(async {
+        let store = InMemoryStore::default();
+        ((), store.accounts(), store.devices(), store.signals())
+    });
+
+    crate::signal_wakeups_contract!(async {
+        let store = InMemoryStore::default();
+        let wakeups = store.wakeups(FixedClock::default_start());
+        ((), store.accounts(), store.devices(), store.signals(), wakeups)
+    });
+
+    crate::replay_guard_contract!(async { ((), FakeReplayGuard::default()) });
+
+    crate::device_cache_contract!(async { ((), FakeDeviceCache::default()) });
+
+    crate::password_hasher_contract!(async { ((), FakeHasher::with_cost(2), FakeHasher::with_cost(1)) });
+
+    crate::access_token_issuer_contract!(async { ((), FakeAccessTokens) });
+
+    crate::refresh_token_factory_contract!(async { ((), FakeRefreshTokens::default()) });
+
+    crate::device_secret_factory_contract!(async { ((), FakeDeviceSecrets::default()) });
+
+    crate::secret_sealer_contract!(async { ((), FakeSealer::new("k1"), FakeSealer::rotated("k2", &["k1"])) });
+
+    crate::signature_verifier_contract!(async {
+        let sealer = FakeSealer::new("k1");
+        ((), sealer.clone(), FakeVerifier(sealer), fake_mac)
+    });
+
+    /// The all-rules functions run every rule on one shared store: rules
+    /// must not depend on what the store held before them.
+    #[tokio::test]
+    async fn every_rule_also_holds_on_a_store_shared_by_all_rules() {
+        use crate::testing::contracts::*;
+        let store = InMemoryStore::default();
+        let (accounts, sessions, devices, audit, signals) = (
+            store.accounts(),
+            store.sessions(),
+            store.devices(),
+            store.audit(),
+            store.signals(),
+        );
+        account_repository_contract(&accounts, &sessions).await;
+        session_repository_contract(&accounts, &sessions).await;
+        audit_log_contract(&accounts, &audit).await;
+        device_repository_contract(&accounts, &devices, &audit).await;
+        signal_repository_contract(&accounts, &devices, &signals).await;
+        let wakeups = store.wakeups(FixedClock::default_start());
+        wakeups::signal_wakeups_contract(&accounts, &devices, &signals, &wakeups).await;
+        replay_guard_contract(&FakeReplayGuard::default()).await;
+        device_cache_contract(&FakeDeviceCache::default()).await;
+    }
+}

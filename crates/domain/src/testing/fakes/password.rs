@@ -1,17 +1,21 @@
-//! A transparent [`PasswordHasher`].
+//! A readable [`PasswordHasher`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::secrets::hex;
 use crate::account::*;
 use crate::error::UnexpectedError;
 
-/// A transparent "hasher" for domain tests: `fake$<cost>$<password>`. A hash
-/// with a cost other than `current_cost` verifies as needing a rehash.
+/// A readable "hasher" for domain tests: `fake$<cost>$<salt>$<password in
+/// hex>`, the salt a counter (so two hashes of one password differ, as
+/// salted ones do). A hash with a cost other than `current_cost` verifies
+/// as needing a rehash.
 #[derive(Debug, Clone)]
 pub struct FakeHasher {
     pub current_cost: u32,
     dummy_verifications: Arc<AtomicU64>,
+    salts: Arc<AtomicU64>,
 }
 
 impl Default for FakeHasher {
@@ -19,6 +23,7 @@ impl Default for FakeHasher {
         Self {
             current_cost: 1,
             dummy_verifications: Arc::default(),
+            salts: Arc::default(),
         }
     }
 }
@@ -36,17 +41,19 @@ impl FakeHasher {
         self.dummy_verifications.load(Ordering::Relaxed)
     }
 
-    fn encode(cost: u32, password: &Password) -> PasswordHash {
+    fn encode(&self, password: &Password) -> PasswordHash {
+        let salt = self.salts.fetch_add(1, Ordering::Relaxed) + 1;
         PasswordHash::new(format!(
-            "fake${cost}${}",
-            String::from_utf8_lossy(password.expose())
+            "fake${}${salt}${}",
+            self.current_cost,
+            hex(password.expose())
         ))
     }
 }
 
 impl PasswordHasher for FakeHasher {
     async fn hash(&self, password: &Password) -> Result<PasswordHash, UnexpectedError> {
-        Ok(Self::encode(self.current_cost, password))
+        Ok(self.encode(password))
     }
 
     async fn verify(
@@ -54,11 +61,17 @@ impl PasswordHasher for FakeHasher {
         password: &Password,
         hash: &PasswordHash,
     ) -> Result<PasswordVerification, UnexpectedError> {
-        let mut parts = hash.as_str().splitn(3, '$');
-        let (Some("fake"), Some(cost), Some(stored)) = (parts.next(), parts.next(), parts.next()) else {
+        let mut parts = hash.as_str().split('$');
+        let (Some("fake"), Some(cost), Some(_salt), Some(stored), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
             return Ok(PasswordVerification::Invalid);
         };
-        if stored.as_bytes() != password.expose() {
+        if stored != hex(password.expose()) {
             Ok(PasswordVerification::Invalid)
         } else if cost == self.current_cost.to_string() {
             Ok(PasswordVerification::Valid)

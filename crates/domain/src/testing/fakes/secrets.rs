@@ -1,12 +1,42 @@
-//! Device secrets, sealing and signatures without cryptography.
+//! Device secrets, sealing and signatures without cryptography: readable
+//! and deterministic, yet honest about what the contracts check (a sealed
+//! secret or a fingerprint never contains the secret; tampering is noticed).
 
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::device::*;
 use crate::error::UnexpectedError;
 
-/// Device secrets `eags_fake-<n>`, fingerprinted as `fp-<n>`.
+/// 32 bytes mixed from `item` with std's hasher. Not secure; only
+/// deterministic and sensitive to every bit of the input.
+pub(super) fn hash32(item: impl Hash) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (i, chunk) in out.chunks_mut(8).enumerate() {
+        let mut h = DefaultHasher::new();
+        (i, &item).hash(&mut h);
+        chunk.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    out
+}
+
+pub(super) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| text.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect()
+}
+
+/// Device secrets `eags_fake-<n>`, fingerprinted as `fp-<n>` (any other
+/// secret as `fp-<hash>`).
 #[derive(Debug, Clone, Default)]
 pub struct FakeDeviceSecrets(Arc<AtomicU64>);
 
@@ -19,12 +49,17 @@ impl DeviceSecretFactory for FakeDeviceSecrets {
     }
 
     fn fingerprint(&self, secret: &DeviceSecret) -> SecretFingerprint {
-        SecretFingerprint::new(secret.expose().replace("eags_fake-", "fp-"))
+        let fingerprint = match secret.expose().strip_prefix("eags_fake-") {
+            Some(n) if n.bytes().all(|b| b.is_ascii_digit()) => format!("fp-{n}"),
+            _ => format!("fp-{}", &hex(&hash32(secret.expose()))[..16]),
+        };
+        SecretFingerprint::new(fingerprint)
     }
 }
 
-/// A transparent "sealer": `<device id>|<secret>` under a named key. It
-/// binds the device like the real one, and can switch keys.
+/// A readable "sealer": `<device id>|<secret in hex>|<check>` under a named
+/// key, where the check covers the key, the device and the secret. It binds
+/// the device and notices tampering like the real one, and can switch keys.
 #[derive(Debug, Clone)]
 pub struct FakeSealer {
     pub key_id: String,
@@ -39,13 +74,27 @@ impl FakeSealer {
             known: vec![key_id.to_owned()],
         }
     }
+
+    /// A sealer whose current key is `key_id` that still opens what
+    /// `older` keys sealed (after a master-key rotation).
+    pub fn rotated(key_id: &str, older: &[&str]) -> Self {
+        let mut sealer = Self::new(key_id);
+        sealer.known.extend(older.iter().map(|k| (*k).to_owned()));
+        sealer
+    }
+
+    fn check(key_id: &str, bound: &str, secret_hex: &str) -> String {
+        hex(&hash32((key_id, bound, secret_hex))[..8])
+    }
 }
 
 impl SecretSealer for FakeSealer {
     fn seal(&self, device: DeviceId, secret: &DeviceSecret) -> Result<SealedSecret, UnexpectedError> {
+        let secret_hex = hex(secret.expose().as_bytes());
+        let check = Self::check(&self.key_id, &device.to_string(), &secret_hex);
         Ok(SealedSecret {
             key_id: self.key_id.clone(),
-            ciphertext: format!("{device}|{}", secret.expose()).into_bytes(),
+            ciphertext: format!("{device}|{secret_hex}|{check}").into_bytes(),
         })
     }
 
@@ -54,11 +103,19 @@ impl SecretSealer for FakeSealer {
             return Err(OpenSecretError::UnknownKey(sealed.key_id.clone()));
         }
         let text = String::from_utf8(sealed.ciphertext.clone()).map_err(|_| OpenSecretError::Corrupt)?;
-        let (bound, secret) = text.split_once('|').ok_or(OpenSecretError::Corrupt)?;
-        if bound != device.to_string() {
+        let mut parts = text.split('|');
+        let (Some(bound), Some(secret_hex), Some(check), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(OpenSecretError::Corrupt);
+        };
+        if bound != device.to_string() || check != Self::check(&sealed.key_id, bound, secret_hex) {
             return Err(OpenSecretError::Corrupt);
         }
-        Ok(DeviceSecret::new(secret.to_owned()))
+        let secret = unhex(secret_hex)
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or(OpenSecretError::Corrupt)?;
+        Ok(DeviceSecret::new(secret))
     }
 
     fn current_key_id(&self) -> &str {
@@ -70,14 +127,7 @@ impl SecretSealer for FakeSealer {
 /// derived from the secret and the message with std's hasher. Not secure;
 /// only deterministic.
 pub fn fake_mac(secret: &str, message: &str) -> [u8; 32] {
-    use std::hash::{DefaultHasher, Hash, Hasher};
-    let mut out = [0u8; 32];
-    for (i, chunk) in out.chunks_mut(8).enumerate() {
-        let mut h = DefaultHasher::new();
-        (i, secret, message).hash(&mut h);
-        chunk.copy_from_slice(&h.finish().to_le_bytes());
-    }
-    out
+    hash32((secret, message))
 }
 
 /// Verifies [`fake_mac`]s, opening secrets with a [`FakeSealer`].
