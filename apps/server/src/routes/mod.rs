@@ -212,7 +212,7 @@ mod tests {
         let committed = include_str!("../../../../docs/openapi.json");
         assert!(
             committed.trim_end() == super::document().trim_end(),
-            "docs/openapi.json is out of date: run `just openapi` (cargo run -p eagate-server -- openapi > docs/openapi.json)"
+            "docs/openapi.json is out of date: run `just openapi` (it regenerates the TypeScript client too)"
         );
     }
 
