@@ -11,11 +11,11 @@ use utoipa::{Modify, OpenApi};
 use crate::problem::{FieldProblem, Problem};
 
 /// The security scheme of owner routes (`security(("bearer" = []))`).
-pub const BEARER: &str = "bearer";
+const BEARER: &str = "bearer";
 
 /// The four headers of a protocol v1 signed request, each a security
 /// scheme; device routes require all four together.
-pub const DEVICE_SIGNING_HEADERS: [(&str, &str, &str); 4] = [
+const DEVICE_SIGNING_HEADERS: [(&str, &str, &str); 4] = [
     (
         "device_id",
         "X-Device-Id",

@@ -39,6 +39,8 @@ const DEVICE_BODY_LIMIT: usize = 64 * 1024;
 
 /// Registers every route on an actix app (see [`crate::startup`]).
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // Built now rather than on the first request that needs it.
+    LazyLock::force(&DOCUMENT);
     register(&mut ServiceConfig::new(cfg));
 }
 
