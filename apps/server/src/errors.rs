@@ -13,11 +13,15 @@ use eagate_domain::device::{
 
 use eagate_domain::signal::{AckError, GetSignalError, ListSignalsError, PollError, PublishError};
 
-use crate::problem::{ApiError, FieldProblem, ProblemKind};
+use crate::problem::{ApiError, FieldProblem, ProblemKind, RETRY_AFTER_UNAVAILABLE_SECONDS};
 
 impl From<UnexpectedError> for ApiError {
     fn from(e: UnexpectedError) -> Self {
-        ApiError::internal(e)
+        if e.is_unavailable() {
+            ApiError::dependency_unavailable(e)
+        } else {
+            ApiError::internal(e)
+        }
     }
 }
 
@@ -254,6 +258,11 @@ impl From<DeviceAuthError> for ApiError {
             ),
             DeviceAuthError::ReplayStoreUnavailable(cause) => {
                 ApiError::unavailable("Replay protection is unavailable; retry shortly.", cause)
+                    .with_extension("retry_after", serde_json::json!(RETRY_AFTER_UNAVAILABLE_SECONDS))
+                    .with_header(
+                        actix_web::http::header::RETRY_AFTER,
+                        actix_web::http::header::HeaderValue::from(RETRY_AFTER_UNAVAILABLE_SECONDS),
+                    )
             }
             DeviceAuthError::Unexpected(e) => e.into(),
         }

@@ -9,38 +9,38 @@ use eagate_crypto::{Ed25519Keys, MasterKeyring};
 use secrecy::ExposeSecret as _;
 
 use crate::config::{JwtKeySource, MasterKeySource, Settings};
-use crate::startup::StartupError;
+
+/// Keys that cannot be read, parsed or written; says which variable or file.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct KeyError(String);
 
 const DEV_KEY_FILE: &str = "jwt-ed25519.pem";
 const DEV_MASTER_KEYS_FILE: &str = "master-keys";
 
-pub fn load(settings: &Settings) -> Result<Ed25519Keys, StartupError> {
+pub fn load(settings: &Settings) -> Result<Ed25519Keys, KeyError> {
     match &settings.auth.jwt_key {
         JwtKeySource::Pem(pem) => Ed25519Keys::from_pem(pem.expose_secret())
-            .map_err(|e| StartupError::Keys(format!("EAGATE_JWT_PRIVATE_KEY: {e}"))),
+            .map_err(|e| KeyError(format!("EAGATE_JWT_PRIVATE_KEY: {e}"))),
         JwtKeySource::File(path) => {
-            let pem = std::fs::read_to_string(path).map_err(|e| {
-                StartupError::Keys(format!("EAGATE_JWT_PRIVATE_KEY_FILE={}: {e}", path.display()))
-            })?;
-            Ed25519Keys::from_pem(&pem).map_err(|e| {
-                StartupError::Keys(format!("EAGATE_JWT_PRIVATE_KEY_FILE={}: {e}", path.display()))
-            })
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| KeyError(format!("EAGATE_JWT_PRIVATE_KEY_FILE={}: {e}", path.display())))?;
+            Ed25519Keys::from_pem(&pem)
+                .map_err(|e| KeyError(format!("EAGATE_JWT_PRIVATE_KEY_FILE={}: {e}", path.display())))
         }
         JwtKeySource::GeneratedInDataDir => load_or_generate(&settings.data_dir.join(DEV_KEY_FILE)),
     }
 }
 
 /// The keyring that seals device secrets.
-pub fn load_master_keys(settings: &Settings) -> Result<MasterKeyring, StartupError> {
-    let parse = |text: &str, source: &str| {
-        MasterKeyring::parse(text).map_err(|e| StartupError::Keys(format!("{source}: {e}")))
-    };
+pub fn load_master_keys(settings: &Settings) -> Result<MasterKeyring, KeyError> {
+    let parse =
+        |text: &str, source: &str| MasterKeyring::parse(text).map_err(|e| KeyError(format!("{source}: {e}")));
     match &settings.devices.master_keys {
         MasterKeySource::Inline(text) => parse(text.expose_secret(), "EAGATE_MASTER_KEYS"),
         MasterKeySource::File(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                StartupError::Keys(format!("EAGATE_MASTER_KEYS_FILE={}: {e}", path.display()))
-            })?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| KeyError(format!("EAGATE_MASTER_KEYS_FILE={}: {e}", path.display())))?;
             parse(&text, &format!("EAGATE_MASTER_KEYS_FILE={}", path.display()))
         }
         MasterKeySource::GeneratedInDataDir => {
@@ -55,13 +55,13 @@ pub fn load_master_keys(settings: &Settings) -> Result<MasterKeyring, StartupErr
     }
 }
 
-fn load_or_generate(path: &Path) -> Result<Ed25519Keys, StartupError> {
+fn load_or_generate(path: &Path) -> Result<Ed25519Keys, KeyError> {
     let pem = load_or_create_private_file(path, "development JWT signing key", || {
         Ed25519Keys::generate()
             .map(|k| k.to_pem())
             .map_err(|e| e.to_string())
     })?;
-    Ed25519Keys::from_pem(&pem).map_err(|e| StartupError::Keys(format!("parsing {}: {e}", path.display())))
+    Ed25519Keys::from_pem(&pem).map_err(|e| KeyError(format!("parsing {}: {e}", path.display())))
 }
 
 /// Reads a secret file, first creating it (mode 0600) from `create` when it
@@ -70,10 +70,9 @@ fn load_or_create_private_file(
     path: &Path,
     what: &str,
     create: impl FnOnce() -> Result<String, String>,
-) -> Result<String, StartupError> {
-    let failed = |doing: &str, e: &dyn std::fmt::Display| {
-        StartupError::Keys(format!("{doing} {}: {e}", path.display()))
-    };
+) -> Result<String, KeyError> {
+    let failed =
+        |doing: &str, e: &dyn std::fmt::Display| KeyError(format!("{doing} {}: {e}", path.display()));
     if path.exists() {
         let mode = std::fs::metadata(path)
             .map_err(|e| failed("reading", &e))?

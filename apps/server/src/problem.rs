@@ -278,6 +278,9 @@ fn problem_extensions() -> utoipa::openapi::schema::Object {
         .build()
 }
 
+/// What a 503 for an unavailable dependency suggests as `Retry-After`.
+pub const RETRY_AFTER_UNAVAILABLE_SECONDS: u64 = 2;
+
 /// The problem type of a response, left in its extensions for the request
 /// log.
 #[derive(Debug, Clone, Copy)]
@@ -340,6 +343,20 @@ impl ApiError {
             cause: Some(cause.into()),
             ..Self::new(ProblemKind::ServiceUnavailable, detail)
         }
+    }
+
+    /// A 503 for a dependency that is down or overloaded for now (the
+    /// database, Redis): says when to retry, logs the cause, shows none.
+    pub fn dependency_unavailable(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::unavailable(
+            "A service eagate depends on is temporarily unavailable; retry shortly.",
+            cause,
+        )
+        .with_extension("retry_after", serde_json::json!(RETRY_AFTER_UNAVAILABLE_SECONDS))
+        .with_header(
+            header::RETRY_AFTER,
+            HeaderValue::from(RETRY_AFTER_UNAVAILABLE_SECONDS),
+        )
     }
 
     pub fn with_errors(mut self, errors: Vec<FieldProblem>) -> Self {

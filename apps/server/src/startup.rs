@@ -26,6 +26,12 @@ use crate::{keys, request_id, routes};
 /// The database the embedded server creates for eagate.
 const EMBEDDED_DATABASE: &str = "eagate";
 
+impl From<keys::KeyError> for StartupError {
+    fn from(e: keys::KeyError) -> Self {
+        Self::Keys(e.to_string())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error(transparent)]

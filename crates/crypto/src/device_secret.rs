@@ -16,8 +16,7 @@ pub struct RandomDeviceSecrets;
 /// The fingerprint of a device secret, as shown by the API.
 pub fn secret_fingerprint(secret: &str) -> String {
     let digest = Sha256::digest(secret.as_bytes());
-    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    format!("sha256:{}", eagate_protocol::hex(&digest[..8]))
 }
 
 impl DeviceSecretFactory for RandomDeviceSecrets {

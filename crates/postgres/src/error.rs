@@ -26,8 +26,56 @@ impl DbError {
     }
 }
 
+impl DbError {
+    /// Whether PostgreSQL is out of reach for now (down, restarting,
+    /// failing over, or every pooled connection busy): a retry may succeed,
+    /// so clients get 503, not 500.
+    pub(crate) fn is_unavailable(&self) -> bool {
+        use deadpool::managed::PoolError as P;
+        match self {
+            Self::Pool(P::Timeout(_) | P::Closed | P::Backend(_)) => true,
+            Self::Pool(P::NoRuntimeSpecified | P::PostCreateHook(_)) => false,
+            Self::Query(e) => query_unavailable(e),
+        }
+    }
+}
+
+/// Query failures that mean the connection or the server went away, not
+/// that the query was wrong.
+fn query_unavailable(error: &DieselError) -> bool {
+    match error {
+        DieselError::DatabaseError(
+            DatabaseErrorKind::UnableToSendCommand
+            | DatabaseErrorKind::ClosedConnection
+            | DatabaseErrorKind::ReadOnlyTransaction
+            | DatabaseErrorKind::SerializationFailure,
+            _,
+        )
+        | DieselError::BrokenTransactionManager => true,
+        // SQLSTATE 57P01-57P03 (shutdown, crash, starting up) and class 08
+        // arrive without a kind of their own.
+        DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
+            let message = info.message();
+            [
+                "terminating connection",
+                "the database system is",
+                "connection to server",
+                "server closed the connection",
+                "cannot execute",
+            ]
+            .iter()
+            .any(|m| message.starts_with(m))
+        }
+        _ => false,
+    }
+}
+
 impl From<DbError> for UnexpectedError {
     fn from(error: DbError) -> Self {
-        UnexpectedError::new(error)
+        if error.is_unavailable() {
+            UnexpectedError::unavailable(error)
+        } else {
+            UnexpectedError::new(error)
+        }
     }
 }

@@ -1,20 +1,10 @@
 //! Hashing, signing and constant-time verification.
 
+use crate::hex;
 use hmac::{Hmac, KeyInit as _, Mac as _};
 use sha2::{Digest as _, Sha256};
 
 type HmacSha256 = Hmac<Sha256>;
-
-/// Lowercase hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    out
-}
 
 /// Lowercase hex SHA-256 of the exact body bytes (of nothing, for no body).
 pub fn body_sha256_hex(body: &[u8]) -> String {

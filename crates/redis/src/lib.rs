@@ -54,7 +54,18 @@ impl RedisConnection {
             .query_async::<String>(&mut conn)
             .await
             .map(drop)
-            .map_err(|e| UnexpectedError::msg(format!("redis: {e}")))
+            .map_err(redis_error)
+    }
+}
+
+/// A Redis failure as the domain sees it: unavailable (retry later) when
+/// Redis cannot be reached or answer in time, unexpected otherwise.
+fn redis_error(e: redis::RedisError) -> UnexpectedError {
+    let message = format!("redis: {e}");
+    if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
+        UnexpectedError::unavailable(message)
+    } else {
+        UnexpectedError::msg(message)
     }
 }
 
@@ -93,7 +104,7 @@ impl NonceStore for RedisNonceStore {
             .arg(ttl_ms)
             .query_async(&mut conn)
             .await
-            .map_err(|e| UnexpectedError::msg(format!("redis: {e}")))?;
+            .map_err(redis_error)?;
         Ok(set.is_some())
     }
 }
@@ -133,7 +144,7 @@ impl RedisRateLimiter {
             .arg(add)
             .query_async(&mut conn)
             .await
-            .map_err(|e| UnexpectedError::msg(format!("redis: {e}")))?;
+            .map_err(redis_error)?;
         let reset = Duration::from_millis(u64::try_from(ttl_ms).unwrap_or(window_ms).max(1));
         Ok(decide(u64::try_from(count).unwrap_or(0), limit, reset))
     }

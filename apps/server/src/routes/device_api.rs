@@ -97,7 +97,7 @@ pub(crate) async fn config(
     Ok(HttpResponse::Ok().json(ConfigResponse {
         poll_interval_seconds: state.device_api.poll_interval_seconds,
         long_poll_max_seconds: state.device_api.long_poll_max_seconds,
-        server_time: Utc::now().timestamp(),
+        server_time: state.device_auth.now().timestamp(),
         device_id: signed.device.id.as_uuid(),
         name: signed.device.name.as_str().to_owned(),
     }))
@@ -150,7 +150,7 @@ pub(crate) async fn poll(
     metrics::counter!("signals_delivered_total").increment(signals.len() as u64);
     Ok(HttpResponse::Ok().json(PollResponse {
         signals: signals.iter().map(OrderResponse::from).collect(),
-        server_time: Utc::now().timestamp(),
+        server_time: state.device_auth.now().timestamp(),
     }))
 }
 
@@ -200,8 +200,12 @@ pub(crate) async fn ack(state: web::Data<AppState>, signed: SignedDevice) -> Res
         fill_price: body.fill_price,
         message: body.message,
     };
-    let ack = state.signals.acknowledge(signed.device.id, &input).await?;
-    metrics::counter!("signals_acknowledged_total", "outcome" => ack.outcome.as_str()).increment(1);
+    let acknowledged = state.signals.acknowledge(signed.device.id, &input).await?;
+    let ack = acknowledged.ack;
+    // Each delivery's acknowledgement counts once; idempotent repeats don't.
+    if acknowledged.first {
+        metrics::counter!("signals_acknowledged_total", "outcome" => ack.outcome.as_str()).increment(1);
+    }
     Ok(HttpResponse::Ok().json(AckResponse {
         signal_id: input.signal_id,
         outcome: ack.outcome.as_str(),

@@ -364,6 +364,7 @@ async fn a_slow_client_times_out_with_a_problem() {
 #[tokio::test]
 async fn health_and_readiness() {
     let app = spawn_app().await;
+    let (access, _) = app.user_with_tokens("ready_owner").await;
     let health: Value = app
         .client
         .get(format!("{}/healthz", app.base))
@@ -411,6 +412,19 @@ async fn health_and_readiness() {
         "{problem}"
     );
     assert_ne!(problem["checks"]["database"], "ok");
+    // A request that needs the database is told to come back: 503 with
+    // Retry-After, never a 500.
+    let refused = app.get_auth("/devices", &access).await;
+    let retry_after = refused
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let problem = assert_problem(refused, StatusCode::SERVICE_UNAVAILABLE, "service-unavailable").await;
+    assert_eq!(retry_after.as_deref(), Some("2"), "{problem}");
+    assert!(
+        !problem["detail"].as_str().unwrap().contains("pool"),
+        "no internals: {problem}"
+    );
     // Liveness is unaffected.
     assert_eq!(
         app.client

@@ -568,3 +568,46 @@ async fn malformed_idempotency_keys_are_refused() {
         "nothing was published"
     );
 }
+
+/// The value of `signals_acknowledged_total{outcome="…"}` in /metrics.
+async fn acknowledged_metric(app: &TestApp, outcome: &str) -> f64 {
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = format!("signals_acknowledged_total{{outcome=\"{outcome}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn an_acknowledgement_is_counted_once_however_often_it_is_repeated() {
+    // The recorder is process-wide: this is the only test that acknowledges
+    // with `rejected` successfully, so the delta is this test's alone.
+    let app = spawn_app().await;
+    let (token, devices) = owner_with_devices(&app, "counted", 1).await;
+    let (_, client) = &devices[0];
+    let id = publish(&app, &token, &market_buy()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before = acknowledged_metric(&app, "rejected").await;
+    let ack = Ack {
+        message: Some("market closed".into()),
+        ..Ack::new(&id, Outcome::Rejected)
+    };
+    for _ in 0..3 {
+        client.ack(&ack).await.unwrap();
+    }
+    assert_eq!(
+        acknowledged_metric(&app, "rejected").await - before,
+        1.0,
+        "three identical acks are one acknowledgement"
+    );
+}

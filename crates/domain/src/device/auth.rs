@@ -2,31 +2,15 @@
 //! signature against the current or still-graced previous secret, revocation,
 //! and replay — in that order.
 
-use std::future::Future;
-
 use chrono::{DateTime, Duration, Utc};
 use eagate_protocol::SignedHeaders;
 use tracing::instrument;
 
-use super::model::{DeviceId, DeviceName, SealedSecret};
-use super::ports::DeviceRepository;
+use super::model::{DeviceId, DeviceName};
+use super::ports::{DeviceRepository, NonceStore, SignatureVerifier};
 use crate::account::UserId;
 use crate::clock::Clock;
 use crate::error::UnexpectedError;
-
-/// What the hot path needs to know about a device.
-#[derive(Debug, Clone)]
-pub struct DeviceCredentials {
-    pub id: DeviceId,
-    pub owner: UserId,
-    pub name: DeviceName,
-    pub revoked: bool,
-    pub current: SealedSecret,
-    /// The secret replaced by the last rotation and until when it works.
-    pub previous: Option<(SealedSecret, DateTime<Utc>)>,
-    pub last_seen_at: Option<DateTime<Utc>>,
-    pub last_poll_at: Option<DateTime<Utc>>,
-}
 
 /// A request as the device signed it.
 #[derive(Debug, Clone)]
@@ -72,35 +56,6 @@ pub enum DeviceAuthError {
     ReplayStoreUnavailable(#[source] UnexpectedError),
     #[error(transparent)]
     Unexpected(#[from] UnexpectedError),
-}
-
-/// Checks HMAC signatures with a device's sealed secret.
-pub trait SignatureVerifier: Send + Sync + 'static {
-    /// Whether `signature` is HMAC-SHA256 over `message` keyed with the
-    /// secret sealed in `sealed` for `device`, compared in constant time.
-    /// Fails when the secret cannot be opened.
-    fn verify(
-        &self,
-        device: DeviceId,
-        sealed: &SealedSecret,
-        message: &str,
-        signature: &[u8; 32],
-    ) -> Result<bool, UnexpectedError>;
-}
-
-/// Remembers nonces so a captured request cannot be replayed.
-pub trait NonceStore: Send + Sync + 'static {
-    /// Records `nonce` for `device` for `ttl`, atomically: returns `true`
-    /// if it was new, `false` if it was already recorded and unexpired. Of
-    /// two concurrent calls with the same nonce exactly one gets `true`.
-    /// Fails (and the request must be refused) when the store is
-    /// unreachable or full.
-    fn check_and_record(
-        &self,
-        device: DeviceId,
-        nonce: &str,
-        ttl: Duration,
-    ) -> impl Future<Output = Result<bool, UnexpectedError>> + Send;
 }
 
 /// Time limits of the protocol.
@@ -302,7 +257,7 @@ mod tests {
             body_hash,
         );
         let mac = fake_mac(secret, &message);
-        let signature: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+        let signature = eagate_protocol::hex(&mac);
         SignedHeaders::parse(
             HeaderSlot::Present(device),
             HeaderSlot::Present(&timestamp.to_string()),

@@ -455,3 +455,17 @@ mod tests {
         }
     }
 }
+
+/// What the hot path needs to know about a device.
+#[derive(Debug, Clone)]
+pub struct DeviceCredentials {
+    pub id: DeviceId,
+    pub owner: UserId,
+    pub name: DeviceName,
+    pub revoked: bool,
+    pub current: SealedSecret,
+    /// The secret replaced by the last rotation and until when it works.
+    pub previous: Option<(SealedSecret, DateTime<Utc>)>,
+    pub last_seen_at: Option<DateTime<Utc>>,
+    pub last_poll_at: Option<DateTime<Utc>>,
+}

@@ -4,11 +4,10 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
-use super::auth::DeviceCredentials;
 use super::error::{InsertDeviceError, OpenSecretError, UpdateDeviceError};
 use super::model::{
-    Device, DeviceId, DeviceName, DeviceSecret, DeviceStatus, Heartbeat, NewDevice, SealedSecret,
-    SecretFingerprint, SecretRotation, StoredSecrets,
+    Device, DeviceCredentials, DeviceId, DeviceName, DeviceSecret, DeviceStatus, Heartbeat, NewDevice,
+    SealedSecret, SecretFingerprint, SecretRotation, StoredSecrets,
 };
 use crate::account::UserId;
 use crate::audit::AuditEvent;
@@ -158,4 +157,33 @@ pub trait SecretSealer: Send + Sync + 'static {
 
     /// The id of the key `seal` uses.
     fn current_key_id(&self) -> &str;
+}
+
+/// Checks HMAC signatures with a device's sealed secret.
+pub trait SignatureVerifier: Send + Sync + 'static {
+    /// Whether `signature` is HMAC-SHA256 over `message` keyed with the
+    /// secret sealed in `sealed` for `device`, compared in constant time.
+    /// Fails when the secret cannot be opened.
+    fn verify(
+        &self,
+        device: DeviceId,
+        sealed: &SealedSecret,
+        message: &str,
+        signature: &[u8; 32],
+    ) -> Result<bool, UnexpectedError>;
+}
+
+/// Remembers nonces so a captured request cannot be replayed.
+pub trait NonceStore: Send + Sync + 'static {
+    /// Records `nonce` for `device` for `ttl`, atomically: returns `true`
+    /// if it was new, `false` if it was already recorded and unexpired. Of
+    /// two concurrent calls with the same nonce exactly one gets `true`.
+    /// Fails (and the request must be refused) when the store is
+    /// unreachable or full.
+    fn check_and_record(
+        &self,
+        device: DeviceId,
+        nonce: &str,
+        ttl: chrono::Duration,
+    ) -> impl Future<Output = Result<bool, UnexpectedError>> + Send;
 }

@@ -135,6 +135,14 @@ pub struct Ack {
     pub at: DateTime<Utc>,
 }
 
+/// The answer to an acknowledgement: the stored one, and whether this
+/// request stored it (`false`: an idempotent repeat of the same outcome).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Acknowledged {
+    pub ack: Ack,
+    pub first: bool,
+}
+
 /// One signal's delivery to one device.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {

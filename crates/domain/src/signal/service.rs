@@ -306,14 +306,17 @@ where
     /// outcome again returns the first acknowledgement; another outcome is a
     /// conflict.
     #[instrument(skip_all, fields(device_id = %device))]
-    pub async fn acknowledge(&self, device: DeviceId, input: &AckInput) -> Result<Ack, AckError> {
+    pub async fn acknowledge(&self, device: DeviceId, input: &AckInput) -> Result<Acknowledged, AckError> {
         let (signal, ack) = input.parse(self.clock.now()).map_err(AckError::Invalid)?;
         match self.signals.acknowledge(device, signal, &ack).await? {
             AckRecord::Recorded(ack) => {
                 tracing::info!(signal_id = %signal, outcome = %ack.outcome, "signal acknowledged");
-                Ok(ack)
+                Ok(Acknowledged { ack, first: true })
             }
-            AckRecord::Existing(first) if first.outcome == ack.outcome => Ok(first),
+            AckRecord::Existing(first) if first.outcome == ack.outcome => Ok(Acknowledged {
+                ack: first,
+                first: false,
+            }),
             AckRecord::Existing(first) => Err(AckError::Conflict(first.outcome)),
             AckRecord::NotFound => Err(AckError::NotFound),
         }
@@ -515,6 +518,7 @@ mod tests {
             ..AckInput::default()
         };
         let first = rig.signals.acknowledge(d0, &ack).await.unwrap();
+        assert!(first.first, "the first acknowledgement is stored now");
         assert!(
             rig.signals
                 .poll(&polling(d0), None, None)
@@ -523,7 +527,9 @@ mod tests {
                 .is_empty()
         );
         // Idempotent with the same outcome, a conflict with another.
-        assert_eq!(rig.signals.acknowledge(d0, &ack).await.unwrap(), first);
+        let again = rig.signals.acknowledge(d0, &ack).await.unwrap();
+        assert_eq!(again.ack, first.ack);
+        assert!(!again.first, "a repeat is not a new acknowledgement");
         let failed = AckInput {
             outcome: "failed".into(),
             ..ack.clone()

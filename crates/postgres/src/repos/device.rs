@@ -145,7 +145,10 @@ impl DeviceRepository for PgDeviceRepository {
         result.map_err(|e| match e {
             TxError::NameTaken => InsertDeviceError::NameTaken,
             TxError::LimitReached => InsertDeviceError::LimitReached,
-            other => InsertDeviceError::Unexpected(UnexpectedError::new(other)),
+            TxError::Db(e) => InsertDeviceError::Unexpected(DbError::from(e).into()),
+            other @ (TxError::NotFound | TxError::Revoked) => {
+                InsertDeviceError::Unexpected(UnexpectedError::new(other))
+            }
         })
     }
 

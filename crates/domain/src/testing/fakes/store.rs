@@ -1,0 +1,86 @@
+//! The one in-memory "database" shared by the repository fakes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+
+use super::{
+    FakeWakeups, FixedClock, InMemoryAccountRepository, InMemoryAuditLog, InMemoryDeviceRepository,
+    InMemorySessionRepository, InMemorySignalRepository,
+};
+use crate::account::*;
+use crate::audit::AuditEvent;
+use crate::device::*;
+use crate::signal::*;
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct DeviceRecord {
+    pub(super) device: Device,
+    pub(super) current: SealedSecret,
+    pub(super) previous: Option<(SealedSecret, DateTime<Utc>)>,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct SignalRecord {
+    pub(super) signal: Signal,
+    pub(super) deliveries: Vec<Delivery>,
+    pub(super) idempotency: Option<(String, String)>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct State {
+    pub(super) signals: Vec<SignalRecord>,
+    /// Per device, how many signals were published for it (wake-ups).
+    pub(super) published: HashMap<DeviceId, u64>,
+    pub(super) users: HashMap<UserId, (User, PasswordHash)>,
+    pub(super) sessions: HashMap<SessionId, Session>,
+    pub(super) refresh_tokens: HashMap<RefreshTokenHash, (NewRefreshToken, Option<DateTime<Utc>>)>,
+    pub(super) devices: HashMap<DeviceId, DeviceRecord>,
+    pub(super) audit: Vec<AuditEvent>,
+}
+
+/// One in-memory database behind both repository fakes, so cascades and
+/// cross-table updates behave as in PostgreSQL.
+#[derive(Debug, Clone, Default)]
+pub struct InMemoryStore(Arc<Mutex<State>>);
+
+impl InMemoryStore {
+    pub fn accounts(&self) -> InMemoryAccountRepository {
+        InMemoryAccountRepository(self.clone())
+    }
+
+    pub fn sessions(&self) -> InMemorySessionRepository {
+        InMemorySessionRepository(self.clone())
+    }
+
+    pub fn devices(&self) -> InMemoryDeviceRepository {
+        InMemoryDeviceRepository(self.clone())
+    }
+
+    pub fn audit(&self) -> InMemoryAuditLog {
+        InMemoryAuditLog(self.clone())
+    }
+
+    pub fn signals(&self) -> InMemorySignalRepository {
+        InMemorySignalRepository(self.clone())
+    }
+
+    /// Wake-ups that, instead of sleeping, move `clock` on by the timeout.
+    pub fn wakeups(&self, clock: FixedClock) -> FakeWakeups {
+        FakeWakeups::new(self.clone(), clock)
+    }
+
+    /// Every audit event recorded, oldest first.
+    pub fn audit_events(&self) -> Vec<AuditEvent> {
+        self.state().audit.clone()
+    }
+
+    pub(super) fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.0)
+    }
+}
