@@ -51,9 +51,23 @@ db-stop:
     [ -d "$data" ] || { echo "no embedded database under .eagate/"; exit 0; }
     if [ "$(id -u)" = 0 ]; then runuser -u postgres -- pg_ctl stop -D "$PWD/$data" -m fast; else pg_ctl stop -D "$data" -m fast; fi
 
-# Regenerate docs/openapi.json from the code (a test fails when it is stale).
+# Regenerate docs/openapi.json from the code, then the TypeScript client from it (CI fails when either is stale).
 openapi:
     cargo run -q -p eagate-server -- openapi > docs/openapi.json
+    scripts/ts-client.sh generate
+
+# Regenerate only the TypeScript client (clients/ts/src/schema.ts) from docs/openapi.json.
+ts-client:
+    scripts/ts-client.sh generate
+
+# Check the TypeScript client: current with docs/openapi.json, type-checks, passes its smoke test against a live server.
+ts-client-check:
+    scripts/ts-client.sh check
+    scripts/ts-client.sh smoke
+
+# Lint docs/openapi.json with openapi-spec-validator and redocly (installs both, pinned).
+spec-lint:
+    scripts/spec-lint.sh
 
 # Contract tests: schemathesis against a live server (installs it from PyPI).
 contract:

@@ -12,7 +12,7 @@ pub mod openapi;
 pub mod problem;
 mod protect;
 mod request_id;
-pub(crate) mod routes;
+pub mod routes;
 pub mod startup;
 mod state;
 pub mod telemetry;

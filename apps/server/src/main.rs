@@ -62,7 +62,7 @@ enum MigrateAction {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if matches!(cli.command, Some(Command::Openapi)) {
-        println!("{}", eagate_server::openapi::document());
+        println!("{}", eagate_server::routes::document());
         return ExitCode::SUCCESS;
     }
     let settings = match Settings::from_env() {

@@ -180,28 +180,102 @@ impl ProblemKind {
 }
 
 /// One failing input field.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FieldProblem {
-    /// The field's name, or a JSON path such as `device_ids[3]`.
+    /// The field's name, a JSON path such as `device_ids[3]`, or a header
+    /// such as `X-Nonce`.
+    #[schema(example = "username")]
     pub field: String,
+    #[schema(example = "too_short")]
     pub code: String,
+    #[schema(example = "must be at least 3 characters")]
     pub message: String,
 }
 
-#[derive(Debug, Serialize)]
-struct ProblemBody<'a> {
+// What is sent is what the OpenAPI document describes: this one type.
+/// An RFC 9457 problem: the body of every error response
+/// (`application/problem+json`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem<'a> {
+    /// `urn:eagate:problem:<code>`; branch on this (or `code`), never on `title`.
     #[serde(rename = "type")]
+    #[schema(example = "urn:eagate:problem:validation-failed")]
     type_: String,
+    /// The stable code: validation-failed, malformed-body, malformed-query,
+    /// malformed-id, malformed-header, unsupported-media-type,
+    /// payload-too-large, headers-too-large, request-timeout, not-found,
+    /// method-not-allowed, invalid-credentials, invalid-token,
+    /// invalid-refresh-token, wrong-password, email-taken, username-taken,
+    /// device-name-taken, device-limit-reached, device-not-active,
+    /// idempotency-key-reused, ack-conflict, rate-limited, cors-denied,
+    /// clock-skew, invalid-signature, device-revoked, replayed,
+    /// service-unavailable, not-ready, bad-request, internal-error.
+    #[schema(example = "validation-failed")]
     code: &'static str,
+    #[schema(example = "Validation failed")]
     title: &'static str,
+    /// The HTTP status code.
+    #[schema(example = 422)]
     status: u16,
+    /// What was wrong, for humans.
+    #[schema(example = "Some fields are invalid: username.")]
     detail: &'a str,
+    /// `urn:eagate:request:<request id>` (also in `X-Request-Id`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     instance: Option<String>,
+    /// For validation and header problems: every failing field.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    #[schema(value_type = Option<Vec<FieldProblem>>, nullable = false)]
     errors: &'a [FieldProblem],
+    /// Members some problem types add (RFC 9457 extensions).
     #[serde(flatten)]
+    #[schema(schema_with = problem_extensions)]
     extensions: &'a serde_json::Map<String, serde_json::Value>,
+}
+
+/// The extension members a problem may carry, by problem type.
+fn problem_extensions() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let integer = |description: &str| {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::Int64,
+            )))
+            .description(Some(description))
+    };
+    ObjectBuilder::new()
+        .property("server_time", integer("`clock-skew`: the server's Unix time."))
+        .property(
+            "retry_after",
+            integer("`rate-limited`: seconds until a retry may succeed (also in `Retry-After`).")
+                .minimum(Some(0)),
+        )
+        .property(
+            "unknown_device_ids",
+            utoipa::openapi::schema::ArrayBuilder::new()
+                .items(ObjectBuilder::new().schema_type(Type::String).format(Some(
+                    utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Uuid),
+                )))
+                .description(Some(
+                    "`validation-failed` on publish: targeted ids that are not the caller's active devices.",
+                )),
+        )
+        .property(
+            "outcome",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some("`ack-conflict`: the outcome acknowledged first.")),
+        )
+        .property(
+            "checks",
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .additional_properties(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .description(Some("`not-ready`: each dependency and `ok` or what failed.")),
+        )
+        .build()
 }
 
 /// What a 503 for an unavailable dependency suggests as `Retry-After`.
@@ -355,7 +429,7 @@ fn render(
     errors: &[FieldProblem],
     extensions: &serde_json::Map<String, serde_json::Value>,
 ) -> HttpResponse {
-    let body = ProblemBody {
+    let body = Problem {
         type_: kind.type_uri(),
         code: kind.code(),
         title: kind.title(),

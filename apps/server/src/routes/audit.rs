@@ -1,27 +1,31 @@
 //! `/api/v1/audit`: the caller's security events.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, web};
 use chrono::{DateTime, Utc};
 use eagate_domain::audit::AuditEvent;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
-use super::resource;
+use super::Problems;
 use crate::extract::Authenticated;
 use crate::problem::ApiError;
 use crate::state::AppState;
+use utoipa_actix_web::service_config::ServiceConfig;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("", "GET").route(web::get().to(list)));
+pub fn configure(cfg: &mut ServiceConfig<'_>) {
+    cfg.service(list);
 }
 
+/// `limit` stays text: the use case validates it and names it in its 422.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AuditQuery {
-    #[param(pattern = "^[0-9]+$", example = "50")]
+    /// Events per page.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 50, example = 50)]
     limit: Option<String>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
@@ -57,14 +61,17 @@ pub(crate) struct AuditList {
     next_cursor: Option<String>,
 }
 
+/// List security events
+///
+/// The caller's security events (logins, password changes, device changes), newest first.
 #[utoipa::path(
-    get,
-    path = "/api/v1/audit",
+    operation_id = "listAuditEvents",
     tag = "audit",
     params(AuditQuery),
-    responses((status = 200, description = "The caller's security events, newest first", body = AuditList), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    responses((status = 200, description = "The caller's security events, newest first", body = AuditList), Problems),
     security(("bearer" = []))
 )]
+#[get("")]
 pub(crate) async fn list(
     state: web::Data<AppState>,
     who: Authenticated,

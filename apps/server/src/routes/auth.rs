@@ -1,31 +1,29 @@
 //! `/api/v1/auth`: registration, login, tokens, the current user.
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, delete, get, post, web};
 use chrono::{DateTime, Utc};
 use eagate_domain::account::{LoginAttempt, LoginError, RegisterError, Registration, TokenPair, User};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::resource;
+use super::Problems;
 use eagate_domain::ratelimit::RateLimit;
 use sha2::Digest as _;
 
 use crate::extract::{Authenticated, Client, Json};
 use crate::problem::ApiError;
 use crate::state::AppState;
+use utoipa_actix_web::service_config::ServiceConfig;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/register", "POST").route(web::post().to(register)))
-        .service(resource("/login", "POST").route(web::post().to(login)))
-        .service(resource("/refresh", "POST").route(web::post().to(refresh)))
-        .service(resource("/logout", "POST").route(web::post().to(logout)))
-        .service(resource("/password", "POST").route(web::post().to(change_password)))
-        .service(
-            resource("/me", "GET, DELETE")
-                .route(web::get().to(me))
-                .route(web::delete().to(delete_me)),
-        );
+pub fn configure(cfg: &mut ServiceConfig<'_>) {
+    cfg.service(register)
+        .service(login)
+        .service(refresh)
+        .service(logout)
+        .service(me)
+        .service(change_password)
+        .service(delete_me);
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -134,13 +132,17 @@ fn token_response(state: &AppState, pair: TokenPair) -> HttpResponse {
         .json(body)
 }
 
+/// Register an account
+///
+/// Creates an account. Log in afterwards to get tokens.
 #[utoipa::path(
-    post,
-    path = "/api/v1/auth/register",
+    operation_id = "registerUser",
     tag = "auth",
     request_body = RegisterRequest,
-    responses((status = 201, description = "The new account", body = UserResponse), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 201, description = "The new account", body = UserResponse), Problems),
+    security(())
 )]
+#[post("/register")]
 pub(crate) async fn register(
     state: web::Data<AppState>,
     client: Client,
@@ -155,13 +157,17 @@ pub(crate) async fn register(
         .json(UserResponse::from(user)))
 }
 
+/// Log in
+///
+/// Exchanges a username or email and its password for an access token and a refresh token.
 #[utoipa::path(
-    post,
-    path = "/api/v1/auth/login",
+    operation_id = "login",
     tag = "auth",
     request_body = LoginRequest,
-    responses((status = 200, description = "A token pair", body = TokenResponse), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "A token pair", body = TokenResponse), Problems),
+    security(())
 )]
+#[post("/login")]
 pub(crate) async fn login(
     state: web::Data<AppState>,
     client: Client,
@@ -196,13 +202,17 @@ pub(crate) async fn login(
     }
 }
 
+/// Refresh the tokens
+///
+/// Exchanges a refresh token for a new token pair. The presented refresh token is spent: reusing it ends the session.
 #[utoipa::path(
-    post,
-    path = "/api/v1/auth/refresh",
+    operation_id = "refreshTokens",
     tag = "auth",
     request_body = RefreshRequest,
-    responses((status = 200, description = "A new token pair; the presented refresh token is spent", body = TokenResponse), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "A new token pair; the presented refresh token is spent", body = TokenResponse), Problems),
+    security(())
 )]
+#[post("/refresh")]
 pub(crate) async fn refresh(
     state: web::Data<AppState>,
     body: Json<RefreshRequest>,
@@ -211,25 +221,29 @@ pub(crate) async fn refresh(
     Ok(token_response(&state, pair))
 }
 
+/// Log out
+///
+/// Ends the session the access token belongs to; its refresh token stops working.
 #[utoipa::path(
-    post,
-    path = "/api/v1/auth/logout",
+    operation_id = "logout",
     tag = "auth",
-    responses((status = 204, description = "The session ended"), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    responses((status = 204, description = "The session ended"), Problems),
     security(("bearer" = []))
 )]
+#[post("/logout")]
 pub(crate) async fn logout(state: web::Data<AppState>, who: Authenticated) -> Result<HttpResponse, ApiError> {
     state.accounts.logout(who.0).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Get the current user
 #[utoipa::path(
-    get,
-    path = "/api/v1/auth/me",
+    operation_id = "getCurrentUser",
     tag = "auth",
-    responses((status = 200, description = "The current user", body = UserResponse), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    responses((status = 200, description = "The current user", body = UserResponse), Problems),
     security(("bearer" = []))
 )]
+#[get("/me")]
 pub(crate) async fn me(state: web::Data<AppState>, who: Authenticated) -> Result<HttpResponse, ApiError> {
     let user = state.accounts.current_user(who.0).await?;
     Ok(HttpResponse::Ok()
@@ -237,14 +251,17 @@ pub(crate) async fn me(state: web::Data<AppState>, who: Authenticated) -> Result
         .json(UserResponse::from(user)))
 }
 
+/// Change the password
+///
+/// Every session ends, including the caller's: log in again with the new password.
 #[utoipa::path(
-    post,
-    path = "/api/v1/auth/password",
+    operation_id = "changePassword",
     tag = "auth",
     request_body = ChangePasswordRequest,
-    responses((status = 204, description = "Changed; every session ended"), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    responses((status = 204, description = "Changed; every session ended"), Problems),
     security(("bearer" = []))
 )]
+#[post("/password")]
 pub(crate) async fn change_password(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -258,14 +275,17 @@ pub(crate) async fn change_password(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Delete the account
+///
+/// Deletes the account and everything it owns (devices, signals, sessions). Requires the password.
 #[utoipa::path(
-    delete,
-    path = "/api/v1/auth/me",
+    operation_id = "deleteAccount",
     tag = "auth",
     request_body = DeleteAccountRequest,
-    responses((status = 204, description = "The account and everything it owned are deleted"), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    responses((status = 204, description = "The account and everything it owned are deleted"), Problems),
     security(("bearer" = []))
 )]
+#[delete("/me")]
 pub(crate) async fn delete_me(
     state: web::Data<AppState>,
     who: Authenticated,

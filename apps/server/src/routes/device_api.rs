@@ -1,23 +1,21 @@
 //! `/api/v1/device`: the API Expert Advisors call, signed with protocol v1.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, post, web};
 use chrono::Utc;
 use eagate_domain::device::HeartbeatInput;
 use eagate_domain::signal::AckInput;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::resource;
+use super::Problems;
 use crate::extract::SignedDevice;
 use crate::problem::ApiError;
-use crate::routes::signals::OrderResponse;
+use crate::routes::signals::{OrderResponse, outcome};
 use crate::state::AppState;
+use utoipa_actix_web::service_config::ServiceConfig;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/heartbeat", "POST").route(web::post().to(heartbeat)))
-        .service(resource("/config", "GET").route(web::get().to(config)))
-        .service(resource("/poll", "GET").route(web::get().to(poll)))
-        .service(resource("/ack", "POST").route(web::post().to(ack)));
+pub fn configure(cfg: &mut ServiceConfig<'_>) {
+    cfg.service(heartbeat).service(config).service(poll).service(ack);
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -52,14 +50,17 @@ pub(crate) struct ConfigResponse {
     name: String,
 }
 
+/// Report the terminal's state
+///
+/// Stores what the EA reports about its terminal and answers with the server time. An empty body must be `{}`.
 #[utoipa::path(
-    post,
-    path = "/api/v1/device/heartbeat",
+    operation_id = "sendHeartbeat",
     tag = "device",
     request_body = HeartbeatRequest,
-    responses((status = 200, description = "Stored", body = ServerTime), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
-    security(("device_signature" = []))
+    responses((status = 200, description = "Stored", body = ServerTime), Problems),
+    security(("device_id" = [], "device_timestamp" = [], "device_nonce" = [], "device_signature" = []))
 )]
+#[post("/heartbeat")]
 pub(crate) async fn heartbeat(
     state: web::Data<AppState>,
     signed: SignedDevice,
@@ -79,13 +80,16 @@ pub(crate) async fn heartbeat(
     }))
 }
 
+/// Get the device's settings
+///
+/// Poll interval, long-poll maximum, server time and the device's identity.
 #[utoipa::path(
-    get,
-    path = "/api/v1/device/config",
+    operation_id = "getDeviceConfig",
     tag = "device",
-    responses((status = 200, description = "The device's settings", body = ConfigResponse), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
-    security(("device_signature" = []))
+    responses((status = 200, description = "The device's settings", body = ConfigResponse), Problems),
+    security(("device_id" = [], "device_timestamp" = [], "device_nonce" = [], "device_signature" = []))
 )]
+#[get("/config")]
 pub(crate) async fn config(
     state: web::Data<AppState>,
     signed: SignedDevice,
@@ -99,13 +103,20 @@ pub(crate) async fn config(
     }))
 }
 
+/// `limit` and `wait` stay text: the use case validates them and names the
+/// field in its 422.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PollQuery {
-    #[param(pattern = "^[0-9]+$", example = "10")]
+    /// The most signals to return.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 10, example = 10)]
     limit: Option<String>,
-    #[param(pattern = "^[0-9]+$", example = "25")]
+    /// Seconds to wait for a signal when none is pending (long poll); 0
+    /// answers at once. At most the server's `long_poll_max_seconds` (see
+    /// GET /api/v1/device/config; 30 by default, 300 at most): a larger
+    /// value is refused with 422.
+    #[param(value_type = Option<u32>, minimum = 0, maximum = 300, default = 0, example = 25)]
     wait: Option<String>,
 }
 
@@ -115,14 +126,17 @@ pub(crate) struct PollResponse {
     server_time: i64,
 }
 
+/// Poll for signals
+///
+/// The device's pending signals, oldest first. With `wait`, waits up to that many seconds for one to be published. A signal is returned until it is acknowledged.
 #[utoipa::path(
-    get,
-    path = "/api/v1/device/poll",
+    operation_id = "pollSignals",
     tag = "device",
     params(PollQuery),
-    responses((status = 200, description = "Pending signals, oldest first", body = PollResponse), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
-    security(("device_signature" = []))
+    responses((status = 200, description = "Pending signals, oldest first", body = PollResponse), Problems),
+    security(("device_id" = [], "device_timestamp" = [], "device_nonce" = [], "device_signature" = []))
 )]
+#[get("/poll")]
 pub(crate) async fn poll(
     state: web::Data<AppState>,
     signed: SignedDevice,
@@ -145,7 +159,7 @@ pub(crate) async fn poll(
 pub(crate) struct AckRequest {
     #[schema(format = "uuid", example = "0192f5e4-7c1a-7b3e-9a51-3c2d4e5f6a7b")]
     signal_id: String,
-    #[schema(pattern = "^(executed|rejected|failed)$", example = "executed")]
+    #[schema(schema_with = outcome, example = "executed")]
     outcome: String,
     #[schema(minimum = 0, example = 4812)]
     ticket: Option<i64>,
@@ -158,6 +172,7 @@ pub(crate) struct AckRequest {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct AckResponse {
     signal_id: String,
+    #[schema(schema_with = outcome)]
     outcome: &'static str,
     ticket: Option<i64>,
     fill_price: Option<f64>,
@@ -165,14 +180,17 @@ pub(crate) struct AckResponse {
     acknowledged_at: chrono::DateTime<Utc>,
 }
 
+/// Acknowledge a signal
+///
+/// Reports what the EA did with a signal. Repeating the same acknowledgement returns the first; a different outcome is a conflict.
 #[utoipa::path(
-    post,
-    path = "/api/v1/device/ack",
+    operation_id = "acknowledgeSignal",
     tag = "device",
     request_body = AckRequest,
-    responses((status = 200, description = "The acknowledgement (the first one, on a repeat)", body = AckResponse), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
-    security(("device_signature" = []))
+    responses((status = 200, description = "The acknowledgement (the first one, on a repeat)", body = AckResponse), Problems),
+    security(("device_id" = [], "device_timestamp" = [], "device_nonce" = [], "device_signature" = []))
 )]
+#[post("/ack")]
 pub(crate) async fn ack(state: web::Data<AppState>, signed: SignedDevice) -> Result<HttpResponse, ApiError> {
     let body: AckRequest = signed.json()?;
     let input = AckInput {

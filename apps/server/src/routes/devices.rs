@@ -1,30 +1,25 @@
 //! `/api/v1/devices`: the owner's device registry.
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, patch, post, web};
 use chrono::{DateTime, Utc};
-use eagate_domain::device::{Device, DeviceId, DeviceWithSecret};
+use eagate_domain::device::{Device, DeviceId, DeviceStatus, DeviceWithSecret};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::resource;
+use super::Problems;
 use crate::extract::{Authenticated, Client, Json, OptionalJson, path_id};
 use crate::problem::ApiError;
 use crate::state::AppState;
+use utoipa_actix_web::service_config::ServiceConfig;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource("", "POST, GET")
-            .route(web::post().to(register))
-            .route(web::get().to(list)),
-    )
-    .service(
-        resource("/{id}", "GET, PATCH")
-            .route(web::get().to(get))
-            .route(web::patch().to(rename)),
-    )
-    .service(resource("/{id}/revoke", "POST").route(web::post().to(revoke)))
-    .service(resource("/{id}/rotate-secret", "POST").route(web::post().to(rotate_secret)));
+pub fn configure(cfg: &mut ServiceConfig<'_>) {
+    cfg.service(register)
+        .service(list)
+        .service(get)
+        .service(rename)
+        .service(revoke)
+        .service(rotate_secret);
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -41,16 +36,31 @@ pub(crate) struct RotateRequest {
     grace_seconds: Option<i64>,
 }
 
+/// `limit` and `status` stay text here: the use case validates them and
+/// names the field in its 422; the document declares what is accepted.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
-    #[param(pattern = "^(active|revoked)$", example = "active")]
+    #[param(schema_with = status_filter)]
     status: Option<String>,
-    #[param(pattern = "^[0-9]+$", example = "50")]
+    /// Devices per page.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 50, example = 50)]
     limit: Option<String>,
+    /// `next_cursor` of the previous page.
     #[param(example = "660e48b0ec25d.01a20542519a7459b239fe5225f79297")]
     cursor: Option<String>,
+}
+
+/// `active` or `revoked`.
+fn device_status() -> utoipa::openapi::schema::Object {
+    super::text_enum([DeviceStatus::Active, DeviceStatus::Revoked].map(DeviceStatus::as_str))
+}
+
+fn status_filter() -> utoipa::openapi::schema::Object {
+    let mut schema = device_status();
+    schema.description = Some("Only devices with this status (default: all).".to_owned());
+    schema
 }
 
 /// A device as its owner sees it: never its secret.
@@ -58,6 +68,7 @@ pub(crate) struct ListQuery {
 pub(crate) struct DeviceResponse {
     id: Uuid,
     name: String,
+    #[schema(schema_with = device_status)]
     status: &'static str,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -134,14 +145,17 @@ fn device_id(raw: &str) -> Result<DeviceId, ApiError> {
     path_id(raw, "device").map(DeviceId::from_uuid)
 }
 
+/// Register a device
+///
+/// Returns the device and its secret. The secret is shown this once: store it in the EA now.
 #[utoipa::path(
-    post,
-    path = "/api/v1/devices",
+    operation_id = "registerDevice",
     tag = "devices",
     request_body = NameRequest,
-    responses((status = 201, description = "The device and its secret, shown this once", body = DeviceWithSecretResponse), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    responses((status = 201, description = "The device and its secret, shown this once", body = DeviceWithSecretResponse), Problems),
     security(("bearer" = []))
 )]
+#[post("")]
 pub(crate) async fn register(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -159,14 +173,17 @@ pub(crate) async fn register(
         .json(with_secret(created)))
 }
 
+/// List devices
+///
+/// The caller's devices, newest first, one page at a time.
 #[utoipa::path(
-    get,
-    path = "/api/v1/devices",
+    operation_id = "listDevices",
     tag = "devices",
     params(ListQuery),
-    responses((status = 200, description = "The caller's devices, newest first", body = DeviceList), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    responses((status = 200, description = "The caller's devices, newest first", body = DeviceList), Problems),
     security(("bearer" = []))
 )]
+#[get("")]
 pub(crate) async fn list(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -188,14 +205,15 @@ pub(crate) async fn list(
     }))
 }
 
+/// Get a device
 #[utoipa::path(
-    get,
-    path = "/api/v1/devices/{id}",
+    operation_id = "getDevice",
     tag = "devices",
-    params(("id" = String, Path, description = "Device id (UUID)")),
-    responses((status = 200, description = "The device", body = DeviceResponse), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    params(("id" = uuid::Uuid, Path, description = "The device's id")),
+    responses((status = 200, description = "The device", body = DeviceResponse), Problems),
     security(("bearer" = []))
 )]
+#[get("/{id}")]
 pub(crate) async fn get(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -205,15 +223,16 @@ pub(crate) async fn get(
     Ok(HttpResponse::Ok().json(DeviceResponse::from(device)))
 }
 
+/// Rename a device
 #[utoipa::path(
-    patch,
-    path = "/api/v1/devices/{id}",
+    operation_id = "renameDevice",
     tag = "devices",
-    params(("id" = String, Path, description = "Device id (UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "The device's id")),
     request_body = NameRequest,
-    responses((status = 200, description = "The renamed device", body = DeviceResponse), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    responses((status = 200, description = "The renamed device", body = DeviceResponse), Problems),
     security(("bearer" = []))
 )]
+#[patch("/{id}")]
 pub(crate) async fn rename(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -229,14 +248,17 @@ pub(crate) async fn rename(
     Ok(HttpResponse::Ok().json(DeviceResponse::from(device)))
 }
 
+/// Revoke a device
+///
+/// Permanent: a revoked device never authenticates again. Idempotent.
 #[utoipa::path(
-    post,
-    path = "/api/v1/devices/{id}/revoke",
+    operation_id = "revokeDevice",
     tag = "devices",
-    params(("id" = String, Path, description = "Device id (UUID)")),
-    responses((status = 204, description = "Revoked, permanently"), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    params(("id" = uuid::Uuid, Path, description = "The device's id")),
+    responses((status = 204, description = "Revoked, permanently"), Problems),
     security(("bearer" = []))
 )]
+#[post("/{id}/revoke")]
 pub(crate) async fn revoke(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -250,15 +272,18 @@ pub(crate) async fn revoke(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Rotate a device's secret
+///
+/// Returns the new secret, shown this once. With `grace_seconds`, the old secret keeps working that long.
 #[utoipa::path(
-    post,
-    path = "/api/v1/devices/{id}/rotate-secret",
+    operation_id = "rotateDeviceSecret",
     tag = "devices",
-    params(("id" = String, Path, description = "Device id (UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "The device's id")),
     request_body = Option<RotateRequest>,
-    responses((status = 200, description = "The device and its new secret, shown this once", body = DeviceWithSecretResponse), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    responses((status = 200, description = "The device and its new secret, shown this once", body = DeviceWithSecretResponse), Problems),
     security(("bearer" = []))
 )]
+#[post("/{id}/rotate-secret")]
 pub(crate) async fn rotate_secret(
     state: web::Data<AppState>,
     who: Authenticated,

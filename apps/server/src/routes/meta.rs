@@ -1,29 +1,141 @@
-//! Service metadata: token-verification keys, health, readiness, metrics.
+//! Service metadata: the index, this API's document and docs page,
+//! token-verification keys, health, readiness, metrics.
 
-use actix_web::{HttpResponse, web};
+use actix_web::http::header;
+use actix_web::{HttpResponse, get, web};
+use serde::Serialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::resource;
-use crate::problem::{ApiError, ProblemKind};
+use super::Problems;
+use crate::problem::{ApiError, Problem, ProblemKind};
 use crate::state::AppState;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/api/openapi.json", "GET").route(web::get().to(crate::openapi::serve)))
-        .service(crate::openapi::docs_ui())
-        .service(resource("/.well-known/jwks.json", "GET").route(web::get().to(jwks)))
-        .service(resource("/healthz", "GET").route(web::get().to(healthz)))
-        .service(resource("/readyz", "GET").route(web::get().to(readyz)))
-        .service(resource("/metrics", "GET").route(web::get().to(metrics)));
+/// The interactive documentation (Swagger UI compiled into the binary: no
+/// CDN) and the redirect to it: pages, not API operations, so not in the
+/// OpenAPI document.
+pub(super) const UNDOCUMENTED_GET_ROUTES: [&str; 2] = ["/docs", "/docs/{_:.*}"];
+
+pub fn configure(cfg: &mut ServiceConfig<'_>) {
+    cfg.service(index)
+        .service(openapi_document)
+        .service(jwks)
+        .service(healthz)
+        .service(readyz)
+        .service(prometheus_metrics)
+        .map(|cfg| {
+            cfg.service(
+                web::resource(UNDOCUMENTED_GET_ROUTES[0])
+                    .guard(actix_web::guard::Get())
+                    .to(docs_redirect),
+            )
+            .service(
+                utoipa_swagger_ui::SwaggerUi::new(UNDOCUMENTED_GET_ROUTES[1])
+                    .config(utoipa_swagger_ui::Config::from(OPENAPI_PATH)),
+            )
+        });
 }
 
-/// The process is alive and serving.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process is alive")))]
+const OPENAPI_PATH: &str = "/api/openapi.json";
+
+/// Where to go from the root.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ApiIndex {
+    #[schema(example = "eagate")]
+    name: &'static str,
+    #[schema(example = "0.1.0")]
+    version: &'static str,
+    /// The interactive API documentation (HTML).
+    #[schema(example = "/docs/")]
+    docs: &'static str,
+    /// This API's OpenAPI 3.1 document.
+    #[schema(example = "/api/openapi.json")]
+    openapi: &'static str,
+    /// Liveness: `GET` answers 200 while the process serves.
+    #[schema(example = "/healthz")]
+    health: &'static str,
+    /// Readiness: `GET` answers 200 when the database (and Redis) answer.
+    #[schema(example = "/readyz")]
+    ready: &'static str,
+    /// The versioned API's base path.
+    #[schema(example = "/api/v1")]
+    api: &'static str,
+}
+
+/// Where to find the docs, the API document and health
+///
+/// A small index for people and tools arriving at the root.
+#[utoipa::path(
+    operation_id = "getIndex",
+    tag = "operations",
+    responses((status = 200, description = "Links to the docs, the OpenAPI document and health", body = ApiIndex), Problems),
+    security(())
+)]
+#[get("/")]
+pub(crate) async fn index() -> HttpResponse {
+    HttpResponse::Ok().json(ApiIndex {
+        name: "eagate",
+        version: env!("CARGO_PKG_VERSION"),
+        docs: "/docs/",
+        openapi: OPENAPI_PATH,
+        health: "/healthz",
+        ready: "/readyz",
+        api: "/api/v1",
+    })
+}
+
+/// `/docs` → `/docs/`, where the page's relative links resolve.
+async fn docs_redirect() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header((header::LOCATION, "/docs/"))
+        .finish()
+}
+
+/// Get this OpenAPI document
+///
+/// The OpenAPI 3.1 document of this API, as committed in docs/openapi.json.
+#[utoipa::path(
+    operation_id = "getOpenApiDocument",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document", body = Object, content_type = "application/json"), Problems),
+    security(())
+)]
+#[get("/api/openapi.json")]
+pub(crate) async fn openapi_document() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(super::document())
+}
+
+/// Liveness
+///
+/// The process is alive and serving. Checks nothing else.
+#[utoipa::path(
+    operation_id = "getHealth",
+    tag = "operations",
+    responses((status = 200, description = "The process is alive"), Problems),
+    security(())
+)]
+#[get("/healthz")]
 pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
+/// Readiness
+///
 /// Ready for traffic: the database is reachable and migrated, and Redis
 /// (when configured) answers. 503 names what failed.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Ready: database reachable and migrated, Redis (if configured) reachable"), (status = 503, description = "Not ready; the failing dependency is named", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    operation_id = "getReadiness",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready: database reachable and migrated, Redis (if configured) reachable"),
+        (status = 503, description = "Not ready; the failing dependency is named in `checks`", body = Problem, content_type = "application/problem+json"),
+        Problems
+    ),
+    security(())
+)]
+#[get("/readyz")]
 pub(crate) async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let mut checks = serde_json::Map::new();
     let mut failed = Vec::new();
@@ -58,9 +170,17 @@ pub(crate) async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, A
     }
 }
 
+/// Prometheus metrics
+///
 /// Prometheus text format. Pool and long-poll gauges are sampled now.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+#[utoipa::path(
+    operation_id = "getMetrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"), Problems),
+    security(())
+)]
+#[get("/metrics")]
+pub(crate) async fn prometheus_metrics(state: web::Data<AppState>) -> HttpResponse {
     let status = state.pool.status();
     metrics::gauge!("db_pool_connections", "state" => "size").set(status.size as f64);
     metrics::gauge!("db_pool_connections", "state" => "available").set(status.available as f64);
@@ -74,9 +194,17 @@ pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .body(state.metrics.render())
 }
 
+/// Token-verification keys
+///
 /// The JWK set with the Ed25519 public key access tokens are signed with,
 /// so other services can verify them without calling eagate.
-#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth", responses((status = 200, description = "The JWK set with the Ed25519 key that signs access tokens")))]
+#[utoipa::path(
+    operation_id = "getJwks",
+    tag = "auth",
+    responses((status = 200, description = "The JWK set with the Ed25519 key that signs access tokens"), Problems),
+    security(())
+)]
+#[get("/.well-known/jwks.json")]
 pub(crate) async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "public, max-age=300"))

@@ -1,25 +1,22 @@
 //! `/api/v1/signals`: the owner publishes, reads and cancels signals.
 
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
-use eagate_domain::signal::{Delivery, PublishInput, Signal, SignalId, SignalWithDeliveries};
+use eagate_domain::signal::{
+    Delivery, DeliveryStatus, OrderType, Outcome, PublishInput, Side, Signal, SignalId, SignalWithDeliveries,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::resource;
+use super::Problems;
 use crate::extract::{Authenticated, Json, path_id};
 use crate::problem::{ApiError, FieldProblem, ProblemKind};
 use crate::state::AppState;
+use utoipa_actix_web::service_config::ServiceConfig;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource("", "POST, GET")
-            .route(web::post().to(publish))
-            .route(web::get().to(list)),
-    )
-    .service(resource("/{id}", "GET").route(web::get().to(get)))
-    .service(resource("/{id}/cancel", "POST").route(web::post().to(cancel)));
+pub fn configure(cfg: &mut ServiceConfig<'_>) {
+    cfg.service(publish).service(list).service(get).service(cancel);
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -27,9 +24,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub(crate) struct PublishRequest {
     #[schema(pattern = "^[A-Za-z0-9._#-]{1,32}$", example = "EURUSD")]
     instrument: String,
-    #[schema(pattern = "^(buy|sell)$", example = "buy")]
+    #[schema(schema_with = side, example = "buy")]
     side: String,
-    #[schema(pattern = "^(market|limit|stop)$", example = "limit")]
+    #[schema(schema_with = order_type, example = "limit")]
     order_type: String,
     #[schema(exclusive_minimum = 0, maximum = 1000, example = 0.25)]
     volume: f64,
@@ -46,13 +43,49 @@ pub(crate) struct PublishRequest {
     device_ids: Option<Vec<String>>,
 }
 
+/// `limit` stays text: the use case validates it and names it in its 422.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
-    #[param(pattern = "^[0-9]+$", example = "50")]
+    /// Signals per page.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 50, example = 50)]
     limit: Option<String>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+}
+
+/// `buy` or `sell`.
+fn side() -> utoipa::openapi::schema::Object {
+    super::text_enum(Side::ALL.iter().map(|s| s.as_str()))
+}
+
+/// `market`, `limit` or `stop`.
+fn order_type() -> utoipa::openapi::schema::Object {
+    super::text_enum(OrderType::ALL.iter().map(|t| t.as_str()))
+}
+
+/// What the EA reported: `executed`, `rejected` or `failed`.
+pub(crate) fn outcome() -> utoipa::openapi::schema::Object {
+    super::text_enum(Outcome::ALL.iter().map(|o| o.as_str()))
+}
+
+fn outcome_or_null() -> utoipa::openapi::schema::Object {
+    super::text_enum_or_null(Outcome::ALL.iter().map(|o| o.as_str()))
+}
+
+/// Where one delivery stands.
+fn delivery_status() -> utoipa::openapi::schema::Object {
+    super::text_enum(
+        [
+            DeliveryStatus::Pending,
+            DeliveryStatus::Delivered,
+            DeliveryStatus::Acknowledged,
+            DeliveryStatus::Expired,
+            DeliveryStatus::Cancelled,
+        ]
+        .map(DeliveryStatus::as_str),
+    )
 }
 
 /// The order fields of a signal, as devices and owners see them.
@@ -60,7 +93,9 @@ pub(crate) struct ListQuery {
 pub(crate) struct OrderResponse {
     id: Uuid,
     instrument: String,
+    #[schema(schema_with = side)]
     side: &'static str,
+    #[schema(schema_with = order_type)]
     order_type: &'static str,
     volume: f64,
     entry_price: Option<f64>,
@@ -92,10 +127,12 @@ impl From<&Signal> for OrderResponse {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct DeliveryResponse {
     device_id: Uuid,
-    /// pending, delivered, acknowledged, expired or cancelled.
+    #[schema(schema_with = delivery_status)]
     status: &'static str,
     first_polled_at: Option<DateTime<Utc>>,
     acknowledged_at: Option<DateTime<Utc>>,
+    /// What the EA reported, once acknowledged.
+    #[schema(schema_with = outcome_or_null)]
     outcome: Option<&'static str>,
     ticket: Option<i64>,
     fill_price: Option<f64>,
@@ -162,15 +199,18 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     }
 }
 
+/// Publish a signal
+///
+/// Creates one delivery per targeted device (all active devices when `device_ids` is absent). With an `Idempotency-Key`, a retry returns the first result (`Idempotent-Replayed: true`).
 #[utoipa::path(
-    post,
-    path = "/api/v1/signals",
+    operation_id = "publishSignal",
     tag = "signals",
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried publish return the first result")),
     request_body = PublishRequest,
-    responses((status = 201, description = "The signal with one delivery per targeted device (also for an idempotent replay)", body = SignalResponse), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    responses((status = 201, description = "The signal with one delivery per targeted device (also for an idempotent replay)", body = SignalResponse), Problems),
     security(("bearer" = []))
 )]
+#[post("")]
 pub(crate) async fn publish(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -202,14 +242,17 @@ pub(crate) async fn publish(
         .json(render(&signal, state.signals.now())))
 }
 
+/// List signals
+///
+/// The caller's signals with their deliveries, newest first, one page at a time.
 #[utoipa::path(
-    get,
-    path = "/api/v1/signals",
+    operation_id = "listSignals",
     tag = "signals",
     params(ListQuery),
-    responses((status = 200, description = "The caller's signals, newest first", body = SignalList), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    responses((status = 200, description = "The caller's signals, newest first", body = SignalList), Problems),
     security(("bearer" = []))
 )]
+#[get("")]
 pub(crate) async fn list(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -227,14 +270,17 @@ pub(crate) async fn list(
     }))
 }
 
+/// Get a signal
+///
+/// The signal and the state of each delivery.
 #[utoipa::path(
-    get,
-    path = "/api/v1/signals/{id}",
+    operation_id = "getSignal",
     tag = "signals",
-    params(("id" = String, Path, description = "Signal id (UUID)")),
-    responses((status = 200, description = "The signal and its deliveries", body = SignalResponse), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    params(("id" = uuid::Uuid, Path, description = "The signal's id")),
+    responses((status = 200, description = "The signal and its deliveries", body = SignalResponse), Problems),
     security(("bearer" = []))
 )]
+#[get("/{id}")]
 pub(crate) async fn get(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -244,14 +290,17 @@ pub(crate) async fn get(
     Ok(HttpResponse::Ok().json(render(&signal, state.signals.now())))
 }
 
+/// Cancel a signal
+///
+/// Deliveries not yet acknowledged become cancelled: devices stop receiving it. Idempotent.
 #[utoipa::path(
-    post,
-    path = "/api/v1/signals/{id}/cancel",
+    operation_id = "cancelSignal",
     tag = "signals",
-    params(("id" = String, Path, description = "Signal id (UUID)")),
-    responses((status = 200, description = "The cancelled signal", body = SignalResponse), (status = "4XX", description = "A problem: see its `type`", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = "5XX", description = "Server or dependency failure", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    params(("id" = uuid::Uuid, Path, description = "The signal's id")),
+    responses((status = 200, description = "The cancelled signal", body = SignalResponse), Problems),
     security(("bearer" = []))
 )]
+#[post("/{id}/cancel")]
 pub(crate) async fn cancel(
     state: web::Data<AppState>,
     who: Authenticated,

@@ -10,3 +10,4 @@ mod helpers;
 mod protection;
 mod security;
 mod signals;
+mod surface;
