@@ -1,14 +1,17 @@
 //! Redis adapters: state every server instance shares.
 //!
-//! [`RedisNonceStore`] records nonces with `SET key 1 NX PX ttl`, so a nonce
-//! accepted by one instance is refused by all, atomically. When Redis cannot
-//! be reached the store returns an error and the request is refused (fail
-//! closed) — a replay is never let through unchecked.
+//! [`RedisReplayGuard`] records nonces with `SET key 1 NX PX ttl` and counts
+//! each device's requests in the same script, so a nonce accepted by one
+//! instance is refused by all, atomically, in one round trip. When Redis
+//! cannot be reached the guard returns an error and the request is refused
+//! (fail closed) — a replay is never let through unchecked.
+//! [`RedisRateLimiter`] shares rate-limit windows between instances.
 
 use std::time::Duration;
 
 use eagate_domain::UnexpectedError;
-use eagate_domain::device::{DeviceId, NonceStore};
+use chrono::{DateTime, Utc};
+use eagate_domain::device::{Admission, AdmissionPolicy, DeviceId, ReplayGuard};
 use eagate_domain::ratelimit::{RateDecision, RateLimit, RateLimiter, decide};
 use redis::aio::ConnectionManager;
 
@@ -69,43 +72,81 @@ fn redis_error(e: redis::RedisError) -> UnexpectedError {
     }
 }
 
-/// [`NonceStore`] on Redis, shared by every instance.
+/// Records the nonce unless present, then counts the request against the
+/// device's rate: `{0}` for a replay, `{1, count, ms left in the window}`
+/// otherwise. Both keys carry the device's hash tag, so they live in one
+/// Redis Cluster slot.
+const ADMIT: &str = "if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return {0} end \
+local c = redis.call('INCR', KEYS[2]) \
+if c == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end \
+local t = redis.call('PTTL', KEYS[2]) \
+if t < 0 then redis.call('PEXPIRE', KEYS[2], ARGV[2]) t = tonumber(ARGV[2]) end \
+return {1, c, t}";
+
+/// [`ReplayGuard`] on Redis, shared by every instance: one round trip per
+/// request (nonce and rate in one script). Nonces live until their
+/// request's timestamp leaves the window. Redis must keep its data across
+/// restarts (AOF or RDB persistence) for replay protection to survive one:
+/// a Redis that restarts empty forgets nonces still inside the window.
 #[derive(Debug, Clone)]
-pub struct RedisNonceStore {
+pub struct RedisReplayGuard {
     connection: RedisConnection,
     prefix: String,
+    script: redis::Script,
 }
 
-impl RedisNonceStore {
-    /// Keys are `<prefix>nonce:<device>:<nonce>`.
+impl RedisReplayGuard {
+    /// Keys are `{<prefix>d:<device>}:n:<nonce>` and `{<prefix>d:<device>}:r`.
     pub fn new(connection: RedisConnection, prefix: &str) -> Self {
         Self {
             connection,
             prefix: prefix.to_owned(),
+            script: redis::Script::new(ADMIT),
         }
     }
 }
 
-impl NonceStore for RedisNonceStore {
-    async fn check_and_record(
+impl ReplayGuard for RedisReplayGuard {
+    async fn admit(
         &self,
         device: DeviceId,
         nonce: &str,
-        ttl: chrono::Duration,
-    ) -> Result<bool, UnexpectedError> {
-        let key = format!("{}nonce:{device}:{nonce}", self.prefix);
-        let ttl_ms = ttl.num_milliseconds().max(1);
+        signed_at: DateTime<Utc>,
+        policy: &AdmissionPolicy,
+    ) -> Result<Admission, UnexpectedError> {
+        let tag = format!("{{{}d:{}}}", self.prefix, device.as_uuid().simple());
+        let until = signed_at + policy.window + chrono::Duration::seconds(1);
+        let ttl_ms = (until - Utc::now()).num_milliseconds().max(1);
+        let window_ms = u64::try_from(policy.rate.window.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
         let mut conn = self.connection.manager.clone();
-        let set: Option<String> = redis::cmd("SET")
-            .arg(&key)
-            .arg(1)
-            .arg("NX")
-            .arg("PX")
+        let answer: Vec<i64> = self
+            .script
+            .key(format!("{tag}:n:{nonce}"))
+            .key(format!("{tag}:r"))
             .arg(ttl_ms)
-            .query_async(&mut conn)
+            .arg(window_ms)
+            .invoke_async(&mut conn)
             .await
             .map_err(redis_error)?;
-        Ok(set.is_some())
+        let (fresh, count, left_ms) = match answer.as_slice() {
+            [0] => return Ok(Admission::Replayed),
+            [1, count, left] => (true, *count, *left),
+            other => {
+                return Err(UnexpectedError::msg(format!(
+                    "redis: unexpected admission answer {other:?}"
+                )));
+            }
+        };
+        debug_assert!(fresh);
+        let reset = Duration::from_millis(u64::try_from(left_ms).unwrap_or(window_ms).max(1));
+        let decision = decide(u64::try_from(count).unwrap_or(0), policy.rate, reset);
+        Ok(if decision.allowed {
+            Admission::Admitted
+        } else {
+            Admission::Throttled(decision)
+        })
     }
 }
 
@@ -117,32 +158,39 @@ local t = redis.call('PTTL', KEYS[1]) \
 if t < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) t = tonumber(ARGV[1]) end \
 return {c, t}";
 
+/// Keys may hold user-supplied text (a login): Redis sees only a digest.
+fn key_digest(key: &str) -> String {
+    use sha2::Digest as _;
+    eagate_protocol::hex(&sha2::Sha256::digest(key.as_bytes())[..16])
+}
+
 /// [`RateLimiter`] on Redis: fixed windows shared by every instance.
 #[derive(Debug, Clone)]
 pub struct RedisRateLimiter {
     connection: RedisConnection,
     prefix: String,
+    script: redis::Script,
 }
 
 impl RedisRateLimiter {
-    /// Keys are `<prefix>rl:<key>`.
+    /// Keys are `<prefix>rl:<digest of the key>`.
     pub fn new(connection: RedisConnection, prefix: &str) -> Self {
         Self {
             connection,
             prefix: prefix.to_owned(),
+            script: redis::Script::new(HIT),
         }
     }
 
     async fn count(&self, key: &str, limit: RateLimit, add: u64) -> Result<RateDecision, UnexpectedError> {
         let window_ms = u64::try_from(limit.window.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut conn = self.connection.manager.clone();
-        let (count, ttl_ms): (i64, i64) = redis::cmd("EVAL")
-            .arg(HIT)
-            .arg(1)
-            .arg(format!("{}rl:{key}", self.prefix))
+        let (count, ttl_ms): (i64, i64) = self
+            .script
+            .key(format!("{}rl:{}", self.prefix, key_digest(key)))
             .arg(window_ms)
             .arg(add)
-            .query_async(&mut conn)
+            .invoke_async(&mut conn)
             .await
             .map_err(redis_error)?;
         let reset = Duration::from_millis(u64::try_from(ttl_ms).unwrap_or(window_ms).max(1));

@@ -4,8 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use eagate_domain::device::{DeviceId, NonceStore};
-use eagate_redis::{RedisConnection, RedisNonceStore, RedisRateLimiter};
+use chrono::Utc;
+use eagate_domain::device::{Admission, AdmissionPolicy, DeviceId, ReplayGuard as _};
+use eagate_domain::ratelimit::{RateLimit, RateLimiter as _};
+use eagate_redis::{RedisConnection, RedisRateLimiter, RedisReplayGuard};
 use uuid::Uuid;
 
 fn url() -> String {
@@ -24,83 +26,116 @@ async fn require_redis() {
     }
 }
 
-fn store() -> RedisNonceStore {
-    // A prefix of its own, so parallel tests and runs never collide.
-    let prefix = format!("eagate-test:{}:", Uuid::new_v4().simple());
-    RedisNonceStore::new(
+/// A prefix of its own, so parallel tests and runs never collide.
+fn prefix() -> String {
+    format!("eagate-test:{}:", Uuid::new_v4().simple())
+}
+
+fn guard_with(prefix: &str) -> RedisReplayGuard {
+    RedisReplayGuard::new(
         RedisConnection::new(&url(), Duration::from_secs(2)).unwrap(),
-        &prefix,
+        prefix,
     )
+}
+
+fn guard() -> RedisReplayGuard {
+    guard_with(&prefix())
 }
 
 fn device() -> DeviceId {
     DeviceId::from_uuid(Uuid::now_v7())
 }
 
-const MINUTE: chrono::Duration = chrono::Duration::minutes(1);
+fn policy(window: chrono::Duration) -> AdmissionPolicy {
+    AdmissionPolicy {
+        window,
+        rate: RateLimit::per_second(1000),
+    }
+}
 
-eagate_domain::nonce_store_contract!(async {
+eagate_domain::replay_guard_contract!(async {
     require_redis().await;
-    ((), store())
+    ((), guard())
 });
 
 #[tokio::test]
-async fn nonces_expire() {
+async fn a_nonce_is_forgotten_once_its_timestamp_leaves_the_window() {
     require_redis().await;
-    let store = store();
+    let guard = guard();
     let d = device();
-    let short = chrono::Duration::milliseconds(100);
-    assert!(
-        store
-            .check_and_record(d, "nonce-0000000001", short)
-            .await
-            .unwrap()
-    );
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    assert!(
-        store
-            .check_and_record(d, "nonce-0000000001", short)
-            .await
-            .unwrap()
+    // A window of 0 s: the nonce lives until signed_at + 1 s.
+    let p = policy(chrono::Duration::zero());
+    let signed = Utc::now() - chrono::Duration::milliseconds(800);
+    assert_eq!(guard.admit(d, "n-0001", signed, &p).await.unwrap(), Admission::Admitted);
+    assert_eq!(guard.admit(d, "n-0001", signed, &p).await.unwrap(), Admission::Replayed);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        guard.admit(d, "n-0001", signed, &p).await.unwrap(),
+        Admission::Admitted,
+        "forgotten after signed_at + window"
     );
 }
 
 #[tokio::test]
 async fn two_instances_share_one_redis() {
     require_redis().await;
-    let prefix = format!("eagate-test:{}:", Uuid::new_v4().simple());
-    let one = RedisNonceStore::new(
-        RedisConnection::new(&url(), Duration::from_secs(2)).unwrap(),
-        &prefix,
-    );
-    let two = RedisNonceStore::new(
-        RedisConnection::new(&url(), Duration::from_secs(2)).unwrap(),
-        &prefix,
-    );
+    let prefix = prefix();
+    let (one, two) = (guard_with(&prefix), guard_with(&prefix));
     let d = device();
+    let p = policy(chrono::Duration::minutes(5));
+    assert_eq!(one.admit(d, "shared", Utc::now(), &p).await.unwrap(), Admission::Admitted);
+    assert_eq!(two.admit(d, "shared", Utc::now(), &p).await.unwrap(), Admission::Replayed);
+    // And they share the device's rate.
+    let tight = AdmissionPolicy {
+        rate: RateLimit::per_minute(2),
+        ..p
+    };
+    let e = device();
+    assert_eq!(one.admit(e, "r1", Utc::now(), &tight).await.unwrap(), Admission::Admitted);
+    assert_eq!(two.admit(e, "r2", Utc::now(), &tight).await.unwrap(), Admission::Admitted);
+    assert!(matches!(
+        one.admit(e, "r3", Utc::now(), &tight).await.unwrap(),
+        Admission::Throttled(_)
+    ));
+}
+
+#[tokio::test]
+async fn a_devices_keys_share_one_cluster_slot() {
+    require_redis().await;
+    let prefix = prefix();
+    let guard = guard_with(&prefix);
+    let d = device();
+    guard
+        .admit(d, "slot-nonce", Utc::now(), &policy(chrono::Duration::minutes(5)))
+        .await
+        .unwrap();
+    let client = redis::Client::open(url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{{{prefix}d:{}}}*", d.as_uuid().simple()))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let tag = format!("{{{prefix}d:{}}}", d.as_uuid().simple());
     assert!(
-        one.check_and_record(d, "shared-nonce-0001", MINUTE)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !two.check_and_record(d, "shared-nonce-0001", MINUTE)
-            .await
-            .unwrap()
+        keys.iter().all(|k| k.starts_with(&tag)),
+        "every key of a device starts with its hash tag: {keys:?}"
     );
 }
 
 #[tokio::test]
 async fn concurrent_identical_nonces_have_exactly_one_winner() {
     require_redis().await;
-    let store = Arc::new(store());
+    let guard = Arc::new(guard());
     let d = device();
+    let now = Utc::now();
     let tasks: Vec<_> = (0..50)
         .map(|_| {
-            let store = Arc::clone(&store);
+            let guard = Arc::clone(&guard);
             tokio::spawn(async move {
-                store
-                    .check_and_record(d, "the-same-nonce-01", MINUTE)
+                guard
+                    .admit(d, "the-same-nonce-01", now, &policy(chrono::Duration::minutes(5)))
                     .await
                     .unwrap()
             })
@@ -108,34 +143,32 @@ async fn concurrent_identical_nonces_have_exactly_one_winner() {
         .collect();
     let mut wins = 0;
     for t in tasks {
-        if t.await.unwrap() {
+        if t.await.unwrap() == Admission::Admitted {
             wins += 1;
         }
     }
-    assert_eq!(wins, 1, "of 50 concurrent uses of one nonce exactly one must win");
+    assert_eq!(wins, 1);
 }
 
 #[tokio::test]
-async fn an_unreachable_redis_fails_closed() {
+async fn an_unreachable_redis_fails_closed_as_unavailable() {
     // Nothing listens on port 1.
-    let store = RedisNonceStore::new(
+    let guard = RedisReplayGuard::new(
         RedisConnection::new("redis://127.0.0.1:1", Duration::from_millis(300)).unwrap(),
         "x:",
     );
-    assert!(
-        store
-            .check_and_record(device(), "nonce-0000000001", MINUTE)
-            .await
-            .is_err()
-    );
+    let refused = guard
+        .admit(device(), "nonce-0000000001", Utc::now(), &policy(chrono::Duration::minutes(5)))
+        .await
+        .unwrap_err();
+    assert!(refused.is_unavailable(), "{refused}");
 }
 
 eagate_domain::rate_limiter_contract!(async {
     require_redis().await;
-    let prefix = format!("eagate-test:{}:", Uuid::new_v4().simple());
     let limiter = RedisRateLimiter::new(
         RedisConnection::new(&url(), Duration::from_secs(2)).unwrap(),
-        &prefix,
+        &prefix(),
     );
     ((), limiter)
 });
@@ -143,7 +176,7 @@ eagate_domain::rate_limiter_contract!(async {
 #[tokio::test]
 async fn two_instances_share_rate_limit_counters() {
     require_redis().await;
-    let prefix = format!("eagate-test:{}:", Uuid::new_v4().simple());
+    let prefix = prefix();
     let one = RedisRateLimiter::new(
         RedisConnection::new(&url(), Duration::from_secs(2)).unwrap(),
         &prefix,
@@ -152,9 +185,31 @@ async fn two_instances_share_rate_limit_counters() {
         RedisConnection::new(&url(), Duration::from_secs(2)).unwrap(),
         &prefix,
     );
-    let limit = eagate_domain::ratelimit::RateLimit::per_minute(2);
-    use eagate_domain::ratelimit::RateLimiter as _;
+    let limit = RateLimit::per_minute(2);
     assert!(one.hit("ip:1", limit).await.unwrap().allowed);
     assert!(two.hit("ip:1", limit).await.unwrap().allowed);
     assert!(!one.hit("ip:1", limit).await.unwrap().allowed);
+}
+
+#[tokio::test]
+async fn rate_limit_keys_are_stored_as_digests() {
+    require_redis().await;
+    let prefix = prefix();
+    let limiter = RedisRateLimiter::new(
+        RedisConnection::new(&url(), Duration::from_secs(2)).unwrap(),
+        &prefix,
+    );
+    limiter
+        .hit("login:hunter2-typed-in-the-wrong-field", RateLimit::per_minute(5))
+        .await
+        .unwrap();
+    let client = redis::Client::open(url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1);
+    assert!(!keys[0].contains("hunter2"), "{keys:?}");
 }

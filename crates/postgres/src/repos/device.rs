@@ -4,9 +4,10 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use eagate_domain::UnexpectedError;
 use eagate_domain::account::UserId;
+use eagate_domain::activity::DeviceActivity;
 use eagate_domain::audit::AuditEvent;
 use eagate_domain::device::{
-    Activity, Device, DeviceCredentials, DeviceId, DeviceName, DeviceRepository, DeviceStatus, Heartbeat,
+    Device, DeviceCredentials, DeviceId, DeviceName, DeviceRepository, DeviceStatus,
     InsertDeviceError, NewDevice, Revocation, SealedSecret, SecretRotation, StoredSecrets, UpdateDeviceError,
 };
 use eagate_domain::pagination::{Page, PageRequest};
@@ -352,69 +353,57 @@ impl DeviceRepository for PgDeviceRepository {
         Ok(row.map(DeviceCredentials::from))
     }
 
-    #[instrument(name = "db.devices.record_activity", skip_all, err(Display))]
-    async fn record_activity(
-        &self,
-        id: DeviceId,
-        activity: Activity,
-        at: DateTime<Utc>,
-        min_interval: chrono::Duration,
-    ) -> Result<(), UnexpectedError> {
+    #[instrument(name = "db.devices.record_activity", skip_all, fields(devices = batch.len()), err(Display))]
+    async fn record_activity(&self, batch: &[(DeviceId, DeviceActivity)]) -> Result<(), UnexpectedError> {
+        use diesel::sql_types::{Array, Jsonb, Nullable, Timestamptz, Uuid as SqlUuid};
         let mut conn = conn(&self.pool).await?;
-        let target = devices::table.find(id.as_uuid());
-        let cutoff = at - min_interval;
-        // One conditional UPDATE per column: a write only when the stored
-        // time is older than the interval, so instances coalesce too.
-        let updated = match activity {
-            Activity::Seen => {
-                diesel::update(target)
-                    .filter(
-                        devices::last_seen_at
-                            .is_null()
-                            .or(devices::last_seen_at.le(cutoff)),
-                    )
-                    .set(devices::last_seen_at.eq(at))
-                    .execute(&mut conn)
-                    .await
-            }
-            Activity::Poll => {
-                diesel::update(target)
-                    .filter(
-                        devices::last_poll_at
-                            .is_null()
-                            .or(devices::last_poll_at.le(cutoff)),
-                    )
-                    .set(devices::last_poll_at.eq(at))
-                    .execute(&mut conn)
-                    .await
-            }
-            Activity::Ack => {
-                diesel::update(target)
-                    .filter(devices::last_ack_at.is_null().or(devices::last_ack_at.le(cutoff)))
-                    .set(devices::last_ack_at.eq(at))
-                    .execute(&mut conn)
-                    .await
-            }
-        };
-        updated.map_err(DbError::from)?;
-        Ok(())
-    }
-
-    #[instrument(name = "db.devices.record_heartbeat", skip_all, err(Display))]
-    async fn record_heartbeat(&self, id: DeviceId, heartbeat: &Heartbeat) -> Result<(), UnexpectedError> {
-        let mut conn = conn(&self.pool).await?;
-        let row = HeartbeatRow::new(id, heartbeat);
-        diesel::insert_into(device_heartbeats::table)
-            .values(&row)
-            .on_conflict(device_heartbeats::device_id)
-            .do_update()
-            .set((
-                device_heartbeats::received_at.eq(row.received_at),
-                device_heartbeats::heartbeat.eq(&row.heartbeat),
-            ))
+        let times: Vec<_> = batch
+            .iter()
+            .filter(|(_, a)| a.seen_at.is_some() || a.polled_at.is_some())
+            .collect();
+        if !times.is_empty() {
+            // One statement for the whole batch; times only move forward
+            // (GREATEST ignores NULL), and rows already newer are not
+            // rewritten.
+            diesel::sql_query(
+                "UPDATE devices AS d \
+                 SET last_seen_at = GREATEST(d.last_seen_at, v.seen), \
+                     last_poll_at = GREATEST(d.last_poll_at, v.polled) \
+                 FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS v(id, seen, polled) \
+                 WHERE d.id = v.id \
+                   AND ((v.seen IS NOT NULL AND (d.last_seen_at IS NULL OR v.seen > d.last_seen_at)) \
+                     OR (v.polled IS NOT NULL AND (d.last_poll_at IS NULL OR v.polled > d.last_poll_at)))",
+            )
+            .bind::<Array<SqlUuid>, _>(times.iter().map(|(id, _)| id.as_uuid()).collect::<Vec<_>>())
+            .bind::<Array<Nullable<Timestamptz>>, _>(times.iter().map(|(_, a)| a.seen_at).collect::<Vec<_>>())
+            .bind::<Array<Nullable<Timestamptz>>, _>(times.iter().map(|(_, a)| a.polled_at).collect::<Vec<_>>())
             .execute(&mut conn)
             .await
             .map_err(DbError::from)?;
+        }
+        let beats: Vec<HeartbeatRow> = batch
+            .iter()
+            .filter_map(|(id, a)| a.heartbeat.as_ref().map(|h| HeartbeatRow::new(*id, h)))
+            .collect();
+        if !beats.is_empty() {
+            // Devices deleted meanwhile are skipped by the join; an older
+            // heartbeat never replaces a newer one.
+            diesel::sql_query(
+                "INSERT INTO device_heartbeats (device_id, received_at, heartbeat) \
+                 SELECT v.id, v.at, v.beat \
+                 FROM unnest($1::uuid[], $2::timestamptz[], $3::jsonb[]) AS v(id, at, beat) \
+                 JOIN devices AS d ON d.id = v.id \
+                 ON CONFLICT (device_id) DO UPDATE \
+                 SET received_at = EXCLUDED.received_at, heartbeat = EXCLUDED.heartbeat \
+                 WHERE device_heartbeats.received_at <= EXCLUDED.received_at",
+            )
+            .bind::<Array<SqlUuid>, _>(beats.iter().map(|b| b.device_id).collect::<Vec<_>>())
+            .bind::<Array<Timestamptz>, _>(beats.iter().map(|b| b.received_at).collect::<Vec<_>>())
+            .bind::<Array<Jsonb>, _>(beats.into_iter().map(|b| b.heartbeat).collect::<Vec<_>>())
+            .execute(&mut conn)
+            .await
+            .map_err(DbError::from)?;
+        }
         Ok(())
     }
 

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::conn;
 use crate::error::DbError;
-use crate::listener::{CHANNEL, notification_payloads};
+use crate::listener::{DELIVERIES_CHANNEL, notification_payloads};
 use crate::pool::PgPool;
 use crate::rows::{DeliveryRow, NewDeliveryRow, NewSignalRow, SignalRow};
 use crate::schema::{devices, signal_deliveries, signals};
@@ -108,7 +108,7 @@ impl SignalRepository for PgSignalRepository {
                 expires_at: new.signal.expires_at,
             })
             .collect();
-        let payloads = notification_payloads(&new.devices);
+        let payloads = notification_payloads(&new.signal, &new.devices);
         let result = conn
             .transaction::<_, diesel::result::Error, _>(async |conn| {
                 diesel::insert_into(signals::table)
@@ -121,7 +121,7 @@ impl SignalRepository for PgSignalRepository {
                     .await?;
                 for payload in &payloads {
                     diesel::sql_query("SELECT pg_notify($1, $2)")
-                        .bind::<Text, _>(CHANNEL)
+                        .bind::<Text, _>(DELIVERIES_CHANNEL)
                         .bind::<Text, _>(payload)
                         .execute(conn)
                         .await?;
@@ -289,20 +289,24 @@ impl SignalRepository for PgSignalRepository {
     #[instrument(name = "db.signals.mark_delivered", skip_all, err(Display))]
     async fn mark_delivered(
         &self,
-        device: DeviceId,
-        signals: &[SignalId],
-        at: DateTime<Utc>,
+        deliveries: &[(DeviceId, SignalId, DateTime<Utc>)],
     ) -> Result<(), UnexpectedError> {
+        use diesel::sql_types::{Array, Timestamptz, Uuid as SqlUuid};
+        if deliveries.is_empty() {
+            return Ok(());
+        }
         let mut conn = conn(&self.pool).await?;
-        let ids: Vec<Uuid> = signals.iter().map(|s| s.as_uuid()).collect();
-        diesel::update(signal_deliveries::table)
-            .filter(signal_deliveries::device_id.eq(device.as_uuid()))
-            .filter(signal_deliveries::signal_id.eq_any(&ids))
-            .filter(signal_deliveries::first_polled_at.is_null())
-            .set(signal_deliveries::first_polled_at.eq(at))
-            .execute(&mut conn)
-            .await
-            .map_err(DbError::from)?;
+        diesel::sql_query(
+            "UPDATE signal_deliveries AS d SET first_polled_at = v.at \
+             FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS v(device_id, signal_id, at) \
+             WHERE d.device_id = v.device_id AND d.signal_id = v.signal_id AND d.first_polled_at IS NULL",
+        )
+        .bind::<Array<SqlUuid>, _>(deliveries.iter().map(|(d, _, _)| d.as_uuid()).collect::<Vec<_>>())
+        .bind::<Array<SqlUuid>, _>(deliveries.iter().map(|(_, s, _)| s.as_uuid()).collect::<Vec<_>>())
+        .bind::<Array<Timestamptz>, _>(deliveries.iter().map(|(_, _, at)| *at).collect::<Vec<_>>())
+        .execute(&mut conn)
+        .await
+        .map_err(DbError::from)?;
         Ok(())
     }
 

@@ -103,8 +103,6 @@ pub(crate) struct CredentialsRow {
     pub prev_secret_key_id: Option<String>,
     pub prev_secret_sealed: Option<Vec<u8>>,
     pub prev_secret_expires_at: Option<DateTime<Utc>>,
-    pub last_seen_at: Option<DateTime<Utc>>,
-    pub last_poll_at: Option<DateTime<Utc>>,
 }
 
 impl From<CredentialsRow> for DeviceCredentials {
@@ -128,8 +126,6 @@ impl From<CredentialsRow> for DeviceCredentials {
                 }
                 _ => None,
             },
-            last_seen_at: r.last_seen_at,
-            last_poll_at: r.last_poll_at,
         }
     }
 }

@@ -1,9 +1,13 @@
+use std::sync::Arc;
 use std::time::Duration;
 
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
 use eagate_domain::account::AccountRepository;
+use eagate_domain::cache::{DeviceStateCache as _, Lookup, NoCache};
 use eagate_domain::audit::AuditAction;
 use eagate_domain::device::*;
 use eagate_domain::signal::*;
+use eagate_domain::testing::FakeDeviceCache;
 use eagate_domain::testing::contracts::{self, audit_event};
 use eagate_postgres::{PgAccountRepository, PgDeviceRepository, PgSignalRepository, PgSignalWakeups};
 use eagate_testkit::TestDatabase;
@@ -23,7 +27,7 @@ eagate_domain::signal_repository_contract!(async {
 /// A user with one device; returns the device id.
 async fn device_of_new_user(db: &TestDatabase) -> (eagate_domain::account::UserId, DeviceId) {
     let pool = db.pool();
-    let user = contracts::new_user(1);
+    let user = contracts::fixtures::unique_user();
     PgAccountRepository::new(pool.clone())
         .create(
             &user,
@@ -86,7 +90,12 @@ async fn is_pending<F: Future + Unpin>(future: &mut F) -> bool {
 /// Starts a listener on `db` and waits until it is connected (bounded, so a
 /// broken listener fails the test instead of hanging it).
 async fn listening(db: &TestDatabase) -> PgSignalWakeups {
-    let wakeups = PgSignalWakeups::start(db.url().to_owned());
+    listening_with(db, Arc::new(NoCache)).await
+}
+
+/// As [`listening`], keeping `cache` true.
+async fn listening_with(db: &TestDatabase, cache: Arc<dyn eagate_domain::cache::DeviceStateCache>) -> PgSignalWakeups {
+    let wakeups = PgSignalWakeups::start(db.url().to_owned(), cache);
     tokio::time::timeout(Duration::from_secs(30), wakeups.ready())
         .await
         .expect("the listener did not connect within 30 s");
@@ -139,10 +148,14 @@ async fn a_publish_wakes_waits_in_progress_on_every_listening_instance() {
             .unwrap();
         tokio::join!(wait_a, wait_b)
     };
+    let named = |wake: Wake| match wake {
+        Wake::Published(signals) => signals.len(),
+        other => panic!("expected the published signal, got {other:?}"),
+    };
     assert_eq!(
-        woken,
-        (Wake::Notified, Wake::Notified),
-        "a publish must wake the device's waits on every instance, long before their 60 s timeout"
+        (named(woken.0), named(woken.1)),
+        (1, 1),
+        "a publish must hand the signal to the device's waits on every instance, long before their 60 s timeout"
     );
 
     drop(on_a);
@@ -184,7 +197,7 @@ async fn a_shutdown_ends_waits_in_progress_and_later_ones_at_once() {
 async fn a_listener_without_a_database_is_never_ready() {
     let db = TestDatabase::migrated().await;
     let url = eagate_testkit::url_for(db.url(), "eagate_no_such_database");
-    let wakeups = PgSignalWakeups::start(url);
+    let wakeups = PgSignalWakeups::start(url, Arc::new(NoCache));
     assert!(
         tokio::time::timeout(Duration::from_millis(500), wakeups.ready())
             .await
@@ -192,4 +205,126 @@ async fn a_listener_without_a_database_is_never_ready() {
         "ready() must not resolve while the listener cannot connect"
     );
     assert!(!wakeups.is_connected(), "and is_connected says so");
+}
+
+/// Waits (bounded) until `check` holds.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(std::time::Instant::now() < deadline, "{what}: not within 10 s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn cached(cache: &FakeDeviceCache, device: DeviceId) -> bool {
+    matches!(cache.credentials(device), Lookup::Hit(_))
+}
+
+/// Caches the device's credentials and idleness (whatever is not cached).
+fn fill(cache: &FakeDeviceCache, device: DeviceId) {
+    if let Lookup::Miss(ticket) = cache.credentials(device) {
+        cache.fill_credentials(ticket, None);
+    }
+    if let Lookup::Miss(ticket) = cache.idle(device) {
+        cache.fill_idle(ticket);
+    }
+}
+
+#[tokio::test]
+async fn the_change_feed_keeps_the_cache_true_whoever_changes_the_database() {
+    let db = TestDatabase::migrated().await;
+    let (owner, device) = device_of_new_user(&db).await;
+    let cache = FakeDeviceCache::default();
+    let _feed = listening_with(&db, Arc::new(cache.clone())).await;
+
+    // A publish (from any instance) ends the device's idleness.
+    fill(&cache, device);
+    PgSignalRepository::new(db.pool())
+        .insert(&signal_for(owner, device))
+        .await
+        .unwrap();
+    eventually("a publish reaches the cache", || {
+        matches!(cache.idle(device), Lookup::Miss(_))
+    })
+    .await;
+    assert!(cached(&cache, device), "a publish leaves credentials alone");
+
+    // Any change to the device's row that matters — even plain SQL, as an
+    // operator or `eagate keys rotate` would make — forgets its credentials.
+    let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
+    for change in [
+        "UPDATE devices SET name = 'Renamed by SQL' WHERE id = $1",
+        "UPDATE devices SET secret_sealed = secret_sealed || '\\x00'::bytea WHERE id = $1",
+        "UPDATE devices SET revoked_at = now() WHERE id = $1",
+    ] {
+        fill(&cache, device);
+        diesel::sql_query(change)
+            .bind::<diesel::sql_types::Uuid, _>(device.as_uuid())
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        eventually(change, || !cached(&cache, device)).await;
+    }
+
+    // Activity is not cached: writing it notifies nobody.
+    fill(&cache, device);
+    diesel::sql_query("UPDATE devices SET last_seen_at = now(), last_poll_at = now() WHERE id = $1")
+        .bind::<diesel::sql_types::Uuid, _>(device.as_uuid())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    // A later change proves the feed delivered everything before it.
+    let (_, other) = device_of_new_user(&db).await;
+    fill(&cache, other);
+    diesel::sql_query("UPDATE devices SET name = 'Marker' WHERE id = $1")
+        .bind::<diesel::sql_types::Uuid, _>(other.as_uuid())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    eventually("the marker change", || !cached(&cache, other)).await;
+    assert!(cached(&cache, device), "activity writes do not evict credentials");
+
+    // Deleting the owner cascades to the device, which notifies too.
+    fill(&cache, device);
+    diesel::sql_query("DELETE FROM users WHERE id = $1")
+        .bind::<diesel::sql_types::Uuid, _>(owner.as_uuid())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    eventually("a cascaded delete", || !cached(&cache, device)).await;
+}
+
+#[tokio::test]
+async fn a_lost_feed_bypasses_the_cache_and_recovers_by_itself() {
+    let db = TestDatabase::migrated().await;
+    let (_, device) = device_of_new_user(&db).await;
+    let cache = FakeDeviceCache::default();
+    let feed = listening_with(&db, Arc::new(cache.clone())).await;
+    fill(&cache, device);
+    assert!(cached(&cache, device));
+    let mut waiting = feed.subscribe(device);
+
+    let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
+    diesel::sql_query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        waiting.wait(Duration::from_secs(30)).await,
+        Wake::Recheck,
+        "a waiting poll is told to re-check what it may have missed"
+    );
+    eventually("the cache stops serving", || !cached(&cache, device)).await;
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while !feed.is_connected() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the feed reconnects by itself");
+    fill(&cache, device);
+    assert!(cached(&cache, device), "live again after reconnecting");
 }
