@@ -56,8 +56,11 @@ pub struct DeviceSettings {
     /// The largest accepted difference between a request's timestamp and
     /// the server clock.
     pub max_clock_skew: Duration,
-    /// `last_seen_at` is written at most this often per device.
-    pub last_seen_interval: Duration,
+    /// How often buffered device activity (last seen, last poll,
+    /// heartbeats, first deliveries) is written: what a crash can lose.
+    pub activity_flush_interval: Duration,
+    /// The per-instance device cache: `None` when disabled.
+    pub cache: Option<eagate_memory::CacheLimits>,
     /// Advised to EAs in `GET /device/config`.
     pub poll_interval: Duration,
     pub long_poll_max: Duration,
@@ -75,6 +78,9 @@ pub struct ProtectionSettings {
     pub login_failures_per_account_per_minute: u32,
     /// Signed requests per device, per second.
     pub device_per_second: u32,
+    /// Failed device authentications per client IP, per minute (then 429
+    /// before any lookup until the minute ends).
+    pub device_auth_failures_per_ip_per_minute: u32,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Origins allowed to call the API from a browser.
@@ -95,8 +101,8 @@ pub struct RedisSettings {
     pub url: Option<SecretString>,
     pub key_prefix: String,
     pub timeout: Duration,
-    /// Nonces the in-memory store holds at most (without Redis).
-    pub nonce_capacity: usize,
+    /// Bytes the in-memory nonce store holds at most (without Redis).
+    pub nonce_memory_bytes: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -348,12 +354,24 @@ impl Settings {
             master_keys,
             max_active_per_account: r.ranged("EAGATE_MAX_DEVICES_PER_ACCOUNT", 50, 1, 100_000) as u32,
             max_clock_skew: Duration::from_secs(r.ranged("EAGATE_MAX_CLOCK_SKEW_SECONDS", 300, 1, 3600)),
-            last_seen_interval: Duration::from_secs(r.ranged(
-                "EAGATE_LAST_SEEN_INTERVAL_SECONDS",
-                5,
-                1,
-                3600,
+            activity_flush_interval: Duration::from_millis(r.ranged(
+                "EAGATE_ACTIVITY_FLUSH_INTERVAL_MS",
+                1000,
+                10,
+                60_000,
             )),
+            cache: r
+                .choice("EAGATE_DEVICE_CACHE", true, &[("on", true), ("off", false)])
+                .then(|| eagate_memory::CacheLimits {
+                    max_age: Duration::from_secs(r.ranged(
+                        "EAGATE_DEVICE_CACHE_MAX_AGE_SECONDS",
+                        60,
+                        1,
+                        86_400,
+                    )),
+                    max_devices: r.ranged("EAGATE_DEVICE_CACHE_MAX_DEVICES", 100_000, 100, 100_000_000)
+                        as usize,
+                }),
             poll_interval: Duration::from_secs(r.ranged("EAGATE_POLL_INTERVAL_SECONDS", 5, 1, 3600)),
             long_poll_max: Duration::from_secs(r.ranged("EAGATE_LONG_POLL_MAX_SECONDS", 30, 1, 300)),
         };
@@ -370,7 +388,7 @@ impl Settings {
             url: redis_url.map(SecretString::from),
             key_prefix: r.raw("EAGATE_REDIS_KEY_PREFIX").unwrap_or("eagate:").to_owned(),
             timeout: Duration::from_millis(r.ranged("EAGATE_REDIS_TIMEOUT_MS", 1000, 10, 60_000)),
-            nonce_capacity: r.ranged("EAGATE_NONCE_CAPACITY", 2_000_000, 1_000, 1_000_000_000) as usize,
+            nonce_memory_bytes: r.ranged("EAGATE_NONCE_MEMORY_MB", 64, 1, 1 << 20) as usize * (1 << 20),
         };
         let list = |raw: Option<&str>| -> Vec<String> {
             raw.map(|r| {
@@ -421,6 +439,12 @@ impl Settings {
                 1_000_000,
             ) as u32,
             device_per_second: r.ranged("EAGATE_RATE_LIMIT_DEVICE_PER_SECOND", 10, 1, 1_000_000) as u32,
+            device_auth_failures_per_ip_per_minute: r.ranged(
+                "EAGATE_RATE_LIMIT_DEVICE_AUTH_FAILURES_PER_IP_PER_MINUTE",
+                60,
+                1,
+                1_000_000,
+            ) as u32,
             trusted_proxies,
             cors_origins,
             max_header_bytes: r.ranged("EAGATE_MAX_HEADER_BYTES", 16 * 1024, 1024, 1024 * 1024) as usize,

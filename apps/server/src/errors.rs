@@ -216,7 +216,6 @@ impl From<HeartbeatError> for ApiError {
     fn from(e: HeartbeatError) -> Self {
         match e {
             HeartbeatError::Invalid(errors) => ApiError::validation(&errors),
-            HeartbeatError::Unexpected(e) => e.into(),
         }
     }
 }
@@ -243,6 +242,30 @@ impl From<DeviceAuthError> for ApiError {
                     actix_web::http::header::HeaderValue::from(server),
                 )
             }
+            DeviceAuthError::PredatesReplayMemory { server_time, since } => {
+                let server = server_time.timestamp();
+                ApiError::new(
+                    ProblemKind::ClockSkew,
+                    format!(
+                        "X-Timestamp is before {} (when the server's replay memory begins, after a restart): \
+                         sign again with the current time ({server}) and a new nonce.",
+                        since.timestamp()
+                    ),
+                )
+                .with_extension("server_time", serde_json::json!(server))
+                .with_header(
+                    actix_web::http::header::HeaderName::from_static(eagate_protocol::SERVER_TIME_HEADER),
+                    actix_web::http::header::HeaderValue::from(server),
+                )
+            }
+            DeviceAuthError::Throttled(decision) => crate::protect::too_many(
+                &decision,
+                "This device is over its request rate; its nonce is spent, so retry with a new one",
+            ),
+            DeviceAuthError::TooManyFailures(decision) => crate::protect::too_many(
+                &decision,
+                "Too many failed device authentications from this address",
+            ),
             DeviceAuthError::InvalidSignature => ApiError::new(
                 ProblemKind::InvalidSignature,
                 "The signature does not match this request for this device. Check the secret, the string to \

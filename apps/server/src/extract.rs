@@ -410,6 +410,7 @@ impl FromRequest for SignedDevice {
             let limit = req.app_data::<BodyLimit>().copied().unwrap_or_default().0;
             let body = read_body(&req, &mut payload, limit).await?;
             let body_hash = eagate_protocol::body_sha256_hex(&body);
+            let trusted = &state.rate_limits.settings().trusted_proxies;
             // The path and query exactly as on the request line.
             let request = DeviceRequest {
                 method: req.method().as_str(),
@@ -417,6 +418,7 @@ impl FromRequest for SignedDevice {
                 query: req.uri().query().unwrap_or(""),
                 headers: &headers,
                 body_sha256_hex: &body_hash,
+                client_ip: crate::protect::client_ip(&req, trusted),
             };
             let device = match state.device_auth.authenticate(&request).await {
                 Ok(device) => {
@@ -430,13 +432,6 @@ impl FromRequest for SignedDevice {
                 }
             };
             tracing::Span::current().record("device_id", tracing::field::display(device.id));
-            let per_device = eagate_domain::ratelimit::RateLimit::per_second(
-                state.rate_limits.settings().device_per_second,
-            );
-            state
-                .rate_limits
-                .check(&format!("device:{}", device.id), per_device)
-                .await?;
             Ok(Self {
                 device,
                 json: is_json(&req),

@@ -63,7 +63,7 @@ impl RateLimits {
         }
         match self.limiter.hit(key, limit).await {
             Ok(d) if d.allowed => Ok(()),
-            Ok(d) => Err(too_many(&d)),
+            Ok(d) => Err(too_many(&d, "Too many requests")),
             Err(e) => {
                 tracing::warn!(error = %e, "rate limiter unavailable; not limiting");
                 Ok(())
@@ -77,7 +77,7 @@ impl RateLimits {
             return Ok(());
         }
         match self.limiter.peek(key, limit).await {
-            Ok(d) if d.remaining == 0 => Err(too_many(&d)),
+            Ok(d) if d.remaining == 0 => Err(too_many(&d, "Too many requests")),
             _ => Ok(()),
         }
     }
@@ -87,26 +87,25 @@ impl RateLimits {
     }
 }
 
-fn too_many(d: &RateDecision) -> ApiError {
+/// The 429 for an exhausted limit: what was exceeded, when to retry, and
+/// the `RateLimit-*` headers.
+pub(crate) fn too_many(d: &RateDecision, what: &str) -> ApiError {
     let seconds = d.reset_after.as_secs() + u64::from(d.reset_after.subsec_nanos() > 0);
-    ApiError::new(
-        ProblemKind::RateLimited,
-        format!("Too many requests; retry in {seconds} s."),
-    )
-    .with_extension("retry_after", serde_json::json!(seconds))
-    .with_header(header::RETRY_AFTER, HeaderValue::from(seconds))
-    .with_header(
-        HeaderName::from_static("ratelimit-limit"),
-        HeaderValue::from(d.limit),
-    )
-    .with_header(
-        HeaderName::from_static("ratelimit-remaining"),
-        HeaderValue::from(d.remaining),
-    )
-    .with_header(
-        HeaderName::from_static("ratelimit-reset"),
-        HeaderValue::from(seconds),
-    )
+    ApiError::new(ProblemKind::RateLimited, format!("{what}; retry in {seconds} s."))
+        .with_extension("retry_after", serde_json::json!(seconds))
+        .with_header(header::RETRY_AFTER, HeaderValue::from(seconds))
+        .with_header(
+            HeaderName::from_static("ratelimit-limit"),
+            HeaderValue::from(d.limit),
+        )
+        .with_header(
+            HeaderName::from_static("ratelimit-remaining"),
+            HeaderValue::from(d.remaining),
+        )
+        .with_header(
+            HeaderName::from_static("ratelimit-reset"),
+            HeaderValue::from(seconds),
+        )
 }
 
 /// The client's IP: the socket peer, or — when the peer is a trusted proxy

@@ -1,6 +1,7 @@
 //! Building and running the application.
 
 use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
@@ -10,9 +11,13 @@ use eagate_crypto::{
     XChaChaSealer,
 };
 use eagate_domain::account::{AccountPolicy, AccountService};
+use eagate_domain::activity::{ActivityBuffer, ActivityWriter};
+use eagate_domain::cache::{CachedAccounts, CachedDevices, CachedSignals, NoCache};
 use eagate_domain::device::{DeviceAuthPolicy, DeviceAuthService, DevicePolicy, DeviceService};
+use eagate_domain::ratelimit::RateLimit;
 use eagate_domain::signal::{SignalPolicy, SignalService};
 use eagate_domain::{SystemClock, UuidV7Generator};
+use eagate_memory::InMemoryDeviceCache;
 use eagate_postgres::{
     EmbeddedPostgres, PgAccountRepository, PgAuditLog, PgDeviceRepository, PgPool, PgSessionRepository,
     PgSignalRepository, PgSignalWakeups, PoolConfig, create_database_if_missing, create_pool, migrate,
@@ -20,7 +25,7 @@ use eagate_postgres::{
 use secrecy::ExposeSecret as _;
 
 use crate::config::{Environment, Settings};
-use crate::state::{AppState, DeviceApiSettings, ReplayStore};
+use crate::state::{AppState, DeviceApiSettings, Guard, SharedCache};
 use crate::{keys, request_id, routes};
 
 /// The database the embedded server creates for eagate.
@@ -82,12 +87,15 @@ pub async fn resolve_database_url(settings: &Settings) -> Result<String, Startup
     Ok(pg.url(EMBEDDED_DATABASE))
 }
 
-/// The device use cases over `pool`, with the configured master keys.
+/// The device use cases over `pool`, with the configured master keys (for
+/// commands that run beside the servers: their changes reach the servers'
+/// caches through the change feed).
 pub fn device_service(settings: &Settings, pool: PgPool) -> Result<crate::state::Devices, StartupError> {
     Ok(device_service_with(
         settings,
         pool,
         keys::load_master_keys(settings)?,
+        Arc::new(NoCache),
     ))
 }
 
@@ -95,9 +103,10 @@ fn device_service_with(
     settings: &Settings,
     pool: PgPool,
     keyring: eagate_crypto::MasterKeyring,
+    cache: SharedCache,
 ) -> crate::state::Devices {
     DeviceService::new(
-        PgDeviceRepository::new(pool),
+        CachedDevices::new(PgDeviceRepository::new(pool), cache),
         RandomDeviceSecrets,
         XChaChaSealer::new(keyring),
         SystemClock,
@@ -113,39 +122,53 @@ fn duration(d: std::time::Duration, what: &str) -> Result<chrono::Duration, Star
     chrono::Duration::from_std(d).map_err(|e| StartupError::Internal(format!("{what}: {e}")))
 }
 
-/// Signed-request authentication with the configured replay store.
+/// Signed-request authentication with the configured replay guard.
 fn device_auth(
     settings: &Settings,
-    pool: PgPool,
+    devices: crate::state::CachedDeviceRepository,
     redis: Option<&eagate_redis::RedisConnection>,
     keyring: eagate_crypto::MasterKeyring,
+    activity: Arc<ActivityBuffer>,
 ) -> Result<crate::state::DeviceAuth, StartupError> {
-    let replay = match redis {
+    let guard = match redis {
         Some(connection) => {
             tracing::info!("replay protection shared through Redis");
-            ReplayStore::Redis(eagate_redis::RedisNonceStore::new(
+            Guard::Redis(eagate_redis::RedisReplayGuard::new(
                 connection.clone(),
                 &settings.redis.key_prefix,
             ))
         }
         None => {
             tracing::info!(
-                capacity = settings.redis.nonce_capacity,
+                max_bytes = settings.redis.nonce_memory_bytes,
                 "replay protection in process memory (set EAGATE_REDIS_URL when running several instances)"
             );
-            ReplayStore::Memory(std::sync::Arc::new(eagate_memory::InMemoryNonceStore::new(
-                settings.redis.nonce_capacity,
+            Guard::Memory(Arc::new(eagate_memory::InMemoryReplayGuard::new(
+                settings.redis.nonce_memory_bytes,
             )))
         }
     };
+    let protection = &settings.protection;
+    // With rate limits off, the limits are out of reach.
+    let (device_rate, failures) = if protection.rate_limits_enabled {
+        (
+            RateLimit::per_second(protection.device_per_second),
+            RateLimit::per_minute(protection.device_auth_failures_per_ip_per_minute),
+        )
+    } else {
+        (RateLimit::per_second(u32::MAX), RateLimit::per_minute(u32::MAX))
+    };
     Ok(DeviceAuthService::new(
-        PgDeviceRepository::new(pool),
+        devices,
         HmacVerifier::new(XChaChaSealer::new(keyring)),
-        replay,
+        guard,
+        Arc::new(eagate_memory::InMemoryRateLimiter::new(100_000)),
         SystemClock,
+        activity,
         DeviceAuthPolicy {
             max_clock_skew: duration(settings.devices.max_clock_skew, "clock skew")?,
-            last_seen_interval: duration(settings.devices.last_seen_interval, "last-seen interval")?,
+            device_rate,
+            failures_per_ip: failures,
         },
     ))
 }
@@ -156,6 +179,8 @@ pub struct Application {
     addr: SocketAddr,
     pool: PgPool,
     wakeups: PgSignalWakeups,
+    activity: crate::state::Activity,
+    flusher: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Application {
@@ -201,8 +226,15 @@ impl Application {
         let ttl = |d: std::time::Duration| {
             chrono::Duration::from_std(d).map_err(|e| StartupError::Internal(format!("token lifetime: {e}")))
         };
+        let cache: SharedCache = match settings.devices.cache {
+            Some(limits) => Arc::new(InMemoryDeviceCache::new(limits)),
+            None => {
+                tracing::warn!("EAGATE_DEVICE_CACHE=off: every device request reads the database");
+                Arc::new(NoCache)
+            }
+        };
         let accounts = AccountService::new(
-            PgAccountRepository::new(pool.clone()),
+            CachedAccounts::new(PgAccountRepository::new(pool.clone()), Arc::clone(&cache)),
             PgSessionRepository::new(pool.clone()),
             hasher,
             access_tokens,
@@ -217,7 +249,7 @@ impl Application {
         );
         // Read (and in development, maybe generate) the master keys once.
         let keyring = keys::load_master_keys(&settings)?;
-        let devices = device_service_with(&settings, pool.clone(), keyring.clone());
+        let devices = device_service_with(&settings, pool.clone(), keyring.clone(), Arc::clone(&cache));
         let redis = match &settings.redis.url {
             Some(url) => Some(eagate_redis::RedisConnection::new(
                 url.expose_secret(),
@@ -225,7 +257,14 @@ impl Application {
             )?),
             None => None,
         };
-        let device_auth = device_auth(&settings, pool.clone(), redis.as_ref(), keyring)?;
+        let activity = Arc::new(ActivityBuffer::default());
+        let device_auth = device_auth(
+            &settings,
+            CachedDevices::new(PgDeviceRepository::new(pool.clone()), Arc::clone(&cache)),
+            redis.as_ref(),
+            keyring,
+            Arc::clone(&activity),
+        )?;
         let limiter = match &redis {
             Some(connection) => crate::protect::Limiter::Redis(eagate_redis::RedisRateLimiter::new(
                 connection.clone(),
@@ -240,19 +279,36 @@ impl Application {
             poll_interval_seconds: settings.devices.poll_interval.as_secs(),
             long_poll_max_seconds: settings.devices.long_poll_max.as_secs(),
         };
-        let wakeups = PgSignalWakeups::start(database_url.clone());
+        let wakeups = PgSignalWakeups::start(database_url.clone(), Arc::clone(&cache));
+        // Serve from the cache from the first request when the database is
+        // reachable; without the feed the instance still answers correctly
+        // (from the database) and catches up when it connects.
+        if tokio::time::timeout(std::time::Duration::from_secs(5), wakeups.ready())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the change feed is not connected yet: the device cache is bypassed until it is");
+        }
         let signals = SignalService::new(
-            PgSignalRepository::new(pool.clone()),
-            PgDeviceRepository::new(pool.clone()),
+            CachedSignals::new(PgSignalRepository::new(pool.clone()), Arc::clone(&cache)),
             wakeups.clone(),
+            Arc::clone(&activity),
             SystemClock,
             UuidV7Generator,
             SignalPolicy {
                 long_poll_max: duration(settings.devices.long_poll_max, "long-poll maximum")?,
-                activity_interval: duration(settings.devices.last_seen_interval, "activity interval")?,
                 ..SignalPolicy::default()
             },
         );
+        let activity = ActivityWriter::new(
+            activity,
+            PgDeviceRepository::new(pool.clone()),
+            PgSignalRepository::new(pool.clone()),
+        );
+        let flusher = tokio::spawn(flush_activity(
+            activity.clone(),
+            settings.devices.activity_flush_interval,
+        ));
         let state = web::Data::new(AppState {
             accounts,
             devices,
@@ -323,7 +379,18 @@ impl Application {
             addr,
             pool,
             wakeups,
+            activity,
+            flusher,
         })
+    }
+
+    /// After the server stopped: writes the activity still buffered.
+    async fn finish(activity: crate::state::Activity, flusher: tokio::task::JoinHandle<()>) {
+        flusher.abort();
+        match activity.flush().await {
+            Ok(devices) => tracing::info!(devices, "wrote the last device activity"),
+            Err(e) => tracing::error!(error = %e, "could not write the last device activity; it is lost"),
+        }
     }
 
     /// The bound address (useful with port 0).
@@ -338,7 +405,9 @@ impl Application {
 
     /// Serves until the server is stopped (see [`Application::run_until_signal`]).
     pub async fn run(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        Self::finish(self.activity, self.flusher).await;
+        served
     }
 
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully: stops
@@ -353,7 +422,9 @@ impl Application {
             wakeups.shutdown();
             handle.stop(true).await;
         });
-        self.server.await
+        let served = self.server.await;
+        Self::finish(self.activity, self.flusher).await;
+        served
     }
 
     /// Starts a graceful shutdown, as a signal would.
@@ -369,6 +440,18 @@ impl Application {
                 wakeups.shutdown();
                 handle.stop(true).await;
             })
+        }
+    }
+}
+
+/// Writes buffered device activity every `interval`, until aborted.
+async fn flush_activity(activity: crate::state::Activity, interval: std::time::Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(e) = activity.flush().await {
+            tracing::warn!(error = %e, "writing device activity failed; retrying with the next flush");
         }
     }
 }

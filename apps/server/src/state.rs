@@ -2,24 +2,35 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use eagate_crypto::{
     Argon2Hasher, HmacVerifier, JwtAccessTokens, OpaqueRefreshTokens, RandomDeviceSecrets, XChaChaSealer,
 };
 use eagate_domain::UnexpectedError;
 use eagate_domain::account::AccountService;
-use eagate_domain::device::{DeviceAuthService, DeviceId, DeviceService, NonceStore};
+use eagate_domain::activity::ActivityWriter;
+use eagate_domain::cache::{CachedAccounts, CachedDevices, CachedSignals, DeviceStateCache};
+use eagate_domain::device::{
+    Admission, AdmissionPolicy, DeviceAuthService, DeviceId, DeviceService, ReplayGuard,
+};
 use eagate_domain::signal::SignalService;
 use eagate_domain::{SystemClock, UuidV7Generator};
-use eagate_memory::InMemoryNonceStore;
+use eagate_memory::{InMemoryRateLimiter, InMemoryReplayGuard};
 use eagate_postgres::{
     PgAccountRepository, PgAuditLog, PgDeviceRepository, PgSessionRepository, PgSignalRepository,
     PgSignalWakeups,
 };
-use eagate_redis::RedisNonceStore;
+use eagate_redis::RedisReplayGuard;
+
+/// The per-instance device cache (in memory, or none when disabled).
+pub type SharedCache = Arc<dyn DeviceStateCache>;
+
+/// Device persistence behind the cache.
+pub type CachedDeviceRepository = CachedDevices<PgDeviceRepository, SharedCache>;
 
 /// The account use cases, monomorphised over the production adapters.
 pub type Accounts = AccountService<
-    PgAccountRepository,
+    CachedAccounts<PgAccountRepository, SharedCache>,
     PgSessionRepository,
     Argon2Hasher,
     JwtAccessTokens,
@@ -31,33 +42,45 @@ pub type Accounts = AccountService<
 
 /// The device use cases, monomorphised over the production adapters.
 pub type Devices =
-    DeviceService<PgDeviceRepository, RandomDeviceSecrets, XChaChaSealer, SystemClock, UuidV7Generator>;
+    DeviceService<CachedDeviceRepository, RandomDeviceSecrets, XChaChaSealer, SystemClock, UuidV7Generator>;
 
 /// Signal publishing and delivery, over the production adapters.
-pub type Signals =
-    SignalService<PgSignalRepository, PgDeviceRepository, PgSignalWakeups, SystemClock, UuidV7Generator>;
+pub type Signals = SignalService<
+    CachedSignals<PgSignalRepository, SharedCache>,
+    PgSignalWakeups,
+    SystemClock,
+    UuidV7Generator,
+>;
 
-/// Signed device requests, over the production adapters.
-pub type DeviceAuth = DeviceAuthService<PgDeviceRepository, HmacVerifier, ReplayStore, SystemClock>;
+/// Signed device requests, over the production adapters. Failed
+/// authentications are counted per address in this instance's memory
+/// (consulted before any other work, so it must be cheap).
+pub type DeviceAuth =
+    DeviceAuthService<CachedDeviceRepository, HmacVerifier, Guard, Arc<InMemoryRateLimiter>, SystemClock>;
 
-/// Where nonces are remembered: in process (one instance) or in Redis
-/// (shared by every instance). Chosen at start-up by `EAGATE_REDIS_URL`.
+/// Writes buffered device activity.
+pub type Activity = ActivityWriter<PgDeviceRepository, PgSignalRepository>;
+
+/// Where nonces and device rates are kept: in process (one instance) or in
+/// Redis (shared by every instance). Chosen at start-up by
+/// `EAGATE_REDIS_URL`.
 #[derive(Debug, Clone)]
-pub enum ReplayStore {
-    Memory(Arc<InMemoryNonceStore>),
-    Redis(RedisNonceStore),
+pub enum Guard {
+    Memory(Arc<InMemoryReplayGuard>),
+    Redis(RedisReplayGuard),
 }
 
-impl NonceStore for ReplayStore {
-    async fn check_and_record(
+impl ReplayGuard for Guard {
+    async fn admit(
         &self,
         device: DeviceId,
         nonce: &str,
-        ttl: chrono::Duration,
-    ) -> Result<bool, UnexpectedError> {
+        signed_at: DateTime<Utc>,
+        policy: &AdmissionPolicy,
+    ) -> Result<Admission, UnexpectedError> {
         match self {
-            Self::Memory(store) => store.check_and_record(device, nonce, ttl).await,
-            Self::Redis(store) => store.check_and_record(device, nonce, ttl).await,
+            Self::Memory(guard) => guard.admit(device, nonce, signed_at, policy).await,
+            Self::Redis(guard) => guard.admit(device, nonce, signed_at, policy).await,
         }
     }
 }

@@ -1455,8 +1455,8 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Stored */
-            200: {
+            /** @description Accepted: validated now, visible to the owner within one activity flush (`EAGATE_ACTIVITY_FLUSH_INTERVAL_MS`, 1 s by default) */
+            202: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -127,7 +127,7 @@ impl DeviceStateCache for NoCache {
     fn set_live(&self, _live: bool) {}
 }
 
-impl<T: DeviceStateCache> DeviceStateCache for Arc<T> {
+impl<T: DeviceStateCache + ?Sized> DeviceStateCache for Arc<T> {
     fn credentials(&self, device: DeviceId) -> Lookup<Option<Arc<DeviceCredentials>>> {
         (**self).credentials(device)
     }

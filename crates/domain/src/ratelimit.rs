@@ -67,3 +67,13 @@ pub fn decide(count: u64, limit: RateLimit, reset_after: Duration) -> RateDecisi
         reset_after,
     }
 }
+
+impl<T: RateLimiter + ?Sized> RateLimiter for std::sync::Arc<T> {
+    async fn hit(&self, key: &str, limit: RateLimit) -> Result<RateDecision, UnexpectedError> {
+        (**self).hit(key, limit).await
+    }
+
+    async fn peek(&self, key: &str, limit: RateLimit) -> Result<RateDecision, UnexpectedError> {
+        (**self).peek(key, limit).await
+    }
+}

@@ -268,7 +268,9 @@ async fn listen(url: String, hub: Arc<Hub>) {
                         while let Some(notification) = stream.next().await {
                             match notification {
                                 Ok(n) if n.channel == CHANGES_CHANNEL => {
-                                    if let Some(id) = n.payload.strip_prefix("d:").and_then(|s| Uuid::try_parse(s).ok()) {
+                                    if let Some(id) =
+                                        n.payload.strip_prefix("d:").and_then(|s| Uuid::try_parse(s).ok())
+                                    {
                                         hub.cache.apply(Change::Device(DeviceId::from_uuid(id)));
                                     }
                                 }
@@ -288,7 +290,9 @@ async fn listen(url: String, hub: Arc<Hub>) {
                             }
                         }
                         hub.set_connected(false);
-                        tracing::warn!("change feed disconnected; the device cache is bypassed until it is back");
+                        tracing::warn!(
+                            "change feed disconnected; the device cache is bypassed until it is back"
+                        );
                     }
                     Err(e) => tracing::warn!(error = %e, "LISTEN failed; retrying"),
                 }
@@ -426,13 +430,20 @@ mod tests {
         assert_eq!(payloads.len(), 1000usize.div_ceil(IDS_PER_NOTIFICATION));
         let mut seen = Vec::new();
         for p in &payloads {
-            assert!(p.len() < 8000, "a payload must fit PostgreSQL's limit: {}", p.len());
+            assert!(
+                p.len() < 8000,
+                "a payload must fit PostgreSQL's limit: {}",
+                p.len()
+            );
             let (got, ids) = parse_delivery(p);
             let got = got.expect("the signal is readable");
             assert_eq!(got.id, s.id);
             assert_eq!(got.order.comment, s.order.comment);
             assert_eq!(got.order.entry_price, Some(2400.5));
-            assert_eq!(got.expires_at.map(|t| t.timestamp_micros()), s.expires_at.map(|t| t.timestamp_micros()));
+            assert_eq!(
+                got.expires_at.map(|t| t.timestamp_micros()),
+                s.expires_at.map(|t| t.timestamp_micros())
+            );
             seen.extend(ids);
         }
         assert_eq!(seen, devices);

@@ -9,8 +9,8 @@
 
 use std::time::Duration;
 
-use eagate_domain::UnexpectedError;
 use chrono::{DateTime, Utc};
+use eagate_domain::UnexpectedError;
 use eagate_domain::device::{Admission, AdmissionPolicy, DeviceId, ReplayGuard};
 use eagate_domain::ratelimit::{RateDecision, RateLimit, RateLimiter, decide};
 use redis::aio::ConnectionManager;

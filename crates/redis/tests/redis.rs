@@ -66,8 +66,14 @@ async fn a_nonce_is_forgotten_once_its_timestamp_leaves_the_window() {
     // A window of 0 s: the nonce lives until signed_at + 1 s.
     let p = policy(chrono::Duration::zero());
     let signed = Utc::now() - chrono::Duration::milliseconds(800);
-    assert_eq!(guard.admit(d, "n-0001", signed, &p).await.unwrap(), Admission::Admitted);
-    assert_eq!(guard.admit(d, "n-0001", signed, &p).await.unwrap(), Admission::Replayed);
+    assert_eq!(
+        guard.admit(d, "n-0001", signed, &p).await.unwrap(),
+        Admission::Admitted
+    );
+    assert_eq!(
+        guard.admit(d, "n-0001", signed, &p).await.unwrap(),
+        Admission::Replayed
+    );
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(
         guard.admit(d, "n-0001", signed, &p).await.unwrap(),
@@ -83,16 +89,28 @@ async fn two_instances_share_one_redis() {
     let (one, two) = (guard_with(&prefix), guard_with(&prefix));
     let d = device();
     let p = policy(chrono::Duration::minutes(5));
-    assert_eq!(one.admit(d, "shared", Utc::now(), &p).await.unwrap(), Admission::Admitted);
-    assert_eq!(two.admit(d, "shared", Utc::now(), &p).await.unwrap(), Admission::Replayed);
+    assert_eq!(
+        one.admit(d, "shared", Utc::now(), &p).await.unwrap(),
+        Admission::Admitted
+    );
+    assert_eq!(
+        two.admit(d, "shared", Utc::now(), &p).await.unwrap(),
+        Admission::Replayed
+    );
     // And they share the device's rate.
     let tight = AdmissionPolicy {
         rate: RateLimit::per_minute(2),
         ..p
     };
     let e = device();
-    assert_eq!(one.admit(e, "r1", Utc::now(), &tight).await.unwrap(), Admission::Admitted);
-    assert_eq!(two.admit(e, "r2", Utc::now(), &tight).await.unwrap(), Admission::Admitted);
+    assert_eq!(
+        one.admit(e, "r1", Utc::now(), &tight).await.unwrap(),
+        Admission::Admitted
+    );
+    assert_eq!(
+        two.admit(e, "r2", Utc::now(), &tight).await.unwrap(),
+        Admission::Admitted
+    );
     assert!(matches!(
         one.admit(e, "r3", Utc::now(), &tight).await.unwrap(),
         Admission::Throttled(_)
@@ -158,7 +176,12 @@ async fn an_unreachable_redis_fails_closed_as_unavailable() {
         "x:",
     );
     let refused = guard
-        .admit(device(), "nonce-0000000001", Utc::now(), &policy(chrono::Duration::minutes(5)))
+        .admit(
+            device(),
+            "nonce-0000000001",
+            Utc::now(),
+            &policy(chrono::Duration::minutes(5)),
+        )
         .await
         .unwrap_err();
     assert!(refused.is_unavailable(), "{refused}");

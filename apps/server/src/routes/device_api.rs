@@ -57,7 +57,7 @@ pub(crate) struct ConfigResponse {
     operation_id = "sendHeartbeat",
     tag = "device",
     request_body = HeartbeatRequest,
-    responses((status = 200, description = "Stored", body = ServerTime), Problems),
+    responses((status = 202, description = "Accepted: validated now, visible to the owner within one activity flush (`EAGATE_ACTIVITY_FLUSH_INTERVAL_MS`, 1 s by default)", body = ServerTime), Problems),
     security(("device_id" = [], "device_timestamp" = [], "device_nonce" = [], "device_signature" = []))
 )]
 #[post("/heartbeat")]
@@ -74,8 +74,8 @@ pub(crate) async fn heartbeat(
         balance: body.balance,
         equity: body.equity,
     };
-    let heartbeat = state.devices.heartbeat(signed.device.id, input).await?;
-    Ok(HttpResponse::Ok().json(ServerTime {
+    let heartbeat = state.device_auth.heartbeat(signed.device.id, input)?;
+    Ok(HttpResponse::Accepted().json(ServerTime {
         server_time: heartbeat.received_at.timestamp(),
     }))
 }

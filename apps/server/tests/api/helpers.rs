@@ -96,6 +96,8 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         // Functional tests send many requests from one address; the rate
         // limits have tests of their own that switch them on.
         ("EAGATE_RATE_LIMITS", "off"),
+        // Device activity is written in batches; tests wait for the next one.
+        ("EAGATE_ACTIVITY_FLUSH_INTERVAL_MS", "20"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -227,6 +229,23 @@ impl TestApp {
     }
 
     /// Registers `username` (email `<username>@example.com`, [`PASSWORD`]).
+    /// `GET path` (as the owner) until `done` holds for its JSON: for what is
+    /// written with the next activity flush. Fails after 10 s.
+    pub async fn eventually(&self, path: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let value: Value = self.get_auth(path, token).await.json().await.unwrap();
+            if done(&value) {
+                return value;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "GET {path}: not as expected within 10 s: {value}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     pub async fn register(&self, username: &str) -> Value {
         let response = self
             .post_json(

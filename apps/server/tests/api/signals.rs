@@ -77,13 +77,12 @@ async fn publish_poll_ack_and_the_owner_sees_it() {
             (Some(1.085), Some(1.08), Some(1.095))
         );
     }
-    let seen: Value = app
-        .get_auth(&format!("/signals/{id}"), &token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(delivery(&seen, d0)["status"], "delivered");
+    // The first delivery is written with the next activity flush.
+    let seen = app
+        .eventually(&format!("/signals/{id}"), &token, |s| {
+            delivery(s, d0)["status"] == "delivered"
+        })
+        .await;
     assert!(delivery(&seen, d0)["first_polled_at"].is_string());
 
     let ack = Ack {
@@ -125,13 +124,15 @@ async fn publish_poll_ack_and_the_owner_sees_it() {
         (Some("acknowledged"), Some("executed"), Some(4812))
     );
     assert_eq!(delivery(&seen, &devices[1].0)["status"], "pending");
-    let device: Value = app
-        .get_auth(&format!("/devices/{d0}"), &token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert!(device["last_poll_at"].is_string() && device["last_ack_at"].is_string());
+    let device = app
+        .eventually(&format!("/devices/{d0}"), &token, |d| {
+            d["last_poll_at"].is_string()
+        })
+        .await;
+    assert!(
+        device["last_ack_at"].is_string(),
+        "written with the ack: {device}"
+    );
 
     let list: Value = app.get_auth("/signals", &token).await.json().await.unwrap();
     assert_eq!(list["items"][0]["id"], id.as_str());

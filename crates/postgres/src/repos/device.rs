@@ -7,8 +7,8 @@ use eagate_domain::account::UserId;
 use eagate_domain::activity::DeviceActivity;
 use eagate_domain::audit::AuditEvent;
 use eagate_domain::device::{
-    Device, DeviceCredentials, DeviceId, DeviceName, DeviceRepository, DeviceStatus,
-    InsertDeviceError, NewDevice, Revocation, SealedSecret, SecretRotation, StoredSecrets, UpdateDeviceError,
+    Device, DeviceCredentials, DeviceId, DeviceName, DeviceRepository, DeviceStatus, InsertDeviceError,
+    NewDevice, Revocation, SealedSecret, SecretRotation, StoredSecrets, UpdateDeviceError,
 };
 use eagate_domain::pagination::{Page, PageRequest};
 use tracing::instrument;
@@ -376,7 +376,9 @@ impl DeviceRepository for PgDeviceRepository {
             )
             .bind::<Array<SqlUuid>, _>(times.iter().map(|(id, _)| id.as_uuid()).collect::<Vec<_>>())
             .bind::<Array<Nullable<Timestamptz>>, _>(times.iter().map(|(_, a)| a.seen_at).collect::<Vec<_>>())
-            .bind::<Array<Nullable<Timestamptz>>, _>(times.iter().map(|(_, a)| a.polled_at).collect::<Vec<_>>())
+            .bind::<Array<Nullable<Timestamptz>>, _>(
+                times.iter().map(|(_, a)| a.polled_at).collect::<Vec<_>>(),
+            )
             .execute(&mut conn)
             .await
             .map_err(DbError::from)?;

@@ -3,8 +3,8 @@ use std::time::Duration;
 
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
 use eagate_domain::account::AccountRepository;
-use eagate_domain::cache::{DeviceStateCache as _, Lookup, NoCache};
 use eagate_domain::audit::AuditAction;
+use eagate_domain::cache::{DeviceStateCache as _, Lookup, NoCache};
 use eagate_domain::device::*;
 use eagate_domain::signal::*;
 use eagate_domain::testing::FakeDeviceCache;
@@ -94,7 +94,10 @@ async fn listening(db: &TestDatabase) -> PgSignalWakeups {
 }
 
 /// As [`listening`], keeping `cache` true.
-async fn listening_with(db: &TestDatabase, cache: Arc<dyn eagate_domain::cache::DeviceStateCache>) -> PgSignalWakeups {
+async fn listening_with(
+    db: &TestDatabase,
+    cache: Arc<dyn eagate_domain::cache::DeviceStateCache>,
+) -> PgSignalWakeups {
     let wakeups = PgSignalWakeups::start(db.url().to_owned(), cache);
     tokio::time::timeout(Duration::from_secs(30), wakeups.ready())
         .await
