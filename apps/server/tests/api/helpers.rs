@@ -144,9 +144,12 @@ impl TestApp {
     }
 
     /// Waits (bounded) until the device's first signed request has reached
-    /// the server and been authenticated (its `last_seen_at` is written
-    /// then, before a poll starts waiting): a readiness signal for "the
-    /// request is in flight", instead of a fixed sleep.
+    /// the server and been authenticated: a readiness signal for "the
+    /// request is in flight", instead of a fixed sleep. The signal is the
+    /// device's `last_seen_at`, stored once a request of the device is
+    /// authenticated — at once, or at the next activity flush where the
+    /// server batches activity (then this waits for that flush, which must
+    /// come while a long-poll is still waiting).
     pub async fn first_device_request_arrived(&self, device_id: &str) {
         #[derive(diesel::QueryableByName)]
         struct Seen {
