@@ -116,14 +116,20 @@ mod tests {
     #[tokio::test]
     async fn a_window_resets() {
         let limiter = InMemoryRateLimiter::new(1000);
+        // A window long enough that a busy machine cannot end it between
+        // the first two hits.
         let limit = RateLimit {
             limit: 1,
-            window: Duration::from_millis(50),
+            window: Duration::from_secs(1),
         };
-        assert!(limiter.hit("k", limit).await.unwrap().allowed);
-        assert!(!limiter.hit("k", limit).await.unwrap().allowed);
-        tokio::time::sleep(Duration::from_millis(60)).await;
-        assert!(limiter.hit("k", limit).await.unwrap().allowed);
+        assert!(limiter.hit("k", limit).await.unwrap().allowed, "the first hit");
+        let refused = limiter.hit("k", limit).await.unwrap();
+        assert!(!refused.allowed, "the second hit within the window");
+        tokio::time::sleep(refused.reset_after + Duration::from_millis(20)).await;
+        assert!(
+            limiter.hit("k", limit).await.unwrap().allowed,
+            "a hit after the window reset"
+        );
     }
 
     #[test]

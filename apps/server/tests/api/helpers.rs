@@ -145,6 +145,40 @@ impl TestApp {
         start(self.settings.clone()).await
     }
 
+    /// Waits (bounded) until the device's first signed request has reached
+    /// the server and been authenticated: a readiness signal for "the
+    /// request is in flight", instead of a fixed sleep. The signal is the
+    /// device's `last_seen_at`, stored once a request of the device is
+    /// authenticated — at once, or at the next activity flush where the
+    /// server batches activity (then this waits for that flush, which must
+    /// come while a long-poll is still waiting).
+    pub async fn first_device_request_arrived(&self, device_id: &str) {
+        #[derive(diesel::QueryableByName)]
+        struct Seen {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            seen: bool,
+        }
+        let mut conn = self.db.connect().await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let seen: Vec<Seen> = diesel_async::RunQueryDsl::load(
+                diesel::sql_query("SELECT last_seen_at IS NOT NULL AS seen FROM devices WHERE id = $1::uuid")
+                    .bind::<diesel::sql_types::Text, _>(device_id),
+                &mut conn,
+            )
+            .await
+            .unwrap();
+            if seen.first().is_some_and(|s| s.seen) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "device {device_id}'s request did not reach the server within 30 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}/api/v1{path}", self.base)
     }

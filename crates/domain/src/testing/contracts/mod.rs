@@ -22,6 +22,12 @@
 //! Rules make their own users, devices and keys (unique names), so they do
 //! not depend on what the store holds; the `*_contract` functions that run
 //! every rule in order on one set of ports rely on that.
+//!
+//! Adding a rule: a `pub async fn` in the port's module, listed in its
+//! macro and called by its `*_contract` function (a unit test below fails
+//! otherwise). Adding a port: a module of the same shape (`pub mod` here),
+//! its macro invoked for the fake in `testing/fakes/mod.rs` and for each
+//! real adapter in that adapter's tests.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod account;
@@ -134,22 +140,26 @@ mod tests {
     /// function would silently never run: this catches it.
     #[test]
     fn every_rule_is_run_by_exactly_one_macro_and_one_all_rules_function() {
-        let modules = [
-            ("account", include_str!("account.rs")),
-            ("audit", include_str!("audit.rs")),
-            ("cache", include_str!("cache.rs")),
-            ("device", include_str!("device.rs")),
-            ("nonce", include_str!("nonce.rs")),
-            ("password", include_str!("password.rs")),
-            ("ratelimit", include_str!("ratelimit.rs")),
-            ("secrets", include_str!("secrets.rs")),
-            ("session", include_str!("session.rs")),
-            ("signal", include_str!("signal.rs")),
-            ("tokens", include_str!("tokens.rs")),
-            ("wakeups", include_str!("wakeups.rs")),
-        ];
+        // Every contract module, new ones included.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/testing/contracts");
+        let mut modules: Vec<(String, String)> = std::fs::read_dir(&dir)
+            .expect("reading the contracts directory")
+            .map(|entry| entry.expect("a directory entry").path())
+            .filter(|path| path.extension().is_some_and(|e| e == "rs"))
+            .map(|path| {
+                let module = path.file_stem().unwrap().to_string_lossy().into_owned();
+                (
+                    module,
+                    std::fs::read_to_string(&path).expect("reading a contract module"),
+                )
+            })
+            .filter(|(module, _)| module != "mod" && module != "fixtures")
+            .collect();
+        modules.sort();
+        let names: Vec<&str> = modules.iter().map(|(m, _)| m.as_str()).collect();
+        assert!(names.len() >= 12, "found only {names:?} in {}", dir.display());
         let mut problems = Vec::new();
-        for (module, source) in modules {
+        for (module, source) in &modules {
             let rules: Vec<&str> = async_fns(source)
                 .into_iter()
                 .filter(|f| !f.ends_with("_contract"))
