@@ -12,7 +12,9 @@
 #
 # A `<!-- walkthrough: needs-device -->` marker means the block expects a
 # registered device in EAGATE_DEVICE_ID / EAGATE_DEVICE_SECRET (as the
-# document says); this script registers one for it.
+# document says); this script registers one for it. Then
+# scripts/walkthrough-protocol-errors.sh checks the errors docs/protocol.md
+# documents against the same server.
 #
 # Needs: curl, jq, psql and a PostgreSQL server (EAGATE_TEST_DATABASE_URL,
 # else postgres://postgres@127.0.0.1:5432/postgres). About a minute.
@@ -127,6 +129,13 @@ run() {
 for pass in 1 2; do
     for doc in "${DOCUMENTS[@]}"; do run "$doc" "$pass"; done
 done
+
+# What docs/protocol.md says each broken rule answers, with a device of its own.
+if ! (eval "$(device_prelude errors)"; EAGATE_SERVER="$base" scripts/walkthrough-protocol-errors.sh) > "$work/errors.log" 2>&1; then
+    cat "$work/errors.log" >&2
+    exit 1
+fi
+echo "walkthroughs: $(tail -n 1 "$work/errors.log")"
 
 if grep -E ' ERROR |status=5[0-9][0-9]|panicked' "$work/server.log" >&2; then
     echo "walkthroughs: the server logged errors (above)" >&2
