@@ -159,22 +159,34 @@ async fn serve(settings: Settings) -> Result<(), StartupError> {
         .map_err(|e| StartupError::Internal(format!("server error: {e}")))
 }
 
+/// What a state-changing command reports: in production a JSON log line
+/// (stdout stays all JSON, e.g. `migrate up` in the systemd unit's
+/// `ExecStartPre`), in development a plain line.
+fn report(format: LogFormat, text: &str) {
+    match format {
+        LogFormat::Json => tracing::info!("{text}"),
+        LogFormat::Pretty => println!("{text}"),
+    }
+}
+
 async fn migrate_command(settings: Settings, action: MigrateAction) -> Result<(), StartupError> {
+    let format = settings.log_format;
     let url = resolve_database_url(&settings).await?;
     match action {
         MigrateAction::Up => {
             let applied = migrate::run_pending(&url).await?;
             if applied.is_empty() {
-                println!("nothing to apply: the schema is up to date");
+                report(format, "nothing to apply: the schema is up to date");
             }
-            for version in applied {
-                println!("applied {version}");
+            for name in applied {
+                report(format, &format!("applied {name}"));
             }
         }
         MigrateAction::Down => match migrate::revert_last(&url).await? {
-            Some(version) => println!("reverted {version}"),
-            None => println!("nothing to revert: no migration is applied"),
+            Some(name) => report(format, &format!("reverted {name}")),
+            None => report(format, "nothing to revert: no migration is applied"),
         },
+        // A query: its answer is the output, in every format.
         MigrateAction::Status => {
             for m in migrate::status(&url).await? {
                 println!("{} {}", if m.applied { "[applied]" } else { "[pending]" }, m.name);
@@ -201,13 +213,16 @@ async fn keys_command(settings: Settings, action: KeysAction) -> Result<(), Star
             }
             let pool = eagate_postgres::create_pool(&url, &eagate_postgres::PoolConfig::default())?;
             let devices = device_service(&settings, pool)?;
-            let report = devices
+            let resealed = devices
                 .reseal_all()
                 .await
                 .map_err(|e| StartupError::Internal(format!("re-sealing device secrets: {e}")))?;
-            println!(
-                "examined {} devices: re-sealed {}, {} changed concurrently (already under the current key)",
-                report.examined, report.resealed, report.raced
+            report(
+                settings.log_format,
+                &format!(
+                    "examined {} devices: re-sealed {}, {} changed concurrently (already under the current key)",
+                    resealed.examined, resealed.resealed, resealed.raced
+                ),
             );
         }
     }

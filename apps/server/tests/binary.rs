@@ -230,6 +230,26 @@ fn a_port_clash_is_one_json_error_line_in_production() {
 }
 
 #[tokio::test]
+async fn in_production_migrate_up_reports_in_json_lines() {
+    let db = TestDatabase::empty().await;
+    let output = eagate(&db, true).args(["migrate", "up"]).output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let messages: Vec<String> = stdout
+        .lines()
+        .map(|l| json_line(l).unwrap_or_else(|| panic!("not JSON: {l:?}")))
+        .map(|v| v["message"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("applied ") && m.ends_with("_create_accounts")),
+        "{messages:?}"
+    );
+    assert_eq!(String::from_utf8(output.stderr).unwrap(), "");
+}
+
+#[tokio::test]
 async fn migrate_up_and_status_name_migrations_alike() {
     let db = TestDatabase::empty().await;
     let run = |args: &[&str]| {
