@@ -16,7 +16,7 @@
 # scripts/walkthrough-protocol-errors.sh checks the errors docs/protocol.md
 # documents against the same server.
 #
-# Needs: curl, jq, psql and a PostgreSQL server (EAGATE_TEST_DATABASE_URL,
+# Needs: curl, jq, openssl, psql and a PostgreSQL server (EAGATE_TEST_DATABASE_URL,
 # else postgres://postgres@127.0.0.1:5432/postgres). About a minute.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,9 +42,9 @@ if [ "${1-}" = "--print" ]; then
 fi
 
 missing=""
-for tool in curl jq psql; do command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"; done
+for tool in curl jq psql openssl; do command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"; done
 if [ -n "$missing" ]; then
-    echo "walkthroughs: missing:$missing (Debian/Ubuntu: apt-get install curl jq postgresql-client)" >&2
+    echo "walkthroughs: missing:$missing (Debian/Ubuntu: apt-get install curl jq postgresql-client openssl)" >&2
     exit 1
 fi
 for doc in "${DOCUMENTS[@]}"; do
