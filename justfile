@@ -1,6 +1,7 @@
 # eagate tasks. Install just with `pip install rust-just` (or `cargo install just`).
 # Every recipe is a thin wrapper: the plain cargo commands work without just.
 
+# List the recipes with what each does.
 default:
     @just --list
 
@@ -17,9 +18,11 @@ test *ARGS:
 ci:
     bash .ci/run
 
+# Format every crate (CI checks with `cargo fmt --all --check`).
 fmt:
     cargo fmt --all
 
+# Clippy on every crate and target, warnings as errors (as CI runs it).
 lint:
     cargo clippy --workspace --all-targets -- -D warnings
 
@@ -43,13 +46,27 @@ schema:
     diesel migration run --database-url "${admin%/*}/$db" --migration-dir migrations
     diesel print-schema --database-url "${admin%/*}/$db" > crates/postgres/src/schema.rs
 
-# Stop the embedded development PostgreSQL (data is kept).
+# Stop the embedded PostgreSQL clusters (development and tests; data is kept). Safe to repeat.
 db-stop:
     #!/usr/bin/env bash
     set -euo pipefail
-    data=.eagate/postgres/data
-    [ -d "$data" ] || { echo "no embedded database under .eagate/"; exit 0; }
-    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- pg_ctl stop -D "$PWD/$data" -m fast; else pg_ctl stop -D "$data" -m fast; fi
+    # pg_ctl: on PATH, else the newest Debian-style /usr/lib/postgresql/<version>/bin.
+    pg_ctl=$(command -v pg_ctl || ls -d /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | sort -V | tail -n1 || true)
+    stopped=0
+    for data in "${EAGATE_DATA_DIR:-.eagate}/postgres/data" .eagate/test-postgres/data; do
+        [ -f "$data/PG_VERSION" ] || continue
+        [ -n "$pg_ctl" ] || { echo "db-stop: pg_ctl not found (apt-get install postgresql)" >&2; exit 1; }
+        run() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$pg_ctl" "$@"; else "$pg_ctl" "$@"; fi; }
+        data=$(cd "$data" && pwd)
+        if run status -D "$data" >/dev/null 2>&1; then
+            run stop -D "$data" -m fast -w >/dev/null
+            echo "db-stop: stopped the cluster in $data"
+        else
+            echo "db-stop: the cluster in $data is not running"
+        fi
+        stopped=1
+    done
+    [ "$stopped" = 1 ] || echo "db-stop: no embedded database under ${EAGATE_DATA_DIR:-.eagate}/"
 
 # Regenerate docs/openapi.json from the code, then the TypeScript client from it (CI fails when either is stale).
 openapi:
@@ -72,3 +89,7 @@ spec-lint:
 # Contract tests: schemathesis against a live server (installs it from PyPI).
 contract:
     scripts/contract-test.sh
+
+# Run the README and docs walk-throughs against a fresh server, twice (CI runs this).
+walkthroughs:
+    scripts/walkthroughs.sh

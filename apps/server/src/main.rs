@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use eagate_postgres::migrate;
-use eagate_server::config::Settings;
+use eagate_server::config::{LogFormat, Settings};
 use eagate_server::startup::{device_service, resolve_database_url};
 use eagate_server::{Application, StartupError, telemetry};
 
@@ -72,11 +72,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let telemetry = telemetry::init(settings.log_format, settings.otlp_endpoint.as_deref());
+    let log_format = settings.log_format;
+    let telemetry = telemetry::init(log_format, settings.otlp_endpoint.as_deref());
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("eagate: cannot start the async runtime: {e}");
+            fatal(log_format, &format!("cannot start the async runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -88,44 +89,104 @@ fn main() -> ExitCode {
             Command::Openapi => Ok(()),
         }
     });
-    // Export the last spans before exiting.
-    telemetry.shutdown();
-    match result {
+    let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = %e, "eagate stopped");
-            eprintln!("eagate: {e}");
+            fatal(log_format, &explain(&e));
             ExitCode::FAILURE
         }
+    };
+    // Export the last spans before exiting.
+    telemetry.shutdown();
+    code
+}
+
+/// Reports why the process stops, once: in production one JSON log line on
+/// stdout (where every line is JSON), in development one plain line on
+/// stderr.
+fn fatal(format: LogFormat, message: &str) {
+    match format {
+        LogFormat::Json => tracing::error!(error = %message, "eagate stopped"),
+        LogFormat::Pretty => eprintln!("eagate: {message}"),
     }
 }
 
+/// The error, with what to do about the ones a new user meets first.
+fn explain(e: &StartupError) -> String {
+    use std::io::ErrorKind;
+    match e {
+        StartupError::Listen { addr, source } => match source.kind() {
+            ErrorKind::AddrInUse => format!(
+                "cannot listen on {addr}: the address is already in use (another eagate?); \
+                 stop that process or choose another address, e.g. EAGATE_LISTEN=127.0.0.1:{}",
+                alternative_port(addr.port())
+            ),
+            ErrorKind::PermissionDenied => format!(
+                "cannot listen on {addr}: permission denied (ports below 1024 need privileges); \
+                 choose another address, e.g. EAGATE_LISTEN={}:8080",
+                addr.ip()
+            ),
+            ErrorKind::AddrNotAvailable => format!(
+                "cannot listen on {addr}: no network interface of this machine has that address; \
+                 set EAGATE_LISTEN to one that does, e.g. 127.0.0.1:8080 or 0.0.0.0:8080"
+            ),
+            _ => e.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+fn alternative_port(port: u16) -> u16 {
+    if port == u16::MAX { 8081 } else { port + 1 }
+}
+
 async fn serve(settings: Settings) -> Result<(), StartupError> {
+    let log_format = settings.log_format;
+    let scheme = if settings.protection.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let app = Application::build(settings).await?;
-    let addr = app.local_addr();
-    tracing::info!(%addr, "eagate listening");
-    println!("eagate listening on {addr} (API under /api/v1)");
+    let url = format!("{scheme}://{}", app.local_addr());
+    match log_format {
+        // Production: every stdout line is JSON.
+        LogFormat::Json => tracing::info!(%url, "eagate listening"),
+        LogFormat::Pretty => println!("eagate listening on {url} (API under /api/v1, docs at {url}/docs/)"),
+    }
     app.run_until_signal()
         .await
         .map_err(|e| StartupError::Internal(format!("server error: {e}")))
 }
 
+/// What a state-changing command reports: in production a JSON log line
+/// (stdout stays all JSON, e.g. `migrate up` in the systemd unit's
+/// `ExecStartPre`), in development a plain line.
+fn report(format: LogFormat, text: &str) {
+    match format {
+        LogFormat::Json => tracing::info!("{text}"),
+        LogFormat::Pretty => println!("{text}"),
+    }
+}
+
 async fn migrate_command(settings: Settings, action: MigrateAction) -> Result<(), StartupError> {
+    let format = settings.log_format;
     let url = resolve_database_url(&settings).await?;
     match action {
         MigrateAction::Up => {
             let applied = migrate::run_pending(&url).await?;
             if applied.is_empty() {
-                println!("nothing to apply: the schema is up to date");
+                report(format, "nothing to apply: the schema is up to date");
             }
-            for version in applied {
-                println!("applied {version}");
+            for name in applied {
+                report(format, &format!("applied {name}"));
             }
         }
         MigrateAction::Down => match migrate::revert_last(&url).await? {
-            Some(version) => println!("reverted {version}"),
-            None => println!("nothing to revert: no migration is applied"),
+            Some(name) => report(format, &format!("reverted {name}")),
+            None => report(format, "nothing to revert: no migration is applied"),
         },
+        // A query: its answer is the output, in every format.
         MigrateAction::Status => {
             for m in migrate::status(&url).await? {
                 println!("{} {}", if m.applied { "[applied]" } else { "[pending]" }, m.name);
@@ -152,13 +213,16 @@ async fn keys_command(settings: Settings, action: KeysAction) -> Result<(), Star
             }
             let pool = eagate_postgres::create_pool(&url, &eagate_postgres::PoolConfig::default())?;
             let devices = device_service(&settings, pool)?;
-            let report = devices
+            let resealed = devices
                 .reseal_all()
                 .await
                 .map_err(|e| StartupError::Internal(format!("re-sealing device secrets: {e}")))?;
-            println!(
-                "examined {} devices: re-sealed {}, {} changed concurrently (already under the current key)",
-                report.examined, report.resealed, report.raced
+            report(
+                settings.log_format,
+                &format!(
+                    "examined {} devices: re-sealed {}, {} changed concurrently (already under the current key)",
+                    resealed.examined, resealed.resealed, resealed.raced
+                ),
             );
         }
     }

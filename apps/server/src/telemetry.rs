@@ -45,11 +45,60 @@ pub fn traces_url(base: &str) -> String {
     format!("{}/v1/traces", base.trim_end_matches('/'))
 }
 
-/// Installs the global subscriber. A second call (as in tests) keeps the
-/// first subscriber and exports nothing.
+/// Where log lines go and what they show: the process's stdout in the
+/// format the configuration asks for (the server), or any writer (tests
+/// capture the production format in memory).
+#[derive(Debug)]
+pub struct LogOutput<W> {
+    pub format: LogFormat,
+    /// The log filter (`EnvFilter` syntax, e.g. `info,eagate_postgres=debug`).
+    pub filter: &'static str,
+    /// Whether a set `RUST_LOG` replaces `filter` (the server: yes; tests
+    /// that inspect every line: no).
+    pub rust_log_overrides: bool,
+    pub writer: W,
+    /// ANSI colours (pretty format only).
+    pub ansi: bool,
+}
+
+impl LogOutput<fn() -> std::io::Stdout> {
+    /// The server's output: stdout, filtered by `RUST_LOG` (default `info`),
+    /// coloured only when stdout is a terminal and `NO_COLOR` is unset, so
+    /// logs redirected to a file or a pipe carry no escape codes.
+    pub fn stdout(format: LogFormat) -> Self {
+        use std::io::IsTerminal as _;
+        Self {
+            format,
+            filter: "info",
+            rust_log_overrides: true,
+            writer: std::io::stdout,
+            ansi: std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        }
+    }
+}
+
+/// Installs the global subscriber writing to stdout (the server's
+/// subscriber). A second call (as in tests) keeps the first subscriber and
+/// exports nothing.
 pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> Telemetry {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let logs = match format {
+    init_with(LogOutput::stdout(format), otlp_endpoint)
+}
+
+/// Installs the global subscriber — log lines, the `db.*` latency metric
+/// and, with an OTLP endpoint, trace export — writing log lines to
+/// `output`. The one place the subscriber is built: the server and the
+/// tests both come through here.
+pub fn init_with<W>(output: LogOutput<W>, otlp_endpoint: Option<&str>) -> Telemetry
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let filter = output
+        .rust_log_overrides
+        .then(|| EnvFilter::try_from_default_env().ok())
+        .flatten()
+        .unwrap_or_else(|| EnvFilter::new(output.filter));
+    let logs = match output.format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
@@ -57,8 +106,13 @@ pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> Telemetry {
             // The request's root span (request id, route, user or device)
             // appears on every line logged under it.
             .with_span_list(true)
+            .with_writer(output.writer)
             .boxed(),
-        LogFormat::Pretty => tracing_subscriber::fmt::layer().compact().boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .compact()
+            .with_ansi(output.ansi)
+            .with_writer(output.writer)
+            .boxed(),
     };
     let mut telemetry = Telemetry::default();
     let traces = otlp_endpoint.and_then(|base| match tracer_provider(base) {

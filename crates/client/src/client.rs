@@ -4,6 +4,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use reqwest::{Method, StatusCode, Url};
 use serde::{Deserialize, Serialize};
 
+use crate::credentials::CredentialsError;
 use crate::signer::{Signer, new_nonce};
 
 /// An RFC 9457 problem answered by the server.
@@ -24,12 +25,70 @@ pub struct Problem {
 pub enum ClientError {
     #[error("invalid server URL: {0}")]
     Url(String),
-    #[error("HTTP: {0}")]
+    /// The device id or secret is malformed; nothing was sent.
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    /// No connection was made: nothing listens there, the name does not
+    /// resolve, TLS failed…
+    #[error("cannot reach the server at {server}: {reason}")]
+    Connect { server: String, reason: String },
+    /// The server did not answer within the HTTP client's timeout.
+    #[error("the server at {server} did not answer in time")]
+    Timeout { server: String },
+    #[error("HTTP: {}", error_chain(.0))]
     Http(#[from] reqwest::Error),
     #[error("the server refused the request ({}, {}): {}", .0.status, .0.code, .0.detail)]
     Problem(Problem),
     #[error("unexpected response {status}: {body}")]
     Unexpected { status: StatusCode, body: String },
+}
+
+/// A reqwest error with its causes (`error sending request: … : Connection
+/// refused`), since its own message hides them.
+fn error_chain(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Turns a failure to get any answer into [`ClientError::Connect`] or
+/// [`ClientError::Timeout`], naming the server and the reason plainly.
+fn transport_error(error: reqwest::Error, url: &Url) -> ClientError {
+    let server = url.origin().ascii_serialization();
+    if error.is_timeout() {
+        return ClientError::Timeout { server };
+    }
+    if !error.is_connect() {
+        return ClientError::Http(error);
+    }
+    let mut source = std::error::Error::source(&error);
+    let mut innermost = None;
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            let reason = match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => {
+                    "connection refused (nothing listens there)".to_owned()
+                }
+                std::io::ErrorKind::TimedOut => "connecting timed out".to_owned(),
+                _ => io.to_string(),
+            };
+            return ClientError::Connect { server, reason };
+        }
+        innermost = Some(cause.to_string());
+        source = cause.source();
+    }
+    ClientError::Connect {
+        server,
+        reason: innermost.unwrap_or_else(|| error.to_string()),
+    }
 }
 
 impl ClientError {
@@ -59,14 +118,14 @@ pub struct Heartbeat {
     pub equity: Option<f64>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HeartbeatAck {
     /// The server's Unix time.
     pub server_time: i64,
 }
 
 /// The device's settings, from `GET /api/v1/device/config`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeviceConfig {
     pub poll_interval_seconds: u64,
     pub long_poll_max_seconds: u64,
@@ -76,7 +135,7 @@ pub struct DeviceConfig {
 }
 
 /// A trading signal as a device receives it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Signal {
     pub id: String,
     pub instrument: String,
@@ -93,7 +152,7 @@ pub struct Signal {
     pub created_at: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PollResponse {
     pub signals: Vec<Signal>,
     pub server_time: i64,
@@ -134,7 +193,7 @@ impl Ack {
 }
 
 /// The server's record of an acknowledgement.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AckReceipt {
     pub signal_id: String,
     pub outcome: String,
@@ -164,6 +223,8 @@ fn local_unix_seconds() -> i64 {
 
 impl DeviceClient {
     /// `base_url` is the server's root, e.g. `https://eagate.example.com`.
+    /// The device id and secret are checked for shape
+    /// ([`ClientError::Credentials`]) before anything is sent.
     pub fn new(base_url: &str, device_id: &str, secret: &str) -> Result<Self, ClientError> {
         Self::with_http_client(reqwest::Client::new(), base_url, device_id, secret)
     }
@@ -175,7 +236,9 @@ impl DeviceClient {
         device_id: &str,
         secret: &str,
     ) -> Result<Self, ClientError> {
-        let base = Url::parse(base_url).map_err(|e| ClientError::Url(e.to_string()))?;
+        crate::credentials::check_device_id(device_id)?;
+        crate::credentials::check_secret(secret)?;
+        let base = Url::parse(base_url).map_err(|e| ClientError::Url(format!("{base_url:?}: {e}")))?;
         if !matches!(base.scheme(), "http" | "https") {
             return Err(ClientError::Url(format!(
                 "unsupported scheme {:?}",
@@ -366,7 +429,7 @@ impl DeviceClient {
                 .header("content-type", "application/json")
                 .body(body.to_vec());
         }
-        Ok(request.send().await?)
+        request.send().await.map_err(|e| transport_error(e, url))
     }
 }
 

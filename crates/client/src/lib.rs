@@ -20,11 +20,13 @@
 //! ```
 
 mod client;
+mod credentials;
 mod signer;
 
 pub use client::{
     Ack, AckReceipt, ClientError, DeviceClient, DeviceConfig, Heartbeat, HeartbeatAck, Outcome, PollResponse,
     Problem, Signal,
 };
+pub use credentials::{CredentialsError, SECRET_LEN, check_device_id, check_secret};
 pub use eagate_protocol::{RequestSignature, body_sha256_hex, string_to_sign};
 pub use signer::{Signer, new_nonce};

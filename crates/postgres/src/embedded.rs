@@ -28,6 +28,13 @@ pub enum EmbeddedError {
          create it (`useradd --system postgres`), or set EAGATE_DATABASE_URL"
     )]
     NoPostgresUser,
+    #[error(
+        "the `postgres` system user it runs as (PostgreSQL refuses to run as root) cannot enter \
+         {blocked}, on the way to {dir}. Let it in (`chmod o+x {blocked}`), keep the data where it \
+         can go (the server: EAGATE_DATA_DIR=/var/tmp/eagate), or use a PostgreSQL server you \
+         already run (EAGATE_DATABASE_URL; for the tests EAGATE_TEST_DATABASE_URL)"
+    )]
+    Unreachable { dir: String, blocked: String },
     #[error("{step} failed: {detail}")]
     Command { step: &'static str, detail: String },
     #[error("{0}: {1}")]
@@ -66,6 +73,19 @@ impl EmbeddedPostgres {
             run_as_postgres,
         };
         if run_as_postgres {
+            // A checkout under a directory such as /root (mode 0700) puts
+            // the data where the postgres user cannot go; initdb would only
+            // say "Permission denied".
+            if let Some(parent) = dir.parent()
+                && !postgres_can_enter(parent)
+            {
+                let blocked =
+                    first_blocked(parent, postgres_can_enter).unwrap_or_else(|| parent.to_path_buf());
+                return Err(EmbeddedError::Unreachable {
+                    dir: dir.display().to_string(),
+                    blocked: blocked.display().to_string(),
+                });
+            }
             pg.chown(&dir)?;
         }
         if !pg.data_dir.join("PG_VERSION").exists() {
@@ -230,6 +250,27 @@ fn find_bin_dir() -> Option<PathBuf> {
     versions.pop().map(|(_, bin)| bin)
 }
 
+/// Whether the `postgres` user may search (enter) `dir`, which needs search
+/// permission on every directory above it too.
+fn postgres_can_enter(dir: &Path) -> bool {
+    Command::new("runuser")
+        .args(["-u", "postgres", "--", "test", "-x"])
+        .arg(dir)
+        .current_dir("/")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The outermost directory on the way to `dir` (from `/` down, `dir`
+/// included) that `can_enter` refuses.
+fn first_blocked(dir: &Path, can_enter: impl Fn(&Path) -> bool) -> Option<PathBuf> {
+    let mut chain: Vec<&Path> = dir.ancestors().collect();
+    chain.reverse();
+    chain.into_iter().find(|p| !can_enter(p)).map(Path::to_path_buf)
+}
+
 fn user_exists(name: &str) -> bool {
     Command::new("id")
         .args(["-u", name])
@@ -247,4 +288,62 @@ fn port_is_free(port: u16) -> bool {
 
 fn accepts_connections(port: u16) -> bool {
     TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(1)).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::path::{Path, PathBuf};
+
+    use super::{EmbeddedError, EmbeddedPostgres, find_bin_dir, first_blocked, user_exists};
+
+    #[test]
+    fn first_blocked_names_the_outermost_directory_refused() {
+        let refuse = |blocked: &'static str| move |p: &Path| !p.starts_with(blocked);
+        assert_eq!(
+            first_blocked(Path::new("/home/ann/src/eagate/.eagate"), refuse("/home/ann")),
+            Some(PathBuf::from("/home/ann"))
+        );
+        assert_eq!(
+            first_blocked(Path::new("/srv/eagate/.eagate"), refuse("/srv/eagate/.eagate")),
+            Some(PathBuf::from("/srv/eagate/.eagate"))
+        );
+        assert_eq!(first_blocked(Path::new("/srv/eagate"), |_| true), None);
+    }
+
+    /// As root, a data directory below a 0700 directory is refused before
+    /// initdb runs, with the directory to open and the alternatives.
+    #[test]
+    fn a_data_directory_the_postgres_user_cannot_reach_is_named_with_what_to_do() {
+        let is_root = std::fs::metadata("/proc/self")
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+            .unwrap_or(false);
+        if !is_root || !user_exists("postgres") || find_bin_dir().is_none() {
+            eprintln!("skipped: needs root, the postgres user and the PostgreSQL binaries");
+            return;
+        }
+        let private = std::env::temp_dir().join(format!("eagate-private-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir(&private).unwrap();
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let dir = private.join("checkout/.eagate/postgres");
+
+        let result = EmbeddedPostgres::start(&dir);
+        let data_was_created = dir.join("data").exists();
+        std::fs::remove_dir_all(&private).unwrap();
+
+        match result {
+            Err(e @ EmbeddedError::Unreachable { .. }) => {
+                let message = e.to_string();
+                let private = private.display().to_string();
+                assert!(message.contains(&format!("cannot enter {private},")), "{message}");
+                assert!(message.contains(&format!("chmod o+x {private}")), "{message}");
+                assert!(message.contains("EAGATE_DATA_DIR="), "{message}");
+                assert!(message.contains("EAGATE_DATABASE_URL"), "{message}");
+            }
+            other => panic!("expected Unreachable, got {other:?}"),
+        }
+        assert!(!data_was_created, "nothing is initialised");
+    }
 }

@@ -1,6 +1,9 @@
 //! The embedded migrations from the top-level `migrations/` directory.
+//!
+//! Every function names a migration the same way: by its directory name,
+//! e.g. `2026-11-22-000001_create_accounts`.
 
-use diesel::migration::{Migration, MigrationSource};
+use diesel::migration::{Migration, MigrationSource, MigrationVersion};
 use diesel::pg::Pg;
 use diesel_async::AsyncPgConnection;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
@@ -23,7 +26,10 @@ pub enum MigrationError {
 /// One migration and whether it is applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrationStatus {
+    /// The version diesel records, e.g. `20261122000001`.
     pub version: String,
+    /// The directory name, e.g. `2026-11-22-000001_create_accounts`: what
+    /// every function here reports.
     pub name: String,
     pub applied: bool,
 }
@@ -46,33 +52,46 @@ fn failed(e: impl std::fmt::Display) -> MigrationError {
     MigrationError::Migration(e.to_string())
 }
 
-/// Applies every pending migration; returns the versions applied.
+/// The directory names of `versions`, in the same order.
+fn names(versions: &[MigrationVersion<'_>]) -> Result<Vec<String>, MigrationError> {
+    let known = MigrationSource::<Pg>::migrations(&MIGRATIONS).map_err(failed)?;
+    Ok(versions
+        .iter()
+        .map(|version| {
+            known
+                .iter()
+                .find(|m| m.name().version() == *version)
+                .map_or_else(|| version.to_string(), |m| m.name().to_string())
+        })
+        .collect())
+}
+
+/// Applies every pending migration; returns the names of those applied.
 pub async fn run_pending(database_url: &str) -> Result<Vec<String>, MigrationError> {
     with_harness(database_url, |conn| {
         let applied = conn.run_pending_migrations(MIGRATIONS).map_err(failed)?;
-        Ok(applied.iter().map(ToString::to_string).collect())
+        names(&applied)
     })
     .await
 }
 
-/// Reverts the most recent migration; returns its version, if any was applied.
+/// Reverts the most recent migration; returns its name, if any was applied.
 pub async fn revert_last(database_url: &str) -> Result<Option<String>, MigrationError> {
     with_harness(database_url, |conn| {
         if conn.applied_migrations().map_err(failed)?.is_empty() {
             return Ok(None);
         }
-        conn.revert_last_migration(MIGRATIONS)
-            .map(|v| Some(v.to_string()))
-            .map_err(failed)
+        let reverted = conn.revert_last_migration(MIGRATIONS).map_err(failed)?;
+        Ok(names(&[reverted])?.pop())
     })
     .await
 }
 
-/// Reverts every applied migration.
+/// Reverts every applied migration; returns their names, newest first.
 pub async fn revert_all(database_url: &str) -> Result<Vec<String>, MigrationError> {
     with_harness(database_url, |conn| {
         let reverted = conn.revert_all_migrations(MIGRATIONS).map_err(failed)?;
-        Ok(reverted.iter().map(ToString::to_string).collect())
+        names(&reverted)
     })
     .await
 }

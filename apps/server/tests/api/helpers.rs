@@ -4,7 +4,7 @@ use std::sync::{Mutex, OnceLock};
 
 use eagate_crypto::Ed25519Keys;
 use eagate_server::Application;
-use eagate_server::config::Settings;
+use eagate_server::config::{LogFormat, Settings};
 use eagate_testkit::TestDatabase;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -34,23 +34,19 @@ impl Write for CaptureWriter {
     }
 }
 
+/// Installs the server's own subscriber (`telemetry::init_with`, the same
+/// code `main` uses) in the production JSON format, writing to memory.
 fn capture_logs() {
     static INIT: OnceLock<()> = OnceLock::new();
     INIT.get_or_init(|| {
-        use tracing_subscriber::layer::SubscriberExt as _;
-        use tracing_subscriber::util::SubscriberInitExt as _;
-        let _ = tracing_subscriber::registry()
-            .with(tracing_subscriber::EnvFilter::new("trace"))
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(true)
-                    .with_span_list(true)
-                    .with_writer(|| CaptureWriter),
-            )
-            .with(eagate_server::telemetry::DbMetricsLayer)
-            .try_init();
+        let output = eagate_server::telemetry::LogOutput {
+            format: LogFormat::Json,
+            filter: "trace",
+            rust_log_overrides: false,
+            writer: || CaptureWriter,
+            ansi: false,
+        };
+        drop(eagate_server::telemetry::init_with(output, None));
     });
 }
 

@@ -69,10 +69,17 @@ async fn status_and_revert_last() {
     assert!(!migrate::is_up_to_date(db.url()).await.unwrap());
     assert_eq!(migrate::revert_last(db.url()).await.unwrap(), None);
 
-    migrate::run_pending(db.url()).await.unwrap();
+    let applied = migrate::run_pending(db.url()).await.unwrap();
     let after = migrate::status(db.url()).await.unwrap();
     assert!(after.iter().all(|m| m.applied));
-    let last = after.last().unwrap().version.clone();
+    // `migrate up`, `migrate status` and `migrate down` name migrations alike.
+    let names: Vec<String> = after.iter().map(|m| m.name.clone()).collect();
+    assert_eq!(applied, names);
+    assert!(
+        names[0].ends_with("_create_accounts"),
+        "named by directory: {names:?}"
+    );
+    let last = after.last().unwrap().name.clone();
     assert_eq!(migrate::revert_last(db.url()).await.unwrap(), Some(last));
     assert!(!migrate::is_up_to_date(db.url()).await.unwrap());
 }
