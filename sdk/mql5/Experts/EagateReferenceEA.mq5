@@ -362,7 +362,7 @@ void Handle(const EagateSignal &signal)
    if(ticket > 0)
       summary += ", ticket " + IntegerToString(ticket);
    if(price > 0.0)
-      summary += " at " + DoubleToString(price, 8);
+      summary += " at " + EagateJsonNumber(price);
    if(message != "")
       summary += " (" + message + ")";
    Print(EA_NAME, ": ", summary);

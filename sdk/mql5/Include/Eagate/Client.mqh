@@ -219,6 +219,7 @@ private:
    bool              Fail(const int status, const string code, const string detail);
    void              Log(const string text);
    string            HeaderValue(const string headers, const string name);
+   void              AdoptOffset(const long offset, const string source);
    void              LearnClock(const string headers);
    void              ReadProblem(const int status, const string headers, const string body, long &server_time, int &retry_after);
    int               Backoff(const int attempt);
@@ -422,6 +423,22 @@ string CEagateClient::HeaderValue(const string headers, const string name)
   }
 
 //+------------------------------------------------------------------+
+//| Adopts a new clock offset (server time - TimeGMT()), saying so   |
+//| when it moves by more than a second or two.                      |
+//+------------------------------------------------------------------+
+void CEagateClient::AdoptOffset(const long offset, const string source)
+  {
+   long change = offset - m_offset;
+   m_offset = offset;
+   if(change >= -2 && change <= 2)
+      return;
+   m_clock_corrections++;
+   string direction = offset < 0 ? " s ahead of" : " s behind";
+   Print("eagate: this computer's clock is ", IntegerToString(MathAbs(offset)), direction,
+         " the server's (", source, "); signing with the server's time");
+  }
+
+//+------------------------------------------------------------------+
 //| The Date header tells the server's time to the second: if our    |
 //| offset is off by more than the tolerance, replace it.            |
 //+------------------------------------------------------------------+
@@ -431,14 +448,9 @@ void CEagateClient::LearnClock(const string headers)
    if(server <= 0)
       return;
    long candidate = server - (long)TimeGMT();
-   long drift = candidate - m_offset;
-   if(drift < 0)
-      drift = -drift;
-   if(drift < EAGATE_CLOCK_TOLERANCE_SECONDS)
+   if(MathAbs(candidate - m_offset) < EAGATE_CLOCK_TOLERANCE_SECONDS)
       return;
-   m_offset = candidate;
-   m_clock_corrections++;
-   Print("eagate: the terminal clock is ", IntegerToString(candidate), " s off the server's (Date header); signing with the corrected time");
+   AdoptOffset(candidate, "Date header");
   }
 
 //+------------------------------------------------------------------+
@@ -580,11 +592,9 @@ bool CEagateClient::Request(const string method, const string target, const stri
          response = "";
          if(status == 401 && m_code == "clock-skew" && !clock_corrected && server_time > 0)
            {
-            m_offset = server_time - (long)TimeGMT();
-            m_clock_corrections++;
+            AdoptOffset(server_time - (long)TimeGMT(), "clock-skew answer");
             clock_corrected = true;
             attempt--;
-            Print("eagate: the terminal clock is ", IntegerToString(m_offset), " s off the server's (clock-skew answer); retrying with the corrected time");
             continue;
            }
          if(status == 429)

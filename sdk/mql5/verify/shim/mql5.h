@@ -121,6 +121,7 @@ template <class T> int ArrayResize(MqlArray<T> &a, int new_size, int reserve = 0
 template <class T> void ArrayFree(MqlArray<T> &a) { a.v.clear(); }
 
 // ---------------------------------------------------------------- constants
+// LONG_MIN, LONG_MAX, INT_MAX...: from <climits>, with the values MQL5 gives them.
 #define CP_ACP 0
 #define CP_UTF8 65001
 #define EMPTY_VALUE DBL_MAX

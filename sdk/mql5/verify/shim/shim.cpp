@@ -12,6 +12,9 @@
 //   SHIM_FAIL_PATH        URL path whose requests fail without being sent...
 //   SHIM_FAIL_COUNT       ...this many times (error 5203)
 //   SHIM_FORGET_GLOBALS   1: start with no terminal global variables
+//   SHIM_HIDE_HEADERS     comma-separated response headers WebRequest does
+//                         not pass on (e.g. "date", to test the other way
+//                         of learning the server's clock)
 //   MQL5_INPUT_<name>     value of the program's input <name>
 #include "mql5.h"
 #include "shim_internal.h"
@@ -42,6 +45,7 @@ long g_skew = 0;
 uint g_rand = 1;
 std::vector<std::string> g_allowed;
 std::string g_fail_path;
+std::vector<std::string> g_hidden;
 int g_fail_count = 0;
 std::string g_trace_path;
 std::string g_state_path;
@@ -141,6 +145,33 @@ std::string json_escape(const std::string &s) {
         } else {
             out += static_cast<char>(c);
         }
+    }
+    return out;
+}
+
+std::vector<std::string> split_list(const std::string &text) {
+    std::vector<std::string> out;
+    std::string cur;
+    for (char c : text + ",") {
+        if (c == ',') {
+            if (!cur.empty()) out.push_back(cur);
+            cur.clear();
+        } else {
+            cur += c;
+        }
+    }
+    return out;
+}
+
+std::string without_headers(const std::string &headers, const std::vector<std::string> &hidden) {
+    std::istringstream in(headers);
+    std::string line, out;
+    while (std::getline(in, line)) {
+        auto colon = line.find(':');
+        bool hide = false;
+        for (const auto &h : hidden)
+            if (colon == h.size() && strncasecmp(line.c_str(), h.c_str(), h.size()) == 0) hide = true;
+        if (!hide) out += line + "\n";
     }
     return out;
 }
@@ -379,16 +410,8 @@ string parse_string_input(const char *raw) { return string::from_u16(utf8_to_u16
 void start() {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     g_skew = strtol(env("SHIM_CLOCK_SKEW", "0").c_str(), nullptr, 10);
-    std::string allowed = env("SHIM_ALLOWED_URLS");
-    std::string cur;
-    for (char c : allowed + ",") {
-        if (c == ',') {
-            if (!cur.empty()) g_allowed.push_back(cur);
-            cur.clear();
-        } else {
-            cur += c;
-        }
-    }
+    g_allowed = split_list(env("SHIM_ALLOWED_URLS"));
+    g_hidden = split_list(env("SHIM_HIDE_HEADERS"));
     g_fail_path = env("SHIM_FAIL_PATH");
     g_fail_count = atoi(env("SHIM_FAIL_COUNT", "0").c_str());
     g_trace_path = env("SHIM_TRACE");
@@ -749,7 +772,7 @@ int WebRequest(const string &method_s, const string &url_s, const string &header
         return -1;
     }
     result.v.assign(body.begin(), body.end());
-    result_headers = string::from_u16(utf8_to_u16(rheaders, false));
+    result_headers = string::from_u16(utf8_to_u16(without_headers(rheaders, g_hidden), false));
     trace(method, url, headers, static_cast<int>(status), 0, body);
     if (method == "POST" && url_path(url) == "/api/v1/device/ack" && status >= 200 && status < 300) g_acks_ok++;
     return static_cast<int>(status);
