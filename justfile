@@ -58,3 +58,8 @@ openapi:
 # Contract tests: schemathesis against a live server (installs it from PyPI).
 contract:
     scripts/contract-test.sh
+
+# Device SDKs: the MQL5 SDK and reference EA compiled as C++ against the shim, and the Python client, against a live server.
+sdk-test:
+    cargo build -q -p eagate-server
+    scripts/sdk-test.sh

@@ -433,8 +433,14 @@ void CEagateClient::AdoptOffset(const long offset, const string source)
    if(change >= -2 && change <= 2)
       return;
    m_clock_corrections++;
-   string direction = offset < 0 ? " s ahead of" : " s behind";
-   Print("eagate: this computer's clock is ", IntegerToString(MathAbs(offset)), direction,
+   long magnitude = offset;
+   string direction = " s behind";
+   if(offset < 0)
+     {
+      magnitude = -offset;
+      direction = " s ahead of";
+     }
+   Print("eagate: this computer's clock is ", IntegerToString(magnitude), direction,
          " the server's (", source, "); signing with the server's time");
   }
 
@@ -448,7 +454,8 @@ void CEagateClient::LearnClock(const string headers)
    if(server <= 0)
       return;
    long candidate = server - (long)TimeGMT();
-   if(MathAbs(candidate - m_offset) < EAGATE_CLOCK_TOLERANCE_SECONDS)
+   long drift = candidate - m_offset;
+   if(drift > -EAGATE_CLOCK_TOLERANCE_SECONDS && drift < EAGATE_CLOCK_TOLERANCE_SECONDS)
       return;
    AdoptOffset(candidate, "Date header");
   }

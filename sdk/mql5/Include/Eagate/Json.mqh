@@ -17,6 +17,8 @@
 #ifndef EAGATE_JSON_MQH
 #define EAGATE_JSON_MQH
 
+#include "Crypto.mqh"
+
 #define EAGATE_JSON_MAX_DEPTH 64
 
 enum ENUM_EAGATE_JSON_TYPE
