@@ -294,6 +294,8 @@ void Execute(const EagateSignal &signal, const string tag, ENUM_EAGATE_OUTCOME &
         }
       entry = NormalizeDouble(signal.entry_price, digits);
      }
+   // Brokers accept different filling modes (FOK, IOC, return): use the symbol's.
+   g_trade.SetTypeFillingBySymbol(symbol);
    if(market && buy)
       g_trade.Buy(volume, symbol, 0.0, sl, tp, tag);
    if(market && !buy)

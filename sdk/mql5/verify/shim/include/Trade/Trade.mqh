@@ -10,6 +10,8 @@ public:
     CTrade() {}
     void SetExpertMagicNumber(const ulong magic) { m_magic = magic; }
     void SetDeviationInPoints(const ulong deviation) { m_deviation = deviation; }
+    // The simulated trade server accepts every filling mode.
+    bool SetTypeFillingBySymbol(const string &symbol) { return SymbolSelect(symbol, true); }
     bool Buy(const double volume, const string &symbol = string(), double price = 0.0, const double sl = 0.0,
              const double tp = 0.0, const string &comment = string()) {
         (void)price;
