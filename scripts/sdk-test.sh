@@ -26,7 +26,7 @@ command -v g++ >/dev/null 2>&1 || missing+=(g++)
     ls /usr/include/*/curl/curl.h >/dev/null 2>&1 || missing+=(libcurl4-openssl-dev)
 [ -e /usr/include/openssl/evp.h ] || missing+=(libssl-dev)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
-python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 if [ ${#missing[@]} -gt 0 ]; then
