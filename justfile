@@ -93,3 +93,8 @@ contract:
 # Run the README and docs walk-throughs against a fresh server, twice (CI runs this).
 walkthroughs:
     scripts/walkthroughs.sh
+
+# Device SDKs: the MQL5 SDK and reference EA compiled as C++ against the shim, and the Python client, against a live server.
+sdk-test:
+    cargo build -q -p eagate-server
+    scripts/sdk-test.sh

@@ -1,0 +1,414 @@
+//+------------------------------------------------------------------+
+//| EagateReferenceEA.mq5                                            |
+//| Executes eagate signals: long-polls the server, trades each      |
+//| signal with CTrade, acknowledges the outcome and sends           |
+//| heartbeats. Idempotent across restarts: a signal delivered again |
+//| (its acknowledgement was lost) is acknowledged, never traded     |
+//| twice.                                                           |
+//|                                                                  |
+//| Before attaching it: Tools > Options > Expert Advisors > Allow   |
+//| WebRequest for listed URL, add the server URL. See docs/mql5.md. |
+//+------------------------------------------------------------------+
+#property copyright "eagate"
+#property version   "1.00"
+#property description "Executes eagate trading signals and acknowledges them."
+#property description "Allow the server URL under Tools > Options > Expert Advisors > Allow WebRequest."
+
+#include <Trade/Trade.mqh>
+#include <Eagate/Eagate.mqh>
+
+#define EA_NAME "EagateReferenceEA"
+#define EA_VERSION "1.0.0"
+
+input string InpServerUrl = "https://eagate.example.com"; // eagate server URL (origin only)
+input string InpDeviceId = "";                            // Device id
+input string InpDeviceSecret = "";                        // Device secret (eags_...)
+input int    InpPollWaitSeconds = 20;                     // Long-poll wait, 0-30 s (the EA waits inside it)
+input int    InpHeartbeatSeconds = 60;                    // Heartbeat interval, seconds
+input ulong  InpMagic = 5524001;                          // Magic number of the EA's orders
+input int    InpDeviationPoints = 20;                     // Maximum slippage of market orders, points
+input double InpVolumeMultiplier = 1.0;                   // Multiply every signal's volume by
+input string InpSymbolSuffix = "";                        // Broker symbol suffix (EURUSD -> EURUSD.m)
+input bool   InpDebug = false;                            // Log every request (never the secret)
+
+CEagateClient g_client;
+CTrade        g_trade;
+bool          g_halted = false;
+long          g_last_heartbeat = 0;
+long          g_next_attempt = 0;
+int           g_failures = 0;
+long          g_handled = 0;
+
+//+------------------------------------------------------------------+
+int OnInit()
+  {
+   if(MQLInfoInteger(MQL_TESTER) != 0)
+     {
+      Print(EA_NAME, ": WebRequest is not available in the Strategy Tester; run the EA on a chart");
+      return INIT_FAILED;
+     }
+   if(InpPollWaitSeconds < 0 || InpPollWaitSeconds > 30)
+     {
+      Print(EA_NAME, ": the long-poll wait must be 0-30 seconds");
+      return INIT_PARAMETERS_INCORRECT;
+     }
+   if(InpHeartbeatSeconds < 10)
+     {
+      Print(EA_NAME, ": the heartbeat interval must be at least 10 seconds");
+      return INIT_PARAMETERS_INCORRECT;
+     }
+   if(!(InpVolumeMultiplier > 0.0))
+     {
+      Print(EA_NAME, ": the volume multiplier must be positive");
+      return INIT_PARAMETERS_INCORRECT;
+     }
+   if(!g_client.Init(InpServerUrl, InpDeviceId, InpDeviceSecret))
+     {
+      Print(EA_NAME, ": ", g_client.LastError());
+      return INIT_PARAMETERS_INCORRECT;
+     }
+   g_client.SetDebug(InpDebug);
+   g_trade.SetExpertMagicNumber(InpMagic);
+   g_trade.SetDeviationInPoints(InpDeviationPoints);
+   g_halted = false;
+   g_last_heartbeat = 0;
+   g_next_attempt = 0;
+   g_failures = 0;
+   if(!EventSetTimer(1))
+     {
+      Print(EA_NAME, ": could not start the timer");
+      return INIT_FAILED;
+     }
+   Print(EA_NAME, " ", EA_VERSION, ": device ", g_client.DeviceId(), " on ", InpServerUrl);
+   return INIT_SUCCEEDED;
+  }
+
+//+------------------------------------------------------------------+
+void OnDeinit(const int reason)
+  {
+   EventKillTimer();
+   Comment("");
+  }
+
+//+------------------------------------------------------------------+
+void OnTick()
+  {
+  }
+
+//+------------------------------------------------------------------+
+//| Stops on errors a person must fix; backs off on the others.      |
+//+------------------------------------------------------------------+
+void OnFailure(const string context)
+  {
+   string code = g_client.LastCode();
+   if(g_client.LastErrorIsFatal())
+     {
+      g_halted = true;
+      EventKillTimer();
+      string advice = "";
+      if(code == "invalid-signature")
+         advice = " Check the device id and secret (copy them again; after a rotation use the new secret).";
+      if(code == "device-revoked")
+         advice = " The owner revoked this device; only they can register a new one.";
+      Alert(EA_NAME, " stopped: ", context, " failed: ", g_client.LastError(), advice);
+      Comment(EA_NAME, " STOPPED: ", g_client.LastError());
+      return;
+     }
+   g_failures++;
+   int pause = MathMin(60, 1 << MathMin(g_failures, 6));
+   g_next_attempt = (long)TimeLocal() + pause;
+   Print(EA_NAME, ": ", context, " failed: ", g_client.LastError(), "; next attempt in ", IntegerToString(pause), " s");
+  }
+
+//+------------------------------------------------------------------+
+//| Terminal global variables remembering what was done with a       |
+//| signal: outcome, ticket and fill price (kept by the terminal     |
+//| across restarts; deleted after four weeks without access).       |
+//+------------------------------------------------------------------+
+string MemoryName(const string tag, const string field)
+  {
+   return "eagate." + field + "." + StringSubstr(tag, 7);
+  }
+
+//+------------------------------------------------------------------+
+void Remember(const string tag, const ENUM_EAGATE_OUTCOME outcome, const long ticket, const double price)
+  {
+   GlobalVariableSet(MemoryName(tag, "t"), (double)ticket);
+   GlobalVariableSet(MemoryName(tag, "p"), price);
+   GlobalVariableSet(MemoryName(tag, "o"), (double)outcome);
+   GlobalVariablesFlush();
+  }
+
+//+------------------------------------------------------------------+
+bool Recall(const string tag, ENUM_EAGATE_OUTCOME &outcome, long &ticket, double &price)
+  {
+   if(!GlobalVariableCheck(MemoryName(tag, "o")))
+      return false;
+   int code = (int)GlobalVariableGet(MemoryName(tag, "o"));
+   outcome = EAGATE_FAILED;
+   if(code == EAGATE_EXECUTED)
+      outcome = EAGATE_EXECUTED;
+   if(code == EAGATE_REJECTED)
+      outcome = EAGATE_REJECTED;
+   ticket = (long)GlobalVariableGet(MemoryName(tag, "t"));
+   price = GlobalVariableGet(MemoryName(tag, "p"));
+   return true;
+  }
+
+//+------------------------------------------------------------------+
+//| The fill price of an order, from the history already selected.   |
+//+------------------------------------------------------------------+
+double DealPriceOfOrder(const ulong order)
+  {
+   for(int i = HistoryDealsTotal() - 1; i >= 0; i--)
+     {
+      ulong deal = HistoryDealGetTicket(i);
+      if(deal > 0 && (ulong)HistoryDealGetInteger(deal, DEAL_ORDER) == order)
+         return HistoryDealGetDouble(deal, DEAL_PRICE);
+     }
+   return 0.0;
+  }
+
+//+------------------------------------------------------------------+
+//| Looks for an order this EA placed for the signal (its comment    |
+//| starts with the signal's tag): pending orders, then the history  |
+//| around the signal's creation. Covers a crash between the order   |
+//| and the memory above, and a terminal that lost its globals.      |
+//+------------------------------------------------------------------+
+bool FindOrder(const EagateSignal &signal, const string tag, long &ticket, double &price)
+  {
+   for(int i = OrdersTotal() - 1; i >= 0; i--)
+     {
+      ulong order = OrderGetTicket(i);
+      if(order > 0 && StringFind(OrderGetString(ORDER_COMMENT), tag) == 0)
+        {
+         ticket = (long)order;
+         price = 0.0;
+         return true;
+        }
+     }
+   // History times are the trade server's (any time zone): search wide.
+   long from = 0;
+   if(signal.created_at_unix > 0)
+      from = signal.created_at_unix - 2 * 86400;
+   if(!HistorySelect((datetime)from, TimeCurrent() + 86400))
+      return false;
+   for(int i = HistoryOrdersTotal() - 1; i >= 0; i--)
+     {
+      ulong order = HistoryOrderGetTicket(i);
+      if(order > 0 && StringFind(HistoryOrderGetString(order, ORDER_COMMENT), tag) == 0)
+        {
+         ticket = (long)order;
+         price = DealPriceOfOrder(order);
+         return true;
+        }
+     }
+   return false;
+  }
+
+//+------------------------------------------------------------------+
+//| Rounds a volume down to the symbol's step; -1 (and a reason) if  |
+//| the result is outside the broker's limits.                       |
+//+------------------------------------------------------------------+
+double NormalizeVolume(const string symbol, const double wanted, string &reason)
+  {
+   double min_volume = SymbolInfoDouble(symbol, SYMBOL_VOLUME_MIN);
+   double max_volume = SymbolInfoDouble(symbol, SYMBOL_VOLUME_MAX);
+   double step = SymbolInfoDouble(symbol, SYMBOL_VOLUME_STEP);
+   if(step <= 0.0)
+      step = min_volume;
+   int decimals = 0;
+   while(decimals < 8 && MathAbs(step * MathPow(10.0, decimals) - MathRound(step * MathPow(10.0, decimals))) > 1e-9)
+      decimals++;
+   double volume = NormalizeDouble(MathFloor(wanted / step + 1e-9) * step, decimals);
+   if(volume < min_volume)
+     {
+      reason = "volume " + DoubleToString(wanted, 8) + " is below the broker's minimum " + DoubleToString(min_volume, decimals) + " for " + symbol;
+      return -1.0;
+     }
+   if(volume > max_volume)
+     {
+      reason = "volume " + DoubleToString(wanted, 8) + " is above the broker's maximum " + DoubleToString(max_volume, decimals) + " for " + symbol;
+      return -1.0;
+     }
+   return volume;
+  }
+
+//+------------------------------------------------------------------+
+//| Trades one signal; the outcome goes into the out parameters.     |
+//| rejected: the EA would not trade it; failed: the trade server    |
+//| refused it.                                                      |
+//+------------------------------------------------------------------+
+void Execute(const EagateSignal &signal, const string tag, ENUM_EAGATE_OUTCOME &outcome,
+             long &ticket, double &price, string &message)
+  {
+   outcome = EAGATE_REJECTED;
+   ticket = 0;
+   price = 0.0;
+   message = "";
+   bool buy = (signal.side == "buy");
+   if(!buy && signal.side != "sell")
+     {
+      message = "unknown side '" + signal.side + "'";
+      return;
+     }
+   bool market = (signal.order_type == "market");
+   if(!market && signal.order_type != "limit" && signal.order_type != "stop")
+     {
+      message = "unknown order type '" + signal.order_type + "'";
+      return;
+     }
+   if(signal.expires_at_unix > 0 && signal.expires_at_unix <= g_client.ServerTime())
+     {
+      message = "expired at " + signal.expires_at + " before it could be executed";
+      return;
+     }
+   string symbol = signal.instrument + InpSymbolSuffix;
+   if(!SymbolSelect(symbol, true))
+     {
+      message = "symbol " + symbol + " is not available at this broker";
+      return;
+     }
+   if(SymbolInfoInteger(symbol, SYMBOL_TRADE_MODE) == SYMBOL_TRADE_MODE_DISABLED)
+     {
+      message = "trading is disabled for " + symbol;
+      return;
+     }
+   double volume = NormalizeVolume(symbol, signal.volume * InpVolumeMultiplier, message);
+   if(volume < 0.0)
+      return;
+   int digits = (int)SymbolInfoInteger(symbol, SYMBOL_DIGITS);
+   double sl = 0.0;
+   double tp = 0.0;
+   if(signal.stop_loss > 0.0)
+      sl = NormalizeDouble(signal.stop_loss, digits);
+   if(signal.take_profit > 0.0)
+      tp = NormalizeDouble(signal.take_profit, digits);
+   double entry = 0.0;
+   if(!market)
+     {
+      if(!(signal.entry_price > 0.0))
+        {
+         message = "a " + signal.order_type + " signal needs an entry price";
+         return;
+        }
+      entry = NormalizeDouble(signal.entry_price, digits);
+     }
+   // Brokers accept different filling modes (FOK, IOC, return): use the symbol's.
+   g_trade.SetTypeFillingBySymbol(symbol);
+   if(market && buy)
+      g_trade.Buy(volume, symbol, 0.0, sl, tp, tag);
+   if(market && !buy)
+      g_trade.Sell(volume, symbol, 0.0, sl, tp, tag);
+   if(signal.order_type == "limit" && buy)
+      g_trade.BuyLimit(volume, entry, symbol, sl, tp, ORDER_TIME_GTC, 0, tag);
+   if(signal.order_type == "limit" && !buy)
+      g_trade.SellLimit(volume, entry, symbol, sl, tp, ORDER_TIME_GTC, 0, tag);
+   if(signal.order_type == "stop" && buy)
+      g_trade.BuyStop(volume, entry, symbol, sl, tp, ORDER_TIME_GTC, 0, tag);
+   if(signal.order_type == "stop" && !buy)
+      g_trade.SellStop(volume, entry, symbol, sl, tp, ORDER_TIME_GTC, 0, tag);
+   uint retcode = g_trade.ResultRetcode();
+   if(retcode != TRADE_RETCODE_DONE && retcode != TRADE_RETCODE_DONE_PARTIAL && retcode != TRADE_RETCODE_PLACED)
+     {
+      outcome = EAGATE_FAILED;
+      message = "trade server retcode " + IntegerToString(retcode) + ": " + g_trade.ResultRetcodeDescription();
+      return;
+     }
+   outcome = EAGATE_EXECUTED;
+   ticket = (long)g_trade.ResultOrder();
+   if(market)
+     {
+      price = g_trade.ResultPrice();
+      if(!(price > 0.0) && HistorySelect(TimeCurrent() - 86400, TimeCurrent() + 86400))
+         price = DealPriceOfOrder(g_trade.ResultOrder());
+     }
+   else
+      message = signal.order_type + " order placed at " + DoubleToString(entry, digits);
+   if(retcode == TRADE_RETCODE_DONE_PARTIAL)
+      message = "partially filled";
+   if(volume != signal.volume)
+      message += (message == "" ? "" : "; ") + "volume " + DoubleToString(volume, 8) + " instead of " + DoubleToString(signal.volume, 8);
+  }
+
+//+------------------------------------------------------------------+
+//| Executes a signal at most once, then acknowledges it.            |
+//+------------------------------------------------------------------+
+void Handle(const EagateSignal &signal)
+  {
+   string tag = EagateOrderTag(signal.id);
+   ENUM_EAGATE_OUTCOME outcome = EAGATE_REJECTED;
+   long ticket = 0;
+   double price = 0.0;
+   string message = "";
+   if(tag == "")
+      message = "the signal id is not a UUID";
+   else
+      if(Recall(tag, outcome, ticket, price))
+         message = "handled before (" + EagateOutcomeName(outcome) + "); acknowledging again";
+      else
+         if(FindOrder(signal, tag, ticket, price))
+           {
+            outcome = EAGATE_EXECUTED;
+            message = "found order " + IntegerToString(ticket) + " placed for this signal earlier";
+            Remember(tag, outcome, ticket, price);
+           }
+         else
+           {
+            Execute(signal, tag, outcome, ticket, price, message);
+            Remember(tag, outcome, ticket, price);
+           }
+   g_handled++;
+   string summary = "signal " + signal.id + " " + signal.side + " " + signal.order_type + " " +
+                    DoubleToString(signal.volume, 2) + " " + signal.instrument + ": " + EagateOutcomeName(outcome);
+   if(ticket > 0)
+      summary += ", ticket " + IntegerToString(ticket);
+   if(price > 0.0)
+      summary += " at " + EagateJsonNumber(price);
+   if(message != "")
+      summary += " (" + message + ")";
+   Print(EA_NAME, ": ", summary);
+   if(!g_client.Ack(signal.id, outcome, ticket, price, message))
+     {
+      if(g_client.LastCode() == "ack-conflict" || g_client.LastCode() == "not-found")
+        {
+         Print(EA_NAME, ": the server refused the acknowledgement of ", signal.id, ": ", g_client.LastError());
+         return;
+        }
+      OnFailure("acknowledgement of " + signal.id);
+     }
+  }
+
+//+------------------------------------------------------------------+
+//| One cycle: heartbeat when due, long-poll, handle each signal.    |
+//+------------------------------------------------------------------+
+void OnTimer()
+  {
+   if(g_halted)
+      return;
+   long now = (long)TimeLocal();
+   if(now < g_next_attempt)
+      return;
+   if(g_last_heartbeat == 0 || now - g_last_heartbeat >= InpHeartbeatSeconds)
+     {
+      EagateHeartbeat heartbeat;
+      EagateHeartbeatFromTerminal(heartbeat, EA_VERSION);
+      if(!g_client.Heartbeat(heartbeat))
+        {
+         OnFailure("heartbeat");
+         return;
+        }
+      g_last_heartbeat = now;
+     }
+   EagateSignal signals[];
+   if(!g_client.Poll(InpPollWaitSeconds, signals))
+     {
+      OnFailure("poll");
+      return;
+     }
+   g_failures = 0;
+   for(int i = 0; i < ArraySize(signals) && !g_halted && !IsStopped(); i++)
+      Handle(signals[i]);
+   Comment(EA_NAME, " ", EA_VERSION, " | device ", g_client.DeviceId(), " | signals handled: ",
+           IntegerToString(g_handled), " | clock offset: ", IntegerToString(g_client.ClockOffset()), " s");
+  }

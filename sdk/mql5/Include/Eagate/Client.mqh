@@ -1,0 +1,809 @@
+//+------------------------------------------------------------------+
+//| Eagate/Client.mqh                                                |
+//| CEagateClient: the eagate device API over WebRequest. Every      |
+//| request is signed (protocol v1) with a fresh nonce; the server's |
+//| clock offset is learned from its Date header and from clock-skew |
+//| answers; 429, 5xx, 408 and network failures are retried with     |
+//| back-off and a new nonce; every failure leaves a code and the    |
+//| server's detail in LastCode()/LastDetail().                      |
+//|                                                                  |
+//|   CEagateClient client;                                          |
+//|   if(!client.Init(url, device_id, secret)) Print(client.LastError());
+//|   EagateSignal signals[];                                        |
+//|   if(client.Poll(20, signals)) ...                               |
+//|   client.Ack(signals[0].id, EAGATE_EXECUTED, ticket, price, "");  |
+//+------------------------------------------------------------------+
+#ifndef EAGATE_CLIENT_MQH
+#define EAGATE_CLIENT_MQH
+
+#include "Protocol.mqh"
+#include "Json.mqh"
+
+#define EAGATE_SDK_VERSION "1.0.0"
+
+// Codes the SDK reports itself; everything else in LastCode() is the
+// server's problem code (docs/protocol.md, docs/api.md).
+#define EAGATE_ERR_INVALID_ARGUMENT "invalid-argument"
+#define EAGATE_ERR_NOT_INITIALISED "not-initialised"
+#define EAGATE_ERR_WEBREQUEST_NOT_ALLOWED "webrequest-not-allowed"
+#define EAGATE_ERR_INVALID_URL "invalid-url"
+#define EAGATE_ERR_CONNECT_FAILED "connect-failed"
+#define EAGATE_ERR_TIMEOUT "timeout"
+#define EAGATE_ERR_REQUEST_FAILED "request-failed"
+#define EAGATE_ERR_BAD_RESPONSE "bad-response"
+#define EAGATE_ERR_HTTP "http-error"
+#define EAGATE_ERR_STOPPED "stopped"
+#define EAGATE_ERR_CRYPTO "crypto-failed"
+
+// A Date header this far (seconds) from our idea of the server's clock
+// replaces the learned offset.
+#define EAGATE_CLOCK_TOLERANCE_SECONDS 30
+
+enum ENUM_EAGATE_OUTCOME
+  {
+   EAGATE_EXECUTED = 0,  // the signal was executed (ticket, fill price)
+   EAGATE_REJECTED = 1,  // the EA decided not to execute it (reason in message)
+   EAGATE_FAILED = 2     // execution was attempted and failed (reason in message)
+  };
+
+//+------------------------------------------------------------------+
+string EagateOutcomeName(const ENUM_EAGATE_OUTCOME outcome)
+  {
+   if(outcome == EAGATE_EXECUTED)
+      return "executed";
+   if(outcome == EAGATE_REJECTED)
+      return "rejected";
+   if(outcome == EAGATE_FAILED)
+      return "failed";
+   return "";
+  }
+
+//+------------------------------------------------------------------+
+//| A trading signal as a device receives it. Absent prices are 0    |
+//| (MQL5's "no stop loss" convention); absent times are 0.          |
+//+------------------------------------------------------------------+
+struct EagateSignal
+  {
+   string            id;
+   string            instrument;
+   string            side;          // buy | sell
+   string            order_type;    // market | limit | stop
+   double            volume;
+   double            entry_price;
+   double            stop_loss;
+   double            take_profit;
+   string            comment;
+   string            expires_at;    // RFC 3339 UTC, "" when none
+   string            created_at;
+   long              expires_at_unix;
+   long              created_at_unix;
+  };
+
+//+------------------------------------------------------------------+
+//| What a heartbeat reports. Fields left at their defaults ("" or   |
+//| -1 or EMPTY_VALUE) are not sent.                                 |
+//+------------------------------------------------------------------+
+struct EagateHeartbeat
+  {
+   string            ea_version;
+   long              terminal_build;
+   string            broker;
+   long              account_login;
+   double            balance;
+   double            equity;
+                     EagateHeartbeat(void)
+     {
+      ea_version = "";
+      terminal_build = -1;
+      broker = "";
+      account_login = -1;
+      balance = EMPTY_VALUE;
+      equity = EMPTY_VALUE;
+     }
+  };
+
+//+------------------------------------------------------------------+
+struct EagateConfig
+  {
+   long              poll_interval_seconds;
+   long              long_poll_max_seconds;
+   long              server_time;
+   string            device_id;
+   string            name;
+  };
+
+//+------------------------------------------------------------------+
+//| The server's record of an acknowledgement (ticket -1 and price 0 |
+//| when absent).                                                    |
+//+------------------------------------------------------------------+
+struct EagateAckReceipt
+  {
+   string            signal_id;
+   string            outcome;
+   long              ticket;
+   double            fill_price;
+   string            message;
+   string            acknowledged_at;
+  };
+
+//+------------------------------------------------------------------+
+//| Fills a heartbeat from the terminal and the trading account.     |
+//+------------------------------------------------------------------+
+void EagateHeartbeatFromTerminal(EagateHeartbeat &heartbeat, const string ea_version)
+  {
+   heartbeat.ea_version = ea_version;
+   heartbeat.terminal_build = TerminalInfoInteger(TERMINAL_BUILD);
+   heartbeat.broker = AccountInfoString(ACCOUNT_COMPANY);
+   heartbeat.account_login = AccountInfoInteger(ACCOUNT_LOGIN);
+   heartbeat.balance = AccountInfoDouble(ACCOUNT_BALANCE);
+   heartbeat.equity = AccountInfoDouble(ACCOUNT_EQUITY);
+  }
+
+//+------------------------------------------------------------------+
+//| An order comment that identifies a signal within MetaTrader's    |
+//| 31-character limit: "eagate:" + the 16 UUID bytes in base64url   |
+//| (29 characters). "" if the id is not a UUID.                     |
+//+------------------------------------------------------------------+
+string EagateOrderTag(const string signal_id)
+  {
+   string id = signal_id;
+   StringToLower(id);
+   if(!EagateIsValidUuid(id))
+      return "";
+   string hex = id;
+   StringReplace(hex, "-", "");
+   uchar bytes[];
+   if(!EagateHexDecode(hex, bytes))
+      return "";
+   return "eagate:" + EagateBase64Url(bytes);
+  }
+
+//+------------------------------------------------------------------+
+//| Keeps at most max_chars characters (not splitting a surrogate    |
+//| pair) and replaces control characters with spaces.               |
+//+------------------------------------------------------------------+
+string EagateCleanText(const string text, const int max_chars)
+  {
+   string out = "";
+   int n = StringLen(text);
+   int kept = 0;
+   for(int i = 0; i < n && kept < max_chars; i++)
+     {
+      ushort c = StringGetCharacter(text, i);
+      if(c < 0x20 || c == 0x7F)
+        {
+         out += " ";
+         kept++;
+         continue;
+        }
+      if(c >= 0xD800 && c <= 0xDBFF && i + 1 < n)
+        {
+         out += StringSubstr(text, i, 2);
+         i++;
+         kept++;
+         continue;
+        }
+      out += ShortToString(c);
+      kept++;
+     }
+   return out;
+  }
+
+//+------------------------------------------------------------------+
+//| The device API client.                                           |
+//+------------------------------------------------------------------+
+class CEagateClient
+  {
+private:
+   string            m_base;
+   string            m_device_id;
+   uchar             m_key[];
+   bool              m_ready;
+   CEagateNonceSource m_nonces;
+   CEagateJson       m_json;
+   long              m_offset;
+   int               m_timeout_ms;
+   int               m_max_attempts;
+   int               m_backoff_ms;
+   int               m_max_backoff_ms;
+   bool              m_debug;
+   int               m_status;
+   string            m_code;
+   string            m_detail;
+   long              m_server_time;
+   long              m_requests;
+   long              m_retries;
+   long              m_rate_limited;
+   long              m_clock_corrections;
+
+   bool              Fail(const int status, const string code, const string detail);
+   void              Log(const string text);
+   string            HeaderValue(const string headers, const string name);
+   void              AdoptOffset(const long offset, const string source);
+   void              LearnClock(const string headers);
+   void              ReadProblem(const int status, const string headers, const string body, long &server_time, int &retry_after);
+   int               Backoff(const int attempt);
+   bool              ParseObject(const string response);
+
+public:
+                     CEagateClient(void);
+   bool              Init(const string server_url, const string device_id, const string secret);
+   void              SetTimeout(const int milliseconds) { m_timeout_ms = milliseconds; }
+   void              SetRetryPolicy(const int max_attempts, const int backoff_ms, const int max_backoff_ms);
+   void              SetDebug(const bool enabled) { m_debug = enabled; }
+   bool              Request(const string method, const string target, const string body,
+                             const int timeout_ms, string &response);
+   bool              Poll(const int wait_seconds, EagateSignal &signals[], const int limit = 10);
+   bool              Ack(const string signal_id, const ENUM_EAGATE_OUTCOME outcome, const long ticket,
+                         const double fill_price, const string message);
+   bool              Ack(const string signal_id, const ENUM_EAGATE_OUTCOME outcome, const long ticket,
+                         const double fill_price, const string message, EagateAckReceipt &receipt);
+   bool              Heartbeat(const EagateHeartbeat &fields);
+   bool              Config(EagateConfig &config);
+   // The last call's outcome: HTTP status (0 when no answer), code and
+   // the server's detail; "" code means success.
+   int               LastStatus(void) const { return m_status; }
+   string            LastCode(void) const { return m_code; }
+   string            LastDetail(void) const { return m_detail; }
+   string            LastError(void) const;
+   bool              LastErrorIsFatal(void) const;
+   // Seconds to add to TimeGMT() to get the server's clock.
+   long              ClockOffset(void) const { return m_offset; }
+   void              SetClockOffset(const long seconds) { m_offset = seconds; }
+   long              ServerTime(void) const { return (long)TimeGMT() + m_offset; }
+   // The server_time of the last successful answer that carried one.
+   long              LastServerTime(void) const { return m_server_time; }
+   string            DeviceId(void) const { return m_device_id; }
+   // Counters since Init: HTTP requests sent, retries, 429 answers,
+   // clock corrections.
+   long              RequestCount(void) const { return m_requests; }
+   long              RetryCount(void) const { return m_retries; }
+   long              RateLimitedCount(void) const { return m_rate_limited; }
+   long              ClockCorrectionCount(void) const { return m_clock_corrections; }
+  };
+
+//+------------------------------------------------------------------+
+CEagateClient::CEagateClient(void)
+  {
+   m_base = "";
+   m_device_id = "";
+   m_ready = false;
+   m_offset = 0;
+   m_timeout_ms = 15000;
+   m_max_attempts = 4;
+   m_backoff_ms = 500;
+   m_max_backoff_ms = 8000;
+   m_debug = false;
+   m_status = 0;
+   m_code = "";
+   m_detail = "";
+   m_server_time = 0;
+   m_requests = 0;
+   m_retries = 0;
+   m_rate_limited = 0;
+   m_clock_corrections = 0;
+  }
+
+//+------------------------------------------------------------------+
+bool CEagateClient::Fail(const int status, const string code, const string detail)
+  {
+   m_status = status;
+   m_code = code;
+   m_detail = detail;
+   return false;
+  }
+
+//+------------------------------------------------------------------+
+void CEagateClient::Log(const string text)
+  {
+   if(m_debug)
+      Print("eagate: ", text);
+  }
+
+//+------------------------------------------------------------------+
+//| "code (HTTP status): detail", or "" after a success.             |
+//+------------------------------------------------------------------+
+string CEagateClient::LastError(void) const
+  {
+   if(m_code == "")
+      return "";
+   string text = m_code;
+   if(m_status > 0)
+      text += " (HTTP " + IntegerToString(m_status) + ")";
+   if(m_detail != "")
+      text += ": " + m_detail;
+   return text;
+  }
+
+//+------------------------------------------------------------------+
+//| Errors that retrying cannot fix: a person must act (wrong        |
+//| secret, revoked device, URL not allowed in the terminal...).     |
+//+------------------------------------------------------------------+
+bool CEagateClient::LastErrorIsFatal(void) const
+  {
+   return m_code == "invalid-signature" || m_code == "device-revoked" ||
+          m_code == "malformed-header" || m_code == EAGATE_ERR_WEBREQUEST_NOT_ALLOWED ||
+          m_code == EAGATE_ERR_INVALID_URL || m_code == EAGATE_ERR_NOT_INITIALISED ||
+          m_code == EAGATE_ERR_CRYPTO;
+  }
+
+//+------------------------------------------------------------------+
+void CEagateClient::SetRetryPolicy(const int max_attempts, const int backoff_ms, const int max_backoff_ms)
+  {
+   m_max_attempts = MathMax(1, max_attempts);
+   m_backoff_ms = MathMax(0, backoff_ms);
+   m_max_backoff_ms = MathMax(m_backoff_ms, max_backoff_ms);
+  }
+
+//+------------------------------------------------------------------+
+//| server_url is the server's origin ("https://eagate.example.com", |
+//| a port is allowed, a path is not); device_id and secret as shown |
+//| when the device was registered. Nothing is sent yet.             |
+//+------------------------------------------------------------------+
+bool CEagateClient::Init(const string server_url, const string device_id, const string secret)
+  {
+   m_ready = false;
+   m_status = 0;
+   m_code = "";
+   m_detail = "";
+   string url = server_url;
+   StringTrimLeft(url);
+   StringTrimRight(url);
+   string lower = url;
+   StringToLower(lower);
+   int host_at = -1;
+   if(StringFind(lower, "https://") == 0)
+      host_at = 8;
+   if(StringFind(lower, "http://") == 0)
+      host_at = 7;
+   if(host_at < 0)
+      return Fail(0, EAGATE_ERR_INVALID_URL, "the server URL must start with https:// (or http:// for local tests)");
+   while(StringLen(url) > host_at && StringGetCharacter(url, StringLen(url) - 1) == '/')
+      url = StringSubstr(url, 0, StringLen(url) - 1);
+   string rest = StringSubstr(url, host_at);
+   if(StringLen(rest) == 0)
+      return Fail(0, EAGATE_ERR_INVALID_URL, "the server URL has no host");
+   if(StringFind(rest, "/") >= 0 || StringFind(rest, "?") >= 0 || StringFind(rest, "#") >= 0 || StringFind(rest, " ") >= 0)
+      return Fail(0, EAGATE_ERR_INVALID_URL, "the server URL must be an origin such as https://eagate.example.com, without a path");
+   string id = device_id;
+   StringTrimLeft(id);
+   StringTrimRight(id);
+   StringToLower(id);
+   if(!EagateIsValidUuid(id))
+      return Fail(0, EAGATE_ERR_INVALID_ARGUMENT, "the device id must be a UUID such as 3f6c1a2e-8d4b-4c7e-9f10-2b3c4d5e6f70");
+   string key = secret;
+   StringTrimLeft(key);
+   StringTrimRight(key);
+   bool printable = StringLen(key) > 5;
+   for(int i = 0; i < StringLen(key); i++)
+     {
+      ushort c = StringGetCharacter(key, i);
+      if(c <= 0x20 || c >= 0x7F)
+         printable = false;
+     }
+   if(StringFind(key, "eags_") != 0 || !printable)
+      return Fail(0, EAGATE_ERR_INVALID_ARGUMENT, "the device secret must be the eags_... text shown when the device was registered, without spaces or line breaks");
+   m_base = url;
+   m_device_id = id;
+   EagateUtf8Bytes(key, m_key);
+   m_nonces.Init(m_key);
+   if(m_nonces.Next() == "")
+      return Fail(0, EAGATE_ERR_CRYPTO, "CryptEncode(CRYPT_HASH_SHA256) failed, error " + IntegerToString(GetLastError()));
+   m_ready = true;
+   return true;
+  }
+
+//+------------------------------------------------------------------+
+//| The value of a response header (case-insensitive name), or "".   |
+//+------------------------------------------------------------------+
+string CEagateClient::HeaderValue(const string headers, const string name)
+  {
+   string lines[];
+   int n = StringSplit(headers, '\n', lines);
+   string wanted = name;
+   StringToLower(wanted);
+   for(int i = 0; i < n; i++)
+     {
+      string line = lines[i];
+      int colon = StringFind(line, ":");
+      if(colon <= 0)
+         continue;
+      string key = StringSubstr(line, 0, colon);
+      StringTrimLeft(key);
+      StringTrimRight(key);
+      StringToLower(key);
+      if(key != wanted)
+         continue;
+      string value = StringSubstr(line, colon + 1);
+      StringTrimLeft(value);
+      StringTrimRight(value);
+      return value;
+     }
+   return "";
+  }
+
+//+------------------------------------------------------------------+
+//| Adopts a new clock offset (server time - TimeGMT()), saying so   |
+//| when it moves by more than a second or two.                      |
+//+------------------------------------------------------------------+
+void CEagateClient::AdoptOffset(const long offset, const string source)
+  {
+   long change = offset - m_offset;
+   m_offset = offset;
+   if(change >= -2 && change <= 2)
+      return;
+   m_clock_corrections++;
+   long magnitude = offset;
+   string direction = " s behind";
+   if(offset < 0)
+     {
+      magnitude = -offset;
+      direction = " s ahead of";
+     }
+   Print("eagate: this computer's clock is ", IntegerToString(magnitude), direction,
+         " the server's (", source, "); signing with the server's time");
+  }
+
+//+------------------------------------------------------------------+
+//| The Date header tells the server's time to the second: if our    |
+//| offset is off by more than the tolerance, replace it.            |
+//+------------------------------------------------------------------+
+void CEagateClient::LearnClock(const string headers)
+  {
+   long server = EagateParseHttpDate(HeaderValue(headers, "Date"));
+   if(server <= 0)
+      return;
+   long candidate = server - (long)TimeGMT();
+   long drift = candidate - m_offset;
+   if(drift > -EAGATE_CLOCK_TOLERANCE_SECONDS && drift < EAGATE_CLOCK_TOLERANCE_SECONDS)
+      return;
+   AdoptOffset(candidate, "Date header");
+  }
+
+//+------------------------------------------------------------------+
+//| Reads an RFC 9457 problem body into the last error.              |
+//+------------------------------------------------------------------+
+void CEagateClient::ReadProblem(const int status, const string headers, const string body,
+                                long &server_time, int &retry_after)
+  {
+   server_time = 0;
+   retry_after = 0;
+   string code = "";
+   string detail = "";
+   if(m_json.Parse(body) && m_json.Type(m_json.Root()) == EAGATE_JSON_OBJECT)
+     {
+      int root = m_json.Root();
+      code = m_json.GetString(root, "code", "");
+      if(code == "")
+        {
+         string type = m_json.GetString(root, "type", "");
+         if(StringFind(type, "urn:eagate:problem:") == 0)
+            code = StringSubstr(type, 19);
+        }
+      detail = m_json.GetString(root, "detail", "");
+      if(detail == "")
+         detail = m_json.GetString(root, "title", "");
+      server_time = m_json.GetLong(root, "server_time", 0);
+      retry_after = (int)m_json.GetLong(root, "retry_after", 0);
+     }
+   if(code == "")
+     {
+      code = EAGATE_ERR_HTTP;
+      if(detail == "")
+         detail = "HTTP " + IntegerToString(status) + " without a problem body: " + EagateCleanText(body, 200);
+     }
+   long header_time = StringToInteger(HeaderValue(headers, "X-Server-Time"));
+   if(header_time > 0)
+      server_time = header_time;
+   long header_retry = StringToInteger(HeaderValue(headers, "Retry-After"));
+   if(header_retry > 0)
+      retry_after = (int)header_retry;
+   Fail(status, code, detail);
+  }
+
+//+------------------------------------------------------------------+
+//| Exponential back-off with up to 25% jitter, in milliseconds.     |
+//+------------------------------------------------------------------+
+int CEagateClient::Backoff(const int attempt)
+  {
+   double delay = m_backoff_ms * MathPow(2.0, attempt - 1);
+   if(delay > m_max_backoff_ms)
+      delay = m_max_backoff_ms;
+   delay += delay * 0.25 * MathRand() / 32767.0;
+   return (int)delay;
+  }
+
+//+------------------------------------------------------------------+
+//| Sends one signed request and retries what can be retried. body  |
+//| is JSON text ("" for none); target is "/api/v1/device/...", with |
+//| its query exactly as it must be signed. On success response is  |
+//| the answer's text and LastStatus() its 2xx status.               |
+//+------------------------------------------------------------------+
+bool CEagateClient::Request(const string method, const string target, const string body,
+                            const int timeout_ms, string &response)
+  {
+   response = "";
+   m_status = 0;
+   m_code = "";
+   m_detail = "";
+   if(!m_ready)
+      return Fail(0, EAGATE_ERR_NOT_INITIALISED, "Init() has not succeeded");
+   uchar body_bytes[];
+   int body_size = EagateUtf8Bytes(body, body_bytes);
+   char data[];
+   ArrayResize(data, body_size);
+   for(int i = 0; i < body_size; i++)
+      data[i] = (char)body_bytes[i];
+   string url = m_base + target;
+   bool clock_corrected = false;
+   int attempt = 0;
+   while(true)
+     {
+      attempt++;
+      if(IsStopped())
+         return Fail(0, EAGATE_ERR_STOPPED, "the program is being stopped");
+      string timestamp = IntegerToString((long)TimeGMT() + m_offset);
+      string nonce = m_nonces.Next();
+      string signature = EagateSignature(m_key, method, target, m_device_id, timestamp, nonce, body_bytes);
+      if(nonce == "" || signature == "")
+         return Fail(0, EAGATE_ERR_CRYPTO, "CryptEncode(CRYPT_HASH_SHA256) failed, error " + IntegerToString(GetLastError()));
+      string headers = "X-Device-Id: " + m_device_id + "\r\n" +
+                       "X-Timestamp: " + timestamp + "\r\n" +
+                       "X-Nonce: " + nonce + "\r\n" +
+                       "X-Signature: " + signature + "\r\n" +
+                       "Accept: application/json\r\n";
+      if(body_size > 0)
+         headers += "Content-Type: application/json\r\n";
+      char result[];
+      string result_headers = "";
+      m_requests++;
+      ResetLastError();
+      int status = WebRequest(method, url, headers, timeout_ms, data, result, result_headers);
+      int delay_ms = 0;
+      if(status == -1)
+        {
+         int error = GetLastError();
+         if(error == ERR_FUNCTION_NOT_ALLOWED)
+            return Fail(0, EAGATE_ERR_WEBREQUEST_NOT_ALLOWED,
+                        "add " + m_base + " under Tools > Options > Expert Advisors > Allow WebRequest for listed URL");
+         if(error == ERR_WEBREQUEST_INVALID_ADDRESS)
+            return Fail(0, EAGATE_ERR_INVALID_URL, "the terminal rejected the URL " + url);
+         if(error == ERR_WEBREQUEST_CONNECT_FAILED)
+            Fail(0, EAGATE_ERR_CONNECT_FAILED, "could not connect to " + m_base);
+         else
+            if(error == ERR_WEBREQUEST_TIMEOUT)
+               Fail(0, EAGATE_ERR_TIMEOUT, "no answer within " + IntegerToString(timeout_ms) + " ms");
+            else
+               Fail(0, EAGATE_ERR_REQUEST_FAILED, "WebRequest failed, error " + IntegerToString(error));
+         delay_ms = Backoff(attempt);
+         Log(method + " " + target + " -> " + m_code + " (attempt " + IntegerToString(attempt) + ")");
+        }
+      else
+        {
+         LearnClock(result_headers);
+         int size = ArraySize(result);
+         uchar answer[];
+         ArrayResize(answer, size);
+         for(int i = 0; i < size; i++)
+            answer[i] = (uchar)result[i];
+         response = EagateUtf8String(answer);
+         Log(method + " " + target + " -> " + IntegerToString(status) + " (attempt " + IntegerToString(attempt) + ")");
+         if(status >= 200 && status < 300)
+           {
+            m_status = status;
+            return true;
+           }
+         long server_time = 0;
+         int retry_after = 0;
+         ReadProblem(status, result_headers, response, server_time, retry_after);
+         response = "";
+         if(status == 401 && m_code == "clock-skew" && !clock_corrected && server_time > 0)
+           {
+            AdoptOffset(server_time - (long)TimeGMT(), "clock-skew answer");
+            clock_corrected = true;
+            attempt--;
+            continue;
+           }
+         if(status == 429)
+           {
+            m_rate_limited++;
+            delay_ms = 1000 * MathMax(1, MathMin(retry_after, 60));
+           }
+         else
+            if(status >= 500 || status == 408 || (status == 401 && m_code == "replayed"))
+               delay_ms = Backoff(attempt);
+            else
+               return false;
+        }
+      if(attempt >= m_max_attempts)
+         return false;
+      m_retries++;
+      Sleep(delay_ms);
+     }
+   return false;
+  }
+
+//+------------------------------------------------------------------+
+//| Parses a 2xx answer that must be a JSON object.                  |
+//+------------------------------------------------------------------+
+bool CEagateClient::ParseObject(const string response)
+  {
+   if(!m_json.Parse(response))
+      return Fail(m_status, EAGATE_ERR_BAD_RESPONSE, "the answer is not JSON: " + m_json.Error());
+   if(m_json.Type(m_json.Root()) != EAGATE_JSON_OBJECT)
+      return Fail(m_status, EAGATE_ERR_BAD_RESPONSE, "the answer is not a JSON object");
+   long server_time = m_json.GetLong(m_json.Root(), "server_time", 0);
+   if(server_time > 0)
+      m_server_time = server_time;
+   return true;
+  }
+
+//+------------------------------------------------------------------+
+//| Fetches pending signals, oldest first (at most limit, 1-100).    |
+//| With wait_seconds > 0 the server holds the request until a       |
+//| signal arrives or the wait ends; WebRequest blocks the EA for    |
+//| that long. Delivery is at least once: execute idempotently.      |
+//+------------------------------------------------------------------+
+bool CEagateClient::Poll(const int wait_seconds, EagateSignal &signals[], const int limit)
+  {
+   ArrayResize(signals, 0);
+   if(wait_seconds < 0 || wait_seconds > 300)
+      return Fail(0, EAGATE_ERR_INVALID_ARGUMENT, "wait_seconds must be 0-300 (the server caps it, 30 by default)");
+   if(limit < 1 || limit > 100)
+      return Fail(0, EAGATE_ERR_INVALID_ARGUMENT, "limit must be 1-100");
+   string target = "/api/v1/device/poll?wait=" + IntegerToString(wait_seconds) + "&limit=" + IntegerToString(limit);
+   string response = "";
+   if(!Request("GET", target, "", m_timeout_ms + wait_seconds * 1000, response))
+      return false;
+   if(!ParseObject(response))
+      return false;
+   int list = m_json.Get(m_json.Root(), "signals");
+   if(m_json.Type(list) != EAGATE_JSON_ARRAY)
+      return Fail(m_status, EAGATE_ERR_BAD_RESPONSE, "the answer has no signals array");
+   int count = m_json.Size(list);
+   ArrayResize(signals, count);
+   for(int i = 0; i < count; i++)
+     {
+      int item = m_json.At(list, i);
+      if(m_json.Type(item) != EAGATE_JSON_OBJECT)
+        {
+         ArrayResize(signals, 0);
+         return Fail(m_status, EAGATE_ERR_BAD_RESPONSE, "signal " + IntegerToString(i) + " is not an object");
+        }
+      signals[i].id = m_json.GetString(item, "id", "");
+      signals[i].instrument = m_json.GetString(item, "instrument", "");
+      signals[i].side = m_json.GetString(item, "side", "");
+      signals[i].order_type = m_json.GetString(item, "order_type", "");
+      signals[i].volume = m_json.GetDouble(item, "volume", 0.0);
+      signals[i].entry_price = m_json.GetDouble(item, "entry_price", 0.0);
+      signals[i].stop_loss = m_json.GetDouble(item, "stop_loss", 0.0);
+      signals[i].take_profit = m_json.GetDouble(item, "take_profit", 0.0);
+      signals[i].comment = m_json.GetString(item, "comment", "");
+      signals[i].expires_at = m_json.GetString(item, "expires_at", "");
+      signals[i].created_at = m_json.GetString(item, "created_at", "");
+      signals[i].expires_at_unix = 0;
+      if(signals[i].expires_at != "")
+         signals[i].expires_at_unix = EagateParseRfc3339(signals[i].expires_at);
+      signals[i].created_at_unix = EagateParseRfc3339(signals[i].created_at);
+      if(signals[i].id == "" || signals[i].instrument == "" || signals[i].side == "" ||
+         signals[i].order_type == "" || signals[i].volume <= 0.0 || signals[i].expires_at_unix < 0)
+        {
+         ArrayResize(signals, 0);
+         return Fail(m_status, EAGATE_ERR_BAD_RESPONSE, "signal " + IntegerToString(i) + " lacks a required field");
+        }
+     }
+   return true;
+  }
+
+//+------------------------------------------------------------------+
+//| Acknowledges a signal. ticket <= 0, fill_price <= 0 and an empty |
+//| message are not sent; the message is cut to 512 characters.      |
+//| Safe to repeat: the same outcome again returns the first receipt.|
+//+------------------------------------------------------------------+
+bool CEagateClient::Ack(const string signal_id, const ENUM_EAGATE_OUTCOME outcome, const long ticket,
+                        const double fill_price, const string message, EagateAckReceipt &receipt)
+  {
+   receipt.signal_id = "";
+   receipt.outcome = "";
+   receipt.ticket = -1;
+   receipt.fill_price = 0.0;
+   receipt.message = "";
+   receipt.acknowledged_at = "";
+   string outcome_name = EagateOutcomeName(outcome);
+   if(signal_id == "" || outcome_name == "")
+      return Fail(0, EAGATE_ERR_INVALID_ARGUMENT, "Ack needs a signal id and an outcome");
+   if(!MathIsValidNumber(fill_price))
+      return Fail(0, EAGATE_ERR_INVALID_ARGUMENT, "fill_price is not a finite number");
+   string body = "{\"signal_id\":" + EagateJsonQuote(signal_id) + ",\"outcome\":\"" + outcome_name + "\"";
+   if(ticket > 0)
+      body += ",\"ticket\":" + IntegerToString(ticket);
+   if(fill_price > 0.0)
+      body += ",\"fill_price\":" + EagateJsonNumber(fill_price);
+   if(message != "")
+      body += ",\"message\":" + EagateJsonQuote(EagateCleanText(message, 512));
+   body += "}";
+   string response = "";
+   if(!Request("POST", "/api/v1/device/ack", body, m_timeout_ms, response))
+      return false;
+   if(!ParseObject(response))
+      return false;
+   int root = m_json.Root();
+   receipt.signal_id = m_json.GetString(root, "signal_id", "");
+   receipt.outcome = m_json.GetString(root, "outcome", "");
+   receipt.ticket = m_json.GetLong(root, "ticket", -1);
+   receipt.fill_price = m_json.GetDouble(root, "fill_price", 0.0);
+   receipt.message = m_json.GetString(root, "message", "");
+   receipt.acknowledged_at = m_json.GetString(root, "acknowledged_at", "");
+   if(receipt.signal_id == "" || receipt.outcome == "")
+      return Fail(m_status, EAGATE_ERR_BAD_RESPONSE, "the acknowledgement lacks signal_id or outcome");
+   return true;
+  }
+
+//+------------------------------------------------------------------+
+bool CEagateClient::Ack(const string signal_id, const ENUM_EAGATE_OUTCOME outcome, const long ticket,
+                        const double fill_price, const string message)
+  {
+   EagateAckReceipt receipt;
+   return Ack(signal_id, outcome, ticket, fill_price, message, receipt);
+  }
+
+//+------------------------------------------------------------------+
+//| Reports the terminal's state; the owner sees the latest one on   |
+//| the device. Values the server would refuse (a version over 32    |
+//| characters, a non-finite balance...) are left out; the broker    |
+//| name is cleaned and cut to 128 characters.                       |
+//+------------------------------------------------------------------+
+bool CEagateClient::Heartbeat(const EagateHeartbeat &fields)
+  {
+   string body = "";
+   if(fields.ea_version != "")
+     {
+      if(StringLen(fields.ea_version) > 32)
+         return Fail(0, EAGATE_ERR_INVALID_ARGUMENT, "ea_version is longer than 32 characters");
+      body += ",\"ea_version\":" + EagateJsonQuote(EagateCleanText(fields.ea_version, 32));
+     }
+   if(fields.terminal_build >= 0 && fields.terminal_build <= 1000000)
+      body += ",\"terminal_build\":" + IntegerToString(fields.terminal_build);
+   if(fields.broker != "")
+      body += ",\"broker\":" + EagateJsonQuote(EagateCleanText(fields.broker, 128));
+   if(fields.account_login >= 0)
+      body += ",\"account_login\":" + IntegerToString(fields.account_login);
+   if(fields.balance != EMPTY_VALUE && MathIsValidNumber(fields.balance) && MathAbs(fields.balance) <= 1e15)
+      body += ",\"balance\":" + EagateJsonNumber(fields.balance);
+   if(fields.equity != EMPTY_VALUE && MathIsValidNumber(fields.equity) && MathAbs(fields.equity) <= 1e15)
+      body += ",\"equity\":" + EagateJsonNumber(fields.equity);
+   if(body == "")
+      body = "{}";
+   else
+      body = "{" + StringSubstr(body, 1) + "}";
+   string response = "";
+   if(!Request("POST", "/api/v1/device/heartbeat", body, m_timeout_ms, response))
+      return false;
+   return ParseObject(response);
+  }
+
+//+------------------------------------------------------------------+
+//| The device's settings (and a cheap way to test a connection).    |
+//+------------------------------------------------------------------+
+bool CEagateClient::Config(EagateConfig &config)
+  {
+   config.poll_interval_seconds = 0;
+   config.long_poll_max_seconds = 0;
+   config.server_time = 0;
+   config.device_id = "";
+   config.name = "";
+   string response = "";
+   if(!Request("GET", "/api/v1/device/config", "", m_timeout_ms, response))
+      return false;
+   if(!ParseObject(response))
+      return false;
+   int root = m_json.Root();
+   config.poll_interval_seconds = m_json.GetLong(root, "poll_interval_seconds", 0);
+   config.long_poll_max_seconds = m_json.GetLong(root, "long_poll_max_seconds", 0);
+   config.server_time = m_json.GetLong(root, "server_time", 0);
+   config.device_id = m_json.GetString(root, "device_id", "");
+   config.name = m_json.GetString(root, "name", "");
+   return true;
+  }
+
+#endif
