@@ -1,0 +1,13 @@
+//! Fault injection: the real `eagate` binary on a PostgreSQL and a Redis
+//! that each test starts, owns and breaks (stops, kills, terminates
+//! backends, locks tables) — never the machine's shared servers. Each test
+//! asserts what clients were told and what is left in the database.
+//!
+//! Needs the PostgreSQL server binaries (`initdb`, `pg_ctl`) and
+//! `redis-server`; as root, PostgreSQL runs as the `postgres` system user.
+//! `just faults` runs only these; `TEST_LOG=1` shows the servers' logs.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod load;
+mod postgres_outage;
+mod support;
