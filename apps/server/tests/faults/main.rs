@@ -8,6 +8,7 @@
 //! `just faults` runs only these; `TEST_LOG=1` shows the servers' logs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod change_feed;
 mod load;
 mod postgres_outage;
 mod support;
