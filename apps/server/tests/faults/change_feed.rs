@@ -91,7 +91,11 @@ async fn a_terminated_change_feed_misses_no_signal_and_no_revocation() {
     let mut admin = pg.connect("postgres").await;
     // Opened now: it keeps working when the database refuses new connections.
     let mut operator = pg.connect("eagate").await;
-    assert_eq!(listeners(&mut admin).await, 1, "one LISTEN connection per instance");
+    assert_eq!(
+        listeners(&mut admin).await,
+        1,
+        "one LISTEN connection per instance"
+    );
 
     // 1. Terminated while a long-poll waits; a publish right after.
     let mark = server.log_mark();
@@ -101,11 +105,15 @@ async fn a_terminated_change_feed_misses_no_signal_and_no_revocation() {
     let first = publish(&api, &token, "during-reconnect").await;
     let took = receives(&api, &a, poll, &first, published).await;
     server
-        .wait_for_log(mark, Duration::from_secs(15), |l| l["message"] == "change feed connected")
+        .wait_for_log(mark, Duration::from_secs(15), |l| {
+            l["message"] == "change feed connected"
+        })
         .await;
-    let reconnected = until("a LISTEN connection is back", Duration::from_secs(15), async || {
-        (listeners(&mut admin).await == 1).then(|| published.elapsed())
-    })
+    let reconnected = until(
+        "a LISTEN connection is back",
+        Duration::from_secs(15),
+        async || (listeners(&mut admin).await == 1).then(|| published.elapsed()),
+    )
     .await;
     eprintln!(
         "faults: LISTEN terminated: the waiting poll got the signal {} after the publish; \
@@ -117,7 +125,10 @@ async fn a_terminated_change_feed_misses_no_signal_and_no_revocation() {
     // 2. Held down: the database refuses new connections (the pool keeps
     // its open ones), so the feed cannot come back until allowed.
     for _ in 0..2 {
-        assert!(api.poll(&b, 0).await.is(200), "B is known, its credentials cached");
+        assert!(
+            api.poll(&b, 0).await.is(200),
+            "B is known, its credentials cached"
+        );
     }
     diesel::sql_query("ALTER DATABASE eagate ALLOW_CONNECTIONS false")
         .execute(&mut admin)
@@ -165,7 +176,9 @@ async fn a_terminated_change_feed_misses_no_signal_and_no_revocation() {
         .await
         .unwrap();
     server
-        .wait_for_log(mark, Duration::from_secs(15), |l| l["message"] == "change feed connected")
+        .wait_for_log(mark, Duration::from_secs(15), |l| {
+            l["message"] == "change feed connected"
+        })
         .await;
     let back = allowed.elapsed();
     assert!(
@@ -198,5 +211,8 @@ async fn a_terminated_change_feed_misses_no_signal_and_no_revocation() {
         .collect();
     acked.sort();
     expected.sort();
-    assert_eq!(acked, expected, "every signal acknowledged once by the listening device");
+    assert_eq!(
+        acked, expected,
+        "every signal acknowledged once by the listening device"
+    );
 }

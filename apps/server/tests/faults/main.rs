@@ -11,4 +11,5 @@
 mod change_feed;
 mod load;
 mod postgres_outage;
+mod redis_outage;
 mod support;

@@ -731,6 +731,17 @@ impl Api {
         target: &str,
         body: Option<&Value>,
     ) -> Answer {
+        self.send(self.sign(device, method, target, body)).await
+    }
+
+    /// A signed device request, ready to send (and, cloned, to replay).
+    pub fn sign(
+        &self,
+        device: &Device,
+        method: Method,
+        target: &str,
+        body: Option<&Value>,
+    ) -> reqwest::RequestBuilder {
         let body = body.map(|b| serde_json::to_vec(b).unwrap()).unwrap_or_default();
         let now = chrono::Utc::now().timestamp();
         let signature = device
@@ -743,7 +754,7 @@ impl Api {
         if !body.is_empty() {
             request = request.header("content-type", "application/json").body(body);
         }
-        self.send(request).await
+        request
     }
 
     /// `GET /api/v1/device/poll?wait=<wait>`.
