@@ -29,6 +29,8 @@ pub struct Ledger {
     pub sent: Mutex<HashSet<String>>,
     /// (signal id, device id) of acks answered 200.
     pub acked: Mutex<Vec<(String, String)>>,
+    /// (signal id, device id) of signals handed to a device by a poll.
+    pub received: Mutex<Vec<(String, String)>>,
 }
 
 impl Ledger {
@@ -122,6 +124,11 @@ impl Traffic {
                         .iter()
                         .map(|s| s["id"].as_str().unwrap().to_owned())
                         .collect();
+                    ledger
+                        .received
+                        .lock()
+                        .unwrap()
+                        .extend(ids.iter().map(|id| (id.clone(), device.id.clone())));
                     for id in ids {
                         let acked = api.ack(&device, &id).await;
                         ledger.record(Kind::Ack, &acked);

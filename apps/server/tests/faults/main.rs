@@ -9,7 +9,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod change_feed;
+mod crash;
 mod load;
+mod pool_exhaustion;
 mod postgres_outage;
 mod redis_outage;
 mod support;

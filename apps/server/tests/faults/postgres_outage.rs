@@ -276,6 +276,20 @@ async fn the_database_holds_what_clients_were_told(pg: &Postgres, ledger: &Ledge
             "ack {key:?} was answered 200 but is not stored"
         );
     }
+    // Deliveries are marked delivered by the batched activity writer; a
+    // batch that failed during an outage is written after it.
+    let received: std::collections::HashSet<(String, String)> =
+        ledger.received.lock().unwrap().iter().cloned().collect();
+    until(
+        "every received delivery is marked delivered",
+        Duration::from_secs(10),
+        async || {
+            let delivered: std::collections::HashSet<(String, String)> =
+                first_polled(&mut conn).await.into_iter().collect();
+            received.is_subset(&delivered).then_some(())
+        },
+    )
+    .await;
     eprintln!(
         "faults: postgres outages: {} publishes answered 201 and {} acks answered 200, all stored; \
          {} stored signals, {} of them answered otherwise (commit raced the outage)",

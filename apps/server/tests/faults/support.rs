@@ -853,6 +853,28 @@ pub async fn stored_acks(conn: &mut AsyncPgConnection) -> Vec<StoredAck> {
     .unwrap()
 }
 
+#[derive(Debug, diesel::QueryableByName)]
+struct DeliveryKey {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    signal_id: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    device_id: String,
+}
+
+/// (signal, device) of every delivery marked as handed to its device.
+pub async fn first_polled(conn: &mut AsyncPgConnection) -> Vec<(String, String)> {
+    diesel::sql_query(
+        "SELECT signal_id::text AS signal_id, device_id::text AS device_id \
+         FROM signal_deliveries WHERE first_polled_at IS NOT NULL",
+    )
+    .load::<DeliveryKey>(conn)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|d| (d.signal_id, d.device_id))
+    .collect()
+}
+
 /// Deliveries whose signal does not exist.
 pub async fn orphan_deliveries(conn: &mut AsyncPgConnection) -> i64 {
     let count: Count = diesel::sql_query(
