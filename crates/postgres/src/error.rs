@@ -52,8 +52,10 @@ fn query_unavailable(error: &DieselError) -> bool {
             _,
         )
         | DieselError::BrokenTransactionManager => true,
-        // SQLSTATE 57P01-57P03 (shutdown, crash, starting up) and class 08
-        // arrive without a kind of their own.
+        // SQLSTATE 57P01-57P03 (shutdown, crash, starting up), class 08,
+        // 57014 (statement timeout, cancelled), 55P03 (lock timeout) and
+        // 40P01 (deadlock: one side is rolled back) arrive without a kind
+        // of their own.
         DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
             let message = info.message();
             [
@@ -62,6 +64,9 @@ fn query_unavailable(error: &DieselError) -> bool {
                 "connection to server",
                 "server closed the connection",
                 "cannot execute",
+                "canceling statement due to",
+                "could not obtain lock",
+                "deadlock detected",
             ]
             .iter()
             .any(|m| message.starts_with(m))
@@ -76,6 +81,42 @@ impl From<DbError> for UnexpectedError {
             UnexpectedError::unavailable(error)
         } else {
             UnexpectedError::new(error)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+    use super::query_unavailable;
+
+    fn unknown(message: &str) -> DieselError {
+        DieselError::DatabaseError(DatabaseErrorKind::Unknown, Box::new(message.to_owned()))
+    }
+
+    #[test]
+    fn timeouts_cancellations_and_deadlocks_are_worth_a_retry() {
+        for message in [
+            "canceling statement due to statement timeout",
+            "canceling statement due to lock timeout",
+            "canceling statement due to user request",
+            "could not obtain lock on relation \"signals\"",
+            "deadlock detected",
+            "terminating connection due to administrator command",
+            "the database system is starting up",
+        ] {
+            assert!(query_unavailable(&unknown(message)), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_wrong_query_is_not() {
+        for message in [
+            "syntax error at or near \"SELEC\"",
+            "relation \"nope\" does not exist",
+        ] {
+            assert!(!query_unavailable(&unknown(message)), "{message}");
         }
     }
 }

@@ -155,3 +155,49 @@ async fn an_exhausted_pool_answers_503_after_a_bounded_wait_and_recovers() {
         secs(ready_after)
     );
 }
+
+/// With a statement timeout in the database URL (`options=-c
+/// statement_timeout=…`), a request stuck behind a lock is bounded too: it
+/// answers 503 with Retry-After when PostgreSQL cancels its statement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_statement_timeout_bounds_requests_stuck_behind_a_lock() {
+    let pg = Postgres::start().await;
+    let url = format!("{}?options=-c%20statement_timeout%3D1500", pg.url());
+    let server = Deployment::new(&pg)
+        .with("EAGATE_DATABASE_URL", &url)
+        .start()
+        .await;
+    let api = server.api();
+    let token = api.owner("owner").await;
+    api.device(&token, "EA").await;
+
+    let mut operator = pg.connect("eagate").await;
+    operator
+        .batch_execute("BEGIN; LOCK TABLE signals IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let stuck = api.publish(&token, "stuck").await;
+    assert!(
+        stuck.is_unavailable(),
+        "a statement cancelled by its timeout: {}",
+        stuck.describe()
+    );
+    assert!(
+        stuck.elapsed >= Duration::from_millis(1400) && stuck.elapsed <= ANSWER_BOUND,
+        "{}",
+        stuck.describe()
+    );
+    operator.batch_execute("ROLLBACK").await.unwrap();
+    let after = api.publish(&token, "after").await;
+    assert!(after.is(201), "{}", after.describe());
+    let mut conn = pg.connect("eagate").await;
+    assert_eq!(
+        stored_signals(&mut conn).await.len(),
+        1,
+        "the cancelled publish left nothing"
+    );
+    eprintln!(
+        "faults: statement_timeout=1.5 s: a publish stuck behind a lock answered 503 after {}",
+        secs(stuck.elapsed)
+    );
+}
