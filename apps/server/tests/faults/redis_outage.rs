@@ -164,3 +164,65 @@ async fn redis_down_fails_device_requests_closed_and_recovers_by_itself() {
         secs(recovered)
     );
 }
+
+/// A Redis that accepts connections but never answers (frozen with
+/// SIGSTOP, as behind a network partition) costs each request at most
+/// `EAGATE_REDIS_TIMEOUT_MS` (plus one retry), never a hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_frozen_redis_costs_each_request_its_timeout_not_a_hang() {
+    let pg = Postgres::start().await;
+    let redis = Redis::start().await;
+    let server = Deployment::new(&pg)
+        .with("EAGATE_REDIS_URL", &redis.url())
+        .with("EAGATE_REDIS_TIMEOUT_MS", "250")
+        .with("EAGATE_RATE_LIMITS", "on")
+        .start()
+        .await;
+    let api = server.api();
+    let token = api.owner("owner").await;
+    let device = api.device(&token, "EA").await;
+    assert!(api.poll(&device, 0).await.is(200));
+
+    redis.signal("STOP").await;
+    let mut slowest = Duration::ZERO;
+    for _ in 0..3 {
+        let polled = api.poll(&device, 0).await;
+        assert!(polled.is_unavailable(), "{}", polled.describe());
+        let listed = api.get_auth("/api/v1/devices", &token).await;
+        assert!(
+            listed.is(200),
+            "rate limits let owners through: {}",
+            listed.describe()
+        );
+        for answer in [&polled, &listed] {
+            assert!(answer.elapsed <= ANSWER_BOUND, "{}", answer.describe());
+            slowest = slowest.max(answer.elapsed);
+        }
+    }
+    let readyz = api.get("/readyz").await;
+    assert_eq!(
+        (readyz.status, readyz.code()),
+        (Some(503), "not-ready"),
+        "{}",
+        readyz.describe()
+    );
+    assert!(readyz.elapsed <= ANSWER_BOUND, "{}", readyz.describe());
+
+    redis.signal("CONT").await;
+    let thawed = Instant::now();
+    let recovered = until(
+        "a device request is admitted again",
+        Duration::from_secs(30),
+        async || api.poll(&device, 0).await.is(200).then(|| thawed.elapsed()),
+    )
+    .await;
+    assert!(
+        recovered <= Duration::from_secs(5),
+        "back {recovered:?} after the thaw"
+    );
+    eprintln!(
+        "faults: Redis frozen (EAGATE_REDIS_TIMEOUT_MS=250): answers within {}; admitted again {} after the thaw",
+        secs(slowest),
+        secs(recovered)
+    );
+}

@@ -325,6 +325,17 @@ impl Redis {
         .await;
     }
 
+    /// Sends `signal` (`STOP`: frozen, connections stay open and nothing
+    /// answers, as behind a partition; `CONT`: thawed).
+    pub async fn signal(&self, signal: &str) {
+        let pid = self.child.lock().unwrap().as_ref().map(Child::id).unwrap();
+        let signal = format!("-{signal}");
+        let status = blocking(move || Command::new("kill").args([&signal, &pid.to_string()]).status())
+            .await
+            .unwrap();
+        assert!(status.success());
+    }
+
     /// Kills it (SIGKILL): what Redis knew is gone.
     pub async fn kill(&self) {
         let child = self.child.lock().unwrap().take();
