@@ -43,12 +43,76 @@ fn is_root() -> bool {
 #[derive(Debug)]
 struct Scratch(PathBuf);
 
+const SCRATCH_PREFIX: &str = "eagate-faults-";
+
 impl Scratch {
+    /// A new directory, marked with this test process's pid so that a
+    /// later run can clean up after a run that was killed.
     fn new(what: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("eagate-faults-{what}-{}", uuid::Uuid::new_v4().simple()));
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(sweep_leftovers);
+        let dir = std::env::temp_dir().join(format!(
+            "{SCRATCH_PREFIX}{what}-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("owner"), std::process::id().to_string()).unwrap();
         Self(dir)
+    }
+
+    /// Records a process started for this directory's owner.
+    fn record(&self, name: &str, pid: u32) {
+        std::fs::write(self.0.join(format!("{name}.pid")), pid.to_string()).unwrap();
+    }
+}
+
+/// Whether process `pid` runs and its command line mentions `program`.
+fn running(pid: &str, program: &str) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(program))
+}
+
+/// Stops what a killed earlier run left behind — only in directories this
+/// harness made, whose owning test process is gone: its `eagate` and
+/// `redis-server` children (SIGKILL) and its PostgreSQL (SIGQUIT to the
+/// postmaster: immediate shutdown). Nothing else is touched.
+fn sweep_leftovers() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for dir in entries.filter_map(Result::ok).map(|e| e.path()) {
+        let named = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(SCRATCH_PREFIX));
+        let Ok(owner) = std::fs::read_to_string(dir.join("owner")) else {
+            continue;
+        };
+        if !named || Path::new(&format!("/proc/{}", owner.trim())).exists() {
+            continue;
+        }
+        let read = |file: &str| {
+            std::fs::read_to_string(dir.join(file))
+                .ok()
+                .and_then(|s| s.lines().next().map(str::to_owned))
+        };
+        let mut stopping = Vec::new();
+        for (file, program, signal) in [
+            ("server.pid", "eagate", "-KILL"),
+            ("redis.pid", "redis-server", "-KILL"),
+            ("data/postmaster.pid", "postgres", "-QUIT"),
+        ] {
+            if let Some(pid) = read(file)
+                && running(&pid, program)
+            {
+                let _ = Command::new("kill").args([signal, &pid]).status();
+                stopping.push((pid, program));
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while stopping.iter().any(|(pid, program)| running(pid, program)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 
@@ -277,6 +341,7 @@ impl Postgres {
 pub struct Redis {
     port: u16,
     child: Mutex<Option<Child>>,
+    scratch: Scratch,
 }
 
 impl Redis {
@@ -284,6 +349,7 @@ impl Redis {
         let redis = Self {
             port: free_port(),
             child: Mutex::new(None),
+            scratch: Scratch::new("redis"),
         };
         redis.start_again().await;
         redis
@@ -310,6 +376,8 @@ impl Redis {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .arg("--dir")
+            .arg(&self.scratch.0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -317,6 +385,7 @@ impl Redis {
             .unwrap_or_else(|e| {
                 panic!("the fault tests start their own redis-server ({e}); apt-get install redis-server")
             });
+        self.scratch.record("redis", child.id());
         *self.child.lock().unwrap() = Some(child);
         let port = self.port;
         until("redis-server answers PING", Duration::from_secs(30), async || {
@@ -367,7 +436,7 @@ impl Drop for Redis {
 pub struct Deployment {
     env: Vec<(String, String)>,
     /// Removed when the last clone goes.
-    _data_dir: Arc<Scratch>,
+    data_dir: Arc<Scratch>,
 }
 
 impl Deployment {
@@ -399,10 +468,7 @@ impl Deployment {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-        Self {
-            env,
-            _data_dir: data_dir,
-        }
+        Self { env, data_dir }
     }
 
     pub fn with(mut self, name: &str, value: &str) -> Self {
@@ -422,6 +488,7 @@ impl Deployment {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         let mut child = command.spawn().unwrap();
+        self.data_dir.record("server", child.id());
         let stdout = child.stdout.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::<String>::new()));
         let (lines_tx, lines) = watch::channel(0usize);
@@ -438,6 +505,7 @@ impl Deployment {
             }
         });
         let mut server = Server {
+            _data_dir: Arc::clone(&self.data_dir),
             child: Some(child),
             base: String::new(),
             log,
@@ -454,6 +522,8 @@ impl Deployment {
 /// A running `eagate` process; killed (SIGKILL) on drop.
 #[derive(Debug)]
 pub struct Server {
+    /// Where its pid is recorded, kept while it runs.
+    _data_dir: Arc<Scratch>,
     child: Option<Child>,
     pub base: String,
     log: Arc<Mutex<Vec<String>>>,
