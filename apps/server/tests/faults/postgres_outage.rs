@@ -299,3 +299,56 @@ async fn the_database_holds_what_clients_were_told(pg: &Postgres, ledger: &Ledge
         stored.len() - published.len()
     );
 }
+
+/// A PostgreSQL that keeps its connections open but never answers (frozen
+/// with SIGSTOP, as a hung host): new requests are bounded by the pool's
+/// timeouts (recycling checks an idle connection, a new one must connect
+/// in time) and answer 503; back by itself once it answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_frozen_postgres_costs_new_requests_the_pool_timeout_not_a_hang() {
+    let pg = Postgres::start().await;
+    let server = Deployment::new(&pg).start().await;
+    let api = server.api();
+    let token = api.owner("owner").await;
+    let device = api.device(&token, "EA").await;
+    assert!(api.poll(&device, 0).await.is(200));
+
+    pg.signal("STOP").await;
+    let readyz = api.get("/readyz").await;
+    assert_eq!(
+        (readyz.status, readyz.code()),
+        (Some(503), "not-ready"),
+        "{}",
+        readyz.describe()
+    );
+    assert!(readyz.elapsed <= ANSWER_BOUND, "{}", readyz.describe());
+    let mut slowest = readyz.elapsed;
+    for answer in [
+        api.publish(&token, "frozen").await,
+        api.get_auth("/api/v1/devices", &token).await,
+    ] {
+        assert!(answer.is_unavailable(), "{}", answer.describe());
+        assert!(answer.elapsed <= ANSWER_BOUND, "{}", answer.describe());
+        slowest = slowest.max(answer.elapsed);
+    }
+    // The change feed's connection is open too, so the device cache stays
+    // live: an idle device may still be answered from it.
+    let polled = api.poll(&device, 0).await;
+    assert!(polled.is(200) || polled.is_unavailable(), "{}", polled.describe());
+    assert!(polled.elapsed <= ANSWER_BOUND, "{}", polled.describe());
+
+    pg.signal("CONT").await;
+    let thawed = Instant::now();
+    let back = until("ready again", Duration::from_secs(30), async || {
+        api.get("/readyz").await.is(200).then(|| thawed.elapsed())
+    })
+    .await;
+    assert!(back <= RECOVERY_BOUND, "back {back:?} after the thaw");
+    assert!(api.publish(&token, "thawed").await.is(201));
+    eprintln!(
+        "faults: PostgreSQL frozen: new requests answered 503 within {} (pool timeout {}); ready {} after the thaw",
+        secs(slowest),
+        secs(POOL_TIMEOUT),
+        secs(back)
+    );
+}

@@ -154,6 +154,7 @@ pub struct Postgres(Arc<PgCluster>);
 #[derive(Debug)]
 struct PgCluster {
     scratch: Scratch,
+    frozen: std::sync::atomic::AtomicBool,
     bin: PathBuf,
     port: u16,
     as_postgres: bool,
@@ -215,6 +216,30 @@ impl PgCluster {
         }
     }
 
+    fn signal(&self, signal: &str) {
+        let postmaster = std::fs::read_to_string(self.scratch.0.join("data/postmaster.pid")).unwrap();
+        let postmaster = postmaster.lines().next().unwrap().trim().to_owned();
+        let mut pids = vec![postmaster.clone()];
+        for entry in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            // `pid (comm) state ppid …`
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1));
+            if ppid == Some(postmaster.as_str()) {
+                pids.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        self.frozen
+            .store(signal == "STOP", std::sync::atomic::Ordering::SeqCst);
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .args(&pids)
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} {pids:?}");
+    }
+
     fn pg_ctl_start(&self) {
         let log = self.scratch.0.join("postgres.log").display().to_string();
         // fsync off: these tests crash processes, not the machine; a
@@ -239,6 +264,9 @@ impl PgCluster {
 
 impl Drop for PgCluster {
     fn drop(&mut self) {
+        if std::sync::atomic::AtomicBool::load(&self.frozen, std::sync::atomic::Ordering::SeqCst) {
+            self.signal("CONT");
+        }
         let data = self.data();
         let _ = self.run("pg_ctl", &["stop", "-D", &data, "-m", "immediate", "-w"]);
     }
@@ -260,6 +288,7 @@ impl Postgres {
             }
             let cluster = PgCluster {
                 scratch,
+                frozen: std::sync::atomic::AtomicBool::new(false),
                 bin: pg_bin_dir(),
                 port: free_port(),
                 as_postgres,
@@ -322,6 +351,14 @@ impl Postgres {
                 .unwrap();
         })
         .await;
+    }
+
+    /// Sends `signal` to the postmaster and every backend (`STOP`: frozen,
+    /// as a hung host: connections stay open and nothing answers; `CONT`:
+    /// thawed).
+    pub async fn signal(&self, signal: &'static str) {
+        let cluster = Arc::clone(&self.0);
+        blocking(move || cluster.signal(signal)).await;
     }
 
     /// Starts the stopped cluster again on the same port; returns once it
