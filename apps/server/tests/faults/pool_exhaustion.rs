@@ -23,12 +23,8 @@ async fn an_exhausted_pool_answers_503_after_a_bounded_wait_and_recovers() {
     let api = server.api();
     let token = api.owner("owner").await;
     let device = api.device(&token, "EA").await;
-    for _ in 0..2 {
-        assert!(
-            api.poll(&device, 0).await.is(200),
-            "the device is known, with nothing pending"
-        );
-    }
+    api.until_cached(&device, &["db.devices.find_credentials", "db.signals.pending"])
+        .await;
 
     let mut operator = pg.connect("eagate").await;
     operator

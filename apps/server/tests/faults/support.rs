@@ -897,6 +897,32 @@ impl Api {
         .await
     }
 
+    /// Polls as `device` until a poll is answered without any of the
+    /// repository calls `operations` (e.g. `db.devices.find_credentials`,
+    /// `db.signals.pending`): what they read is in the server's device
+    /// cache, and no change notification for it is still on its way.
+    pub async fn until_cached(&self, device: &Device, operations: &[&str]) {
+        let reads = async || {
+            let metrics = self.metrics().await;
+            operations
+                .iter()
+                .map(|op| metric(&metrics, "db_query_duration_seconds_count", &[("operation", op)]))
+                .sum::<f64>()
+        };
+        assert!(self.poll(device, 0).await.is(200));
+        assert!(reads().await > 0.0, "the lookups are measured");
+        until(
+            "a poll is answered from the cache",
+            Duration::from_secs(10),
+            async || {
+                let before = reads().await;
+                assert!(self.poll(device, 0).await.is(200));
+                (reads().await == before).then_some(())
+            },
+        )
+        .await;
+    }
+
     pub async fn metrics(&self) -> String {
         let answer = self.get("/metrics").await;
         assert!(answer.is(200), "metrics: {}", answer.describe());
