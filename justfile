@@ -14,6 +14,10 @@ test *ARGS:
     scripts/ensure-services.sh
     cargo test --workspace {{ARGS}}
 
+# Only the fault-injection tests (also part of `just test`), printing what they measure: the server on a PostgreSQL and a Redis they start, stop, kill and freeze themselves.
+faults *ARGS:
+    cargo test -p eagate-server --test faults -- --nocapture {{ARGS}}
+
 # Everything CI checks.
 ci:
     bash .ci/run
