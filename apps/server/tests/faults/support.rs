@@ -216,10 +216,23 @@ impl PgCluster {
         }
     }
 
+    /// Sends `signal` to the postmaster, then to every backend: stopped
+    /// first, the postmaster cannot fork a backend the second step misses.
     fn signal(&self, signal: &str) {
+        let kill = |pids: &[String]| {
+            let status = Command::new("kill")
+                .arg(format!("-{signal}"))
+                .args(pids)
+                .status()
+                .unwrap();
+            assert!(status.success(), "kill -{signal} {pids:?}");
+        };
         let postmaster = std::fs::read_to_string(self.scratch.0.join("data/postmaster.pid")).unwrap();
         let postmaster = postmaster.lines().next().unwrap().trim().to_owned();
-        let mut pids = vec![postmaster.clone()];
+        self.frozen
+            .store(signal == "STOP", std::sync::atomic::Ordering::SeqCst);
+        kill(std::slice::from_ref(&postmaster));
+        let mut children = Vec::new();
         for entry in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
             let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
             // `pid (comm) state ppid …`
@@ -227,17 +240,12 @@ impl PgCluster {
                 .rsplit_once(')')
                 .and_then(|(_, rest)| rest.split_whitespace().nth(1));
             if ppid == Some(postmaster.as_str()) {
-                pids.push(entry.file_name().to_string_lossy().into_owned());
+                children.push(entry.file_name().to_string_lossy().into_owned());
             }
         }
-        self.frozen
-            .store(signal == "STOP", std::sync::atomic::Ordering::SeqCst);
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .args(&pids)
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -{signal} {pids:?}");
+        if !children.is_empty() {
+            kill(&children);
+        }
     }
 
     fn pg_ctl_start(&self) {
