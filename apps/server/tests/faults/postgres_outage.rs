@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::load::{Kind, Ledger, Traffic};
 use crate::support::*;
 
-/// The brief's promise: back by itself within this long after PostgreSQL is.
+/// Back by itself within this long after PostgreSQL is (issue 12).
 const RECOVERY_BOUND: Duration = Duration::from_secs(5);
 
 /// How long each outage lasts: long enough for every kind of request, the
