@@ -74,8 +74,9 @@ pub struct ProtectionSettings {
     pub per_ip_per_minute: u32,
     /// Login attempts per client IP, per minute.
     pub login_per_ip_per_minute: u32,
-    /// Failed logins per account, per minute (then 429 until the minute ends).
-    pub login_failures_per_account_per_minute: u32,
+    /// Password checks per account (logins, password changes, account
+    /// deletions), per minute (then 429 until the minute ends).
+    pub password_checks_per_account_per_minute: u32,
     /// Signed requests per device, per second.
     pub device_per_second: u32,
     /// Failed device authentications per client IP, per minute (then 429
@@ -426,14 +427,24 @@ impl Settings {
                 None
             }
         };
+        if r.raw("EAGATE_RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT_PER_MINUTE")
+            .is_some()
+        {
+            r.problems.push(
+                "EAGATE_RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT_PER_MINUTE was replaced by \
+                 EAGATE_RATE_LIMIT_PASSWORD_CHECKS_PER_ACCOUNT_PER_MINUTE (every password check counts, \
+                 right or wrong)"
+                    .to_owned(),
+            );
+        }
         let rate_limits_enabled = r.choice("EAGATE_RATE_LIMITS", true, &[("on", true), ("off", false)]);
         let protection = ProtectionSettings {
             rate_limits_enabled,
             per_ip_per_minute: r.ranged("EAGATE_RATE_LIMIT_PER_IP_PER_MINUTE", 60, 1, 1_000_000) as u32,
             login_per_ip_per_minute: r.ranged("EAGATE_RATE_LIMIT_LOGIN_PER_IP_PER_MINUTE", 10, 1, 1_000_000)
                 as u32,
-            login_failures_per_account_per_minute: r.ranged(
-                "EAGATE_RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT_PER_MINUTE",
+            password_checks_per_account_per_minute: r.ranged(
+                "EAGATE_RATE_LIMIT_PASSWORD_CHECKS_PER_ACCOUNT_PER_MINUTE",
                 5,
                 1,
                 1_000_000,

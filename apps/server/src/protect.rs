@@ -19,25 +19,50 @@ use crate::config::ProtectionSettings;
 use crate::problem::{ApiError, ProblemKind};
 use crate::state::AppState;
 
-/// Where rate-limit counters live: the process, or Redis for all instances.
+/// Where rate-limit counters live: the process, or Redis for all instances
+/// — with this process's counters standing in while Redis cannot answer,
+/// so an outage never means "unlimited" (each instance then limits on its
+/// own).
 #[derive(Debug, Clone)]
 pub enum Limiter {
     Memory(std::sync::Arc<InMemoryRateLimiter>),
-    Redis(RedisRateLimiter),
+    Redis {
+        shared: RedisRateLimiter,
+        local: std::sync::Arc<InMemoryRateLimiter>,
+    },
+}
+
+impl Limiter {
+    fn fell_back(e: &UnexpectedError) {
+        metrics::counter!("rate_limit_fallbacks_total").increment(1);
+        tracing::warn!(error = %e, "rate limiter unavailable; counting in this instance until it is back");
+    }
 }
 
 impl RateLimiter for Limiter {
     async fn hit(&self, key: &str, limit: RateLimit) -> Result<RateDecision, UnexpectedError> {
         match self {
             Self::Memory(l) => l.hit(key, limit).await,
-            Self::Redis(l) => l.hit(key, limit).await,
+            Self::Redis { shared, local } => match shared.hit(key, limit).await {
+                Ok(decision) => Ok(decision),
+                Err(e) => {
+                    Self::fell_back(&e);
+                    local.hit(key, limit).await
+                }
+            },
         }
     }
 
     async fn peek(&self, key: &str, limit: RateLimit) -> Result<RateDecision, UnexpectedError> {
         match self {
             Self::Memory(l) => l.peek(key, limit).await,
-            Self::Redis(l) => l.peek(key, limit).await,
+            Self::Redis { shared, local } => match shared.peek(key, limit).await {
+                Ok(decision) => Ok(decision),
+                Err(e) => {
+                    Self::fell_back(&e);
+                    local.peek(key, limit).await
+                }
+            },
         }
     }
 }
@@ -54,9 +79,8 @@ impl RateLimits {
         Self { limiter, settings }
     }
 
-    /// Counts a hit; `Err` is the 429 to answer. When the counter store is
-    /// unreachable the request is let through (availability over strictness
-    /// for rate limits; replay protection, by contrast, fails closed).
+    /// Counts a hit; `Err` is the 429 to answer. (With Redis down the
+    /// instance's own counters decide: see [`Limiter`].)
     pub async fn check(&self, key: &str, limit: RateLimit) -> Result<(), ApiError> {
         if !self.settings.rate_limits_enabled {
             return Ok(());
@@ -64,21 +88,7 @@ impl RateLimits {
         match self.limiter.hit(key, limit).await {
             Ok(d) if d.allowed => Ok(()),
             Ok(d) => Err(too_many(&d, "Too many requests")),
-            Err(e) => {
-                tracing::warn!(error = %e, "rate limiter unavailable; not limiting");
-                Ok(())
-            }
-        }
-    }
-
-    /// Whether `key` has used up `limit` in this window, without counting.
-    pub async fn exhausted(&self, key: &str, limit: RateLimit) -> Result<(), ApiError> {
-        if !self.settings.rate_limits_enabled {
-            return Ok(());
-        }
-        match self.limiter.peek(key, limit).await {
-            Ok(d) if d.remaining == 0 => Err(too_many(&d, "Too many requests")),
-            _ => Ok(()),
+            Err(e) => Err(e.into()),
         }
     }
 

@@ -226,6 +226,22 @@ impl Application {
         let ttl = |d: std::time::Duration| {
             chrono::Duration::from_std(d).map_err(|e| StartupError::Internal(format!("token lifetime: {e}")))
         };
+        let redis = match &settings.redis.url {
+            Some(url) => Some(eagate_redis::RedisConnection::new(
+                url.expose_secret(),
+                settings.redis.timeout,
+            )?),
+            None => None,
+        };
+        let limiter = match &redis {
+            Some(connection) => crate::protect::Limiter::Redis {
+                shared: eagate_redis::RedisRateLimiter::new(connection.clone(), &settings.redis.key_prefix),
+                local: Arc::new(eagate_memory::InMemoryRateLimiter::new(1_000_000)),
+            },
+            None => {
+                crate::protect::Limiter::Memory(Arc::new(eagate_memory::InMemoryRateLimiter::new(1_000_000)))
+            }
+        };
         let cache: SharedCache = match settings.devices.cache {
             Some(limits) => Arc::new(InMemoryDeviceCache::new(limits)),
             None => {
@@ -240,23 +256,22 @@ impl Application {
             access_tokens,
             OpaqueRefreshTokens,
             PgAuditLog::new(pool.clone()),
+            limiter.clone(),
             SystemClock,
             UuidV7Generator,
             AccountPolicy {
                 access_token_ttl: ttl(settings.auth.access_token_ttl)?,
                 refresh_token_ttl: ttl(settings.auth.refresh_token_ttl)?,
+                password_checks: RateLimit::per_minute(if settings.protection.rate_limits_enabled {
+                    settings.protection.password_checks_per_account_per_minute
+                } else {
+                    u32::MAX
+                }),
             },
         );
         // Read (and in development, maybe generate) the master keys once.
         let keyring = keys::load_master_keys(&settings)?;
         let devices = device_service_with(&settings, pool.clone(), keyring.clone(), Arc::clone(&cache));
-        let redis = match &settings.redis.url {
-            Some(url) => Some(eagate_redis::RedisConnection::new(
-                url.expose_secret(),
-                settings.redis.timeout,
-            )?),
-            None => None,
-        };
         let activity = Arc::new(ActivityBuffer::default());
         let device_auth = device_auth(
             &settings,
@@ -265,15 +280,6 @@ impl Application {
             keyring,
             Arc::clone(&activity),
         )?;
-        let limiter = match &redis {
-            Some(connection) => crate::protect::Limiter::Redis(eagate_redis::RedisRateLimiter::new(
-                connection.clone(),
-                &settings.redis.key_prefix,
-            )),
-            None => crate::protect::Limiter::Memory(std::sync::Arc::new(
-                eagate_memory::InMemoryRateLimiter::new(1_000_000),
-            )),
-        };
         let rate_limits = crate::protect::RateLimits::new(limiter, settings.protection.clone());
         let device_api = DeviceApiSettings {
             poll_interval_seconds: settings.devices.poll_interval.as_secs(),

@@ -36,6 +36,7 @@ pub type Accounts = AccountService<
     JwtAccessTokens,
     OpaqueRefreshTokens,
     PgAuditLog,
+    crate::protect::Limiter,
     SystemClock,
     UuidV7Generator,
 >;

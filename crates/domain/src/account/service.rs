@@ -10,13 +10,18 @@ use crate::audit::{AuditAction, AuditEvent, AuditLog, ClientInfo};
 use crate::clock::Clock;
 use crate::error::UnexpectedError;
 use crate::id::IdGenerator;
+use crate::ratelimit::{RateDecision, RateLimit, RateLimiter};
 use crate::validation::ValidationErrors;
 
-/// Token lifetimes.
+/// Token lifetimes and the password-guessing budget.
 #[derive(Debug, Clone, Copy)]
 pub struct AccountPolicy {
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
+    /// Password checks per account (login, password change, account
+    /// deletion; right or wrong), counted before each check: a burst of
+    /// guesses gets this many verdicts, then 429 until the window ends.
+    pub password_checks: RateLimit,
 }
 
 impl Default for AccountPolicy {
@@ -24,25 +29,49 @@ impl Default for AccountPolicy {
         Self {
             access_token_ttl: Duration::minutes(15),
             refresh_token_ttl: Duration::days(30),
+            password_checks: RateLimit::per_minute(5),
         }
     }
 }
 
+/// Why a password check was not made.
+enum Budget {
+    Exhausted(RateDecision),
+    Unexpected(UnexpectedError),
+}
+
 /// Registration, login, sessions, password change and deletion.
 #[derive(Debug, Clone)]
-pub struct AccountService<A, S, H, T, R, L, C, I> {
+pub struct AccountService<A, S, H, T, R, L, G, C, I> {
     accounts: A,
     sessions: S,
     hasher: H,
     access_tokens: T,
     refresh_tokens: R,
     audit: L,
+    guesses: G,
     clock: C,
     ids: I,
     policy: AccountPolicy,
 }
 
-impl<A, S, H, T, R, L, C, I> AccountService<A, S, H, T, R, L, C, I>
+/// Which budget a password check counts against: the account when the
+/// login names one (whichever of its names was typed), else the canonical
+/// login (so an unknown login is throttled exactly like a known one; text
+/// that can name no account shares one budget, as it can never succeed).
+/// Rate limiters keep only digests of keys.
+fn guess_key(account: Option<UserId>, login: Option<&LoginId>) -> String {
+    match (account, login) {
+        (Some(id), _) => format!("password-checks:{id}"),
+        (None, Some(LoginId::Email(email))) => format!("password-checks:email:{}", email.as_str()),
+        (None, Some(LoginId::Username(name))) => {
+            format!("password-checks:username:{}", name.as_str().to_lowercase())
+        }
+        (None, None) => "password-checks:unnamed".to_owned(),
+    }
+}
+
+impl<A, S, H, T, R, L, G, C, I> AccountService<A, S, H, T, R, L, G, C, I>
 where
     A: AccountRepository,
     S: SessionRepository,
@@ -50,9 +79,12 @@ where
     T: AccessTokenIssuer,
     R: RefreshTokenFactory,
     L: AuditLog,
+    G: RateLimiter,
     C: Clock,
     I: IdGenerator,
 {
+    /// `guesses` counts password checks per account (see
+    /// [`AccountPolicy::password_checks`]); share it between instances.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         accounts: A,
@@ -61,6 +93,7 @@ where
         access_tokens: T,
         refresh_tokens: R,
         audit: L,
+        guesses: G,
         clock: C,
         ids: I,
         policy: AccountPolicy,
@@ -72,9 +105,26 @@ where
             access_tokens,
             refresh_tokens,
             audit,
+            guesses,
             clock,
             ids,
             policy,
+        }
+    }
+
+    /// Counts one password check against `key` before it is made: `Err`
+    /// with the decision when the budget is used up (no check is made).
+    async fn count_password_check(&self, key: &str) -> Result<(), Budget> {
+        let decision = self
+            .guesses
+            .hit(key, self.policy.password_checks)
+            .await
+            .map_err(Budget::Unexpected)?;
+        if decision.allowed {
+            Ok(())
+        } else {
+            tracing::info!("password check refused: the account's budget is used up");
+            Err(Budget::Exhausted(decision))
         }
     }
 
@@ -151,6 +201,11 @@ where
             Some(login) => self.accounts.find_credentials_by_login(login).await?,
             None => None,
         };
+        let key = guess_key(credentials.as_ref().map(|c| c.user.id), attempt.login.as_ref());
+        self.count_password_check(&key).await.map_err(|b| match b {
+            Budget::Exhausted(decision) => LoginError::TooManyAttempts(decision),
+            Budget::Unexpected(e) => LoginError::Unexpected(e),
+        })?;
         let Some(credentials) = credentials else {
             self.hasher.verify_dummy(&attempt.password).await?;
             // The attempted login text is not recorded: users type passwords
@@ -300,7 +355,15 @@ where
             .find_credentials_by_id(who.user_id)
             .await?
             .ok_or(ChangePasswordError::AccountNotFound)?;
+        self.count_password_check(&guess_key(Some(who.user_id), None))
+            .await
+            .map_err(|b| match b {
+                Budget::Exhausted(decision) => ChangePasswordError::TooManyAttempts(decision),
+                Budget::Unexpected(e) => ChangePasswordError::Unexpected(e),
+            })?;
         if self.hasher.verify(&current, &credentials.password_hash).await? == PasswordVerification::Invalid {
+            self.reauthentication_failed(who.user_id, "password.change", client)
+                .await?;
             return Err(ChangePasswordError::WrongPassword);
         }
         let hash = self.hasher.hash(&new).await?;
@@ -332,7 +395,15 @@ where
             .find_credentials_by_id(who.user_id)
             .await?
             .ok_or(DeleteAccountError::AccountNotFound)?;
+        self.count_password_check(&guess_key(Some(who.user_id), None))
+            .await
+            .map_err(|b| match b {
+                Budget::Exhausted(decision) => DeleteAccountError::TooManyAttempts(decision),
+                Budget::Unexpected(e) => DeleteAccountError::Unexpected(e),
+            })?;
         if self.hasher.verify(&password, &credentials.password_hash).await? == PasswordVerification::Invalid {
+            self.reauthentication_failed(who.user_id, "account.delete", client)
+                .await?;
             return Err(DeleteAccountError::WrongPassword);
         }
         let audit = self.audit_event(AuditAction::AccountDeleted, Some(who.user_id), client);
@@ -341,6 +412,19 @@ where
         }
         tracing::info!("account deleted");
         Ok(())
+    }
+
+    /// Records a wrong current password given to confirm `what`.
+    async fn reauthentication_failed(
+        &self,
+        user: UserId,
+        what: &str,
+        client: &ClientInfo,
+    ) -> Result<(), UnexpectedError> {
+        tracing::info!(user_id = %user, confirming = what, "wrong current password");
+        let mut event = self.audit_event(AuditAction::ReauthenticationFailed, Some(user), client);
+        event.details.insert("confirming".to_owned(), what.to_owned());
+        self.audit.record(&event).await
     }
 
     fn new_refresh_token(
@@ -399,6 +483,161 @@ mod tests {
 
     fn attempt(login: &str, password: &str) -> LoginAttempt {
         LoginAttempt::parse(login, password).unwrap()
+    }
+
+    #[tokio::test]
+    async fn concurrent_wrong_passwords_get_exactly_the_budget_of_checks() {
+        let world = FakeAccountWorld::new();
+        world
+            .service
+            .register(registration(1), &ClientInfo::default())
+            .await
+            .unwrap();
+        let before = world.hasher.verifications();
+        let client = ClientInfo::default();
+        let attempts = (0..12).map(|_| {
+            world
+                .service
+                .login(attempt("user_1", "not the password at all"), &client)
+        });
+        let results = futures_join_all(attempts).await;
+        let wrong = results
+            .iter()
+            .filter(|r| matches!(r, Err(LoginError::InvalidCredentials)))
+            .count();
+        let throttled = results
+            .iter()
+            .filter(|r| matches!(r, Err(LoginError::TooManyAttempts(d)) if !d.allowed && d.limit == 5))
+            .count();
+        assert_eq!((wrong, throttled), (5, 7), "{results:?}");
+        assert_eq!(
+            world.hasher.verifications() - before,
+            5,
+            "only the budget's worth of passwords is ever checked"
+        );
+        // The right password is refused too until the window ends.
+        assert!(matches!(
+            world
+                .service
+                .login(
+                    attempt("user_1", "a long enough password"),
+                    &ClientInfo::default()
+                )
+                .await,
+            Err(LoginError::TooManyAttempts(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_budget_belongs_to_the_account_whichever_name_is_typed() {
+        let world = FakeAccountWorld::new();
+        world
+            .service
+            .register(registration(1), &ClientInfo::default())
+            .await
+            .unwrap();
+        let mut throttled_at = None;
+        for n in 0..10 {
+            let login = if n % 2 == 0 { "USER_1" } else { "User1@Example.com" };
+            if let Err(LoginError::TooManyAttempts(_)) = world
+                .service
+                .login(attempt(login, "wrong password here"), &ClientInfo::default())
+                .await
+            {
+                throttled_at = Some(n);
+                break;
+            }
+        }
+        assert_eq!(throttled_at, Some(5), "username and email share one budget of 5");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_login_is_throttled_like_a_known_one() {
+        let world = FakeAccountWorld::new();
+        let mut outcomes = Vec::new();
+        for _ in 0..6 {
+            outcomes.push(
+                world
+                    .service
+                    .login(
+                        attempt("nobody_here", "wrong password here"),
+                        &ClientInfo::default(),
+                    )
+                    .await,
+            );
+        }
+        assert!(
+            outcomes[..5]
+                .iter()
+                .all(|r| matches!(r, Err(LoginError::InvalidCredentials)))
+        );
+        assert!(
+            matches!(outcomes[5], Err(LoginError::TooManyAttempts(_))),
+            "no oracle: an unknown account answers exactly as a known one"
+        );
+    }
+
+    #[tokio::test]
+    async fn wrong_current_passwords_are_audited_and_limited() {
+        let world = FakeAccountWorld::new();
+        let (user, _, who) = logged_in(&world).await;
+        for _ in 0..4 {
+            assert!(matches!(
+                world
+                    .service
+                    .change_password(
+                        who,
+                        "wrong current pw",
+                        "a brand new passphrase",
+                        &ClientInfo::default()
+                    )
+                    .await,
+                Err(ChangePasswordError::WrongPassword)
+            ));
+        }
+        // The login in `logged_in` used one check; four wrong ones make five.
+        assert!(matches!(
+            world
+                .service
+                .delete_account(who, "a long enough password", &ClientInfo::default())
+                .await,
+            Err(DeleteAccountError::TooManyAttempts(_))
+        ));
+        let failures = world
+            .store
+            .audit_events()
+            .into_iter()
+            .filter(|e| e.action == AuditAction::ReauthenticationFailed && e.user_id == Some(user.id))
+            .count();
+        assert_eq!(failures, 4, "every wrong current password is recorded");
+        assert!(
+            world.service.current_user(who).await.is_ok(),
+            "the throttled deletion did not happen"
+        );
+    }
+
+    /// Runs futures concurrently on this task (no runtime features needed).
+    async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+        let mut pinned: Vec<std::pin::Pin<Box<F>>> = futures.map(Box::pin).collect();
+        let mut out: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+        std::future::poll_fn(|cx| {
+            let mut pending = false;
+            for (i, f) in pinned.iter_mut().enumerate() {
+                if out[i].is_none() {
+                    match f.as_mut().poll(cx) {
+                        std::task::Poll::Ready(v) => out[i] = Some(v),
+                        std::task::Poll::Pending => pending = true,
+                    }
+                }
+            }
+            if pending {
+                std::task::Poll::Pending
+            } else {
+                std::task::Poll::Ready(())
+            }
+        })
+        .await;
+        out.into_iter().flatten().collect()
     }
 
     async fn logged_in(world: &FakeAccountWorld) -> (User, TokenPair, AuthenticatedUser) {
@@ -514,6 +753,7 @@ mod tests {
             crate::testing::FakeAccessTokens,
             crate::testing::FakeRefreshTokens::default(),
             old.store.audit(),
+            old.guesses.clone(),
             old.clock.clone(),
             crate::testing::SequentialIds::default(),
             AccountPolicy::default(),
