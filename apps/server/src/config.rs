@@ -127,6 +127,17 @@ pub struct AuthSettings {
     pub hash_concurrency: usize,
 }
 
+/// Which finished requests are logged. Errors, refusals and slow requests
+/// always are; account and owner requests always are; successful device
+/// requests (the bulk of the traffic) are sampled.
+#[derive(Debug, Clone, Copy)]
+pub struct AccessLog {
+    /// Log one successful device request in this many: 0 none, 1 all.
+    pub device_sample: u64,
+    /// Requests slower than this are always logged (long-polls excepted).
+    pub slow: Duration,
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub environment: Environment,
@@ -140,6 +151,7 @@ pub struct Settings {
     pub devices: DeviceSettings,
     pub redis: RedisSettings,
     pub protection: ProtectionSettings,
+    pub access_log: AccessLog,
 }
 
 /// Every invalid or missing variable found.
@@ -484,6 +496,16 @@ impl Settings {
             ));
         }
 
+        let access_log = AccessLog {
+            device_sample: r.ranged(
+                "EAGATE_ACCESS_LOG_DEVICE_SAMPLE",
+                if production { 0 } else { 1 },
+                0,
+                1_000_000_000,
+            ),
+            slow: Duration::from_millis(r.ranged("EAGATE_SLOW_REQUEST_MS", 1000, 1, 3_600_000)),
+        };
+
         if r.problems.is_empty() {
             Ok(Self {
                 environment,
@@ -496,6 +518,7 @@ impl Settings {
                 devices,
                 redis,
                 protection,
+                access_log,
             })
         } else {
             Err(ConfigError(r.problems))

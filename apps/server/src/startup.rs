@@ -26,7 +26,7 @@ use secrecy::ExposeSecret as _;
 
 use crate::config::{Environment, Settings};
 use crate::state::{AppState, DeviceApiSettings, Guard, SharedCache};
-use crate::{keys, request_id, routes};
+use crate::{keys, routes};
 
 /// The database the embedded server creates for eagate.
 const EMBEDDED_DATABASE: &str = "eagate";
@@ -338,34 +338,42 @@ impl Application {
             source,
         })?;
         let protection = settings.protection.clone();
-        let tls = protection.tls.is_some();
+        let gateway = crate::gateway::Gateway::new(
+            state.rate_limits.clone(),
+            protection.tls.is_some(),
+            settings.access_log,
+        );
+        let body_timeout = crate::protect::BodyTimeout(protection.request_timeout);
         let server = HttpServer::new(move || {
-            let mut cors = actix_cors::Cors::default()
-                .allowed_methods(["GET", "POST", "PATCH", "DELETE"])
-                .allowed_headers([
-                    actix_web::http::header::AUTHORIZATION,
-                    actix_web::http::header::CONTENT_TYPE,
-                    actix_web::http::header::HeaderName::from_static("idempotency-key"),
-                    actix_web::http::header::HeaderName::from_static("x-request-id"),
-                ])
-                .expose_headers(["x-request-id", "location", "retry-after", "idempotent-replayed"])
-                .max_age(600);
-            for origin in &protection.cors_origins {
-                cors = cors.allowed_origin(origin);
-            }
+            let cors = {
+                let mut cors = actix_cors::Cors::default()
+                    .allowed_methods(["GET", "POST", "PATCH", "DELETE"])
+                    .allowed_headers([
+                        actix_web::http::header::AUTHORIZATION,
+                        actix_web::http::header::CONTENT_TYPE,
+                        actix_web::http::header::HeaderName::from_static("idempotency-key"),
+                        actix_web::http::header::HeaderName::from_static("x-request-id"),
+                    ])
+                    .expose_headers(["x-request-id", "location", "retry-after", "idempotent-replayed"])
+                    .max_age(600);
+                for origin in &protection.cors_origins {
+                    cors = cors.allowed_origin(origin);
+                }
+                cors
+            };
+            let gateway = Arc::clone(&gateway);
             App::new()
                 .app_data(state.clone())
-                .wrap(from_fn(crate::protect::rate_limit))
-                .wrap(from_fn(crate::protect::header_limit))
-                .wrap(cors)
-                .wrap(crate::protect::security_headers(tls))
-                .wrap(from_fn(crate::protect::content_security_policy))
-                .wrap(
-                    actix_web::middleware::ErrorHandlers::new()
-                        .default_handler(crate::problem::problem_for_framework_errors),
-                )
-                .wrap(from_fn(crate::metrics::middleware))
-                .wrap(from_fn(request_id::middleware))
+                .app_data(body_timeout)
+                // Without configured origins there is no CORS layer at all:
+                // a browser's cross-origin request is simply not allowed.
+                .wrap(actix_web::middleware::Condition::new(
+                    !protection.cors_origins.is_empty(),
+                    cors,
+                ))
+                .wrap(from_fn(move |req, next| {
+                    crate::gateway::handle(Arc::clone(&gateway), req, next)
+                }))
                 .configure(routes::configure)
         })
         .client_request_timeout(settings.protection.client_header_timeout)

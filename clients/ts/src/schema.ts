@@ -788,7 +788,8 @@ export interface components {
              *     device-name-taken, device-limit-reached, device-not-active,
              *     idempotency-key-reused, ack-conflict, rate-limited, cors-denied,
              *     clock-skew, invalid-signature, device-revoked, replayed,
-             *     service-unavailable, not-ready, bad-request, internal-error.
+             *     service-unavailable, not-ready, non-canonical-path, bad-request,
+             *     internal-error.
              * @example validation-failed
              */
             code: string;
