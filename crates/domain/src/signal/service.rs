@@ -241,7 +241,7 @@ where
     /// The device's pending signals, oldest first. With `wait` (seconds)
     /// and nothing pending, waits until a signal is published for the
     /// device — on any instance — or the wait ends.
-    #[instrument(skip_all, fields(device_id = %caller.id))]
+    #[instrument(level = "debug", skip_all, fields(device_id = %caller.id))]
     pub async fn poll(
         &self,
         caller: &AuthenticatedDevice,
