@@ -123,6 +123,8 @@ pub struct AuthSettings {
     pub jwt_audience: String,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
+    /// A login's absolute lifetime, however often it is refreshed.
+    pub session_max_lifetime: Duration,
     pub argon2: Argon2Params,
     pub hash_concurrency: usize,
 }
@@ -152,6 +154,8 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub protection: ProtectionSettings,
     pub access_log: AccessLog,
+    /// `EAGATE_METRICS_TOKEN`: the bearer token `GET /metrics` requires.
+    pub metrics_token: Option<SecretString>,
 }
 
 /// Every invalid or missing variable found.
@@ -336,6 +340,12 @@ impl Settings {
                 300,
                 365 * 86_400,
             )),
+            session_max_lifetime: Duration::from_secs(r.ranged(
+                "EAGATE_SESSION_MAX_LIFETIME_SECONDS",
+                90 * 86_400,
+                300,
+                365 * 86_400,
+            )),
             argon2: Argon2Params {
                 memory_kib: r.ranged("EAGATE_ARGON2_MEMORY_KIB", 19_456, 8, 4 * 1024 * 1024) as u32,
                 iterations: r.ranged("EAGATE_ARGON2_ITERATIONS", 2, 1, 100) as u32,
@@ -506,6 +516,17 @@ impl Settings {
             slow: Duration::from_millis(r.ranged("EAGATE_SLOW_REQUEST_MS", 1000, 1, 3_600_000)),
         };
 
+        let metrics_token = r
+            .raw("EAGATE_METRICS_TOKEN")
+            .map(|t| SecretString::from(t.to_owned()));
+        if metrics_token.as_ref().is_some_and(|t| {
+            use secrecy::ExposeSecret as _;
+            t.expose_secret().len() < 16
+        }) {
+            r.problems
+                .push("EAGATE_METRICS_TOKEN must be at least 16 characters".to_owned());
+        }
+
         if r.problems.is_empty() {
             Ok(Self {
                 environment,
@@ -519,6 +540,7 @@ impl Settings {
                 redis,
                 protection,
                 access_log,
+                metrics_token,
             })
         } else {
             Err(ConfigError(r.problems))

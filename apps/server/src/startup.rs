@@ -262,6 +262,7 @@ impl Application {
             AccountPolicy {
                 access_token_ttl: ttl(settings.auth.access_token_ttl)?,
                 refresh_token_ttl: ttl(settings.auth.refresh_token_ttl)?,
+                session_max_lifetime: ttl(settings.auth.session_max_lifetime)?,
                 password_checks: RateLimit::per_minute(if settings.protection.rate_limits_enabled {
                     settings.protection.password_checks_per_account_per_minute
                 } else {
@@ -325,6 +326,14 @@ impl Application {
             wakeups: wakeups.clone(),
             redis,
             metrics: crate::metrics::handle(),
+            metrics_access: match (&settings.metrics_token, settings.environment) {
+                (Some(token), _) => crate::state::MetricsAccess::Token(token.clone()),
+                (None, Environment::Production) => {
+                    tracing::warn!("GET /metrics is off: set EAGATE_METRICS_TOKEN to enable it");
+                    crate::state::MetricsAccess::Off
+                }
+                (None, _) => crate::state::MetricsAccess::Open,
+            },
             device_api,
             jwks,
         });

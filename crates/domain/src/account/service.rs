@@ -17,7 +17,12 @@ use crate::validation::ValidationErrors;
 #[derive(Debug, Clone, Copy)]
 pub struct AccountPolicy {
     pub access_token_ttl: Duration,
+    /// How long a refresh token lives unused: each refresh starts a new one
+    /// (sliding), but never past `session_max_lifetime`.
     pub refresh_token_ttl: Duration,
+    /// How long a session (a login) lives at most, however often it is
+    /// refreshed; then the user logs in again.
+    pub session_max_lifetime: Duration,
     /// Password checks per account (login, password change, account
     /// deletion; right or wrong), counted before each check: a burst of
     /// guesses gets this many verdicts, then 429 until the window ends.
@@ -29,6 +34,7 @@ impl Default for AccountPolicy {
         Self {
             access_token_ttl: Duration::minutes(15),
             refresh_token_ttl: Duration::days(30),
+            session_max_lifetime: Duration::days(90),
             password_checks: RateLimit::per_minute(5),
         }
     }
@@ -237,7 +243,7 @@ where
             created_at: now,
             revoked_at: None,
         };
-        let (refresh_token, first) = self.new_refresh_token(session.id, now)?;
+        let (refresh_token, first) = self.new_refresh_token(session.id, now, now)?;
         let audit = self.audit_event(AuditAction::LoginSucceeded, Some(user.id), client);
         self.sessions.create(&session, &first, &audit).await?;
         let pair = self.token_pair(user.id, session.id, now, refresh_token, first.expires_at)?;
@@ -277,10 +283,10 @@ where
             self.burn_session(session.id, now).await?;
             return Err(RefreshError::InvalidRefreshToken);
         }
-        if record.expires_at <= now {
+        if record.expires_at <= now || session.created_at + self.policy.session_max_lifetime <= now {
             return Err(RefreshError::InvalidRefreshToken);
         }
-        let (refresh_token, next) = self.new_refresh_token(session.id, now)?;
+        let (refresh_token, next) = self.new_refresh_token(session.id, session.created_at, now)?;
         if !self.sessions.rotate_refresh_token(&hash, &next, now).await? {
             // Lost a race against another use of the same token (or a
             // concurrent logout): treat it as reuse.
@@ -346,8 +352,8 @@ where
     ) -> Result<(), ChangePasswordError> {
         let mut errors = ValidationErrors::new();
         let current = errors.collect(Password::parse_candidate(current_password, "current_password"));
-        let new = errors.collect(Password::parse_new(new_password, "new_password"));
-        let (Some(current), Some(new)) = (current, new) else {
+        let new = errors.collect(Password::parse_new(new_password, "new_password", &[]));
+        let (Some(current), Some(_)) = (current, new) else {
             return Err(ChangePasswordError::Invalid(errors));
         };
         let credentials = self
@@ -355,6 +361,14 @@ where
             .find_credentials_by_id(who.user_id)
             .await?
             .ok_or(ChangePasswordError::AccountNotFound)?;
+        // The account's own names are known now.
+        let user = &credentials.user;
+        let new = Password::parse_new(
+            new_password,
+            "new_password",
+            &[user.username.as_str(), user.email.as_str()],
+        )
+        .map_err(|e| ChangePasswordError::Invalid(e.into()))?;
         self.count_password_check(&guess_key(Some(who.user_id), None))
             .await
             .map_err(|b| match b {
@@ -427,9 +441,12 @@ where
         self.audit.record(&event).await
     }
 
+    /// A refresh token for the session that began at `session_started`:
+    /// it lives `refresh_token_ttl`, but not past the session's maximum.
     fn new_refresh_token(
         &self,
         session_id: SessionId,
+        session_started: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(RefreshToken, NewRefreshToken), UnexpectedError> {
         let token = self.refresh_tokens.generate()?;
@@ -437,7 +454,8 @@ where
             hash: self.refresh_tokens.digest(token.expose()),
             session_id,
             created_at: now,
-            expires_at: now + self.policy.refresh_token_ttl,
+            expires_at: (now + self.policy.refresh_token_ttl)
+                .min(session_started + self.policy.session_max_lifetime),
         };
         Ok((token, record))
     }
@@ -470,7 +488,7 @@ mod tests {
     use chrono::Duration;
 
     use super::*;
-    use crate::testing::{FakeAccountWorld, FakeHasher};
+    use crate::testing::{FakeAccountWorld, FakeHasher, FixedClock};
 
     fn registration(n: u32) -> Registration {
         Registration::parse(
@@ -525,6 +543,32 @@ mod tests {
                 )
                 .await,
             Err(LoginError::TooManyAttempts(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn refreshing_never_extends_a_session_past_its_maximum_lifetime() {
+        let world = FakeAccountWorld::new();
+        let (_, mut pair, _) = logged_in(&world).await;
+        // Refresh every 29 days: each refresh token would live 30 days, but
+        // the session ends 90 days after the login.
+        for _ in 0..3 {
+            world.clock.advance(Duration::days(29));
+            pair = world
+                .service
+                .refresh(pair.refresh_token.expose())
+                .await
+                .expect("within the session's lifetime");
+        }
+        assert_eq!(
+            pair.refresh_expires_at,
+            FixedClock::default_start().now() + Duration::days(90),
+            "the last refresh token ends with the session"
+        );
+        world.clock.advance(Duration::days(3));
+        assert!(matches!(
+            world.service.refresh(pair.refresh_token.expose()).await,
+            Err(RefreshError::InvalidRefreshToken)
         ));
     }
 
