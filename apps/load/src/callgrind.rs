@@ -76,14 +76,28 @@ pub fn parse_annotate(output: &str, total: u64, requests: u64, top: usize) -> Ve
     lines
 }
 
-/// Drops the `[/path/to/binary]` suffix and a `???:` file prefix.
+/// Longest function name kept whole in tables.
+const MAX_NAME: usize = 120;
+
+/// Drops the `[/path/to/binary]` suffix and a `file:` prefix, and cuts
+/// the middle out of very long (generic) names.
 fn shorten(function: &str) -> String {
-    let f = function.strip_prefix("???:").unwrap_or(function);
-    let f = match f.rfind(" [") {
-        Some(i) if f.ends_with(']') => &f[..i],
+    let f = match function.rfind(" [") {
+        Some(i) if function.ends_with(']') => &function[..i],
+        _ => function,
+    };
+    // `???:name` or `./path/file.c:name`: a file prefix has no spaces or `<`.
+    let f = match f.split_once(':') {
+        Some((file, rest)) if !file.contains(['<', ' ']) && !rest.starts_with(':') => rest,
         _ => f,
     };
-    f.to_owned()
+    let chars: Vec<char> = f.chars().collect();
+    if chars.len() <= MAX_NAME {
+        return f.to_owned();
+    }
+    let head: String = chars[..MAX_NAME / 2].iter().collect();
+    let tail: String = chars[chars.len() - MAX_NAME / 2 + 1..].iter().collect();
+    format!("{head}…{tail}")
 }
 
 /// The newest dump written for `prefix` (`<prefix>.<n>` or `<prefix>`),
@@ -205,6 +219,27 @@ Ir______________________  file:function
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0].function, "thread_start");
         assert_eq!(lines[1].per_request, 42_000);
+    }
+
+    #[test]
+    fn shortens_names() {
+        assert_eq!(
+            shorten("???:tokio::runtime::task::raw::poll [/x/eagate]"),
+            "tokio::runtime::task::raw::poll"
+        );
+        assert_eq!(
+            shorten("./nptl/./nptl/pthread_create.c:start_thread"),
+            "start_thread"
+        );
+        assert_eq!(
+            shorten("core::ops::function::FnOnce::call_once"),
+            "core::ops::function::FnOnce::call_once"
+        );
+        assert_eq!(shorten("<a::B as c::D>::poll"), "<a::B as c::D>::poll");
+        let long = format!("<{} as x::Y>::call", "a".repeat(300));
+        let short = shorten(&long);
+        assert_eq!(short.chars().count(), MAX_NAME);
+        assert!(short.ends_with("as x::Y>::call") && short.contains('…'));
     }
 
     #[test]

@@ -243,6 +243,7 @@ impl Ctx {
         }
         if !self.opts.keep {
             remove_matching(&self.dir, |name| name.ends_with(".req"));
+            trim_logs(&self.dir, 20 << 20, 1 << 20);
         }
     }
 
@@ -271,6 +272,33 @@ impl Ctx {
     }
 }
 
+/// Cuts server logs longer than `max` bytes down to their last `keep`
+/// bytes (a soak writes hundreds of megabytes of access log).
+fn trim_logs(dir: &Path, max: u64, keep: u64) {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let big = entry.metadata().is_ok_and(|m| m.len() > max);
+        if !big || path.extension().is_none_or(|e| e != "log") {
+            continue;
+        }
+        let mut tail = Vec::new();
+        let read = std::fs::File::open(&path).and_then(|mut f| {
+            f.seek(SeekFrom::End(-(keep as i64)))?;
+            f.read_to_end(&mut tail)
+        });
+        if read.is_ok() {
+            let mut text =
+                b"[eagate-load: log cut to its last part; run with --keep for all of it]\n".to_vec();
+            text.extend_from_slice(&tail);
+            let _ = std::fs::write(&path, text);
+        }
+    }
+}
+
 fn remove_matching(dir: &Path, matches: impl Fn(&str) -> bool) {
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
@@ -278,5 +306,32 @@ fn remove_matching(dir: &Path, matches: impl Fn(&str) -> bool) {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_logs_are_cut_to_their_tail_and_replay_files_removed() {
+        let dir = std::env::temp_dir().join(format!("eagate-load-ctx-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let long: String = (0..2000).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(dir.join("eagate.log"), &long).unwrap();
+        std::fs::write(dir.join("ceiling.log"), "short\n").unwrap();
+        std::fs::write(dir.join("eagate.req"), "x").unwrap();
+        trim_logs(&dir, 1000, 100);
+        remove_matching(&dir, |n| n.ends_with(".req"));
+        let cut = std::fs::read_to_string(dir.join("eagate.log")).unwrap();
+        assert!(cut.starts_with("[eagate-load: log cut"));
+        assert!(cut.ends_with("line 1999\n"));
+        assert!(cut.len() < 200);
+        assert_eq!(
+            std::fs::read_to_string(dir.join("ceiling.log")).unwrap(),
+            "short\n"
+        );
+        assert!(!dir.join("eagate.req").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -90,7 +90,7 @@ struct Cli {
     #[arg(long, default_value_t = 300)]
     warmup: u64,
     /// `instructions`: functions in the poll's profile.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 40)]
     top: usize,
     /// `mixed-login`: clients logging in at once.
     #[arg(long, default_value_t = 8)]

@@ -173,11 +173,11 @@ pub async fn run(ctx: &mut Ctx, kind: Kind) -> Result<serde_json::Value> {
             Kind::Healthz => "eagate /healthz".to_owned(),
             _ => format!("eagate {}, {} nonces", kind.name(), store.name()),
         };
-        table.row(cells(
-            &format!("bare actix-web ({})", store.name()),
-            &bare,
-            bare.rps,
-        ));
+        let bare_label = match kind {
+            Kind::Healthz => "bare actix-web".to_owned(),
+            _ => format!("bare actix-web (same requests, {} run)", store.name()),
+        };
+        table.row(cells(&bare_label, &bare, bare.rps));
         let mut row = cells(&label, &eag, bare.rps);
         row[2] = crate::report::percent(ratio);
         table.row(row);
