@@ -75,4 +75,4 @@ load SCENARIO *ARGS:
 # criterion micro-benchmarks: protocol-v1 signing and verification, sealing,
 # JWT, argon2id with the production parameters. `just bench -- verify` filters.
 bench *ARGS:
-    cargo bench -p eagate-protocol -p eagate-crypto {{ARGS}}
+    cargo bench -p eagate-protocol -p eagate-crypto --benches {{ARGS}}
