@@ -102,3 +102,21 @@ walkthroughs:
 sdk-test:
     cargo build -q -p eagate-server
     scripts/sdk-test.sh
+
+# Load scenarios against release builds, each beside a bare actix-web handler measured
+# in the same run (docs/benchmarks.md): poll, heartbeat, healthz, mixed-login,
+# signal-latency, idle-connections, soak, instructions. Needs wrk (and valgrind for
+# `instructions`); e.g. `just load poll --store memory`, `just load soak --duration 120`.
+load SCENARIO *ARGS:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
+    scripts/ensure-services.sh
+    cargo build --release -q -p eagate-server -p eagate-load
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+    "${CARGO_TARGET_DIR:-target}/release/eagate-load" {{SCENARIO}} {{ARGS}}
+
+# criterion micro-benchmarks: protocol-v1 signing and verification, sealing,
+# JWT, argon2id with the production parameters. `just bench -- verify` filters.
+bench *ARGS:
+    cargo bench -p eagate-protocol -p eagate-crypto --benches {{ARGS}}

@@ -78,14 +78,17 @@ PYTHONPATH="$tmp/site" python3 -m unittest discover -s sdk/python/tests -p 'test
 
 # ------------------------------------------------------------------ live server
 step "eagate server on a fresh database"
-if [ ! -x target/debug/eagate ]; then
-    echo "sdk-test: building the server (cargo build -p eagate-server)"
-    cargo build -q -p eagate-server
-fi
+# A no-op when the binary is fresh (CI's cargo test built it already).
+cargo build -q -p eagate-server
 psql "$admin" -qc "CREATE DATABASE $db" >/dev/null
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
+# Redis keeps the replay memory across restarts: a terminal whose clock is
+# behind (inside the window) is served from its first request. (A server
+# with the in-memory guard refuses requests signed before it started.)
+redis_url=${EAGATE_TEST_REDIS_URL:-redis://127.0.0.1:6379}
 EAGATE_DATABASE_URL="${admin%/*}/$db" EAGATE_LISTEN="127.0.0.1:$port" EAGATE_DATA_DIR="$tmp/data" \
+    EAGATE_REDIS_URL="$redis_url" EAGATE_REDIS_KEY_PREFIX="eagate-sdk-test:$db:" \
     EAGATE_RATE_LIMIT_DEVICE_PER_SECOND=3 EAGATE_RATE_LIMIT_PER_IP_PER_MINUTE=100000 \
     EAGATE_RATE_LIMIT_LOGIN_PER_IP_PER_MINUTE=1000 \
     EAGATE_ARGON2_MEMORY_KIB=64 EAGATE_ARGON2_ITERATIONS=1 RUST_LOG=warn \

@@ -58,9 +58,9 @@ HB=/api/v1/device/heartbeat
 SIGNAL=0192f5e4-7c1a-7b3e-9a51-3c2d4e5f6a7b
 
 check heartbeat-empty-object POST $HB '{}' $J
-expect heartbeat-empty-object 200 - '.server_time > 0'
+expect heartbeat-empty-object 202 - '.server_time > 0'
 check heartbeat-charset POST $HB '{}' "$J; charset=utf-8"
-expect heartbeat-charset 200 - '.server_time > 0'
+expect heartbeat-charset 202 - '.server_time > 0'
 check heartbeat-empty-body POST $HB '' $J
 expect heartbeat-empty-body 400 malformed-body '.errors[0].field == "(body)" and .errors[0].code == "syntax"'
 check heartbeat-null POST $HB 'null' $J

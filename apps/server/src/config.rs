@@ -74,8 +74,9 @@ pub struct ProtectionSettings {
     pub per_ip_per_minute: u32,
     /// Login attempts per client IP, per minute.
     pub login_per_ip_per_minute: u32,
-    /// Failed logins per account, per minute (then 429 until the minute ends).
-    pub login_failures_per_account_per_minute: u32,
+    /// Password checks per account (logins, password changes, account
+    /// deletions), per minute (then 429 until the minute ends).
+    pub password_checks_per_account_per_minute: u32,
     /// Signed requests per device, per second.
     pub device_per_second: u32,
     /// Failed device authentications per client IP, per minute (then 429
@@ -122,8 +123,21 @@ pub struct AuthSettings {
     pub jwt_audience: String,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
+    /// A login's absolute lifetime, however often it is refreshed.
+    pub session_max_lifetime: Duration,
     pub argon2: Argon2Params,
     pub hash_concurrency: usize,
+}
+
+/// Which finished requests are logged. Errors, refusals and slow requests
+/// always are; account and owner requests always are; successful device
+/// requests (the bulk of the traffic) are sampled.
+#[derive(Debug, Clone, Copy)]
+pub struct AccessLog {
+    /// Log one successful device request in this many: 0 none, 1 all.
+    pub device_sample: u64,
+    /// Requests slower than this are always logged (long-polls excepted).
+    pub slow: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -139,6 +153,9 @@ pub struct Settings {
     pub devices: DeviceSettings,
     pub redis: RedisSettings,
     pub protection: ProtectionSettings,
+    pub access_log: AccessLog,
+    /// `EAGATE_METRICS_TOKEN`: the bearer token `GET /metrics` requires.
+    pub metrics_token: Option<SecretString>,
 }
 
 /// Every invalid or missing variable found.
@@ -323,6 +340,12 @@ impl Settings {
                 300,
                 365 * 86_400,
             )),
+            session_max_lifetime: Duration::from_secs(r.ranged(
+                "EAGATE_SESSION_MAX_LIFETIME_SECONDS",
+                90 * 86_400,
+                300,
+                365 * 86_400,
+            )),
             argon2: Argon2Params {
                 memory_kib: r.ranged("EAGATE_ARGON2_MEMORY_KIB", 19_456, 8, 4 * 1024 * 1024) as u32,
                 iterations: r.ranged("EAGATE_ARGON2_ITERATIONS", 2, 1, 100) as u32,
@@ -426,14 +449,24 @@ impl Settings {
                 None
             }
         };
+        if r.raw("EAGATE_RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT_PER_MINUTE")
+            .is_some()
+        {
+            r.problems.push(
+                "EAGATE_RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT_PER_MINUTE was replaced by \
+                 EAGATE_RATE_LIMIT_PASSWORD_CHECKS_PER_ACCOUNT_PER_MINUTE (every password check counts, \
+                 right or wrong)"
+                    .to_owned(),
+            );
+        }
         let rate_limits_enabled = r.choice("EAGATE_RATE_LIMITS", true, &[("on", true), ("off", false)]);
         let protection = ProtectionSettings {
             rate_limits_enabled,
             per_ip_per_minute: r.ranged("EAGATE_RATE_LIMIT_PER_IP_PER_MINUTE", 60, 1, 1_000_000) as u32,
             login_per_ip_per_minute: r.ranged("EAGATE_RATE_LIMIT_LOGIN_PER_IP_PER_MINUTE", 10, 1, 1_000_000)
                 as u32,
-            login_failures_per_account_per_minute: r.ranged(
-                "EAGATE_RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT_PER_MINUTE",
+            password_checks_per_account_per_minute: r.ranged(
+                "EAGATE_RATE_LIMIT_PASSWORD_CHECKS_PER_ACCOUNT_PER_MINUTE",
                 5,
                 1,
                 1_000_000,
@@ -473,6 +506,27 @@ impl Settings {
             ));
         }
 
+        let access_log = AccessLog {
+            device_sample: r.ranged(
+                "EAGATE_ACCESS_LOG_DEVICE_SAMPLE",
+                if production { 0 } else { 1 },
+                0,
+                1_000_000_000,
+            ),
+            slow: Duration::from_millis(r.ranged("EAGATE_SLOW_REQUEST_MS", 1000, 1, 3_600_000)),
+        };
+
+        let metrics_token = r
+            .raw("EAGATE_METRICS_TOKEN")
+            .map(|t| SecretString::from(t.to_owned()));
+        if metrics_token.as_ref().is_some_and(|t| {
+            use secrecy::ExposeSecret as _;
+            t.expose_secret().len() < 16
+        }) {
+            r.problems
+                .push("EAGATE_METRICS_TOKEN must be at least 16 characters".to_owned());
+        }
+
         if r.problems.is_empty() {
             Ok(Self {
                 environment,
@@ -485,6 +539,8 @@ impl Settings {
                 devices,
                 redis,
                 protection,
+                access_log,
+                metrics_token,
             })
         } else {
             Err(ConfigError(r.problems))

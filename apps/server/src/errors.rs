@@ -49,6 +49,9 @@ impl From<LoginError> for ApiError {
                 ProblemKind::InvalidCredentials,
                 "The login or the password is wrong.",
             ),
+            LoginError::TooManyAttempts(decision) => {
+                crate::protect::too_many(&decision, "Too many login attempts for this account")
+            }
             LoginError::Unexpected(e) => e.into(),
         }
     }
@@ -93,6 +96,9 @@ impl From<ChangePasswordError> for ApiError {
                 ApiError::new(ProblemKind::WrongPassword, "The current password is wrong.")
             }
             ChangePasswordError::AccountNotFound => invalid_token(),
+            ChangePasswordError::TooManyAttempts(decision) => {
+                crate::protect::too_many(&decision, "Too many password checks for this account")
+            }
             ChangePasswordError::Unexpected(e) => e.into(),
         }
     }
@@ -106,6 +112,9 @@ impl From<DeleteAccountError> for ApiError {
                 ApiError::new(ProblemKind::WrongPassword, "The password is wrong.")
             }
             DeleteAccountError::AccountNotFound => invalid_token(),
+            DeleteAccountError::TooManyAttempts(decision) => {
+                crate::protect::too_many(&decision, "Too many password checks for this account")
+            }
             DeleteAccountError::Unexpected(e) => e.into(),
         }
     }

@@ -4,14 +4,15 @@
 //! of domain errors to RFC 9457 problems live here; business rules do not.
 
 pub mod config;
+mod context;
 mod errors;
 mod extract;
+mod gateway;
 mod keys;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
 mod protect;
-mod request_id;
 pub mod routes;
 pub mod startup;
 mod state;

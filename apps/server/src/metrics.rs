@@ -2,11 +2,7 @@
 //! `GET /metrics`. Labels are route templates, never raw paths.
 
 use std::sync::OnceLock;
-use std::time::Instant;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// The process-wide recorder (installed once; every app in a process —
@@ -28,28 +24,4 @@ pub fn handle() -> PrometheusHandle {
             }
         })
         .clone()
-}
-
-/// Middleware: requests by route, method and status; latency by route; in
-/// flight.
-pub async fn middleware(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
-    let method = req.method().to_string();
-    let started = Instant::now();
-    metrics::gauge!("http_requests_in_flight").increment(1.0);
-    let result = next.call(req).await;
-    metrics::gauge!("http_requests_in_flight").decrement(1.0);
-    let response = result?;
-    let route = response
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "route" => route, "method" => method)
-        .record(started.elapsed().as_secs_f64());
-    Ok(response)
 }

@@ -55,6 +55,18 @@ impl Modify for SecuritySchemes {
                     .build(),
             ),
         );
+        components.add_security_scheme(
+            "metrics_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "EAGATE_METRICS_TOKEN, for GET /metrics (required when it is set; in production \
+                         /metrics is off until it is).",
+                    ))
+                    .build(),
+            ),
+        );
         for (name, header, description) in DEVICE_SIGNING_HEADERS {
             components.add_security_scheme(
                 name,

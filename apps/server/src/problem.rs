@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, ResponseError};
 use eagate_domain::ValidationErrors;
 use serde::Serialize;
 
-use crate::request_id::current_request_id;
+use crate::context::current_request_id;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -58,6 +58,10 @@ pub enum ProblemKind {
     NotReady,
     /// A cross-origin request from an origin that is not allowed.
     CorsDenied,
+    /// A path with percent-encoded unreserved characters, dot segments or
+    /// empty segments: refused before routing, so that the router, the rate
+    /// limits and authentication all see one spelling of every route.
+    NonCanonicalPath,
     /// Any other refused request (a response the framework made).
     BadRequest,
     Internal,
@@ -96,6 +100,7 @@ impl ProblemKind {
             Self::RequestTimeout => "request-timeout",
             Self::NotReady => "not-ready",
             Self::CorsDenied => "cors-denied",
+            Self::NonCanonicalPath => "non-canonical-path",
             Self::BadRequest => "bad-request",
             Self::Internal => "internal-error",
         }
@@ -109,6 +114,7 @@ impl ProblemKind {
             | Self::MalformedId
             | Self::MalformedHeader
             | Self::CorsDenied
+            | Self::NonCanonicalPath
             | Self::BadRequest => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -169,6 +175,7 @@ impl ProblemKind {
             Self::RequestTimeout => "Request timeout",
             Self::NotReady => "Not ready",
             Self::CorsDenied => "Origin not allowed",
+            Self::NonCanonicalPath => "Non-canonical path",
             Self::BadRequest => "Bad request",
             Self::Internal => "Internal server error",
         }
@@ -209,7 +216,8 @@ pub struct Problem<'a> {
     /// device-name-taken, device-limit-reached, device-not-active,
     /// idempotency-key-reused, ack-conflict, rate-limited, cors-denied,
     /// clock-skew, invalid-signature, device-revoked, replayed,
-    /// service-unavailable, not-ready, bad-request, internal-error.
+    /// service-unavailable, not-ready, non-canonical-path, bad-request,
+    /// internal-error.
     #[schema(example = "validation-failed")]
     code: &'static str,
     #[schema(example = "Validation failed")]

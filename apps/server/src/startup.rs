@@ -26,7 +26,7 @@ use secrecy::ExposeSecret as _;
 
 use crate::config::{Environment, Settings};
 use crate::state::{AppState, DeviceApiSettings, Guard, SharedCache};
-use crate::{keys, request_id, routes};
+use crate::{keys, routes};
 
 /// The database the embedded server creates for eagate.
 const EMBEDDED_DATABASE: &str = "eagate";
@@ -226,6 +226,22 @@ impl Application {
         let ttl = |d: std::time::Duration| {
             chrono::Duration::from_std(d).map_err(|e| StartupError::Internal(format!("token lifetime: {e}")))
         };
+        let redis = match &settings.redis.url {
+            Some(url) => Some(eagate_redis::RedisConnection::new(
+                url.expose_secret(),
+                settings.redis.timeout,
+            )?),
+            None => None,
+        };
+        let limiter = match &redis {
+            Some(connection) => crate::protect::Limiter::Redis {
+                shared: eagate_redis::RedisRateLimiter::new(connection.clone(), &settings.redis.key_prefix),
+                local: Arc::new(eagate_memory::InMemoryRateLimiter::new(1_000_000)),
+            },
+            None => {
+                crate::protect::Limiter::Memory(Arc::new(eagate_memory::InMemoryRateLimiter::new(1_000_000)))
+            }
+        };
         let cache: SharedCache = match settings.devices.cache {
             Some(limits) => Arc::new(InMemoryDeviceCache::new(limits)),
             None => {
@@ -240,23 +256,23 @@ impl Application {
             access_tokens,
             OpaqueRefreshTokens,
             PgAuditLog::new(pool.clone()),
+            limiter.clone(),
             SystemClock,
             UuidV7Generator,
             AccountPolicy {
                 access_token_ttl: ttl(settings.auth.access_token_ttl)?,
                 refresh_token_ttl: ttl(settings.auth.refresh_token_ttl)?,
+                session_max_lifetime: ttl(settings.auth.session_max_lifetime)?,
+                password_checks: RateLimit::per_minute(if settings.protection.rate_limits_enabled {
+                    settings.protection.password_checks_per_account_per_minute
+                } else {
+                    u32::MAX
+                }),
             },
         );
         // Read (and in development, maybe generate) the master keys once.
         let keyring = keys::load_master_keys(&settings)?;
         let devices = device_service_with(&settings, pool.clone(), keyring.clone(), Arc::clone(&cache));
-        let redis = match &settings.redis.url {
-            Some(url) => Some(eagate_redis::RedisConnection::new(
-                url.expose_secret(),
-                settings.redis.timeout,
-            )?),
-            None => None,
-        };
         let activity = Arc::new(ActivityBuffer::default());
         let device_auth = device_auth(
             &settings,
@@ -265,15 +281,6 @@ impl Application {
             keyring,
             Arc::clone(&activity),
         )?;
-        let limiter = match &redis {
-            Some(connection) => crate::protect::Limiter::Redis(eagate_redis::RedisRateLimiter::new(
-                connection.clone(),
-                &settings.redis.key_prefix,
-            )),
-            None => crate::protect::Limiter::Memory(std::sync::Arc::new(
-                eagate_memory::InMemoryRateLimiter::new(1_000_000),
-            )),
-        };
         let rate_limits = crate::protect::RateLimits::new(limiter, settings.protection.clone());
         let device_api = DeviceApiSettings {
             poll_interval_seconds: settings.devices.poll_interval.as_secs(),
@@ -319,6 +326,14 @@ impl Application {
             wakeups: wakeups.clone(),
             redis,
             metrics: crate::metrics::handle(),
+            metrics_access: match (&settings.metrics_token, settings.environment) {
+                (Some(token), _) => crate::state::MetricsAccess::Token(token.clone()),
+                (None, Environment::Production) => {
+                    tracing::warn!("GET /metrics is off: set EAGATE_METRICS_TOKEN to enable it");
+                    crate::state::MetricsAccess::Off
+                }
+                (None, _) => crate::state::MetricsAccess::Open,
+            },
             device_api,
             jwks,
         });
@@ -332,34 +347,42 @@ impl Application {
             source,
         })?;
         let protection = settings.protection.clone();
-        let tls = protection.tls.is_some();
+        let gateway = crate::gateway::Gateway::new(
+            state.rate_limits.clone(),
+            protection.tls.is_some(),
+            settings.access_log,
+        );
+        let body_timeout = crate::protect::BodyTimeout(protection.request_timeout);
         let server = HttpServer::new(move || {
-            let mut cors = actix_cors::Cors::default()
-                .allowed_methods(["GET", "POST", "PATCH", "DELETE"])
-                .allowed_headers([
-                    actix_web::http::header::AUTHORIZATION,
-                    actix_web::http::header::CONTENT_TYPE,
-                    actix_web::http::header::HeaderName::from_static("idempotency-key"),
-                    actix_web::http::header::HeaderName::from_static("x-request-id"),
-                ])
-                .expose_headers(["x-request-id", "location", "retry-after", "idempotent-replayed"])
-                .max_age(600);
-            for origin in &protection.cors_origins {
-                cors = cors.allowed_origin(origin);
-            }
+            let cors = {
+                let mut cors = actix_cors::Cors::default()
+                    .allowed_methods(["GET", "POST", "PATCH", "DELETE"])
+                    .allowed_headers([
+                        actix_web::http::header::AUTHORIZATION,
+                        actix_web::http::header::CONTENT_TYPE,
+                        actix_web::http::header::HeaderName::from_static("idempotency-key"),
+                        actix_web::http::header::HeaderName::from_static("x-request-id"),
+                    ])
+                    .expose_headers(["x-request-id", "location", "retry-after", "idempotent-replayed"])
+                    .max_age(600);
+                for origin in &protection.cors_origins {
+                    cors = cors.allowed_origin(origin);
+                }
+                cors
+            };
+            let gateway = Arc::clone(&gateway);
             App::new()
                 .app_data(state.clone())
-                .wrap(from_fn(crate::protect::rate_limit))
-                .wrap(from_fn(crate::protect::header_limit))
-                .wrap(cors)
-                .wrap(crate::protect::security_headers(tls))
-                .wrap(from_fn(crate::protect::content_security_policy))
-                .wrap(
-                    actix_web::middleware::ErrorHandlers::new()
-                        .default_handler(crate::problem::problem_for_framework_errors),
-                )
-                .wrap(from_fn(crate::metrics::middleware))
-                .wrap(from_fn(request_id::middleware))
+                .app_data(body_timeout)
+                // Without configured origins there is no CORS layer at all:
+                // a browser's cross-origin request is simply not allowed.
+                .wrap(actix_web::middleware::Condition::new(
+                    !protection.cors_origins.is_empty(),
+                    cors,
+                ))
+                .wrap(from_fn(move |req, next| {
+                    crate::gateway::handle(Arc::clone(&gateway), req, next)
+                }))
                 .configure(routes::configure)
         })
         .client_request_timeout(settings.protection.client_header_timeout)

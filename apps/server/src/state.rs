@@ -36,6 +36,7 @@ pub type Accounts = AccountService<
     JwtAccessTokens,
     OpaqueRefreshTokens,
     PgAuditLog,
+    crate::protect::Limiter,
     SystemClock,
     UuidV7Generator,
 >;
@@ -85,6 +86,17 @@ impl ReplayGuard for Guard {
     }
 }
 
+/// Who may read `GET /metrics`.
+#[derive(Debug, Clone)]
+pub enum MetricsAccess {
+    /// Anyone (development).
+    Open,
+    /// A bearer of `EAGATE_METRICS_TOKEN`.
+    Token(secrecy::SecretString),
+    /// Nobody (production without a token): 404.
+    Off,
+}
+
 /// Values the device API reports to EAs.
 #[derive(Debug, Clone, Copy)]
 pub struct DeviceApiSettings {
@@ -103,6 +115,7 @@ pub struct AppState {
     pub wakeups: PgSignalWakeups,
     pub redis: Option<eagate_redis::RedisConnection>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    pub metrics_access: MetricsAccess,
     pub device_api: DeviceApiSettings,
     /// The public JWKS document for access-token verifiers.
     pub jwks: serde_json::Value,

@@ -93,11 +93,15 @@ pub fn init_with<W>(output: LogOutput<W>, otlp_endpoint: Option<&str>) -> Teleme
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
-    let filter = output
+    // Each layer filters on its own: RUST_LOG decides what is logged and
+    // traced, never whether the `db.*` latency metric is recorded.
+    let rust_log = output
         .rust_log_overrides
-        .then(|| EnvFilter::try_from_default_env().ok())
+        .then(|| std::env::var("RUST_LOG").ok())
         .flatten()
-        .unwrap_or_else(|| EnvFilter::new(output.filter));
+        .filter(|directives| EnvFilter::try_new(directives).is_ok());
+    let directives = rust_log.unwrap_or_else(|| output.filter.to_owned());
+    let filter = || EnvFilter::new(&directives);
     let logs = match output.format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
@@ -107,11 +111,13 @@ where
             // appears on every line logged under it.
             .with_span_list(true)
             .with_writer(output.writer)
+            .with_filter(filter())
             .boxed(),
         LogFormat::Pretty => tracing_subscriber::fmt::layer()
             .compact()
             .with_ansi(output.ansi)
             .with_writer(output.writer)
+            .with_filter(filter())
             .boxed(),
     };
     let mut telemetry = Telemetry::default();
@@ -122,7 +128,11 @@ where
             opentelemetry::global::set_text_map_propagator(
                 opentelemetry_sdk::propagation::TraceContextPropagator::new(),
             );
-            Some(tracing_opentelemetry::layer().with_tracer(tracer))
+            Some(
+                tracing_opentelemetry::layer()
+                    .with_tracer(tracer)
+                    .with_filter(filter()),
+            )
         }
         Err(e) => {
             eprintln!("eagate: traces disabled, cannot set up OTLP export to {base}: {e}");
@@ -130,9 +140,8 @@ where
         }
     });
     let installed = tracing_subscriber::registry()
-        .with(filter)
         .with(logs)
-        .with(DbMetricsLayer)
+        .with(db_metrics_layer())
         .with(traces)
         .try_init()
         .is_ok();
@@ -172,6 +181,17 @@ impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
     }
 }
 
+/// [`DbMetricsLayer`] with a filter of its own: every `db.*` span, whatever
+/// `RUST_LOG` says about logging.
+fn db_metrics_layer<S>() -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    DbMetricsLayer.with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+        meta.is_span() && meta.name().starts_with("db.")
+    }))
+}
+
 /// A tracing layer that turns the duration of every `db.*` span (each
 /// repository call) into the `db_query_duration_seconds{operation}`
 /// histogram.
@@ -204,5 +224,32 @@ where
             metrics::histogram!("db_query_duration_seconds", "operation" => span.name())
                 .record(started.0.elapsed().as_secs_f64());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use super::*;
+
+    #[test]
+    fn database_spans_reach_the_metrics_layer_whatever_the_log_level() {
+        let quiet = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::sink)
+            .with_filter(EnvFilter::new("error"));
+        let subscriber = tracing_subscriber::registry()
+            .with(quiet)
+            .with(db_metrics_layer());
+        tracing::subscriber::with_default(subscriber, || {
+            assert!(
+                !tracing::info_span!("db.devices.find").is_disabled(),
+                "a db span is recorded for the metric even when logs are at `error`"
+            );
+            assert!(
+                tracing::info_span!("http.request").is_disabled(),
+                "other spans follow the log filter"
+            );
+        });
     }
 }

@@ -461,7 +461,9 @@ export interface paths {
         };
         /**
          * Prometheus metrics
-         * @description Prometheus text format. Pool and long-poll gauges are sampled now.
+         * @description Prometheus text format. Pool, long-poll and change-feed gauges are sampled now. With
+         *     `EAGATE_METRICS_TOKEN` set, only a bearer of that token may read them; in production
+         *     the endpoint answers 404 until it is set.
          */
         get: operations["getMetrics"];
         put?: never;
@@ -788,7 +790,8 @@ export interface components {
              *     device-name-taken, device-limit-reached, device-not-active,
              *     idempotency-key-reused, ack-conflict, rate-limited, cors-denied,
              *     clock-skew, invalid-signature, device-revoked, replayed,
-             *     service-unavailable, not-ready, bad-request, internal-error.
+             *     service-unavailable, not-ready, non-canonical-path, bad-request,
+             *     internal-error.
              * @example validation-failed
              */
             code: string;

@@ -97,11 +97,19 @@ struct Claims {
     sub: Uuid,
     sid: Uuid,
     iat: i64,
+    /// Not before: issued as `iat`; checked when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nbf: Option<i64>,
     exp: i64,
 }
 
+/// The JWT `typ` of an access token (RFC 9068 §2.1; RFC 8725 §3.11: explicit
+/// typing, so no other kind of JWT signed with the key passes as one).
+pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+
 /// EdDSA access tokens. Only `EdDSA` with this service's key is accepted;
-/// issuer, audience, `iat` and `exp` are always checked.
+/// `typ` must be `at+jwt`; issuer, audience, `iat`, `nbf` and `exp` are
+/// always checked.
 #[derive(Clone)]
 pub struct JwtAccessTokens {
     encoding: EncodingKey,
@@ -130,6 +138,7 @@ impl JwtAccessTokens {
         validation.validate_exp = false;
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(keys.key_id());
+        header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
         Self {
             encoding: EncodingKey::from_ed_der(&keys.pkcs8_der),
             decoding: DecodingKey::from_ed_der(&keys.public),
@@ -148,6 +157,7 @@ impl AccessTokenIssuer for JwtAccessTokens {
             sub: c.user_id.as_uuid(),
             sid: c.session_id.as_uuid(),
             iat: c.issued_at.timestamp(),
+            nbf: Some(c.issued_at.timestamp()),
             exp: c.expires_at.timestamp(),
         };
         jsonwebtoken::encode(&self.header, &claims, &self.encoding)
@@ -160,9 +170,20 @@ impl AccessTokenIssuer for JwtAccessTokens {
             tracing::debug!(reason = %e, "access token rejected");
             InvalidAccessToken
         })?;
+        let typed = data.header.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE) || t.eq_ignore_ascii_case("application/at+jwt")
+        });
+        if !typed {
+            tracing::debug!("access token rejected: typ is not at+jwt");
+            return Err(InvalidAccessToken);
+        }
         let c = data.claims;
         let now = now.timestamp();
-        if c.exp <= now || c.iat > now + MAX_IAT_SKEW_SECONDS || c.iat >= c.exp {
+        if c.exp <= now
+            || c.iat > now + MAX_IAT_SKEW_SECONDS
+            || c.iat >= c.exp
+            || c.nbf.is_some_and(|nbf| nbf > now + MAX_IAT_SKEW_SECONDS)
+        {
             return Err(InvalidAccessToken);
         }
         let time = |t| DateTime::from_timestamp(t, 0).ok_or(InvalidAccessToken);
@@ -253,6 +274,67 @@ mod tests {
         let t = tokens.issue(&claims()).unwrap();
         assert!(tokens.verify(t.expose(), now() + Duration::minutes(15)).is_err());
         assert!(tokens.verify(t.expose(), now() - Duration::minutes(5)).is_err());
+    }
+
+    /// Signs `claims` with the service's key under a header with `typ`.
+    fn signed_with(keys: &Ed25519Keys, typ: Option<&str>, claims: &serde_json::Value) -> String {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(keys.key_id());
+        header.typ = typ.map(str::to_owned);
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(&keys.pkcs8_der)).unwrap()
+    }
+
+    fn payload(tokens: &JwtAccessTokens) -> serde_json::Value {
+        let t = tokens.issue(&claims()).unwrap();
+        let (_, payload, _) = split(t.expose());
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn tokens_are_typed_and_only_access_tokens_are_accepted() {
+        let keys = Ed25519Keys::generate().unwrap();
+        let tokens = JwtAccessTokens::new(&keys, config());
+        let issued = tokens.issue(&claims()).unwrap();
+        let header = jsonwebtoken::decode_header(issued.expose()).unwrap();
+        assert_eq!(
+            header.typ.as_deref(),
+            Some("at+jwt"),
+            "issued with typ at+jwt (RFC 9068)"
+        );
+        let claims = payload(&tokens);
+        assert_eq!(claims["nbf"], claims["iat"], "issued with nbf");
+        // The same key and claims, another type (or none): refused (RFC 8725 §3.11).
+        for typ in [None, Some("JWT"), Some("id+jwt"), Some("at+jwt+x")] {
+            let other = signed_with(&keys, typ, &claims);
+            assert_eq!(tokens.verify(&other, now()), Err(InvalidAccessToken), "{typ:?}");
+        }
+        for typ in ["at+jwt", "AT+JWT", "application/at+jwt"] {
+            assert!(
+                tokens
+                    .verify(&signed_with(&keys, Some(typ), &claims), now())
+                    .is_ok(),
+                "{typ}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_token_not_yet_valid_is_refused() {
+        let keys = Ed25519Keys::generate().unwrap();
+        let tokens = JwtAccessTokens::new(&keys, config());
+        let mut claims = payload(&tokens);
+        claims["nbf"] = serde_json::json!(now().timestamp() + 600);
+        assert_eq!(
+            tokens.verify(&signed_with(&keys, Some("at+jwt"), &claims), now()),
+            Err(InvalidAccessToken),
+            "nbf in ten minutes"
+        );
+        claims["nbf"] = serde_json::json!(now().timestamp() - 1);
+        assert!(
+            tokens
+                .verify(&signed_with(&keys, Some("at+jwt"), &claims), now())
+                .is_ok()
+        );
     }
 
     #[test]

@@ -158,7 +158,12 @@ class MQL5Live(unittest.TestCase):
         self.assertEqual(d["outcome"], "failed")
         self.assertIn("10019", d["message"])
 
+        # Accepted (202), written with the server's next activity flush.
+        deadline = time.time() + 10
+        while o.device(self.device_id)["heartbeat"] is None and time.time() < deadline:
+            time.sleep(0.05)
         hb = o.device(self.device_id)["heartbeat"]
+        self.assertIsNotNone(hb, "the heartbeat reached the owner within 10 s")
         self.assertEqual(hb["ea_version"], "1.0.0")
         self.assertEqual(hb["terminal_build"], 4410)
         self.assertEqual(hb["broker"], "Shim Broker Ltd \u2014 \u6771\u4eac")

@@ -55,7 +55,12 @@ class Live(unittest.TestCase):
         server_time = c.heartbeat(ea_version="py-1.0", terminal_build=4410, broker="Soci\u00e9t\u00e9 G\u00e9n\u00e9rale \u2014 \u6771\u4eac",
                                   account_login=51234567, balance=10250.75, equity=10100.5)
         self.assertLess(abs(server_time - time.time()), 30)
+        # Accepted now, written with the server's next activity flush.
+        deadline = time.time() + 10
+        while self.owner.device(self.device_id)["heartbeat"] is None and time.time() < deadline:
+            time.sleep(0.05)
         hb = self.owner.device(self.device_id)["heartbeat"]
+        self.assertIsNotNone(hb, "the heartbeat reached the owner within 10 s")
         self.assertEqual((hb["ea_version"], hb["terminal_build"], hb["broker"], hb["account_login"], hb["balance"],
                           hb["equity"]),
                          ("py-1.0", 4410, "Soci\u00e9t\u00e9 G\u00e9n\u00e9rale \u2014 \u6771\u4eac", 51234567, 10250.75, 10100.5))

@@ -8,8 +8,6 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::Problems;
-use eagate_domain::ratelimit::RateLimit;
-use sha2::Digest as _;
 
 use crate::extract::{Authenticated, Client, Json};
 use crate::problem::ApiError;
@@ -174,32 +172,16 @@ pub(crate) async fn login(
     body: Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let attempt = LoginAttempt::parse(&body.0.login, &body.0.password).map_err(LoginError::Invalid)?;
-    // Failed logins are counted per account: a burst slows that account
-    // down for at most a minute; the owner is never locked out for long.
-    let limits = &state.rate_limits;
-    let per_account = RateLimit::per_minute(limits.settings().login_failures_per_account_per_minute);
-    // Keyed by a digest: the login text may be a password typed in the
-    // wrong field, and must not sit in the counter store.
-    let login_digest = sha2::Sha256::digest(body.0.login.trim().to_lowercase().as_bytes());
-    let account_key = format!("login-failures:{}", eagate_protocol::hex(&login_digest));
-    if let Err(limited) = limits.exhausted(&account_key, per_account).await {
-        metrics::counter!("logins_total", "outcome" => "rate_limited").increment(1);
-        return Err(limited);
-    }
-    match state.accounts.login(attempt, &client.0).await {
-        Ok((_, pair)) => {
-            metrics::counter!("logins_total", "outcome" => "succeeded").increment(1);
-            Ok(token_response(&state, pair))
-        }
-        Err(e) => {
-            if matches!(e, LoginError::InvalidCredentials) {
-                metrics::counter!("logins_total", "outcome" => "failed").increment(1);
-                // Counting may itself answer 429; the failure is what matters.
-                let _ = limits.check(&account_key, per_account).await;
-            }
-            Err(e.into())
-        }
-    }
+    let result = state.accounts.login(attempt, &client.0).await;
+    let outcome = match &result {
+        Ok(_) => "succeeded",
+        Err(LoginError::InvalidCredentials) => "failed",
+        Err(LoginError::TooManyAttempts(_)) => "rate_limited",
+        Err(LoginError::Invalid(_) | LoginError::Unexpected(_)) => "error",
+    };
+    metrics::counter!("logins_total", "outcome" => outcome).increment(1);
+    let (_, pair) = result?;
+    Ok(token_response(&state, pair))
 }
 
 /// Refresh the tokens

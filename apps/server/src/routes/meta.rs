@@ -172,15 +172,44 @@ pub(crate) async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, A
 
 /// Prometheus metrics
 ///
-/// Prometheus text format. Pool and long-poll gauges are sampled now.
+/// Prometheus text format. Pool, long-poll and change-feed gauges are sampled now. With
+/// `EAGATE_METRICS_TOKEN` set, only a bearer of that token may read them; in production
+/// the endpoint answers 404 until it is set.
 #[utoipa::path(
     operation_id = "getMetrics",
     tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"), Problems),
-    security(())
+    security(("metrics_token" = []))
 )]
 #[get("/metrics")]
-pub(crate) async fn prometheus_metrics(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn prometheus_metrics(
+    state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    match &state.metrics_access {
+        crate::state::MetricsAccess::Open => {}
+        crate::state::MetricsAccess::Off => {
+            return Err(ApiError::new(ProblemKind::NotFound, "No such resource."));
+        }
+        crate::state::MetricsAccess::Token(token) => {
+            use secrecy::ExposeSecret as _;
+            let presented = req
+                .headers()
+                .get(actix_web::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+                .unwrap_or_default();
+            if !bool::from(subtle::ConstantTimeEq::ct_eq(
+                presented.as_bytes(),
+                token.expose_secret().as_bytes(),
+            )) {
+                return Err(ApiError::new(
+                    ProblemKind::InvalidToken,
+                    "GET /metrics needs `Authorization: Bearer <EAGATE_METRICS_TOKEN>`.",
+                ));
+            }
+        }
+    }
     let status = state.pool.status();
     metrics::gauge!("db_pool_connections", "state" => "size").set(status.size as f64);
     metrics::gauge!("db_pool_connections", "state" => "available").set(status.available as f64);
@@ -189,9 +218,10 @@ pub(crate) async fn prometheus_metrics(state: web::Data<AppState>) -> HttpRespon
     metrics::gauge!("db_pool_connections", "state" => "max").set(status.max_size as f64);
     metrics::gauge!("db_pool_waiters").set(status.waiting as f64);
     metrics::gauge!("long_polls_waiting").set(state.wakeups.waiting() as f64);
-    HttpResponse::Ok()
+    metrics::gauge!("change_feed_connected").set(if state.wakeups.is_connected() { 1.0 } else { 0.0 });
+    Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render())
+        .body(state.metrics.render()))
 }
 
 /// Token-verification keys

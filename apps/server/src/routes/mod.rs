@@ -260,7 +260,7 @@ mod tests {
             let public = path == "/"
                 || path == "/api/openapi.json"
                 || path.starts_with("/.well-known/")
-                || ["/healthz", "/readyz", "/metrics"].contains(&path.as_str())
+                || ["/healthz", "/readyz"].contains(&path.as_str())
                 || [
                     "/api/v1/auth/register",
                     "/api/v1/auth/login",
@@ -269,6 +269,9 @@ mod tests {
                 .contains(&path.as_str());
             let expected: Vec<Value> = if public {
                 vec![]
+            } else if path == "/metrics" {
+                // A bearer token (development leaves it open; see its description).
+                vec![serde_json::json!({"metrics_token": []})]
             } else if path.starts_with("/api/v1/device/") {
                 vec![serde_json::json!({
                     "device_id": [], "device_timestamp": [], "device_nonce": [], "device_signature": []

@@ -71,6 +71,23 @@ async fn registration_fields_are_validated() {
             "password",
             "too_long",
         ),
+        // OWASP ASVS 5.0 V6.2.4: common passwords (and padded ones) are refused.
+        (
+            registration("a@example.com", "valid_name", "password1234"),
+            "password",
+            "too_common",
+        ),
+        (
+            registration("a@example.com", "valid_name", "qwertyuiop!!"),
+            "password",
+            "too_common",
+        ),
+        // A password may not contain the account's own names.
+        (
+            registration("a@example.com", "valid_name", "my valid_name password"),
+            "password",
+            "too_common",
+        ),
     ];
     for (body, field, code) in cases {
         let response = app.post_json("/auth/register", &body).await;
@@ -91,7 +108,7 @@ async fn registration_fields_are_validated() {
     let ok = app
         .post_json(
             "/auth/register",
-            &registration("u@example.com", "unicode", &"🔑".repeat(12)),
+            &registration("u@example.com", "unicode", "🔑🚀🌍🎯📈💡🔒🧭⚡🎲🌊🍀"),
         )
         .await;
     assert_eq!(ok.status(), StatusCode::CREATED);

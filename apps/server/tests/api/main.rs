@@ -3,6 +3,7 @@
 
 mod auth;
 mod bad_input;
+mod cache;
 mod device_auth;
 mod device_contract;
 mod devices;

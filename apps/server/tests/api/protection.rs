@@ -102,7 +102,7 @@ async fn the_forwarded_ip_counts_only_behind_a_trusted_proxy() {
 #[tokio::test]
 async fn failed_logins_slow_down_one_account_only() {
     let app = limited(&[
-        ("EAGATE_RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT_PER_MINUTE", "2"),
+        ("EAGATE_RATE_LIMIT_PASSWORD_CHECKS_PER_ACCOUNT_PER_MINUTE", "2"),
         ("EAGATE_RATE_LIMIT_LOGIN_PER_IP_PER_MINUTE", "50"),
     ])
     .await;

@@ -1,6 +1,7 @@
 //! One error enum per use case: the business outcomes plus `Unexpected`.
 
 use crate::error::UnexpectedError;
+use crate::ratelimit::RateDecision;
 use crate::validation::ValidationErrors;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +23,9 @@ pub enum LoginError {
     /// Unknown account or wrong password: deliberately indistinguishable.
     #[error("invalid login or password")]
     InvalidCredentials,
+    /// The account's (or the login's) password checks are used up for now.
+    #[error("too many login attempts for this account")]
+    TooManyAttempts(RateDecision),
     #[error(transparent)]
     Unexpected(#[from] UnexpectedError),
 }
@@ -51,6 +55,8 @@ pub enum ChangePasswordError {
     Invalid(ValidationErrors),
     #[error("the current password is wrong")]
     WrongPassword,
+    #[error("too many password checks for this account")]
+    TooManyAttempts(RateDecision),
     /// The account was deleted while the request was in flight.
     #[error("the account no longer exists")]
     AccountNotFound,
@@ -64,6 +70,8 @@ pub enum DeleteAccountError {
     Invalid(ValidationErrors),
     #[error("the password is wrong")]
     WrongPassword,
+    #[error("too many password checks for this account")]
+    TooManyAttempts(RateDecision),
     #[error("the account no longer exists")]
     AccountNotFound,
     #[error(transparent)]

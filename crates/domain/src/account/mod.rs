@@ -1,6 +1,7 @@
 //! User accounts: registration, password login, sessions with rotating
 //! refresh tokens, password change and account deletion.
 
+mod common;
 pub mod error;
 pub mod model;
 pub mod ports;

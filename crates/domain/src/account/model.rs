@@ -144,7 +144,10 @@ impl Password {
     pub const MAX_LEN: usize = 128;
 
     /// Checks the policy for a new password given in `field`.
-    pub fn parse_new(raw: &str, field: &'static str) -> Result<Self, FieldError> {
+    /// A new password (registration, password change): 12–128 characters
+    /// after NFC normalisation, not a common or trivial password, and not
+    /// containing any of the account's `names` (username, email).
+    pub fn parse_new(raw: &str, field: &'static str, names: &[&str]) -> Result<Self, FieldError> {
         let normalized: String = raw.nfc().collect();
         let len = normalized.chars().count();
         if len < Self::MIN_LEN {
@@ -159,6 +162,13 @@ impl Password {
                 field,
                 "too_long",
                 format!("must be at most {} characters", Self::MAX_LEN),
+            ));
+        }
+        if let Some(why) = super::common::weakness(&normalized, names) {
+            return Err(FieldError::new(
+                field,
+                "too_common",
+                format!("{why}: choose another (a few unrelated words make a strong password)"),
             ));
         }
         Ok(Self(normalized))
@@ -253,9 +263,15 @@ impl Registration {
     /// Validates every field and reports all failures together.
     pub fn parse(email: &str, username: &str, password: &str) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::new();
-        let email = errors.collect(Email::parse(email));
-        let username = errors.collect(Username::parse(username));
-        let password = errors.collect(Password::parse_new(password, "password"));
+        let email_raw = email;
+        let username_raw = username;
+        let email = errors.collect(Email::parse(email_raw));
+        let username = errors.collect(Username::parse(username_raw));
+        let password = errors.collect(Password::parse_new(
+            password,
+            "password",
+            &[username_raw, email_raw],
+        ));
         match (email, username, password) {
             (Some(email), Some(username), Some(password)) => Ok(Self {
                 email,
@@ -495,19 +511,26 @@ mod tests {
 
     #[test]
     fn password_policy_counts_characters_after_nfc() {
-        assert!(Password::parse_new("correct horse", "password").is_ok());
+        assert!(Password::parse_new("correct horse", "password", &[]).is_ok());
         assert_eq!(
-            Password::parse_new("short", "password").unwrap_err().code,
+            Password::parse_new("short", "password", &[]).unwrap_err().code,
             "too_short"
         );
         // 12 user-perceived characters given as 24 code points (e + combining
         // acute): NFC composes them to 12 characters.
-        let decomposed = "e\u{301}".repeat(12);
-        let p = Password::parse_new(&decomposed, "password").unwrap();
-        assert_eq!(p.expose(), "é".repeat(12).as_bytes());
-        assert!(Password::parse_new(&"密".repeat(128), "password").is_ok());
+        // 13 code points, 11 characters once the accents are composed.
+        let decomposed = "se\u{301}ance ole\u{301}!";
+        assert_eq!(decomposed.chars().count(), 13);
         assert_eq!(
-            Password::parse_new(&"密".repeat(129), "password")
+            Password::parse_new(decomposed, "password", &[]).unwrap_err().code,
+            "too_short",
+            "counted after NFC"
+        );
+        let p = Password::parse_new(&format!("{decomposed} ok"), "password", &[]).unwrap();
+        assert_eq!(p.expose(), "séance olé! ok".as_bytes());
+        assert!(Password::parse_new(&"密文安全".repeat(32), "password", &[]).is_ok());
+        assert_eq!(
+            Password::parse_new(&"密".repeat(129), "password", &[])
                 .unwrap_err()
                 .code,
             "too_long"
@@ -516,7 +539,7 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted_in_debug() {
-        let p = Password::parse_new("correct horse battery", "password").unwrap();
+        let p = Password::parse_new("correct horse battery", "password", &[]).unwrap();
         assert!(!format!("{p:?}").contains("horse"));
         let t = RefreshToken::new("tok-secret".into());
         assert!(!format!("{t:?}").contains("tok-secret"));
@@ -562,8 +585,9 @@ mod tests {
         #[test]
         fn password_length_rule_holds(s in "\\PC{0,140}") {
             let n: String = s.nfc().collect();
-            let expected = (12..=128).contains(&n.chars().count());
-            prop_assert_eq!(Password::parse_new(&s, "password").is_ok(), expected);
+            let expected = (12..=128).contains(&n.chars().count())
+                && super::super::common::weakness(&n, &[]).is_none();
+            prop_assert_eq!(Password::parse_new(&s, "password", &[]).is_ok(), expected);
         }
     }
 }

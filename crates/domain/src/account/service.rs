@@ -10,13 +10,23 @@ use crate::audit::{AuditAction, AuditEvent, AuditLog, ClientInfo};
 use crate::clock::Clock;
 use crate::error::UnexpectedError;
 use crate::id::IdGenerator;
+use crate::ratelimit::{RateDecision, RateLimit, RateLimiter};
 use crate::validation::ValidationErrors;
 
-/// Token lifetimes.
+/// Token lifetimes and the password-guessing budget.
 #[derive(Debug, Clone, Copy)]
 pub struct AccountPolicy {
     pub access_token_ttl: Duration,
+    /// How long a refresh token lives unused: each refresh starts a new one
+    /// (sliding), but never past `session_max_lifetime`.
     pub refresh_token_ttl: Duration,
+    /// How long a session (a login) lives at most, however often it is
+    /// refreshed; then the user logs in again.
+    pub session_max_lifetime: Duration,
+    /// Password checks per account (login, password change, account
+    /// deletion; right or wrong), counted before each check: a burst of
+    /// guesses gets this many verdicts, then 429 until the window ends.
+    pub password_checks: RateLimit,
 }
 
 impl Default for AccountPolicy {
@@ -24,25 +34,50 @@ impl Default for AccountPolicy {
         Self {
             access_token_ttl: Duration::minutes(15),
             refresh_token_ttl: Duration::days(30),
+            session_max_lifetime: Duration::days(90),
+            password_checks: RateLimit::per_minute(5),
         }
     }
 }
 
+/// Why a password check was not made.
+enum Budget {
+    Exhausted(RateDecision),
+    Unexpected(UnexpectedError),
+}
+
 /// Registration, login, sessions, password change and deletion.
 #[derive(Debug, Clone)]
-pub struct AccountService<A, S, H, T, R, L, C, I> {
+pub struct AccountService<A, S, H, T, R, L, G, C, I> {
     accounts: A,
     sessions: S,
     hasher: H,
     access_tokens: T,
     refresh_tokens: R,
     audit: L,
+    guesses: G,
     clock: C,
     ids: I,
     policy: AccountPolicy,
 }
 
-impl<A, S, H, T, R, L, C, I> AccountService<A, S, H, T, R, L, C, I>
+/// Which budget a password check counts against: the account when the
+/// login names one (whichever of its names was typed), else the canonical
+/// login (so an unknown login is throttled exactly like a known one; text
+/// that can name no account shares one budget, as it can never succeed).
+/// Rate limiters keep only digests of keys.
+fn guess_key(account: Option<UserId>, login: Option<&LoginId>) -> String {
+    match (account, login) {
+        (Some(id), _) => format!("password-checks:{id}"),
+        (None, Some(LoginId::Email(email))) => format!("password-checks:email:{}", email.as_str()),
+        (None, Some(LoginId::Username(name))) => {
+            format!("password-checks:username:{}", name.as_str().to_lowercase())
+        }
+        (None, None) => "password-checks:unnamed".to_owned(),
+    }
+}
+
+impl<A, S, H, T, R, L, G, C, I> AccountService<A, S, H, T, R, L, G, C, I>
 where
     A: AccountRepository,
     S: SessionRepository,
@@ -50,9 +85,12 @@ where
     T: AccessTokenIssuer,
     R: RefreshTokenFactory,
     L: AuditLog,
+    G: RateLimiter,
     C: Clock,
     I: IdGenerator,
 {
+    /// `guesses` counts password checks per account (see
+    /// [`AccountPolicy::password_checks`]); share it between instances.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         accounts: A,
@@ -61,6 +99,7 @@ where
         access_tokens: T,
         refresh_tokens: R,
         audit: L,
+        guesses: G,
         clock: C,
         ids: I,
         policy: AccountPolicy,
@@ -72,9 +111,26 @@ where
             access_tokens,
             refresh_tokens,
             audit,
+            guesses,
             clock,
             ids,
             policy,
+        }
+    }
+
+    /// Counts one password check against `key` before it is made: `Err`
+    /// with the decision when the budget is used up (no check is made).
+    async fn count_password_check(&self, key: &str) -> Result<(), Budget> {
+        let decision = self
+            .guesses
+            .hit(key, self.policy.password_checks)
+            .await
+            .map_err(Budget::Unexpected)?;
+        if decision.allowed {
+            Ok(())
+        } else {
+            tracing::info!("password check refused: the account's budget is used up");
+            Err(Budget::Exhausted(decision))
         }
     }
 
@@ -151,6 +207,11 @@ where
             Some(login) => self.accounts.find_credentials_by_login(login).await?,
             None => None,
         };
+        let key = guess_key(credentials.as_ref().map(|c| c.user.id), attempt.login.as_ref());
+        self.count_password_check(&key).await.map_err(|b| match b {
+            Budget::Exhausted(decision) => LoginError::TooManyAttempts(decision),
+            Budget::Unexpected(e) => LoginError::Unexpected(e),
+        })?;
         let Some(credentials) = credentials else {
             self.hasher.verify_dummy(&attempt.password).await?;
             // The attempted login text is not recorded: users type passwords
@@ -182,7 +243,7 @@ where
             created_at: now,
             revoked_at: None,
         };
-        let (refresh_token, first) = self.new_refresh_token(session.id, now)?;
+        let (refresh_token, first) = self.new_refresh_token(session.id, now, now)?;
         let audit = self.audit_event(AuditAction::LoginSucceeded, Some(user.id), client);
         self.sessions.create(&session, &first, &audit).await?;
         let pair = self.token_pair(user.id, session.id, now, refresh_token, first.expires_at)?;
@@ -222,10 +283,10 @@ where
             self.burn_session(session.id, now).await?;
             return Err(RefreshError::InvalidRefreshToken);
         }
-        if record.expires_at <= now {
+        if record.expires_at <= now || session.created_at + self.policy.session_max_lifetime <= now {
             return Err(RefreshError::InvalidRefreshToken);
         }
-        let (refresh_token, next) = self.new_refresh_token(session.id, now)?;
+        let (refresh_token, next) = self.new_refresh_token(session.id, session.created_at, now)?;
         if !self.sessions.rotate_refresh_token(&hash, &next, now).await? {
             // Lost a race against another use of the same token (or a
             // concurrent logout): treat it as reuse.
@@ -291,8 +352,8 @@ where
     ) -> Result<(), ChangePasswordError> {
         let mut errors = ValidationErrors::new();
         let current = errors.collect(Password::parse_candidate(current_password, "current_password"));
-        let new = errors.collect(Password::parse_new(new_password, "new_password"));
-        let (Some(current), Some(new)) = (current, new) else {
+        let new = errors.collect(Password::parse_new(new_password, "new_password", &[]));
+        let (Some(current), Some(_)) = (current, new) else {
             return Err(ChangePasswordError::Invalid(errors));
         };
         let credentials = self
@@ -300,7 +361,23 @@ where
             .find_credentials_by_id(who.user_id)
             .await?
             .ok_or(ChangePasswordError::AccountNotFound)?;
+        // The account's own names are known now.
+        let user = &credentials.user;
+        let new = Password::parse_new(
+            new_password,
+            "new_password",
+            &[user.username.as_str(), user.email.as_str()],
+        )
+        .map_err(|e| ChangePasswordError::Invalid(e.into()))?;
+        self.count_password_check(&guess_key(Some(who.user_id), None))
+            .await
+            .map_err(|b| match b {
+                Budget::Exhausted(decision) => ChangePasswordError::TooManyAttempts(decision),
+                Budget::Unexpected(e) => ChangePasswordError::Unexpected(e),
+            })?;
         if self.hasher.verify(&current, &credentials.password_hash).await? == PasswordVerification::Invalid {
+            self.reauthentication_failed(who.user_id, "password.change", client)
+                .await?;
             return Err(ChangePasswordError::WrongPassword);
         }
         let hash = self.hasher.hash(&new).await?;
@@ -332,7 +409,15 @@ where
             .find_credentials_by_id(who.user_id)
             .await?
             .ok_or(DeleteAccountError::AccountNotFound)?;
+        self.count_password_check(&guess_key(Some(who.user_id), None))
+            .await
+            .map_err(|b| match b {
+                Budget::Exhausted(decision) => DeleteAccountError::TooManyAttempts(decision),
+                Budget::Unexpected(e) => DeleteAccountError::Unexpected(e),
+            })?;
         if self.hasher.verify(&password, &credentials.password_hash).await? == PasswordVerification::Invalid {
+            self.reauthentication_failed(who.user_id, "account.delete", client)
+                .await?;
             return Err(DeleteAccountError::WrongPassword);
         }
         let audit = self.audit_event(AuditAction::AccountDeleted, Some(who.user_id), client);
@@ -343,9 +428,25 @@ where
         Ok(())
     }
 
+    /// Records a wrong current password given to confirm `what`.
+    async fn reauthentication_failed(
+        &self,
+        user: UserId,
+        what: &str,
+        client: &ClientInfo,
+    ) -> Result<(), UnexpectedError> {
+        tracing::info!(user_id = %user, confirming = what, "wrong current password");
+        let mut event = self.audit_event(AuditAction::ReauthenticationFailed, Some(user), client);
+        event.details.insert("confirming".to_owned(), what.to_owned());
+        self.audit.record(&event).await
+    }
+
+    /// A refresh token for the session that began at `session_started`:
+    /// it lives `refresh_token_ttl`, but not past the session's maximum.
     fn new_refresh_token(
         &self,
         session_id: SessionId,
+        session_started: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(RefreshToken, NewRefreshToken), UnexpectedError> {
         let token = self.refresh_tokens.generate()?;
@@ -353,7 +454,8 @@ where
             hash: self.refresh_tokens.digest(token.expose()),
             session_id,
             created_at: now,
-            expires_at: now + self.policy.refresh_token_ttl,
+            expires_at: (now + self.policy.refresh_token_ttl)
+                .min(session_started + self.policy.session_max_lifetime),
         };
         Ok((token, record))
     }
@@ -386,7 +488,7 @@ mod tests {
     use chrono::Duration;
 
     use super::*;
-    use crate::testing::{FakeAccountWorld, FakeHasher};
+    use crate::testing::{FakeAccountWorld, FakeHasher, FixedClock};
 
     fn registration(n: u32) -> Registration {
         Registration::parse(
@@ -399,6 +501,187 @@ mod tests {
 
     fn attempt(login: &str, password: &str) -> LoginAttempt {
         LoginAttempt::parse(login, password).unwrap()
+    }
+
+    #[tokio::test]
+    async fn concurrent_wrong_passwords_get_exactly_the_budget_of_checks() {
+        let world = FakeAccountWorld::new();
+        world
+            .service
+            .register(registration(1), &ClientInfo::default())
+            .await
+            .unwrap();
+        let before = world.hasher.verifications();
+        let client = ClientInfo::default();
+        let attempts = (0..12).map(|_| {
+            world
+                .service
+                .login(attempt("user_1", "not the password at all"), &client)
+        });
+        let results = futures_join_all(attempts).await;
+        let wrong = results
+            .iter()
+            .filter(|r| matches!(r, Err(LoginError::InvalidCredentials)))
+            .count();
+        let throttled = results
+            .iter()
+            .filter(|r| matches!(r, Err(LoginError::TooManyAttempts(d)) if !d.allowed && d.limit == 5))
+            .count();
+        assert_eq!((wrong, throttled), (5, 7), "{results:?}");
+        assert_eq!(
+            world.hasher.verifications() - before,
+            5,
+            "only the budget's worth of passwords is ever checked"
+        );
+        // The right password is refused too until the window ends.
+        assert!(matches!(
+            world
+                .service
+                .login(
+                    attempt("user_1", "a long enough password"),
+                    &ClientInfo::default()
+                )
+                .await,
+            Err(LoginError::TooManyAttempts(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn refreshing_never_extends_a_session_past_its_maximum_lifetime() {
+        let world = FakeAccountWorld::new();
+        let (_, mut pair, _) = logged_in(&world).await;
+        // Refresh every 29 days: each refresh token would live 30 days, but
+        // the session ends 90 days after the login.
+        for _ in 0..3 {
+            world.clock.advance(Duration::days(29));
+            pair = world
+                .service
+                .refresh(pair.refresh_token.expose())
+                .await
+                .expect("within the session's lifetime");
+        }
+        assert_eq!(
+            pair.refresh_expires_at,
+            FixedClock::default_start().now() + Duration::days(90),
+            "the last refresh token ends with the session"
+        );
+        world.clock.advance(Duration::days(3));
+        assert!(matches!(
+            world.service.refresh(pair.refresh_token.expose()).await,
+            Err(RefreshError::InvalidRefreshToken)
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_budget_belongs_to_the_account_whichever_name_is_typed() {
+        let world = FakeAccountWorld::new();
+        world
+            .service
+            .register(registration(1), &ClientInfo::default())
+            .await
+            .unwrap();
+        let mut throttled_at = None;
+        for n in 0..10 {
+            let login = if n % 2 == 0 { "USER_1" } else { "User1@Example.com" };
+            if let Err(LoginError::TooManyAttempts(_)) = world
+                .service
+                .login(attempt(login, "wrong password here"), &ClientInfo::default())
+                .await
+            {
+                throttled_at = Some(n);
+                break;
+            }
+        }
+        assert_eq!(throttled_at, Some(5), "username and email share one budget of 5");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_login_is_throttled_like_a_known_one() {
+        let world = FakeAccountWorld::new();
+        let mut outcomes = Vec::new();
+        for _ in 0..6 {
+            outcomes.push(
+                world
+                    .service
+                    .login(
+                        attempt("nobody_here", "wrong password here"),
+                        &ClientInfo::default(),
+                    )
+                    .await,
+            );
+        }
+        assert!(
+            outcomes[..5]
+                .iter()
+                .all(|r| matches!(r, Err(LoginError::InvalidCredentials)))
+        );
+        assert!(
+            matches!(outcomes[5], Err(LoginError::TooManyAttempts(_))),
+            "no oracle: an unknown account answers exactly as a known one"
+        );
+    }
+
+    #[tokio::test]
+    async fn wrong_current_passwords_are_audited_and_limited() {
+        let world = FakeAccountWorld::new();
+        let (user, _, who) = logged_in(&world).await;
+        for _ in 0..4 {
+            assert!(matches!(
+                world
+                    .service
+                    .change_password(
+                        who,
+                        "wrong current pw",
+                        "a brand new passphrase",
+                        &ClientInfo::default()
+                    )
+                    .await,
+                Err(ChangePasswordError::WrongPassword)
+            ));
+        }
+        // The login in `logged_in` used one check; four wrong ones make five.
+        assert!(matches!(
+            world
+                .service
+                .delete_account(who, "a long enough password", &ClientInfo::default())
+                .await,
+            Err(DeleteAccountError::TooManyAttempts(_))
+        ));
+        let failures = world
+            .store
+            .audit_events()
+            .into_iter()
+            .filter(|e| e.action == AuditAction::ReauthenticationFailed && e.user_id == Some(user.id))
+            .count();
+        assert_eq!(failures, 4, "every wrong current password is recorded");
+        assert!(
+            world.service.current_user(who).await.is_ok(),
+            "the throttled deletion did not happen"
+        );
+    }
+
+    /// Runs futures concurrently on this task (no runtime features needed).
+    async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+        let mut pinned: Vec<std::pin::Pin<Box<F>>> = futures.map(Box::pin).collect();
+        let mut out: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+        std::future::poll_fn(|cx| {
+            let mut pending = false;
+            for (i, f) in pinned.iter_mut().enumerate() {
+                if out[i].is_none() {
+                    match f.as_mut().poll(cx) {
+                        std::task::Poll::Ready(v) => out[i] = Some(v),
+                        std::task::Poll::Pending => pending = true,
+                    }
+                }
+            }
+            if pending {
+                std::task::Poll::Pending
+            } else {
+                std::task::Poll::Ready(())
+            }
+        })
+        .await;
+        out.into_iter().flatten().collect()
     }
 
     async fn logged_in(world: &FakeAccountWorld) -> (User, TokenPair, AuthenticatedUser) {
@@ -514,6 +797,7 @@ mod tests {
             crate::testing::FakeAccessTokens,
             crate::testing::FakeRefreshTokens::default(),
             old.store.audit(),
+            old.guesses.clone(),
             old.clock.clone(),
             crate::testing::SequentialIds::default(),
             AccountPolicy::default(),

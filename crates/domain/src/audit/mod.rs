@@ -44,6 +44,9 @@ pub enum AuditAction {
     AccountRegistered,
     LoginSucceeded,
     LoginFailed,
+    /// A wrong current password given to confirm a password change or an
+    /// account deletion.
+    ReauthenticationFailed,
     PasswordChanged,
     AccountDeleted,
     DeviceRegistered,
@@ -53,10 +56,11 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::AccountRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
+        Self::ReauthenticationFailed,
         Self::PasswordChanged,
         Self::AccountDeleted,
         Self::DeviceRegistered,
@@ -70,6 +74,7 @@ impl AuditAction {
             Self::AccountRegistered => "account.registered",
             Self::LoginSucceeded => "login.succeeded",
             Self::LoginFailed => "login.failed",
+            Self::ReauthenticationFailed => "reauthentication.failed",
             Self::PasswordChanged => "password.changed",
             Self::AccountDeleted => "account.deleted",
             Self::DeviceRegistered => "device.registered",

@@ -46,7 +46,15 @@ impl DeviceName {
             return Err(FieldError::new(
                 Self::FIELD,
                 "invalid_characters",
-                "must not contain control characters, line separators or bidirectional overrides",
+                "must not contain control characters, line separators, bidirectional overrides or \
+                 invisible characters (zero-width space, word joiner, soft hyphen)",
+            ));
+        }
+        if !joiners_are_between_visible_characters(&normalized) {
+            return Err(FieldError::new(
+                Self::FIELD,
+                "invalid_characters",
+                "a zero-width joiner or non-joiner may only join two visible characters",
             ));
         }
         Ok(Self(normalized))
@@ -56,9 +64,14 @@ impl DeviceName {
         &self.0
     }
 
-    /// The uniqueness key: the name lower-cased (Unicode-aware).
+    /// The uniqueness key: the name lower-cased (Unicode-aware), without
+    /// zero-width joiners, so names that look the same collide.
     pub fn key(&self) -> String {
-        self.0.to_lowercase()
+        self.0
+            .chars()
+            .filter(|c| !is_joiner(*c))
+            .collect::<String>()
+            .to_lowercase()
     }
 
     /// Rebuilds a name read back from storage.
@@ -67,9 +80,44 @@ impl DeviceName {
     }
 }
 
+/// Characters a name may never contain: controls, line separators,
+/// bidirectional overrides, and invisible characters that only make two
+/// names look alike (zero-width space, word joiner and invisible operators,
+/// soft hyphen, combining grapheme joiner, Mongolian vowel separator, BOM).
 fn is_forbidden(c: char) -> bool {
     c.is_control()
-        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+        || matches!(
+            c,
+            '\u{2028}'
+                | '\u{2029}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{FEFF}'
+                | '\u{200B}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{00AD}'
+                | '\u{034F}'
+                | '\u{180E}'
+        )
+}
+
+/// Zero-width joiner and non-joiner: needed inside emoji sequences and some
+/// scripts, meaningless anywhere else.
+fn is_joiner(c: char) -> bool {
+    matches!(c, '\u{200C}' | '\u{200D}')
+}
+
+fn joiners_are_between_visible_characters(name: &str) -> bool {
+    let chars: Vec<char> = name.chars().collect();
+    chars.iter().enumerate().all(|(i, c)| {
+        !is_joiner(*c)
+            || (i > 0
+                && i + 1 < chars.len()
+                && !is_joiner(chars[i - 1])
+                && !is_joiner(chars[i + 1])
+                && !chars[i - 1].is_whitespace()
+                && !chars[i + 1].is_whitespace())
+    })
 }
 
 impl fmt::Display for DeviceName {
@@ -377,6 +425,38 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    /// Decision (issue 12): invisible characters make look-alike names, so
+    /// they are refused, except joiners that join two visible characters
+    /// (emoji sequences, Persian and Indic scripts), which the uniqueness key
+    /// ignores.
+    #[test]
+    fn invisible_characters_cannot_make_look_alike_names() {
+        for bad in [
+            "London\u{200B}VPS",
+            "\u{2060}EA",
+            "EA\u{00AD}1",
+            "EA\u{FEFF}",
+            "\u{200D}EA",
+            "EA\u{200D}",
+            "E\u{200D}\u{200D}A",
+            "EA \u{200C}1",
+        ] {
+            assert_eq!(
+                DeviceName::parse(bad).map_err(|e| e.code),
+                Err("invalid_characters"),
+                "{bad:?}"
+            );
+        }
+        let family = DeviceName::parse("Family 👨\u{200D}👩\u{200D}👧").unwrap();
+        assert_eq!(family.key(), "family 👨👩👧");
+        assert!(DeviceName::parse("می\u{200C}خواهم").is_ok(), "Persian with ZWNJ");
+        assert_eq!(
+            DeviceName::parse("E\u{200D}A").unwrap().key(),
+            DeviceName::parse("ea").unwrap().key(),
+            "a joiner does not make a name unique"
+        );
     }
 
     #[test]

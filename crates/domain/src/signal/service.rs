@@ -241,7 +241,7 @@ where
     /// The device's pending signals, oldest first. With `wait` (seconds)
     /// and nothing pending, waits until a signal is published for the
     /// device — on any instance — or the wait ends.
-    #[instrument(skip_all, fields(device_id = %caller.id))]
+    #[instrument(level = "debug", skip_all, fields(device_id = %caller.id))]
     pub async fn poll(
         &self,
         caller: &AuthenticatedDevice,
@@ -789,6 +789,35 @@ mod tests {
         assert_eq!(
             first.wait(std::time::Duration::from_secs(5)).await,
             Wake::Superseded
+        );
+    }
+
+    /// Decision: an acknowledgement after a cancel is accepted and kept
+    /// beside the cancel. The EA may have traded before the cancel reached
+    /// it; what it did is the truth the owner needs to see.
+    #[tokio::test]
+    async fn an_ack_after_a_cancel_is_kept_beside_the_cancel() {
+        let rig = rig(1).await;
+        let d0 = rig.device(0);
+        let (published, _) = rig.signals.publish(rig.owner, &buy(), None).await.unwrap();
+        let id = published.signal.id;
+        assert_eq!(rig.signals.poll(&polling(d0), None, None).await.unwrap().len(), 1);
+        rig.signals.cancel(rig.owner, id).await.unwrap();
+        let ack = AckInput {
+            signal_id: id.to_string(),
+            outcome: "executed".into(),
+            ticket: Some(11),
+            ..AckInput::default()
+        };
+        assert!(rig.signals.acknowledge(d0, &ack).await.unwrap().first);
+        let seen = rig.signals.get(rig.owner, id).await.unwrap();
+        let delivery = &seen.deliveries[0];
+        assert!(delivery.cancelled_at.is_some(), "the cancel stays recorded");
+        assert_eq!(delivery.ack.as_ref().map(|a| a.ticket), Some(Some(11)));
+        assert_eq!(
+            delivery.status(&seen.signal, rig.world.clock.now()),
+            DeliveryStatus::Acknowledged,
+            "what the EA reports wins the status"
         );
     }
 

@@ -6,7 +6,7 @@
 use crate::account::*;
 
 fn password(text: &str) -> Password {
-    Password::parse_new(text, "password").expect("a valid password")
+    Password::parse_new(text, "password", &[]).expect("a valid password")
 }
 
 async fn hash(hasher: &impl PasswordHasher, p: &Password) -> PasswordHash {

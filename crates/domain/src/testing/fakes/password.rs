@@ -15,6 +15,7 @@ use crate::error::UnexpectedError;
 pub struct FakeHasher {
     pub current_cost: u32,
     dummy_verifications: Arc<AtomicU64>,
+    verifications: Arc<AtomicU64>,
     salts: Arc<AtomicU64>,
 }
 
@@ -23,6 +24,7 @@ impl Default for FakeHasher {
         Self {
             current_cost: 1,
             dummy_verifications: Arc::default(),
+            verifications: Arc::default(),
             salts: Arc::default(),
         }
     }
@@ -34,6 +36,11 @@ impl FakeHasher {
             current_cost,
             ..Self::default()
         }
+    }
+
+    /// How many passwords were checked (`verify` and `verify_dummy`).
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed) + self.dummy_verifications()
     }
 
     /// How many times `verify_dummy` ran.
@@ -61,6 +68,7 @@ impl PasswordHasher for FakeHasher {
         password: &Password,
         hash: &PasswordHash,
     ) -> Result<PasswordVerification, UnexpectedError> {
+        self.verifications.fetch_add(1, Ordering::Relaxed);
         let mut parts = hash.as_str().split('$');
         let (Some("fake"), Some(cost), Some(_salt), Some(stored), None) = (
             parts.next(),

@@ -12,6 +12,7 @@ pub type FakeAccountService = AccountService<
     FakeAccessTokens,
     FakeRefreshTokens,
     InMemoryAuditLog,
+    FakeRateLimiter,
     FixedClock,
     SequentialIds,
 >;
@@ -21,6 +22,8 @@ pub type FakeAccountService = AccountService<
 pub struct FakeAccountWorld {
     pub store: InMemoryStore,
     pub hasher: FakeHasher,
+    /// Password checks counted per account.
+    pub guesses: FakeRateLimiter,
     pub clock: FixedClock,
     pub service: FakeAccountService,
 }
@@ -33,6 +36,7 @@ impl FakeAccountWorld {
     pub fn with_hasher(hasher: FakeHasher) -> Self {
         let store = InMemoryStore::default();
         let clock = FixedClock::default_start();
+        let guesses = FakeRateLimiter::default();
         let service = AccountService::new(
             store.accounts(),
             store.sessions(),
@@ -40,6 +44,7 @@ impl FakeAccountWorld {
             FakeAccessTokens,
             FakeRefreshTokens::default(),
             store.audit(),
+            guesses.clone(),
             clock.clone(),
             SequentialIds::default(),
             AccountPolicy::default(),
@@ -47,6 +52,7 @@ impl FakeAccountWorld {
         Self {
             store,
             hasher,
+            guesses,
             clock,
             service,
         }

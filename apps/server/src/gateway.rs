@@ -1,0 +1,418 @@
+//! The one middleware in front of every route: it refuses what must not
+//! reach a handler (non-canonical paths, oversized headers, clients over
+//! their per-IP limits), gives each request its id and root span, and on the
+//! way out records metrics, turns framework-made errors into problems, adds
+//! the security headers and writes the access log.
+//!
+//! One layer instead of eight: every step used to be a middleware of its
+//! own, each with its own boxed future and its own look at the request.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use eagate_domain::ratelimit::RateLimit;
+use tracing::Instrument as _;
+
+use crate::config::AccessLog;
+use crate::problem::{ApiError, LoggedProblem, PROBLEM_JSON, ProblemKind};
+use crate::protect::{RateLimits, client_ip};
+
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The API's responses are data: nothing may load. The `/docs` page is the
+/// one HTML page, served with its own files, so it gets a policy that allows
+/// exactly those.
+const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+const DOCS_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+                        script-src 'self'; connect-src 'self'; frame-ancestors 'none'";
+
+/// What the gateway needs, built once per server.
+#[derive(Debug)]
+pub struct Gateway {
+    limits: RateLimits,
+    tls: bool,
+    access_log: AccessLog,
+    /// Counts device requests for log sampling.
+    sampled: std::sync::atomic::AtomicU64,
+}
+
+impl Gateway {
+    pub fn new(limits: RateLimits, tls: bool, access_log: AccessLog) -> Arc<Self> {
+        Arc::new(Self {
+            limits,
+            tls,
+            access_log,
+            sampled: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+}
+
+fn acceptable_request_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// Whether `path` is spelled the one way the router, the limits and the
+/// signature all agree on: no percent-encoded unreserved character (which
+/// the router would decode: `/%61pi` is `/api`), no `.`/`..` segment, no
+/// empty segment, and every `%` followed by two hex digits.
+pub fn is_canonical_path(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    if bytes.first() != Some(&b'/') {
+        return false;
+    }
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let (Some(hi), Some(lo)) = (
+                    bytes.get(i + 1).and_then(|c| (*c as char).to_digit(16)),
+                    bytes.get(i + 2).and_then(|c| (*c as char).to_digit(16)),
+                ) else {
+                    return false;
+                };
+                let decoded = (hi * 16 + lo) as u8;
+                if decoded.is_ascii_alphanumeric() || matches!(decoded, b'-' | b'.' | b'_' | b'~') {
+                    return false;
+                }
+                i += 3;
+            }
+            b'/' => {
+                let rest = &bytes[i + 1..];
+                let segment_end = rest.iter().position(|b| *b == b'/').unwrap_or(rest.len());
+                let segment = &rest[..segment_end];
+                // An empty segment is allowed only as the trailing slash of
+                // "/" itself.
+                if (segment.is_empty() && segment_end < rest.len()) || segment == b"." || segment == b".." {
+                    return false;
+                }
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    true
+}
+
+/// The per-IP limits that apply to a (canonical) path: owner and account
+/// routes, not device routes (limited per device after authentication, and
+/// per address only for failed authentication).
+fn ip_limits(path: &str, limits: &RateLimits) -> Option<(RateLimit, Option<RateLimit>)> {
+    let settings = limits.settings();
+    let limited = path.starts_with("/api/v1/") && !path.starts_with("/api/v1/device/");
+    limited.then(|| {
+        let login =
+            (path == "/api/v1/auth/login").then(|| RateLimit::per_minute(settings.login_per_ip_per_minute));
+        (RateLimit::per_minute(settings.per_ip_per_minute), login)
+    })
+}
+
+impl Gateway {
+    /// A response for a request that must not go further, if it must not.
+    async fn refusal(&self, req: &ServiceRequest) -> Option<ApiError> {
+        let path = req.path();
+        if !is_canonical_path(path) {
+            return Some(ApiError::new(
+                ProblemKind::NonCanonicalPath,
+                "The path must be spelled canonically: no percent-encoded letters, digits or -._~, \
+                 no empty, `.` or `..` segments.",
+            ));
+        }
+        let settings = self.limits.settings();
+        let size: usize = req
+            .headers()
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum();
+        if size > settings.max_header_bytes {
+            return Some(ApiError::new(
+                ProblemKind::HeadersTooLarge,
+                format!("The request headers exceed {} bytes.", settings.max_header_bytes),
+            ));
+        }
+        let (per_ip, login) = ip_limits(path, &self.limits)?;
+        let ip = client_ip(req.request(), &settings.trusted_proxies)
+            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        if let Err(e) = self.limits.check(&format!("ip:{ip}"), per_ip).await {
+            return Some(e);
+        }
+        if let Some(login) = login
+            && let Err(e) = self.limits.check(&format!("login-ip:{ip}"), login).await
+        {
+            return Some(e);
+        }
+        None
+    }
+
+    /// Whether a finished request goes to the access log: everything but
+    /// successful device requests, which are sampled as configured; slow
+    /// requests and errors always.
+    fn logs(&self, device: bool, status: u16, latency: Duration, long_poll: bool) -> bool {
+        if !device || status >= 400 || (!long_poll && latency >= self.access_log.slow) {
+            return true;
+        }
+        match self.access_log.device_sample {
+            0 => false,
+            1 => true,
+            n => self
+                .sampled
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                .is_multiple_of(n),
+        }
+    }
+
+    fn secure(&self, response: &mut actix_web::HttpResponse<impl MessageBody>, docs: bool) {
+        let headers = response.headers_mut();
+        let mut set = |name: HeaderName, value: &'static str| {
+            if !headers.contains_key(&name) {
+                headers.insert(name, HeaderValue::from_static(value));
+            }
+        };
+        set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+        set(header::X_FRAME_OPTIONS, "DENY");
+        set(header::REFERRER_POLICY, "no-referrer");
+        set(
+            HeaderName::from_static("cross-origin-resource-policy"),
+            "same-site",
+        );
+        set(header::CACHE_CONTROL, "no-store");
+        set(
+            header::CONTENT_SECURITY_POLICY,
+            if docs { DOCS_CSP } else { API_CSP },
+        );
+        if self.tls {
+            set(
+                header::STRICT_TRANSPORT_SECURITY,
+                "max-age=31536000; includeSubDomains",
+            );
+        }
+    }
+}
+
+/// Decrements the in-flight gauge however the request ends (a long-poll
+/// whose client went away is dropped, never finished).
+struct InFlight;
+
+impl InFlight {
+    fn start() -> Self {
+        metrics::gauge!("http_requests_in_flight").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!("http_requests_in_flight").decrement(1.0);
+    }
+}
+
+/// Turns an error response the framework or a third-party middleware made
+/// (plain text, empty) into a problem, keeping its status and meaningful
+/// headers.
+fn as_problem<B: MessageBody + 'static>(response: ServiceResponse<B>) -> ServiceResponse<EitherBody<B>> {
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes());
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response.map_into_left_body();
+    }
+    let origin = response.request().headers().contains_key(header::ORIGIN);
+    let kind = match status.as_u16() {
+        400 if origin => ProblemKind::CorsDenied,
+        404 => ProblemKind::NotFound,
+        405 => ProblemKind::MethodNotAllowed,
+        408 => ProblemKind::RequestTimeout,
+        413 => ProblemKind::PayloadTooLarge,
+        415 => ProblemKind::UnsupportedMediaType,
+        431 => ProblemKind::HeadersTooLarge,
+        500.. => ProblemKind::Internal,
+        _ => ProblemKind::BadRequest,
+    };
+    let detail = match kind {
+        ProblemKind::CorsDenied => "This origin may not call the API from a browser.",
+        ProblemKind::Internal => "The server failed to handle this request; it has been logged.",
+        _ => "The request was refused.",
+    };
+    let (req, old) = response.into_parts();
+    let mut new = crate::problem::problem_response(kind, detail, &[]);
+    *new.status_mut() = status;
+    for name in [header::ALLOW, header::RETRY_AFTER, header::VARY] {
+        if let Some(v) = old.headers().get(&name) {
+            new.headers_mut().insert(name, v.clone());
+        }
+    }
+    ServiceResponse::new(req, new).map_into_right_body()
+}
+
+/// The middleware (wrap it with `from_fn`, capturing the [`Gateway`]).
+pub async fn handle<B: MessageBody + 'static>(
+    gateway: Arc<Gateway>,
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B, BoxBody>>, actix_web::Error> {
+    let started = Instant::now();
+    let _in_flight = InFlight::start();
+    let id = req
+        .headers()
+        .get(&REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| acceptable_request_id(v))
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+    let method = req.method().clone();
+    let path = req.path();
+    let device = path.starts_with("/api/v1/device/");
+    let long_poll = path == "/api/v1/device/poll" && req.query_string().contains("wait=");
+    let docs = path.starts_with("/docs");
+    let span = tracing::info_span!(
+        "http.request",
+        request_id = %id,
+        method = %method,
+        route = tracing::field::Empty,
+        status = tracing::field::Empty,
+        latency_ms = tracing::field::Empty,
+        user_id = tracing::field::Empty,
+        device_id = tracing::field::Empty,
+    );
+    // Continue the caller's trace (W3C `traceparent`), when tracing is on.
+    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&crate::telemetry::HeaderExtractor(req.headers()))
+    });
+    let _ = tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(&span, parent);
+
+    let handled = crate::context::with_request_id(
+        id.clone(),
+        async {
+            match gateway.refusal(&req).await {
+                Some(refusal) => {
+                    let (request, _) = req.into_parts();
+                    let response = actix_web::ResponseError::error_response(&refusal);
+                    Ok(ServiceResponse::new(request, response).map_into_right_body())
+                }
+                None => next.call(req).await.map(as_problem),
+            }
+        }
+        .instrument(span.clone()),
+    )
+    .await;
+    let mut response = handled?;
+
+    let latency = started.elapsed();
+    let status = response.status().as_u16();
+    let route = response
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    metrics::counter!("http_requests_total", "route" => route.clone(), "method" => method.to_string(), "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "route" => route.clone(), "method" => method.to_string())
+        .record(latency.as_secs_f64());
+    gateway.secure(response.response_mut(), docs);
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    if gateway.logs(device, status, latency, long_poll) {
+        let latency_ms = latency.as_secs_f64() * 1000.0;
+        span.record("route", route.as_str());
+        span.record("status", status);
+        span.record("latency_ms", latency_ms);
+        let problem = response
+            .response()
+            .extensions()
+            .get::<LoggedProblem>()
+            .map(|p| p.0);
+        span.in_scope(|| match problem {
+            Some(problem) => tracing::info!(status, latency_ms, problem, "request finished"),
+            None => tracing::info!(status, latency_ms, "request finished"),
+        });
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn only_sane_request_ids_are_accepted() {
+        assert!(acceptable_request_id("0192f5e4-7c1a-7b3e-9a51-3c2d4e5f6a7b"));
+        assert!(acceptable_request_id("lb:abc.123_x"));
+        assert!(!acceptable_request_id(""));
+        assert!(!acceptable_request_id("has space"));
+        assert!(!acceptable_request_id("new\nline"));
+        assert!(!acceptable_request_id(&"a".repeat(129)));
+    }
+
+    #[test]
+    fn canonical_paths() {
+        for ok in [
+            "/",
+            "/api/v1/devices",
+            "/api/v1/devices/0192f5e4-7c1a-7b3e-9a51-3c2d4e5f6a7b",
+            "/docs/",
+            "/api/v1/x%20y",
+            "/a%2Fb",
+            "/.well-known/jwks.json",
+            "/a..b/c.d",
+        ] {
+            assert!(is_canonical_path(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "api",
+            "/%61pi/v1/devices",
+            "/api/%76%31/devices",
+            "/api/v1/devic%65s",
+            "/api/v1/%2e%2e/auth/login",
+            "/api/v1/devices/../auth/login",
+            "/api/v1/./devices",
+            "/api/v1/devices/.",
+            "/api/v1/devices/..",
+            "//api/v1/devices",
+            "/api//v1/devices",
+            "/api/v1/%7Edevices",
+            "/api/v1/devices%",
+            "/api/v1/devices%4",
+            "/api/v1/devices%zz",
+        ] {
+            assert!(!is_canonical_path(bad), "{bad}");
+        }
+    }
+
+    proptest! {
+        /// Encoding any unreserved character of a route, or adding a dot
+        /// segment, makes it non-canonical; the route itself is canonical.
+        #[test]
+        fn any_alternative_spelling_of_a_route_is_refused(
+            route in prop::sample::select(vec![
+                "/api/v1/auth/login", "/api/v1/devices", "/api/v1/device/poll", "/api/v1/signals", "/healthz",
+            ]),
+            position in any::<prop::sample::Index>(),
+            upper in any::<bool>(),
+            dots in prop::sample::select(vec!["/.", "/..", "/./x/..", "//"]),
+            use_dots in any::<bool>(),
+        ) {
+            prop_assert!(is_canonical_path(route));
+            let alternative = if use_dots {
+                let cut = route[1..].find('/').map_or(route.len(), |i| i + 1);
+                format!("{}{}{}", &route[..cut], dots, &route[cut..])
+            } else {
+                let letters: Vec<usize> = route.char_indices().filter(|(_, c)| *c != '/').map(|(i, _)| i).collect();
+                let i = letters[position.index(letters.len())];
+                let byte = route.as_bytes()[i];
+                let encoded = if upper { format!("%{byte:02X}") } else { format!("%{byte:02x}") };
+                format!("{}{}{}", &route[..i], encoded, &route[i + 1..])
+            };
+            prop_assert!(!is_canonical_path(&alternative), "{}", alternative);
+        }
+    }
+}
