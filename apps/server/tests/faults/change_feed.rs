@@ -159,6 +159,11 @@ async fn a_terminated_change_feed_misses_no_signal_and_no_revocation() {
             l["message"] == "cannot connect the change feed; retrying"
         })
         .await;
+    assert_eq!(
+        metric(&api.metrics().await, "change_feed_connected", &[]),
+        0.0,
+        "the operator sees the feed down"
+    );
     // Revoked behind this instance's back (another instance, an operator):
     // the notification has nobody to reach.
     operator
@@ -199,6 +204,7 @@ async fn a_terminated_change_feed_misses_no_signal_and_no_revocation() {
         })
         .await;
     let back = allowed.elapsed();
+    assert_eq!(metric(&api.metrics().await, "change_feed_connected", &[]), 1.0);
     assert!(
         back <= Duration::from_secs(8),
         "the feed retries at least every 5 s: back after {back:?}"

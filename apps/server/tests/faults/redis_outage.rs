@@ -90,11 +90,11 @@ async fn redis_down_fails_device_requests_closed_and_recovers_by_itself() {
         "refusals are counted for the operator"
     );
 
-    // Owner endpoints: as docs/operations.md ("Protection") says, rate
-    // limits let requests through while Redis is unreachable (and log it):
-    // more than the per-IP limit succeeds.
+    // Owner endpoints: as docs/operations.md ("Protection") says, with
+    // Redis unreachable each instance counts on its own — limits never
+    // switch off: the per-IP limit, then 429.
     let mut owner_times = Vec::new();
-    for i in 0..PER_IP + 5 {
+    for i in 0..PER_IP {
         let answer = api.get_auth("/api/v1/devices", &token).await;
         assert!(
             answer.is(200),
@@ -105,9 +105,24 @@ async fn redis_down_fails_device_requests_closed_and_recovers_by_itself() {
         owner_times.push(answer.elapsed);
     }
     owner_times.sort();
+    let limited = api.get_auth("/api/v1/devices", &token).await;
+    assert_eq!(
+        (limited.status, limited.code()),
+        (Some(429), "rate-limited"),
+        "the instance's own counters limit while Redis is down: {}",
+        limited.describe()
+    );
+    assert!(limited.retry_after.is_some());
+    assert!(
+        metric(&api.metrics().await, "rate_limit_fallbacks_total", &[]) >= PER_IP as f64,
+        "the fallback is counted for the operator"
+    );
     server
         .wait_for_log(mark, Duration::from_secs(5), |l| {
-            l["message"] == "rate limiter unavailable; not limiting" && l["level"] == "WARN"
+            l["level"] == "WARN"
+                && l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("rate limiter unavailable"))
         })
         .await;
     let outage = down.elapsed();
@@ -155,7 +170,7 @@ async fn redis_down_fails_device_requests_closed_and_recovers_by_itself() {
     assert!(limited.retry_after.is_some());
 
     eprintln!(
-        "faults: Redis killed for {}: device requests 503 (slowest {}), owner requests unlimited \
+        "faults: Redis killed for {}: device requests 503 (slowest {}), owner requests limited locally \
          (median {}, slowest {}); device requests admitted again {} after Redis was back",
         secs(outage),
         secs(slowest),
@@ -191,7 +206,7 @@ async fn a_frozen_redis_costs_each_request_its_timeout_not_a_hang() {
         let listed = api.get_auth("/api/v1/devices", &token).await;
         assert!(
             listed.is(200),
-            "rate limits let owners through: {}",
+            "owners are served (counted by the instance meanwhile): {}",
             listed.describe()
         );
         for answer in [&polled, &listed] {
