@@ -204,7 +204,11 @@ async fn a_terminated_change_feed_misses_no_signal_and_no_revocation() {
         })
         .await;
     let back = allowed.elapsed();
-    assert_eq!(metric(&api.metrics().await, "change_feed_connected", &[]), 1.0);
+    // (The line is logged just before the feed is marked connected.)
+    until("change_feed_connected is 1", Duration::from_secs(5), async || {
+        (metric(&api.metrics().await, "change_feed_connected", &[]) == 1.0).then_some(())
+    })
+    .await;
     assert!(
         back <= Duration::from_secs(8),
         "the feed retries at least every 5 s: back after {back:?}"
