@@ -108,9 +108,19 @@ pub struct Server {
     pub log: PathBuf,
 }
 
-/// The address in a line `… listening on 127.0.0.1:PORT …`.
+/// The address in a line `… listening on 127.0.0.1:PORT …` (development,
+/// the ceiling) or a JSON line `{"message":"eagate listening","url":"http://127.0.0.1:PORT"}`
+/// (production).
 pub fn listening_addr(log: &str) -> Option<SocketAddr> {
     log.lines().find_map(|line| {
+        if line.contains("\"eagate listening\"")
+            && let Some(at) = line.find("\"url\":\"")
+        {
+            let rest = &line[at + "\"url\":\"".len()..];
+            let url = &rest[..rest.find('"')?];
+            let authority = url.split("://").nth(1)?.trim_end_matches('/');
+            return authority.parse().ok();
+        }
         let rest = &line[line.find("listening on ")? + "listening on ".len()..];
         rest.split_whitespace().next()?.parse().ok()
     })
@@ -250,6 +260,8 @@ mod tests {
             Some("127.0.0.1:8080".parse().unwrap())
         );
         assert_eq!(listening_addr("starting\n"), None);
+        let json = r#"{"level":"INFO","message":"eagate listening","url":"http://127.0.0.1:44625","target":"eagate"}"#;
+        assert_eq!(listening_addr(json), Some("127.0.0.1:44625".parse().unwrap()));
     }
 
     #[test]

@@ -409,7 +409,11 @@ impl FromRequest for SignedDevice {
             })?;
             let limit = req.app_data::<BodyLimit>().copied().unwrap_or_default().0;
             let body = read_body(&req, &mut payload, limit).await?;
-            let body_hash = eagate_protocol::body_sha256_hex(&body);
+            let body_hash = if body.is_empty() {
+                std::borrow::Cow::Borrowed(eagate_protocol::EMPTY_BODY_SHA256_HEX)
+            } else {
+                std::borrow::Cow::Owned(eagate_protocol::body_sha256_hex(&body))
+            };
             let trusted = &state.rate_limits.settings().trusted_proxies;
             // The path and query exactly as on the request line.
             let request = DeviceRequest {
@@ -432,6 +436,7 @@ impl FromRequest for SignedDevice {
                 }
             };
             tracing::Span::current().record("device_id", tracing::field::display(device.id));
+            actix_web::HttpMessage::extensions_mut(&req).insert(crate::gateway::LoggedDevice(device.id));
             Ok(Self {
                 device,
                 json: is_json(&req),

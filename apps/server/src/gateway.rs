@@ -35,16 +35,19 @@ const DOCS_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'sel
 pub struct Gateway {
     limits: RateLimits,
     tls: bool,
+    /// Traces are exported (OTLP): every request gets a span.
+    traces: bool,
     access_log: AccessLog,
     /// Counts device requests for log sampling.
     sampled: std::sync::atomic::AtomicU64,
 }
 
 impl Gateway {
-    pub fn new(limits: RateLimits, tls: bool, access_log: AccessLog) -> Arc<Self> {
+    pub fn new(limits: RateLimits, tls: bool, traces: bool, access_log: AccessLog) -> Arc<Self> {
         Arc::new(Self {
             limits,
             tls,
+            traces,
             access_log,
             sampled: std::sync::atomic::AtomicU64::new(0),
         })
@@ -150,23 +153,6 @@ impl Gateway {
         None
     }
 
-    /// Whether a finished request goes to the access log: everything but
-    /// successful device requests, which are sampled as configured; slow
-    /// requests and errors always.
-    fn logs(&self, device: bool, status: u16, latency: Duration, long_poll: bool) -> bool {
-        if !device || status >= 400 || (!long_poll && latency >= self.access_log.slow) {
-            return true;
-        }
-        match self.access_log.device_sample {
-            0 => false,
-            1 => true,
-            n => self
-                .sampled
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                .is_multiple_of(n),
-        }
-    }
-
     fn secure(&self, response: &mut actix_web::HttpResponse<impl MessageBody>, docs: bool) {
         let headers = response.headers_mut();
         let mut set = |name: HeaderName, value: &'static str| {
@@ -252,7 +238,82 @@ fn as_problem<B: MessageBody + 'static>(response: ServiceResponse<B>) -> Service
     ServiceResponse::new(req, new).map_into_right_body()
 }
 
+/// The device a request authenticated as, left in the request's
+/// extensions by the signed-request extractor, for the access log.
+#[derive(Debug, Clone, Copy)]
+pub struct LoggedDevice(pub eagate_domain::device::DeviceId);
+
+/// Metric handles per route, method and status, built once per worker
+/// thread: recording a request is then two atomic adds, not a registry
+/// lookup with freshly allocated labels.
+#[derive(Default)]
+struct RouteMetrics {
+    by_status: Vec<(actix_web::http::Method, u16, metrics::Counter)>,
+    latency: Vec<(actix_web::http::Method, metrics::Histogram)>,
+}
+
+thread_local! {
+    static METRICS: std::cell::RefCell<std::collections::HashMap<String, RouteMetrics>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+fn record_metrics(route: &str, method: &actix_web::http::Method, status: u16, latency: Duration) {
+    METRICS.with(|cell| {
+        let mut routes = cell.borrow_mut();
+        if !routes.contains_key(route) {
+            routes.insert(route.to_owned(), RouteMetrics::default());
+        }
+        let Some(entry) = routes.get_mut(route) else {
+            return;
+        };
+        let counter = match entry.by_status.iter().find(|(m, s, _)| m == method && *s == status) {
+            Some((_, _, counter)) => counter.clone(),
+            None => {
+                let counter = metrics::counter!("http_requests_total", "route" => route.to_owned(), "method" => method.to_string(), "status" => status.to_string());
+                entry.by_status.push((method.clone(), status, counter.clone()));
+                counter
+            }
+        };
+        counter.increment(1);
+        let histogram = match entry.latency.iter().find(|(m, _)| m == method) {
+            Some((_, histogram)) => histogram.clone(),
+            None => {
+                let histogram = metrics::histogram!("http_request_duration_seconds", "route" => route.to_owned(), "method" => method.to_string());
+                entry.latency.push((method.clone(), histogram.clone()));
+                histogram
+            }
+        };
+        histogram.record(latency.as_secs_f64());
+    });
+}
+
+/// Requests whose successes are sampled in the access log: the device API
+/// (the bulk of the traffic) and probes.
+fn is_quiet(path: &str) -> bool {
+    path.starts_with("/api/v1/device/") || matches!(path, "/healthz" | "/readyz" | "/metrics")
+}
+
+impl Gateway {
+    /// Whether this quiet request's success is logged (1 in N).
+    fn sampled(&self) -> bool {
+        match self.access_log.device_sample {
+            0 => false,
+            1 => true,
+            n => self
+                .sampled
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                .is_multiple_of(n),
+        }
+    }
+}
+
 /// The middleware (wrap it with `from_fn`, capturing the [`Gateway`]).
+///
+/// A request gets a root span (`http.request`) when anything may log under
+/// it: every account and owner request, a sampled device request, and every
+/// request while traces are exported. An unsampled device request — the
+/// bulk of the traffic — skips the span; if it fails, its log line carries
+/// the same fields explicitly.
 pub async fn handle<B: MessageBody + 'static>(
     gateway: Arc<Gateway>,
     req: ServiceRequest,
@@ -268,24 +329,33 @@ pub async fn handle<B: MessageBody + 'static>(
         .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
     let method = req.method().clone();
     let path = req.path();
-    let device = path.starts_with("/api/v1/device/");
+    let quiet = is_quiet(path);
     let long_poll = path == "/api/v1/device/poll" && req.query_string().contains("wait=");
     let docs = path.starts_with("/docs");
-    let span = tracing::info_span!(
-        "http.request",
-        request_id = %id,
-        method = %method,
-        route = tracing::field::Empty,
-        status = tracing::field::Empty,
-        latency_ms = tracing::field::Empty,
-        user_id = tracing::field::Empty,
-        device_id = tracing::field::Empty,
-    );
-    // Continue the caller's trace (W3C `traceparent`), when tracing is on.
-    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
-        propagator.extract(&crate::telemetry::HeaderExtractor(req.headers()))
-    });
-    let _ = tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(&span, parent);
+    let static_route = crate::routes::static_route(path);
+    let sampled = !quiet || gateway.sampled();
+    let span = if sampled || gateway.traces {
+        let span = tracing::info_span!(
+            "http.request",
+            request_id = %id,
+            method = %method,
+            route = tracing::field::Empty,
+            status = tracing::field::Empty,
+            latency_ms = tracing::field::Empty,
+            user_id = tracing::field::Empty,
+            device_id = tracing::field::Empty,
+        );
+        if gateway.traces {
+            // Continue the caller's trace (W3C `traceparent`).
+            let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+                propagator.extract(&crate::telemetry::HeaderExtractor(req.headers()))
+            });
+            let _ = tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(&span, parent);
+        }
+        span
+    } else {
+        tracing::Span::none()
+    };
 
     let handled = crate::context::with_request_id(
         id.clone(),
@@ -306,32 +376,55 @@ pub async fn handle<B: MessageBody + 'static>(
 
     let latency = started.elapsed();
     let status = response.status().as_u16();
-    let route = response
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
-    metrics::counter!("http_requests_total", "route" => route.clone(), "method" => method.to_string(), "status" => status.to_string())
-        .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "route" => route.clone(), "method" => method.to_string())
-        .record(latency.as_secs_f64());
+    let matched;
+    let route = match static_route {
+        Some(route) => route,
+        None => {
+            matched = response
+                .request()
+                .match_pattern()
+                .unwrap_or_else(|| "unmatched".to_owned());
+            matched.as_str()
+        }
+    };
+    record_metrics(route, &method, status, latency);
     gateway.secure(response.response_mut(), docs);
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
-    if gateway.logs(device, status, latency, long_poll) {
+    let failed = status >= 400;
+    let slow = !long_poll && latency >= gateway.access_log.slow;
+    if sampled || failed || slow {
         let latency_ms = latency.as_secs_f64() * 1000.0;
-        span.record("route", route.as_str());
-        span.record("status", status);
-        span.record("latency_ms", latency_ms);
         let problem = response
             .response()
             .extensions()
             .get::<LoggedProblem>()
             .map(|p| p.0);
-        span.in_scope(|| match problem {
-            Some(problem) => tracing::info!(status, latency_ms, problem, "request finished"),
-            None => tracing::info!(status, latency_ms, "request finished"),
-        });
+        if span.is_none() {
+            // No span to carry the request's fields: put them on the line.
+            let device = actix_web::HttpMessage::extensions(response.request())
+                .get::<LoggedDevice>()
+                .map(|d| d.0.to_string());
+            tracing::info!(
+                request_id = %id,
+                method = %method,
+                route,
+                device_id = device.as_deref(),
+                status,
+                latency_ms,
+                problem,
+                "request finished"
+            );
+        } else {
+            span.record("route", route);
+            span.record("status", status);
+            span.record("latency_ms", latency_ms);
+            span.in_scope(|| match problem {
+                Some(problem) => tracing::info!(status, latency_ms, problem, "request finished"),
+                None => tracing::info!(status, latency_ms, "request finished"),
+            });
+        }
     }
     Ok(response)
 }

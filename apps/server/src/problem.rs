@@ -416,7 +416,8 @@ impl ResponseError for ApiError {
                 chain.push_str(&s.to_string());
                 source = s.source();
             }
-            tracing::error!(error = %chain, "request failed");
+            let request_id = current_request_id();
+            tracing::error!(error = %chain, request_id = request_id.as_deref(), "request failed");
         }
         let mut response = render(self.kind, &self.detail, &self.errors, &self.extensions);
         for (name, value) in &self.headers {

@@ -350,6 +350,7 @@ impl Application {
         let gateway = crate::gateway::Gateway::new(
             state.rate_limits.clone(),
             protection.tls.is_some(),
+            crate::telemetry::traces_exported(),
             settings.access_log,
         );
         let body_timeout = crate::protect::BodyTimeout(protection.request_timeout);

@@ -39,6 +39,14 @@ impl Telemetry {
     }
 }
 
+static TRACES_EXPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process exports traces (then every request gets a span
+/// continuing the caller's `traceparent`).
+pub fn traces_exported() -> bool {
+    TRACES_EXPORTED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The OTLP/HTTP traces URL for a base endpoint, as the OpenTelemetry
 /// specification derives it (`<base>/v1/traces`).
 pub fn traces_url(base: &str) -> String {
@@ -128,6 +136,7 @@ where
             opentelemetry::global::set_text_map_propagator(
                 opentelemetry_sdk::propagation::TraceContextPropagator::new(),
             );
+            TRACES_EXPORTED.store(true, std::sync::atomic::Ordering::Relaxed);
             Some(
                 tracing_opentelemetry::layer()
                     .with_tracer(tracer)

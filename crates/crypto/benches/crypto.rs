@@ -127,7 +127,7 @@ fn argon2(c: &mut Criterion) {
     let Ok(hasher) = Argon2Hasher::new(params, 1) else {
         panic!("hasher")
     };
-    let Ok(password) = Password::parse_new("correct horse battery staple", "password") else {
+    let Ok(password) = Password::parse_new("correct horse battery staple", "password", &[]) else {
         panic!("password")
     };
     let Ok(hash) = rt.block_on(hasher.hash(&password)) else {

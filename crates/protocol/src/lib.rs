@@ -16,6 +16,10 @@ mod headers;
 mod sign;
 
 pub use headers::*;
+
+/// The body hash of a request without a body (most `GET`s): SHA-256 of
+/// nothing, in lowercase hex.
+pub const EMPTY_BODY_SHA256_HEX: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 #[cfg(feature = "sign")]
 pub use sign::*;
 

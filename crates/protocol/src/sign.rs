@@ -8,6 +8,9 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// Lowercase hex SHA-256 of the exact body bytes (of nothing, for no body).
 pub fn body_sha256_hex(body: &[u8]) -> String {
+    if body.is_empty() {
+        return crate::EMPTY_BODY_SHA256_HEX.to_owned();
+    }
     hex(&Sha256::digest(body))
 }
 
@@ -107,6 +110,15 @@ pub fn sign_request(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_empty_body_constant_is_the_hash_of_nothing() {
+        use sha2::Digest as _;
+        assert_eq!(
+            super::hex(&super::Sha256::digest(b"")),
+            crate::EMPTY_BODY_SHA256_HEX
+        );
+    }
+
     use proptest::prelude::*;
 
     use super::*;

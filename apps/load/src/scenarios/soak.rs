@@ -112,7 +112,7 @@ async fn worker(
         let latency = started.elapsed().as_micros() as u64;
         let mut w = window.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match result {
-            Ok(resp) if resp.status == 200 => {
+            Ok(resp) if (200..300).contains(&resp.status) => {
                 w.latencies.push(latency);
                 if is_poll && let Ok(body) = serde_json::from_slice::<PollBody>(&resp.body) {
                     w.signals_received += body.signals.len() as u64;

@@ -114,6 +114,20 @@ static DOCUMENT: LazyLock<Document> = LazyLock::new(|| {
     Document { json, allowed }
 });
 
+/// `path` itself when it is a route without parameters (so it is its own
+/// route template), as a `'static` string for metric labels.
+pub(crate) fn static_route(path: &str) -> Option<&'static str> {
+    static STATIC_ROUTES: LazyLock<std::collections::HashSet<&'static str>> = LazyLock::new(|| {
+        DOCUMENT
+            .allowed
+            .iter()
+            .filter_map(|(def, _)| def.pattern())
+            .filter(|pattern| !pattern.contains('{'))
+            .collect()
+    });
+    STATIC_ROUTES.get(path).copied()
+}
+
 /// The OpenAPI document as pretty JSON, exactly as committed in
 /// docs/openapi.json (`just openapi` regenerates it; a test fails when it
 /// is stale).

@@ -56,7 +56,7 @@ pub fn weakness(password: &str, names: &[&str]) -> Option<&'static str> {
     if COMMON.contains(compact.as_str()) || (core.chars().count() >= 6 && COMMON.contains(core)) {
         return Some("is one of the most common passwords");
     }
-    if SERVICE_WORDS.iter().any(|w| core == *w) {
+    if SERVICE_WORDS.contains(&core) {
         return Some("is the name of the service");
     }
     let mine = names
