@@ -303,8 +303,9 @@ where
             .await
     }
 
-    /// Verifies an access token and that its session is still live, so a
-    /// logout or password change takes effect at once.
+    /// Verifies an access token and that its session is still live (not
+    /// ended, not past its absolute lifetime), so a logout, a password
+    /// change or the end of the session takes effect at once.
     #[instrument(skip_all)]
     pub async fn authenticate(&self, access_token: &str) -> Result<AuthenticatedUser, AuthenticateError> {
         let now = self.clock.now();
@@ -313,7 +314,11 @@ where
             .verify(access_token, now)
             .map_err(|InvalidAccessToken| AuthenticateError::InvalidToken)?;
         match self.sessions.find(claims.session_id).await? {
-            Some(session) if session.is_active() && session.user_id == claims.user_id => {
+            Some(session)
+                if session.is_active()
+                    && session.user_id == claims.user_id
+                    && now < session.created_at + self.policy.session_max_lifetime =>
+            {
                 Ok(AuthenticatedUser {
                     user_id: claims.user_id,
                     session_id: claims.session_id,
@@ -565,7 +570,26 @@ mod tests {
             FixedClock::default_start().now() + Duration::days(90),
             "the last refresh token ends with the session"
         );
-        world.clock.advance(Duration::days(3));
+        // A refresh five minutes before the end gives an access token for
+        // fifteen: it dies with the session all the same.
+        world.clock.advance(Duration::days(3) - Duration::minutes(5));
+        pair = world
+            .service
+            .refresh(pair.refresh_token.expose())
+            .await
+            .expect("within the session's lifetime");
+        assert!(
+            world
+                .service
+                .authenticate(pair.access_token.expose())
+                .await
+                .is_ok()
+        );
+        world.clock.advance(Duration::minutes(6));
+        assert!(matches!(
+            world.service.authenticate(pair.access_token.expose()).await,
+            Err(AuthenticateError::InvalidToken)
+        ));
         assert!(matches!(
             world.service.refresh(pair.refresh_token.expose()).await,
             Err(RefreshError::InvalidRefreshToken)
