@@ -30,7 +30,8 @@ pub struct DeviceRequest<'a> {
     pub headers: &'a SignedHeaders,
     /// Lowercase hex SHA-256 of the exact body bytes.
     pub body_sha256_hex: &'a str,
-    /// Where the request came from, for the failed-authentication budget.
+    /// Where the request came from, for the failed-authentication budget
+    /// (`None`: unknown; such requests share one budget).
     pub client_ip: Option<IpAddr>,
 }
 
@@ -175,21 +176,27 @@ where
                 skew_seconds: skew,
             });
         }
-        let failure_key = request.client_ip.map(|ip| format!("device-auth-failures:{ip}"));
-        if let Some(key) = &failure_key {
-            let budget = self.failures.peek(key, self.policy.failures_per_ip).await?;
-            if budget.remaining == 0 {
-                return Err(DeviceAuthError::TooManyFailures(budget));
-            }
+        // Clients whose address is unknown (their proxy wrote something
+        // that is not an address) share one budget rather than have none.
+        let failure_key = match request.client_ip {
+            Some(ip) => format!("device-auth-failures:{ip}"),
+            None => "device-auth-failures:unknown".to_owned(),
+        };
+        let budget = self
+            .failures
+            .peek(&failure_key, self.policy.failures_per_ip)
+            .await?;
+        if budget.remaining == 0 {
+            return Err(DeviceAuthError::TooManyFailures(budget));
         }
 
         let id = DeviceId::from_uuid(uuid::Uuid::from_bytes(headers.device_uuid_bytes()));
         let device = match self.devices.find_credentials(id).await? {
             Some(device) if self.signature_matches(&device, request, now)? => device,
             _ => {
-                if let Some(key) = &failure_key {
-                    self.failures.hit(key, self.policy.failures_per_ip).await?;
-                }
+                self.failures
+                    .hit(&failure_key, self.policy.failures_per_ip)
+                    .await?;
                 return Err(DeviceAuthError::InvalidSignature);
             }
         };
@@ -500,6 +507,31 @@ mod tests {
         .expect("the refused request did not burn its nonce, and the honest address is fine");
         // Successes are never counted.
         assert_eq!(rig.failures.count("device-auth-failures:198.51.100.7"), 0);
+    }
+
+    #[tokio::test]
+    async fn clients_without_a_known_address_share_one_failure_budget() {
+        let rig = rig().await;
+        let guess = |n: u32| {
+            let unknown = uuid::Uuid::now_v7().to_string();
+            signed(
+                &unknown,
+                "eags_guess",
+                rig.now(),
+                &format!("bogus-nonce-{n:08}"),
+                "bodyhash",
+            )
+        };
+        for n in 0..3 {
+            let r = call(&rig, &guess(n)).await;
+            assert!(matches!(r, Err(DeviceAuthError::InvalidSignature)), "{r:?}");
+        }
+        assert_eq!(rig.failures.count("device-auth-failures:unknown"), 3);
+        let refused = call(&rig, &guess(3)).await;
+        assert!(
+            matches!(refused, Err(DeviceAuthError::TooManyFailures(_))),
+            "an unknown address is no way around the budget: {refused:?}"
+        );
     }
 
     #[tokio::test]
