@@ -115,6 +115,14 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     }
 }
 
+/// Starts the app with its rate limits on (functional tests run with them
+/// off), plus `extra`.
+pub async fn spawn_limited_app(extra: &[(&str, &str)]) -> TestApp {
+    let mut vars = vec![("EAGATE_RATE_LIMITS", "on")];
+    vars.extend_from_slice(extra);
+    spawn_app_with(&vars).await
+}
+
 async fn start(settings: Settings) -> String {
     let scheme = if settings.protection.tls.is_some() {
         "https"
@@ -249,6 +257,24 @@ impl TestApp {
         count.n
     }
 
+    /// The caller's audit events (`GET /audit`), oldest first.
+    pub async fn audit(&self, token: &str) -> Vec<Value> {
+        let response = self.get_auth("/audit?limit=100", token).await;
+        assert_eq!(response.status(), StatusCode::OK, "GET /audit");
+        let page: Value = response.json().await.unwrap();
+        let mut events = page["items"].as_array().unwrap().clone();
+        events.reverse();
+        events
+    }
+
+    /// Runs one SQL statement on the app's database, behind the app's back
+    /// (to move time or take resources away).
+    pub async fn execute(&self, sql: &str) {
+        use diesel_async::RunQueryDsl as _;
+        let mut conn = self.db.connect().await;
+        diesel::sql_query(sql).execute(&mut conn).await.unwrap();
+    }
+
     pub async fn get_auth(&self, path: &str, token: &str) -> Response {
         self.client
             .get(self.url(path))
@@ -329,6 +355,24 @@ pub async fn assert_problem(response: Response, status: StatusCode, code: &str) 
     assert!(body["title"].is_string() && body["detail"].is_string(), "{body}");
     assert_eq!(body["instance"], format!("urn:eagate:request:{request_id}"));
     body
+}
+
+/// Asserts a 429 `rate-limited` problem with `Retry-After` and the
+/// `RateLimit-*` headers, and returns its body.
+pub async fn assert_rate_limited(response: Response) -> Value {
+    let retry_after: u64 = response
+        .headers()
+        .get("retry-after")
+        .expect("a 429 says when to retry")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "Retry-After {retry_after}");
+    for name in ["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"] {
+        assert!(response.headers().contains_key(name), "{name}");
+    }
+    assert_problem(response, StatusCode::TOO_MANY_REQUESTS, "rate-limited").await
 }
 
 /// The `field` names listed in a problem's `errors`.
