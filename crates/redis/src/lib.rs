@@ -73,10 +73,20 @@ fn redis_error(e: redis::RedisError) -> UnexpectedError {
 }
 
 /// Records the nonce unless present, then counts the request against the
-/// device's rate: `{0}` for a replay, `{1, count, ms left in the window}`
-/// otherwise. Both keys carry the device's hash tag, so they live in one
-/// Redis Cluster slot.
-const ADMIT: &str = "if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return {0} end \
+/// device's rate: `{0}` for a replay, `{2, ms until the quota resets}` when
+/// the device already stored its quota of nonces in this quota window
+/// (nothing is stored: one device cannot fill Redis for the others),
+/// `{1, count, ms left in the rate window}` otherwise. All keys carry the
+/// device's hash tag, so they live in one Redis Cluster slot.
+const ADMIT: &str = "if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end \
+local q = tonumber(redis.call('GET', KEYS[3]) or '0') \
+if q >= tonumber(ARGV[3]) then \
+  local left = redis.call('PTTL', KEYS[3]) \
+  if left < 0 then redis.call('PEXPIRE', KEYS[3], ARGV[4]) left = tonumber(ARGV[4]) end \
+  return {2, left} \
+end \
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) \
+if redis.call('INCR', KEYS[3]) == 1 then redis.call('PEXPIRE', KEYS[3], ARGV[4]) end \
 local c = redis.call('INCR', KEYS[2]) \
 if c == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end \
 local t = redis.call('PTTL', KEYS[2]) \
@@ -96,7 +106,8 @@ pub struct RedisReplayGuard {
 }
 
 impl RedisReplayGuard {
-    /// Keys are `{<prefix>d:<device>}:n:<nonce>` and `{<prefix>d:<device>}:r`.
+    /// Keys are `{<prefix>d:<device>}:n:<nonce>`, `{<prefix>d:<device>}:r`
+    /// (rate) and `{<prefix>d:<device>}:q` (nonces stored, for the quota).
     pub fn new(connection: RedisConnection, prefix: &str) -> Self {
         Self {
             connection,
@@ -120,18 +131,32 @@ impl ReplayGuard for RedisReplayGuard {
         let window_ms = u64::try_from(policy.rate.window.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);
+        // Nonces stored per device are counted over twice the longest a
+        // nonce lives, so a device holds at most twice its quota.
+        let quota_window_ms = ((policy.window * 2).num_milliseconds() + 1000).max(1);
         let mut conn = self.connection.manager.clone();
         let answer: Vec<i64> = self
             .script
             .key(format!("{tag}:n:{nonce}"))
             .key(format!("{tag}:r"))
+            .key(format!("{tag}:q"))
             .arg(ttl_ms)
             .arg(window_ms)
+            .arg(policy.nonce_quota())
+            .arg(quota_window_ms)
             .invoke_async(&mut conn)
             .await
             .map_err(redis_error)?;
         let (fresh, count, left_ms) = match answer.as_slice() {
             [0] => return Ok(Admission::Replayed),
+            [2, left] => {
+                return Ok(Admission::Throttled(RateDecision {
+                    allowed: false,
+                    limit: policy.rate.limit,
+                    remaining: 0,
+                    reset_after: Duration::from_millis(u64::try_from(*left).unwrap_or(1).max(1)),
+                }));
+            }
             [1, count, left] => (true, *count, *left),
             other => {
                 return Err(UnexpectedError::msg(format!(

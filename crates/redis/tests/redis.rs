@@ -134,11 +134,53 @@ async fn a_devices_keys_share_one_cluster_slot() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert_eq!(keys.len(), 3, "nonce, rate and quota: {keys:?}");
     let tag = format!("{{{prefix}d:{}}}", d.as_uuid().simple());
     assert!(
         keys.iter().all(|k| k.starts_with(&tag)),
         "every key of a device starts with its hash tag: {keys:?}"
+    );
+}
+
+#[tokio::test]
+async fn one_device_stores_at_most_its_quota_of_nonces() {
+    require_redis().await;
+    let prefix = prefix();
+    let guard = guard_with(&prefix);
+    // 2 requests/s over a 1 s window: a quota of a dozen nonces.
+    let p = AdmissionPolicy {
+        window: chrono::Duration::seconds(1),
+        rate: RateLimit::per_second(2),
+    };
+    let quota = usize::try_from(p.nonce_quota()).unwrap();
+    let (noisy, quiet) = (device(), device());
+    let now = Utc::now();
+    for n in 0..quota * 3 {
+        let admission = guard.admit(noisy, &format!("n{n}"), now, &p).await.unwrap();
+        assert!(
+            matches!(admission, Admission::Admitted | Admission::Throttled(_)),
+            "{admission:?}"
+        );
+    }
+    let client = redis::Client::open(url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let nonces: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{{{prefix}d:{}}}:n:*", noisy.as_uuid().simple()))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(nonces.len(), quota, "Redis holds the quota, not every nonce sent");
+    // A nonce refused for the quota left no trace: it is throttled again,
+    // not taken for a replay.
+    let last = format!("n{}", quota * 3 - 1);
+    assert!(matches!(
+        guard.admit(noisy, &last, now, &p).await.unwrap(),
+        Admission::Throttled(_)
+    ));
+    assert_eq!(
+        guard.admit(quiet, "n0", now, &p).await.unwrap(),
+        Admission::Admitted,
+        "another device is not affected"
     );
 }
 
