@@ -576,6 +576,47 @@ async fn one_account_at_its_device_limits_cannot_fill_the_nonce_store_for_anothe
     );
 }
 
+/// Issue 12.2, in both replay stores: a device flooding past its nonce
+/// quota (`2 × (2 × 30 s / 1 s + 1) × 1/s` = 122 here) makes the store
+/// hold nothing more. Observable from outside: a request refused beyond
+/// the quota left no trace — sent again it is throttled again (429), while
+/// a request within the quota is remembered (401 `replayed`). The Redis
+/// store used to keep every nonce of a flood (found by this suite).
+///
+/// ASVS 5.0 8.4.1, 2.4.1, 15.2.2.
+#[tokio::test]
+async fn a_device_flooding_past_its_nonce_quota_leaves_no_trace_in_either_store() {
+    for shared in [false, true] {
+        let prefix = format!("eagate-test:{}:", Uuid::new_v4().simple());
+        let redis = eagate_testkit::redis_url();
+        let mut vars = vec![
+            ("EAGATE_RATE_LIMIT_DEVICE_PER_SECOND", "1"),
+            ("EAGATE_MAX_CLOCK_SKEW_SECONDS", "30"),
+        ];
+        if shared {
+            vars.extend([
+                ("EAGATE_REDIS_URL", redis.as_str()),
+                ("EAGATE_REDIS_KEY_PREFIX", prefix.as_str()),
+            ]);
+        }
+        let app = spawn_limited_app(&vars).await;
+        let store = if shared { "Redis" } else { "memory" };
+        let (_, id, secret) = device(&app, "overflowing").await;
+        let signer = Signer::new(&id, &secret);
+        let requests: Vec<Captured> = (0..200).map(|_| Captured::now(&signer)).collect();
+        let mut statuses = Vec::new();
+        for request in &requests {
+            statuses.push(request.send(&app.client, &app.base).await.status().as_u16());
+        }
+        assert_eq!(statuses[0], 200, "{store}");
+        assert!(statuses[1..].iter().all(|s| *s == 429), "{store}: {statuses:?}");
+        let beyond = requests.last().unwrap().send(&app.client, &app.base).await;
+        assert_rate_limited(beyond).await;
+        let within = requests[0].send(&app.client, &app.base).await;
+        assert_problem(within, StatusCode::UNAUTHORIZED, "replayed").await;
+    }
+}
+
 // ---------------------------------------------------------------------------
 // 12.3 Unauthenticated device traffic
 // ---------------------------------------------------------------------------

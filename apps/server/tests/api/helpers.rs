@@ -360,6 +360,7 @@ pub async fn assert_problem(response: Response, status: StatusCode, code: &str) 
 /// Asserts a 429 `rate-limited` problem with `Retry-After` and the
 /// `RateLimit-*` headers, and returns its body.
 pub async fn assert_rate_limited(response: Response) -> Value {
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS, "status");
     let retry_after: u64 = response
         .headers()
         .get("retry-after")
