@@ -73,16 +73,18 @@ fn redis_error(e: redis::RedisError) -> UnexpectedError {
 }
 
 /// Records the nonce unless present, then counts the request against the
-/// device's rate: `{0}` for a replay, `{2, ms until the quota resets}` when
+/// device's rate: `{0}` for a replay, `{2, ms left in the rate window}` when
 /// the device already stored its quota of nonces in this quota window
-/// (nothing is stored: one device cannot fill Redis for the others),
+/// (nothing is stored: one device cannot fill Redis for the others; as in
+/// process memory, the device is told to retry after the rate window),
 /// `{1, count, ms left in the rate window}` otherwise. All keys carry the
 /// device's hash tag, so they live in one Redis Cluster slot.
 const ADMIT: &str = "if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end \
 local q = tonumber(redis.call('GET', KEYS[3]) or '0') \
 if q >= tonumber(ARGV[3]) then \
-  local left = redis.call('PTTL', KEYS[3]) \
-  if left < 0 then redis.call('PEXPIRE', KEYS[3], ARGV[4]) left = tonumber(ARGV[4]) end \
+  if redis.call('PTTL', KEYS[3]) < 0 then redis.call('PEXPIRE', KEYS[3], ARGV[4]) end \
+  local left = redis.call('PTTL', KEYS[2]) \
+  if left < 0 then left = tonumber(ARGV[2]) end \
   return {2, left} \
 end \
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) \
