@@ -408,7 +408,14 @@ impl FromRequest for SignedDevice {
                 metrics::counter!("device_auth_total", "outcome" => e.kind().code()).increment(1);
             })?;
             let limit = req.app_data::<BodyLimit>().copied().unwrap_or_default().0;
-            let body = read_body(&req, &mut payload, limit).await?;
+            // A request that declares no body (most GETs) has none to read.
+            let bodiless = !req.headers().contains_key(header::CONTENT_LENGTH)
+                && !req.headers().contains_key(header::TRANSFER_ENCODING);
+            let body = if bodiless {
+                Vec::new()
+            } else {
+                read_body(&req, &mut payload, limit).await?
+            };
             let body_hash = if body.is_empty() {
                 std::borrow::Cow::Borrowed(eagate_protocol::EMPTY_BODY_SHA256_HEX)
             } else {
