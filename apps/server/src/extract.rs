@@ -183,9 +183,18 @@ async fn json_bytes(req: &HttpRequest, payload: &mut Payload, hint: &str) -> Res
 }
 
 /// Parses a body that must be a JSON object.
-fn parse_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     require_object(body)?;
     parse_json(body)
+}
+
+/// Parses an optional body: empty (or JSON `null`) means `T::default()`,
+/// anything else must be a JSON object.
+pub(crate) fn parse_optional_object<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.trim_ascii().is_empty() || body.trim_ascii() == b"null" {
+        return Ok(T::default());
+    }
+    parse_object(body)
 }
 
 impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
@@ -221,11 +230,7 @@ impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJson<T> {
         let mut payload = payload.take();
         Box::pin(async move {
             let body = json_bytes(&req, &mut payload, ", or send no body").await?;
-            // An empty body or JSON `null` means "no body".
-            if body.trim_ascii().is_empty() || body.trim_ascii() == b"null" {
-                return Ok(Self(T::default()));
-            }
-            parse_object(&body).map(Self)
+            parse_optional_object(&body).map(Self)
         })
     }
 }

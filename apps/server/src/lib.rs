@@ -7,6 +7,8 @@ pub mod config;
 mod context;
 mod errors;
 mod extract;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gateway;
 mod keys;
 pub mod metrics;

@@ -24,12 +24,20 @@ impl Cursor {
         let invalid = || FieldError::new("cursor", "invalid", "is not a cursor returned by this API");
         let (micros, id) = raw.split_once('.').ok_or_else(invalid)?;
         // Only what `Display` writes: lowercase hex digits, no sign (a
-        // negative time could even lie outside what the database stores).
+        // negative time could even lie outside what the database stores),
+        // no leading zero — so each position has exactly one spelling.
         let hex = |s: &str| {
             s.bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         };
-        if micros.is_empty() || micros.len() > 15 || id.len() != 32 || !hex(micros) || !hex(id) {
+        let leading_zero = micros.len() > 1 && micros.starts_with('0');
+        if micros.is_empty()
+            || micros.len() > 15
+            || leading_zero
+            || id.len() != 32
+            || !hex(micros)
+            || !hex(id)
+        {
             return Err(invalid());
         }
         let micros = i64::from_str_radix(micros, 16).map_err(|_| invalid())?;
@@ -141,6 +149,10 @@ mod tests {
     fn cursors_are_only_what_display_writes() {
         let id = "01a20542519a7459b239fe5225f79297";
         assert!(Cursor::parse(&format!("660e48b0ec25d.{id}")).is_ok());
+        assert_eq!(
+            Cursor::parse(&format!("0.{id}")).unwrap().at.timestamp_micros(),
+            0
+        );
         for bad in [
             format!("-fffffffffffffff.{id}"),
             format!("+660e48b0ec25d.{id}"),
@@ -148,6 +160,10 @@ mod tests {
             format!("7fffffffffffffff.{id}"),
             format!("660e48b0ec25d.{}", id.to_uppercase()),
             format!("660e48b0ec25d.{{{}}}", &id[..30]),
+            // Found by fuzzing (cursor_query): leading zeros spelled the
+            // same position a second way.
+            format!("0660e48b0ec25d.{id}"),
+            format!("00.{id}"),
         ] {
             assert!(Cursor::parse(&bad).is_err(), "{bad}");
         }
@@ -163,6 +179,15 @@ mod tests {
         #[test]
         fn cursor_parse_never_panics(s in "\\PC{0,80}") {
             let _ = Cursor::parse(&s);
+        }
+
+        /// A cursor is accepted only as `Display` writes it: one spelling
+        /// per position.
+        #[test]
+        fn an_accepted_cursor_is_written_back_exactly(s in "[0-9a-fA-F+-]{1,17}\\.[0-9a-f]{31,33}") {
+            if let Ok(c) = Cursor::parse(&s) {
+                prop_assert_eq!(c.to_string(), s);
+            }
         }
     }
 }

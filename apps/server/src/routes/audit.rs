@@ -24,9 +24,9 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
 pub(crate) struct AuditQuery {
     /// Events per page.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 50, example = 50)]
-    limit: Option<String>,
+    pub(crate) limit: Option<String>,
     /// `next_cursor` of the previous page.
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -28,58 +28,58 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RegisterRequest {
     #[schema(format = "email", max_length = 254, example = "ann@example.com")]
-    email: String,
+    pub(crate) email: String,
     #[schema(
         min_length = 3,
         max_length = 32,
         pattern = "^[A-Za-z0-9_.-]{3,32}$",
         example = "ann_trader"
     )]
-    username: String,
+    pub(crate) username: String,
     #[schema(
         min_length = 12,
         max_length = 128,
         format = "password",
         example = "correct horse battery"
     )]
-    password: String,
+    pub(crate) password: String,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LoginRequest {
     #[schema(min_length = 1, max_length = 254, example = "ann_trader")]
-    login: String,
+    pub(crate) login: String,
     #[schema(min_length = 1, format = "password", example = "correct horse battery")]
-    password: String,
+    pub(crate) password: String,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RefreshRequest {
     #[schema(example = "eagr_AAYNJ3vHvm6oTVZASFirwBy7SR5DDOtRcYF2-hF3kKc")]
-    refresh_token: String,
+    pub(crate) refresh_token: String,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ChangePasswordRequest {
     #[schema(min_length = 1, format = "password", example = "correct horse battery")]
-    current_password: String,
+    pub(crate) current_password: String,
     #[schema(
         min_length = 12,
         max_length = 128,
         format = "password",
         example = "an even better passphrase"
     )]
-    new_password: String,
+    pub(crate) new_password: String,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DeleteAccountRequest {
     #[schema(min_length = 1, format = "password", example = "correct horse battery")]
-    password: String,
+    pub(crate) password: String,
 }
 
 /// A user as its owner sees it; never the password hash.

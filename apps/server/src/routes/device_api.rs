@@ -35,6 +35,19 @@ pub(crate) struct HeartbeatRequest {
     equity: Option<f64>,
 }
 
+impl From<HeartbeatRequest> for HeartbeatInput {
+    fn from(body: HeartbeatRequest) -> Self {
+        Self {
+            ea_version: body.ea_version,
+            terminal_build: body.terminal_build,
+            broker: body.broker,
+            account_login: body.account_login,
+            balance: body.balance,
+            equity: body.equity,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ServerTime {
     /// The server's Unix time, for clock correction.
@@ -65,15 +78,7 @@ pub(crate) async fn heartbeat(
     state: web::Data<AppState>,
     signed: SignedDevice,
 ) -> Result<HttpResponse, ApiError> {
-    let body: HeartbeatRequest = signed.json()?;
-    let input = HeartbeatInput {
-        ea_version: body.ea_version,
-        terminal_build: body.terminal_build,
-        broker: body.broker,
-        account_login: body.account_login,
-        balance: body.balance,
-        equity: body.equity,
-    };
+    let input = HeartbeatInput::from(signed.json::<HeartbeatRequest>()?);
     let heartbeat = state.device_auth.heartbeat(signed.device.id, input)?;
     Ok(HttpResponse::Accepted().json(ServerTime {
         server_time: heartbeat.received_at.timestamp(),
@@ -111,13 +116,13 @@ pub(crate) async fn config(
 pub(crate) struct PollQuery {
     /// The most signals to return.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 10, example = 10)]
-    limit: Option<String>,
+    pub(crate) limit: Option<String>,
     /// Seconds to wait for a signal when none is pending (long poll); 0
     /// answers at once. At most the server's `long_poll_max_seconds` (see
     /// GET /api/v1/device/config; 30 by default, 300 at most): a larger
     /// value is refused with 422.
     #[param(value_type = Option<u32>, minimum = 0, maximum = 300, default = 0, example = 25)]
-    wait: Option<String>,
+    pub(crate) wait: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -169,6 +174,18 @@ pub(crate) struct AckRequest {
     message: Option<String>,
 }
 
+impl From<AckRequest> for AckInput {
+    fn from(body: AckRequest) -> Self {
+        Self {
+            signal_id: body.signal_id,
+            outcome: body.outcome,
+            ticket: body.ticket,
+            fill_price: body.fill_price,
+            message: body.message,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct AckResponse {
     signal_id: String,
@@ -192,14 +209,7 @@ pub(crate) struct AckResponse {
 )]
 #[post("/ack")]
 pub(crate) async fn ack(state: web::Data<AppState>, signed: SignedDevice) -> Result<HttpResponse, ApiError> {
-    let body: AckRequest = signed.json()?;
-    let input = AckInput {
-        signal_id: body.signal_id,
-        outcome: body.outcome,
-        ticket: body.ticket,
-        fill_price: body.fill_price,
-        message: body.message,
-    };
+    let input = AckInput::from(signed.json::<AckRequest>()?);
     let acknowledged = state.signals.acknowledge(signed.device.id, &input).await?;
     let ack = acknowledged.ack;
     // Each delivery's acknowledgement counts once; idempotent repeats don't.

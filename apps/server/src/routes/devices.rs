@@ -26,14 +26,14 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
 #[serde(deny_unknown_fields)]
 pub(crate) struct NameRequest {
     #[schema(min_length = 1, max_length = 64, example = "London VPS")]
-    name: String,
+    pub(crate) name: String,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RotateRequest {
     #[schema(minimum = 0, maximum = 86400, example = 600)]
-    grace_seconds: Option<i64>,
+    pub(crate) grace_seconds: Option<i64>,
 }
 
 /// `limit` and `status` stay text here: the use case validates them and
@@ -43,13 +43,13 @@ pub(crate) struct RotateRequest {
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
     #[param(schema_with = status_filter)]
-    status: Option<String>,
+    pub(crate) status: Option<String>,
     /// Devices per page.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 50, example = 50)]
-    limit: Option<String>,
+    pub(crate) limit: Option<String>,
     /// `next_cursor` of the previous page.
     #[param(example = "660e48b0ec25d.01a20542519a7459b239fe5225f79297")]
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 /// `active` or `revoked`.

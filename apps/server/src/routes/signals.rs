@@ -43,6 +43,23 @@ pub(crate) struct PublishRequest {
     device_ids: Option<Vec<String>>,
 }
 
+impl From<PublishRequest> for PublishInput {
+    fn from(b: PublishRequest) -> Self {
+        Self {
+            instrument: b.instrument,
+            side: b.side,
+            order_type: b.order_type,
+            volume: b.volume,
+            entry_price: b.entry_price,
+            stop_loss: b.stop_loss,
+            take_profit: b.take_profit,
+            comment: b.comment,
+            expires_at: b.expires_at,
+            device_ids: b.device_ids,
+        }
+    }
+}
+
 /// `limit` stays text: the use case validates it and names it in its 422.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -50,9 +67,9 @@ pub(crate) struct PublishRequest {
 pub(crate) struct ListQuery {
     /// Signals per page.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 50, example = 50)]
-    limit: Option<String>,
+    pub(crate) limit: Option<String>,
     /// `next_cursor` of the previous page.
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 /// `buy` or `sell`.
@@ -218,19 +235,7 @@ pub(crate) async fn publish(
     body: Json<PublishRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let key = idempotency_key(&req)?;
-    let b = body.0;
-    let input = PublishInput {
-        instrument: b.instrument,
-        side: b.side,
-        order_type: b.order_type,
-        volume: b.volume,
-        entry_price: b.entry_price,
-        stop_loss: b.stop_loss,
-        take_profit: b.take_profit,
-        comment: b.comment,
-        expires_at: b.expires_at,
-        device_ids: b.device_ids,
-    };
+    let input = PublishInput::from(body.0);
     let (signal, created) = state
         .signals
         .publish(who.0.user_id, &input, key.as_deref())
