@@ -335,6 +335,29 @@ mod tests {
         );
     }
 
+    /// Found by crates/fuzzing/tests/documented_ranges.rs: serde_json's
+    /// default float parser may be one ULP off, so `1000.0000000000001`
+    /// was read as `1000.0` and passed `maximum: 1000`. With
+    /// `float_roundtrip` every number is read exactly as sent.
+    #[test]
+    fn numbers_are_read_exactly_as_sent() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Number {
+            x: f64,
+        }
+        for x in [
+            1000.0000000000001_f64,
+            1000.0_f64.next_up(),
+            1.0851,
+            1e15_f64.next_up(),
+            5e-324,
+        ] {
+            let body = format!(r#"{{"x":{x}}}"#);
+            let read = parse_json::<Number>(body.as_bytes()).unwrap().x;
+            assert_eq!(read.to_bits(), x.to_bits(), "{body}");
+        }
+    }
+
     #[test]
     fn json_errors_name_the_field() {
         assert!(field_of(r#"{"name":"x","count":"7"}"#).contains("field: \"count\""));

@@ -11,7 +11,7 @@ use actix_web::ResponseError as _;
 use actix_web::web;
 use chrono::{DateTime, Utc};
 use eagate_domain::account::{LoginAttempt, Password, Registration};
-use eagate_domain::device::{DeviceName, DeviceStatus, Heartbeat, HeartbeatInput};
+use eagate_domain::device::{DeviceName, DevicePolicy, DeviceStatus, Heartbeat, HeartbeatInput};
 use eagate_domain::pagination::PageRequest;
 use eagate_domain::signal::{Ack, AckInput, PublishInput, SignalDraft, SignalId};
 use eagate_domain::{FieldError, ValidationErrors};
@@ -74,8 +74,8 @@ pub enum ParsedBody {
     },
     DeleteAccount(Password),
     DeviceName(DeviceName),
-    /// `grace_seconds` as sent (its range is the use case's rule).
-    RotateSecret(Option<i64>),
+    /// The grace period in seconds, checked against the default policy.
+    RotateSecret(i64),
     Publish(SignalDraft),
     Heartbeat(Heartbeat),
     Ack(SignalId, Ack),
@@ -146,7 +146,11 @@ pub fn parse_json_body(body: JsonBody, bytes: &[u8], now: DateTime<Utc>) -> Resu
         }
         JsonBody::RotateSecret => {
             let b: devices::RotateRequest = parse_optional_object(bytes)?;
-            ParsedBody::RotateSecret(b.grace_seconds)
+            ParsedBody::RotateSecret(
+                DevicePolicy::default()
+                    .rotation_grace(b.grace_seconds)
+                    .map_err(field)?,
+            )
         }
         JsonBody::Publish => {
             let input = PublishInput::from(object::<signals::PublishRequest>(bytes)?);

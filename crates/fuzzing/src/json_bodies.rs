@@ -60,7 +60,7 @@ fn serialise(parsed: &ParsedBody) -> Option<Value> {
         }),
         ParsedBody::DeleteAccount(p) => json!({ "password": text(p.expose()) }),
         ParsedBody::DeviceName(n) => json!({ "name": n.as_str() }),
-        ParsedBody::RotateSecret(g) => object([("grace_seconds", g.map(Value::from))]),
+        ParsedBody::RotateSecret(g) => json!({ "grace_seconds": g }),
         ParsedBody::Publish(d) => object([
             ("instrument", Some(json!(d.order.instrument.as_str()))),
             ("side", Some(json!(d.order.side.as_str()))),

@@ -25,6 +25,24 @@ pub struct DevicePolicy {
     pub max_rotation_grace: Duration,
 }
 
+impl DevicePolicy {
+    /// Validates a rotation's `grace_seconds` (default 0, at most
+    /// `max_rotation_grace`), in seconds.
+    pub fn rotation_grace(&self, grace_seconds: Option<i64>) -> Result<i64, FieldError> {
+        let max = self.max_rotation_grace.num_seconds();
+        let grace = grace_seconds.unwrap_or(0);
+        if (0..=max).contains(&grace) {
+            Ok(grace)
+        } else {
+            Err(FieldError::new(
+                "grace_seconds",
+                "out_of_range",
+                format!("must be from 0 to {max}"),
+            ))
+        }
+    }
+}
+
 impl Default for DevicePolicy {
     fn default() -> Self {
         Self {
@@ -208,18 +226,10 @@ where
         grace_seconds: Option<i64>,
         client: &ClientInfo,
     ) -> Result<DeviceWithSecret, RotateSecretError> {
-        let max = self.policy.max_rotation_grace.num_seconds();
-        let grace = grace_seconds.unwrap_or(0);
-        if !(0..=max).contains(&grace) {
-            return Err(RotateSecretError::Invalid(
-                FieldError::new(
-                    "grace_seconds",
-                    "out_of_range",
-                    format!("must be from 0 to {max}"),
-                )
-                .into(),
-            ));
-        }
+        let grace = self
+            .policy
+            .rotation_grace(grace_seconds)
+            .map_err(|e| RotateSecretError::Invalid(e.into()))?;
         let secret = self.secrets.generate()?;
         let now = self.clock.now();
         let rotation = SecretRotation {
