@@ -278,4 +278,79 @@ mod tests {
             Err(KeyringError::Duplicate(_))
         ));
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn sealer() -> XChaChaSealer {
+            // One keyring for every case: generating keys is not what is tested.
+            static RING: std::sync::LazyLock<MasterKeyring> = std::sync::LazyLock::new(|| {
+                let k1 = MasterKeyring::generate_entry("k1").unwrap();
+                let k2 = MasterKeyring::generate_entry("k2").unwrap();
+                keyring(&[&k1, &k2])
+            });
+            XChaChaSealer::new(RING.clone())
+        }
+
+        fn id(n: u128) -> DeviceId {
+            DeviceId::from_uuid(Uuid::from_u128(n))
+        }
+
+        proptest! {
+            /// Any secret sealed for a device opens, for that device, to
+            /// itself.
+            #[test]
+            fn sealing_round_trips(secret in "\\PC{0,120}", device in any::<u128>()) {
+                let sealer = sealer();
+                let sealed = sealer.seal(id(device), &DeviceSecret::new(secret.clone())).unwrap();
+                prop_assert_eq!(sealed.key_id.as_str(), "k1");
+                let opened = sealer.open(id(device), &sealed).unwrap();
+                prop_assert_eq!(opened.expose(), secret.as_str());
+            }
+
+            /// Changing any bit of the stored bytes (nonce, ciphertext or
+            /// tag), cutting them short or lengthening them: it no longer
+            /// opens.
+            #[test]
+            fn any_change_to_the_ciphertext_fails_to_open(
+                secret in "eags_[A-Za-z0-9_-]{43}",
+                device in any::<u128>(),
+                at in any::<prop::sample::Index>(),
+                bits in 1u8..=255,
+                cut in any::<prop::sample::Index>(),
+                extra in any::<u8>(),
+            ) {
+                let sealer = sealer();
+                let d = id(device);
+                let sealed = sealer.seal(d, &DeviceSecret::new(secret)).unwrap();
+                let mut flipped = sealed.clone();
+                let i = at.index(flipped.ciphertext.len());
+                flipped.ciphertext[i] ^= bits;
+                prop_assert!(matches!(sealer.open(d, &flipped), Err(OpenSecretError::Corrupt)));
+                let mut short = sealed.clone();
+                short.ciphertext.truncate(cut.index(sealed.ciphertext.len()));
+                prop_assert!(matches!(sealer.open(d, &short), Err(OpenSecretError::Corrupt)));
+                let mut long = sealed.clone();
+                long.ciphertext.push(extra);
+                prop_assert!(matches!(sealer.open(d, &long), Err(OpenSecretError::Corrupt)));
+            }
+
+            /// The associated data is the device id: opened as any other
+            /// device — or under the other key's id — it fails.
+            #[test]
+            fn any_change_to_the_associated_data_or_key_fails_to_open(
+                device in any::<u128>(),
+                other in any::<u128>(),
+            ) {
+                prop_assume!(device != other);
+                let sealer = sealer();
+                let sealed = sealer.seal(id(device), &DeviceSecret::new("eags_x".into())).unwrap();
+                prop_assert!(matches!(sealer.open(id(other), &sealed), Err(OpenSecretError::Corrupt)));
+                let other_key = SealedSecret { key_id: "k2".into(), ..sealed };
+                prop_assert!(matches!(sealer.open(id(device), &other_key), Err(OpenSecretError::Corrupt)));
+            }
+        }
+    }
 }
