@@ -18,6 +18,12 @@ test *ARGS:
 faults *ARGS:
     cargo test -p eagate-server --test faults -- --nocapture {{ARGS}}
 
+# Fuzz with libFuzzer (cargo-fuzz, installed if missing): TARGET is signed_request,
+# json_bodies, jwt, cursor_query or all (each in turn), SECONDS per target.
+# FUZZ_SANITIZER=address adds ASan. docs/security.md#fuzzing.
+fuzz TARGET="all" SECONDS="300":
+    scripts/fuzz.sh run {{TARGET}} {{SECONDS}}
+
 # Everything CI checks.
 ci:
     bash .ci/run

@@ -13,7 +13,9 @@
 // This crate's job is to panic when an invariant breaks.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+#[cfg(feature = "server")]
 pub mod cursor_query;
+#[cfg(feature = "server")]
 pub mod json_bodies;
 pub mod jwt;
 pub mod signed_request;
