@@ -103,17 +103,40 @@ pub fn is_canonical_path(path: &str) -> bool {
     true
 }
 
-/// The per-IP limits that apply to a (canonical) path: owner and account
-/// routes, not device routes (limited per device after authentication, and
-/// per address only for failed authentication).
+/// Which per-IP limits a (canonical) path falls under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IpLimited {
+    /// Device routes (limited per device after authentication, and per
+    /// address only for failed authentication) and everything outside the API.
+    No,
+    /// Owner and account routes.
+    Owner,
+    /// Login: the owner limit and the login limit.
+    Login,
+}
+
+fn ip_limited(path: &str) -> IpLimited {
+    if !path.starts_with("/api/v1/") || path.starts_with("/api/v1/device/") {
+        IpLimited::No
+    } else if path == "/api/v1/auth/login" {
+        IpLimited::Login
+    } else {
+        IpLimited::Owner
+    }
+}
+
+/// The per-IP limits that apply to a (canonical) path.
 fn ip_limits(path: &str, limits: &RateLimits) -> Option<(RateLimit, Option<RateLimit>)> {
     let settings = limits.settings();
-    let limited = path.starts_with("/api/v1/") && !path.starts_with("/api/v1/device/");
-    limited.then(|| {
-        let login =
-            (path == "/api/v1/auth/login").then(|| RateLimit::per_minute(settings.login_per_ip_per_minute));
-        (RateLimit::per_minute(settings.per_ip_per_minute), login)
-    })
+    let per_ip = RateLimit::per_minute(settings.per_ip_per_minute);
+    match ip_limited(path) {
+        IpLimited::No => None,
+        IpLimited::Owner => Some((per_ip, None)),
+        IpLimited::Login => Some((
+            per_ip,
+            Some(RateLimit::per_minute(settings.login_per_ip_per_minute)),
+        )),
+    }
 }
 
 impl Gateway {
@@ -486,7 +509,51 @@ mod tests {
         }
     }
 
+    /// Every route template, with `{id}` as an id.
+    fn routes() -> Vec<String> {
+        crate::routes::route_templates()
+            .into_iter()
+            .map(|t| t.replace("{id}", "0192f5e4-7c1a-7b3e-9a51-3c2d4e5f6a7b"))
+            .collect()
+    }
+
     proptest! {
+        /// Issue 12.1 at the unit level: whatever percent-encodings of any
+        /// byte are inserted into a route, or replace one of its
+        /// characters, a path the gateway lets through (canonical) means
+        /// the same to the router — which matches the decoded path — as to
+        /// the limiter and the signature, which see it as sent: the same
+        /// route templates match and the same per-IP limits apply. (The
+        /// live app refuses every other spelling first:
+        /// `attacks::any_respelling_of_any_documented_route_is_refused_before_limits_and_authentication`.)
+        #[test]
+        fn a_canonical_path_means_the_same_to_the_router_and_the_limiter(
+            route in any::<prop::sample::Index>(),
+            edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), any::<bool>(), any::<bool>()), 1..4),
+        ) {
+            let routes = routes();
+            let route = &routes[route.index(routes.len())];
+            let mut path = route.clone();
+            for (at, byte, upper, replace) in edits {
+                let i = at.index(path.len() + 1);
+                if !path.is_char_boundary(i) {
+                    continue;
+                }
+                let encoded = if upper { format!("%{byte:02X}") } else { format!("%{byte:02x}") };
+                let end = if replace && i < path.len() && path.is_char_boundary(i + 1) { i + 1 } else { i };
+                path.replace_range(i..end, &encoded);
+            }
+            prop_assume!(is_canonical_path(&path));
+            let uri: actix_web::http::Uri = path.parse().map_err(|e| TestCaseError::fail(format!("{path}: {e}")))?;
+            let url = actix_web::dev::Url::new(uri);
+            let routed = url.path();
+            prop_assert_eq!(ip_limited(&path), ip_limited(routed), "{} routed as {}", path, routed);
+            for template in crate::routes::route_templates() {
+                let def = actix_web::dev::ResourceDef::new(template.as_str());
+                prop_assert_eq!(def.is_match(&path), def.is_match(routed), "{} against {}", path, template);
+            }
+        }
+
         /// Encoding any unreserved character of a route, or adding a dot
         /// segment, makes it non-canonical; the route itself is canonical.
         #[test]

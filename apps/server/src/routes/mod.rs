@@ -128,6 +128,16 @@ pub(crate) fn static_route(path: &str) -> Option<&'static str> {
     STATIC_ROUTES.get(path).copied()
 }
 
+/// Every route template the server answers (documented and not).
+#[cfg(test)]
+pub(crate) fn route_templates() -> Vec<String> {
+    DOCUMENT
+        .allowed
+        .iter()
+        .filter_map(|(def, _)| def.pattern().map(str::to_owned))
+        .collect()
+}
+
 /// The OpenAPI document as pretty JSON, exactly as committed in
 /// docs/openapi.json (`just openapi` regenerates it; a test fails when it
 /// is stale).
