@@ -414,4 +414,33 @@ mod tests {
             assert_eq!(tokens.verify(garbage, now()), Err(InvalidAccessToken));
         }
     }
+
+    /// Found by fuzzing (jwt): jsonwebtoken reads `exp` as unsigned, so a
+    /// token that expires before 1970 is refused even when the time rules
+    /// alone would accept it (a negative `iat` or `nbf` is not checked by
+    /// it). The issuer never dates a token so; refusing is the safe side.
+    /// This pins the behaviour the fuzz target's model now includes.
+    #[test]
+    fn tokens_dated_before_1970_are_refused() {
+        let tokens = JwtAccessTokens::new(&Ed25519Keys::generate().unwrap(), config());
+        let at = |t: i64| DateTime::from_timestamp(t, 0).unwrap();
+        let claims = |iat: i64, exp: i64| AccessClaims {
+            user_id: UserId::from_uuid(Uuid::now_v7()),
+            session_id: SessionId::from_uuid(Uuid::now_v7()),
+            issued_at: at(iat),
+            expires_at: at(exp),
+        };
+        for (iat, exp, now, accepted) in [
+            (-1000, -100, -500, false),
+            (-100, 1000, 0, true),
+            (0, 1000, 10, true),
+        ] {
+            let t = tokens.issue(&claims(iat, exp)).unwrap();
+            assert_eq!(
+                tokens.verify(t.expose(), at(now)).is_ok(),
+                accepted,
+                "iat {iat}, exp {exp}"
+            );
+        }
+    }
 }

@@ -3,7 +3,8 @@
 //! - Verifying any text never panics.
 //! - A token the service issued verifies exactly when the documented time
 //!   rules say so (`exp` after now, `iat` at most 60 s ahead, `iat`
-//!   before `exp`), and gives back the claims it was issued with.
+//!   before `exp`; and `exp` not before 1970), and gives back the claims
+//!   it was issued with.
 //! - Any other text — the issued token with a bit flipped, cut short,
 //!   lengthened, a header or payload of the fuzzer's choosing (`alg: none`,
 //!   another `typ`, other claims) under the original signature, another
@@ -130,7 +131,10 @@ pub fn check(input: Input<'_>) {
         claims.expires_at.timestamp(),
         now.timestamp(),
     );
-    let valid = exp > now && iat <= now + MAX_IAT_SKEW_SECONDS && iat < exp;
+    // jsonwebtoken reads `exp` as unsigned: a token expiring before 1970
+    // is refused (found by this target; pinned by
+    // crates/crypto/src/jwt.rs::tokens_dated_before_1970_are_refused).
+    let valid = exp > now && iat <= now + MAX_IAT_SKEW_SECONDS && iat < exp && exp >= 0;
     match verified {
         Ok(back) => {
             assert!(
