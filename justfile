@@ -18,6 +18,10 @@ test *ARGS:
 faults *ARGS:
     cargo test -p eagate-server --test faults -- --nocapture {{ARGS}}
 
+# Lint and validate deploy/: Dockerfile (hadolint), compose file, kustomize manifests, alert rules (promtool), dashboard.
+check-deploy:
+    scripts/check-deploy.sh
+
 # Everything CI checks.
 ci:
     bash .ci/run
