@@ -18,6 +18,10 @@ test *ARGS:
 faults *ARGS:
     cargo test -p eagate-server --test faults -- --nocapture {{ARGS}}
 
+# Scale-out on loopback: two instances behind nginx on shared PostgreSQL and Redis, then on a 3-master Redis Cluster, then a PostgreSQL failover (scripts/scale-test.sh; `just scale-test cluster` runs one part).
+scale-test *ARGS:
+    scripts/scale-test.sh {{ARGS}}
+
 # Lint and validate deploy/: Dockerfile (hadolint), compose file, kustomize manifests, alert rules (promtool), dashboard.
 check-deploy:
     scripts/check-deploy.sh

@@ -636,6 +636,24 @@ impl Server {
         }
     }
 
+    /// SIGTERM, as a rolling restart or `systemctl stop` sends it: waits
+    /// for the graceful stop (in-flight requests answered) and returns
+    /// whether the process exited with status 0.
+    #[allow(dead_code)] // used by the scale-out tests (tests/scale)
+    pub async fn terminate(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
+        blocking(move || {
+            let signalled = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            signalled && child.wait().is_ok_and(|s| s.success())
+        })
+        .await
+    }
+
     /// `kill -9`: no shutdown, no flush, nothing.
     pub async fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -786,6 +804,12 @@ impl Api {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The HTTP client, for requests the helpers do not cover.
+    #[allow(dead_code)] // used by the scale-out tests (tests/scale)
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     pub async fn get(&self, path: &str) -> Answer {
