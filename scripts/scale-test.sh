@@ -92,8 +92,6 @@ if [ "$what" = all ] || [ "$what" = cluster ]; then
 fi
 
 if [ "$what" = all ] || [ "$what" = failover ]; then
-    if [ -d apps/server/tests/scale ] && grep -q '^mod failover;' apps/server/tests/scale/main.rs; then
-        step "PostgreSQL failover: a streaming replica promoted under load"
-        scale_tests failover::
-    fi
+    step "PostgreSQL failover: a synchronous streaming replica promoted under load"
+    scale_tests failover::
 fi

@@ -370,6 +370,81 @@ impl Postgres {
         blocking(move || cluster.signal(signal)).await;
     }
 
+    /// Its port on 127.0.0.1.
+    #[allow(dead_code)] // used by the scale-out tests (tests/scale)
+    pub fn port(&self) -> u16 {
+        self.0.port
+    }
+
+    /// A streaming replica of this cluster (`pg_basebackup -R -X stream`),
+    /// started on a port of its own; returns once it accepts connections.
+    #[allow(dead_code)] // used by the scale-out tests (tests/scale)
+    pub async fn replica(&self) -> Self {
+        let primary = Arc::clone(&self.0);
+        let cluster = blocking(move || {
+            let scratch = Scratch::new("pg");
+            if primary.as_postgres {
+                let status = Command::new("chown")
+                    .args(["-R", "postgres:postgres"])
+                    .arg(&scratch.0)
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "chown to the postgres user");
+            }
+            // pg_basebackup beside the real initdb (PATH may hold links to
+            // the server programs only).
+            let bin = std::fs::canonicalize(primary.bin.join("initdb"))
+                .ok()
+                .and_then(|p| p.parent().map(Path::to_path_buf))
+                .filter(|d| d.join("pg_basebackup").is_file())
+                .unwrap_or_else(|| primary.bin.clone());
+            let cluster = PgCluster {
+                scratch,
+                frozen: std::sync::atomic::AtomicBool::new(false),
+                bin,
+                port: free_port(),
+                as_postgres: primary.as_postgres,
+            };
+            let data = cluster.data();
+            let port = primary.port.to_string();
+            cluster
+                .run(
+                    "pg_basebackup",
+                    &[
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        &port,
+                        "-U",
+                        "postgres",
+                        "-D",
+                        &data,
+                        "-R",
+                        "-X",
+                        "stream",
+                        "--checkpoint=fast",
+                        "--no-sync",
+                    ],
+                )
+                .unwrap();
+            cluster.pg_ctl_start();
+            cluster
+        })
+        .await;
+        Self(Arc::new(cluster))
+    }
+
+    /// `pg_ctl promote -w`: a standby becomes a primary.
+    #[allow(dead_code)] // used by the scale-out tests (tests/scale)
+    pub async fn promote(&self) {
+        let cluster = Arc::clone(&self.0);
+        blocking(move || {
+            let data = cluster.data();
+            cluster.run("pg_ctl", &["promote", "-D", &data, "-w"]).unwrap();
+        })
+        .await;
+    }
+
     /// Starts the stopped cluster again on the same port; returns once it
     /// accepts connections.
     pub async fn start_again(&self) {

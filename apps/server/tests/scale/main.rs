@@ -8,8 +8,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod cross_instance;
+mod failover;
 mod rolling_restart;
 mod stack;
 #[allow(dead_code)]
 #[path = "../faults/support.rs"]
 mod support;
+mod traffic;
