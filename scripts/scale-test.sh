@@ -41,7 +41,7 @@ scale_tests() {
 
 if [ "$what" = all ] || [ "$what" = single ]; then
     step "two instances behind nginx, one Redis"
-    scale_tests cross_instance:: rolling_restart::
+    scale_tests cross_instance:: rolling_restart:: operations::
 fi
 
 if [ "$what" = all ] || [ "$what" = cluster ]; then

@@ -254,11 +254,19 @@ impl PgCluster {
         // fsync off: these tests crash processes, not the machine; a
         // committed transaction is in the WAL written to the OS before the
         // client hears of it either way.
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60",
             self.port,
             self.scratch.0.display()
         );
+        // Statement counts for the scale-out tests' measurements, where the
+        // server has the module (Debian: always).
+        let lib = std::fs::canonicalize(self.bin.join("initdb"))
+            .ok()
+            .and_then(|p| Some(p.parent()?.parent()?.join("lib/pg_stat_statements.so")));
+        if lib.is_some_and(|l| l.is_file()) {
+            options.push_str(" -c shared_preload_libraries=pg_stat_statements");
+        }
         let data = self.data();
         self.run(
             "pg_ctl",

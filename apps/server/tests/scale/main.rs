@@ -9,6 +9,7 @@
 
 mod cross_instance;
 mod failover;
+mod operations;
 mod rolling_restart;
 mod stack;
 #[allow(dead_code)]

@@ -150,7 +150,7 @@ pub struct Stack {
     pub pg: Postgres,
     /// `None` when `EAGATE_SCALE_REDIS_URL` names the Redis (a Redis
     /// Cluster: `redis+cluster://…`).
-    _redis: Option<Redis>,
+    redis: Option<Redis>,
     deployments: [Deployment; 2],
     pub instances: [Option<Server>; 2],
     pub nginx: Nginx,
@@ -202,11 +202,16 @@ impl Stack {
         let nginx = Nginx::start(&ports).await;
         Self {
             pg,
-            _redis: redis,
+            redis,
             deployments,
             instances: [Some(a), Some(b)],
             nginx,
         }
+    }
+
+    /// The Redis this stack started (`None` with `EAGATE_SCALE_REDIS_URL`).
+    pub fn own_redis(&self) -> Option<&Redis> {
+        self.redis.as_ref()
     }
 
     pub fn instance(&self, i: usize) -> &Server {
