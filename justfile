@@ -26,6 +26,10 @@ scale-test *ARGS:
 check-deploy:
     scripts/check-deploy.sh
 
+# The image's commands (migrate up, serve) as uid 65532 outside a container, then backup, drop, restore: the same devices are served.
+deploy-smoke:
+    scripts/deploy-smoke.sh
+
 # Everything CI checks.
 ci:
     bash .ci/run
