@@ -77,6 +77,27 @@ async fn statements(conn: &mut AsyncPgConnection) -> Vec<Statement> {
     .unwrap()
 }
 
+/// The number of keys, and the mean `MEMORY USAGE` of 20 random ones.
+fn redis_keys(port: u16) -> (f64, f64) {
+    let keys = redis(port, "DBSIZE")
+        .trim()
+        .trim_start_matches(':')
+        .parse()
+        .unwrap_or(0.0);
+    let sizes: Vec<f64> = (0..20)
+        .filter_map(|_| {
+            let key = redis(port, "RANDOMKEY");
+            let key = key.lines().nth(1)?.to_owned();
+            redis(port, &format!("MEMORY USAGE {key}"))
+                .trim()
+                .trim_start_matches(':')
+                .parse()
+                .ok()
+        })
+        .collect();
+    (keys, sizes.iter().sum::<f64>() / sizes.len().max(1) as f64)
+}
+
 struct Cost {
     what: &'static str,
     statements: f64,
@@ -100,8 +121,16 @@ async fn measure(
         .await
         .unwrap();
     assert!(redis(redis_port, "CONFIG RESETSTAT").starts_with("+OK"));
+    let (keys_before, _) = redis_keys(redis_port);
     for n in 0..N {
         requests(n).await;
+    }
+    let (keys_after, bytes) = redis_keys(redis_port);
+    if keys_after > keys_before {
+        eprintln!(
+            "scale: {what}: Redis holds {} more keys; a key takes {bytes:.0} bytes (MEMORY USAGE, mean of 20)",
+            keys_after - keys_before
+        );
     }
     // The activity flush (every 100 ms here) belongs to the requests.
     tokio::time::sleep(Duration::from_millis(300)).await;
