@@ -44,15 +44,23 @@ async fn a_rolling_restart_under_signed_traffic_fails_no_request_and_loses_no_si
         seen.published.lock().unwrap().len(),
         seen.acked.lock().unwrap().len()
     );
+    let problems: Vec<String> = (0..2)
+        .flat_map(|i| stack.instance(i).log_since(0))
+        .filter(|l| l["level"] != "INFO" && l["level"] != "DEBUG")
+        .map(|l| l.to_string())
+        .take(10)
+        .collect();
     assert!(
         failures.is_empty(),
-        "clients saw {} failures, the first: {:#?}\nnginx's error log:\n{}",
+        "clients saw {} failures, the first: {:#?}\nthe instances' warnings (since their last start):\n{}\n\
+         nginx's error log:\n{}",
         failures.len(),
         failures
             .iter()
             .take(5)
             .map(|(what, answer)| format!("{what}: {}", answer.describe()))
             .collect::<Vec<_>>(),
+        problems.join("\n"),
         stack.nginx.error_log()
     );
     assert!(during > 100, "traffic ran during the restarts: {during} answers");
