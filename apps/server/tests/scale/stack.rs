@@ -12,12 +12,14 @@ use serde_json::json;
 
 use crate::support::*;
 
-/// How long nginx takes an instance out after a failed attempt
-/// (`fail_timeout`): a restarted instance gets traffic again after this.
-pub const FAIL_TIMEOUT: Duration = Duration::from_secs(1);
+/// A pause after a restarted instance is ready, before the next step.
+pub const SETTLE: Duration = Duration::from_secs(1);
 
 /// nginx (Debian's package) in front of the instances, as an operator would
-/// configure it: round robin, a failed connection retried on the other
+/// configure it: round robin, never taking an instance out of rotation
+/// (`max_fails=0`: with two instances, one restarting and one briefly
+/// refusing would otherwise leave "no live upstreams" and answer 502 for
+/// `fail_timeout`), a failed connection retried on the other
 /// instance (`proxy_next_upstream error timeout non_idempotent`: a request
 /// the failing instance never answered; signed requests carry a nonce and
 /// publishes an `Idempotency-Key`, so a retry cannot act twice), read
@@ -37,12 +39,7 @@ impl Nginx {
         std::fs::create_dir_all(&dir).unwrap();
         let servers: String = upstreams
             .iter()
-            .map(|p| {
-                format!(
-                    "    server 127.0.0.1:{p} max_fails=1 fail_timeout={}s;\n",
-                    FAIL_TIMEOUT.as_secs()
-                )
-            })
+            .map(|p| format!("    server 127.0.0.1:{p} max_fails=0;\n"))
             .collect();
         let d = dir.display();
         let conf = format!(
@@ -65,6 +62,7 @@ impl Nginx {
                  proxy_set_header Host $host;\n\
                  proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
                  proxy_set_header X-Forwarded-Proto $scheme;\n\
+                 proxy_connect_timeout 2s;\n\
                  proxy_read_timeout 60s;\n\
                  proxy_next_upstream error timeout non_idempotent;\n\
                  proxy_next_upstream_tries 2;\n\
@@ -103,11 +101,11 @@ impl Nginx {
         Api::new(&self.base)
     }
 
-    /// The last lines of its error log (what it says about the instances).
+    /// The first lines of its error log (what it says about the instances).
     pub fn error_log(&self) -> String {
         let log = std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
+        // The first lines say why an instance was taken out; the rest repeat.
+        log.lines().take(25).collect::<Vec<_>>().join("\n")
     }
 }
 
@@ -250,8 +248,7 @@ impl Stack {
         .await;
         let away = stopped.elapsed();
         self.instances[i] = Some(server);
-        // The balancer retries an instance it took out after fail_timeout.
-        tokio::time::sleep(FAIL_TIMEOUT + Duration::from_millis(500)).await;
+        tokio::time::sleep(SETTLE).await;
         away
     }
 }
