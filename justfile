@@ -24,6 +24,18 @@ faults *ARGS:
 fuzz TARGET="all" SECONDS="300":
     scripts/fuzz.sh run {{TARGET}} {{SECONDS}}
 
+# Scale-out on loopback: two instances behind nginx on shared PostgreSQL and Redis, then on a 3-master Redis Cluster, then a PostgreSQL failover (scripts/scale-test.sh; `just scale-test cluster` runs one part).
+scale-test *ARGS:
+    scripts/scale-test.sh {{ARGS}}
+
+# Lint and validate deploy/: Dockerfile (hadolint), compose file, kustomize manifests, alert rules (promtool), dashboard.
+check-deploy:
+    scripts/check-deploy.sh
+
+# The image's commands (migrate up, serve) as uid 65532 outside a container, then backup, drop, restore: the same devices are served.
+deploy-smoke:
+    scripts/deploy-smoke.sh
+
 # Everything CI checks.
 ci:
     bash .ci/run

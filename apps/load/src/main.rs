@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Result, anyhow};
 use clap::{Parser, ValueEnum};
 use eagate_load::context::{Ctx, Options, Store};
-use eagate_load::scenarios::{fanout, instructions, soak, throughput};
+use eagate_load::scenarios::{fanout, instructions, scale_out, soak, throughput};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Scenario {
@@ -29,6 +29,8 @@ enum Scenario {
     Soak,
     /// Instructions per request under callgrind.
     Instructions,
+    /// Signed idle polls (Redis nonces) at one instance, then at two sharing the database and Redis, in the same run.
+    ScaleOut,
 }
 
 impl Scenario {
@@ -42,6 +44,7 @@ impl Scenario {
             Self::IdleConnections => "idle-connections",
             Self::Soak => "soak",
             Self::Instructions => "instructions",
+            Self::ScaleOut => "scale-out",
         }
     }
 }
@@ -178,6 +181,7 @@ async fn run(ctx: &mut Ctx, scenario: Scenario) -> Result<serde_json::Value> {
         Scenario::IdleConnections => fanout::run(ctx, false).await,
         Scenario::Soak => soak::run(ctx).await,
         Scenario::Instructions => instructions::run(ctx).await,
+        Scenario::ScaleOut => scale_out::run(ctx).await,
     }
 }
 

@@ -400,12 +400,21 @@ impl Settings {
         };
         let redis_url = r.raw("EAGATE_REDIS_URL").map(str::to_owned);
         if let Some(url) = &redis_url
-            && !(url.starts_with("redis://")
-                || url.starts_with("rediss://")
-                || url.starts_with("redis+unix://"))
+            && ![
+                "redis://",
+                "rediss://",
+                "redis+unix://",
+                "redis+cluster://",
+                "rediss+cluster://",
+            ]
+            .iter()
+            .any(|scheme| url.starts_with(scheme))
         {
-            r.problems
-                .push("EAGATE_REDIS_URL must start with redis://, rediss:// or redis+unix://".to_owned());
+            r.problems.push(
+                "EAGATE_REDIS_URL must start with redis://, rediss://, redis+unix:// or (a Redis Cluster) \
+                 redis+cluster:// / rediss+cluster://"
+                    .to_owned(),
+            );
         }
         let redis = RedisSettings {
             url: redis_url.map(SecretString::from),

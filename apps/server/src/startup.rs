@@ -233,6 +233,15 @@ impl Application {
             )?),
             None => None,
         };
+        // Connect before listening (a Redis Cluster client learns its slot
+        // map on first use), so the first requests do not pay for it; a
+        // Redis that is down is not fatal: device requests are refused
+        // (fail closed) until it answers.
+        if let Some(connection) = &redis
+            && let Err(e) = connection.ping().await
+        {
+            tracing::warn!(error = %e, "Redis does not answer yet; device requests are refused until it does");
+        }
         let limiter = match &redis {
             Some(connection) => crate::protect::Limiter::Redis {
                 shared: eagate_redis::RedisRateLimiter::new(connection.clone(), &settings.redis.key_prefix),

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use diesel::QueryableByName;
 use diesel::sql_types::Bool;
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::deadpool::{BuildError, Object, Pool};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 pub(crate) type PoolError = diesel_async::pooled_connection::deadpool::PoolError;
@@ -54,8 +54,30 @@ pub enum PoolSetupError {
 }
 
 /// Builds the pool. Connections open lazily, on first use.
+///
+/// Each connection's driver task runs on the runtime that builds the pool
+/// (the server's main runtime), not on whichever runtime first needs the
+/// connection: actix runs one runtime per worker thread and, in a graceful
+/// shutdown, drops a worker's runtime as soon as that worker is idle, which
+/// would close the pooled connections it had opened under requests still
+/// running on other workers (seen as a 503 during rolling restarts).
 pub fn create_pool(database_url: &str, config: &PoolConfig) -> Result<PgPool, PoolSetupError> {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(database_url);
+    let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        manager_config.custom_setup = Box::new(move |url| {
+            let url = url.to_owned();
+            let opening = runtime.spawn(async move { AsyncPgConnection::establish(&url).await });
+            Box::pin(async move {
+                opening.await.unwrap_or_else(|e| {
+                    Err(diesel::ConnectionError::BadConnection(format!(
+                        "opening a connection: {e}"
+                    )))
+                })
+            })
+        });
+    }
+    let manager =
+        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, manager_config);
     Ok(Pool::builder(manager)
         .max_size(config.max_size)
         .wait_timeout(Some(config.wait_timeout))

@@ -23,16 +23,92 @@ pub enum RedisSetupError {
     Connect(#[source] redis::RedisError),
 }
 
-/// A shared, auto-reconnecting Redis connection (cheap to clone).
+/// A shared, auto-reconnecting Redis connection (cheap to clone): to one
+/// server, or to a Redis Cluster when the URL's scheme is
+/// `redis+cluster://` (or `rediss+cluster://`) followed by one or more
+/// seed nodes, `host:port,host:port`. Every multi-key operation keeps its
+/// keys in one hash slot (hash tags), so the adapters work unchanged on a
+/// cluster.
 #[derive(Clone)]
 pub struct RedisConnection {
-    manager: ConnectionManager,
+    link: Link,
+}
+
+#[derive(Clone)]
+enum Link {
+    Single(ConnectionManager),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Link {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
 }
 
 impl std::fmt::Debug for RedisConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisConnection").finish_non_exhaustive()
+        let mode = match self.link {
+            Link::Single(_) => "single",
+            Link::Cluster(_) => "cluster",
+        };
+        f.debug_struct("RedisConnection")
+            .field("mode", &mode)
+            .finish_non_exhaustive()
     }
+}
+
+/// The seed nodes of a `redis+cluster://` or `rediss+cluster://` URL as
+/// plain `redis://` / `rediss://` URLs (user and password on each);
+/// `None` for any other URL.
+fn cluster_nodes(url: &str) -> Option<Result<Vec<String>, RedisSetupError>> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = match scheme {
+        "redis+cluster" => "redis",
+        "rediss+cluster" => "rediss",
+        _ => return None,
+    };
+    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    let (userinfo, hosts) = match authority.rsplit_once('@') {
+        Some((userinfo, hosts)) => (format!("{userinfo}@"), hosts),
+        None => (String::new(), authority),
+    };
+    let nodes: Vec<String> = hosts
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(|host| format!("{scheme}://{userinfo}{host}{tail}"))
+        .collect();
+    Some(if nodes.is_empty() {
+        Err(RedisSetupError::Url(redis::RedisError::from((
+            redis::ErrorKind::InvalidClientConfig,
+            "a redis+cluster:// URL names no node",
+        ))))
+    } else {
+        Ok(nodes)
+    })
 }
 
 impl RedisConnection {
@@ -40,6 +116,18 @@ impl RedisConnection {
     /// fail (closed) until it returns, rather than stopping the server.
     /// Every command gives up after `timeout`.
     pub fn new(url: &str, timeout: Duration) -> Result<Self, RedisSetupError> {
+        if let Some(nodes) = cluster_nodes(url) {
+            let client = redis::cluster::ClusterClient::builder(nodes?)
+                .retries(2)
+                .build()
+                .map_err(RedisSetupError::Url)?;
+            let config = redis::cluster::ClusterConfig::new()
+                .set_connection_timeout(timeout)
+                .set_response_timeout(timeout);
+            return Ok(Self {
+                link: Link::Cluster(client.get_pending_async_connection_with_config(config)),
+            });
+        }
         let client = redis::Client::open(url).map_err(RedisSetupError::Url)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
@@ -47,12 +135,14 @@ impl RedisConnection {
             .set_number_of_retries(1);
         let manager =
             ConnectionManager::new_lazy_with_config(client, config).map_err(RedisSetupError::Connect)?;
-        Ok(Self { manager })
+        Ok(Self {
+            link: Link::Single(manager),
+        })
     }
 
-    /// `PING`, for readiness checks.
+    /// `PING` (one node of a cluster), for readiness checks.
     pub async fn ping(&self) -> Result<(), UnexpectedError> {
-        let mut conn = self.manager.clone();
+        let mut conn = self.link.clone();
         redis::cmd("PING")
             .query_async::<String>(&mut conn)
             .await
@@ -65,7 +155,25 @@ impl RedisConnection {
 /// Redis cannot be reached or answer in time, unexpected otherwise.
 fn redis_error(e: redis::RedisError) -> UnexpectedError {
     let message = format!("redis: {e}");
-    if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
+    use redis::{ErrorKind, ServerErrorKind};
+    // A cluster with no reachable node, or one failing over or resharding
+    // (its slots briefly served by nobody), is unavailable too.
+    let cluster_unavailable = matches!(
+        e.kind(),
+        ErrorKind::ClusterConnectionNotFound
+            | ErrorKind::Server(
+                ServerErrorKind::ClusterDown
+                    | ServerErrorKind::TryAgain
+                    | ServerErrorKind::MasterDown
+                    | ServerErrorKind::BusyLoading
+            )
+    );
+    if cluster_unavailable
+        || e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+    {
         UnexpectedError::unavailable(message)
     } else {
         UnexpectedError::msg(message)
@@ -136,7 +244,7 @@ impl ReplayGuard for RedisReplayGuard {
         // Nonces stored per device are counted over twice the longest a
         // nonce lives, so a device holds at most twice its quota.
         let quota_window_ms = ((policy.window * 2).num_milliseconds() + 1000).max(1);
-        let mut conn = self.connection.manager.clone();
+        let mut conn = self.connection.link.clone();
         let answer: Vec<i64> = self
             .script
             .key(format!("{tag}:n:{nonce}"))
@@ -211,7 +319,7 @@ impl RedisRateLimiter {
 
     async fn count(&self, key: &str, limit: RateLimit, add: u64) -> Result<RateDecision, UnexpectedError> {
         let window_ms = u64::try_from(limit.window.as_millis()).unwrap_or(u64::MAX).max(1);
-        let mut conn = self.connection.manager.clone();
+        let mut conn = self.connection.link.clone();
         let (count, ttl_ms): (i64, i64) = self
             .script
             .key(format!("{}rl:{}", self.prefix, key_digest(key)))
@@ -232,5 +340,33 @@ impl RateLimiter for RedisRateLimiter {
 
     async fn peek(&self, key: &str, limit: RateLimit) -> Result<RateDecision, UnexpectedError> {
         self.count(key, limit, 0).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::cluster_nodes;
+
+    #[test]
+    fn a_cluster_url_names_each_seed_node_with_its_credentials() {
+        assert_eq!(
+            cluster_nodes("redis+cluster://:pw@10.0.0.1:7000,10.0.0.2:7001/?protocol=resp3")
+                .unwrap()
+                .unwrap(),
+            [
+                "redis://:pw@10.0.0.1:7000/?protocol=resp3",
+                "redis://:pw@10.0.0.2:7001/?protocol=resp3"
+            ]
+        );
+        assert_eq!(
+            cluster_nodes("rediss+cluster://cache.internal:6380")
+                .unwrap()
+                .unwrap(),
+            ["rediss://cache.internal:6380"]
+        );
+        assert!(cluster_nodes("redis://127.0.0.1:6379").is_none());
+        assert!(cluster_nodes("redis+cluster://,").unwrap().is_err());
     }
 }

@@ -14,6 +14,32 @@ fn url() -> String {
     eagate_testkit::redis_url()
 }
 
+/// `KEYS pattern` on every node: the seed nodes of a `redis+cluster://`
+/// URL (scripts/scale-test.sh names every master), else the one server.
+async fn keys(pattern: &str) -> Vec<String> {
+    let url = url();
+    let nodes: Vec<String> = match url.strip_prefix("redis+cluster://") {
+        Some(hosts) => hosts
+            .trim_end_matches('/')
+            .split(',')
+            .map(|h| format!("redis://{h}"))
+            .collect(),
+        None => vec![url],
+    };
+    let mut found = Vec::new();
+    for node in nodes {
+        let client = redis::Client::open(node).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(pattern)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        found.extend(keys);
+    }
+    found
+}
+
 /// Fails the test with a clear message when no Redis is reachable.
 async fn require_redis() {
     let connection = RedisConnection::new(&url(), Duration::from_secs(2)).unwrap();
@@ -127,13 +153,7 @@ async fn a_devices_keys_share_one_cluster_slot() {
         .admit(d, "slot-nonce", Utc::now(), &policy(chrono::Duration::minutes(5)))
         .await
         .unwrap();
-    let client = redis::Client::open(url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{{{prefix}d:{}}}*", d.as_uuid().simple()))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let keys = keys(&format!("{{{prefix}d:{}}}*", d.as_uuid().simple())).await;
     assert_eq!(keys.len(), 3, "nonce, rate and quota: {keys:?}");
     let tag = format!("{{{prefix}d:{}}}", d.as_uuid().simple());
     assert!(
@@ -162,13 +182,7 @@ async fn one_device_stores_at_most_its_quota_of_nonces() {
             "{admission:?}"
         );
     }
-    let client = redis::Client::open(url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let nonces: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{{{prefix}d:{}}}:n:*", noisy.as_uuid().simple()))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let nonces = keys(&format!("{{{prefix}d:{}}}:n:*", noisy.as_uuid().simple())).await;
     assert_eq!(nonces.len(), quota, "Redis holds the quota, not every nonce sent");
     // A nonce refused for the quota left no trace: it is throttled again,
     // not taken for a replay; as in process memory, the device is told to
@@ -209,6 +223,34 @@ async fn concurrent_identical_nonces_have_exactly_one_winner() {
         }
     }
     assert_eq!(wins, 1);
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_cluster_fails_closed_as_unavailable() {
+    let guard = RedisReplayGuard::new(
+        RedisConnection::new(
+            "redis+cluster://127.0.0.1:1,127.0.0.1:2",
+            Duration::from_millis(300),
+        )
+        .unwrap(),
+        "x:",
+    );
+    let refused = guard
+        .admit(
+            device(),
+            "nonce-0000000001",
+            Utc::now(),
+            &policy(chrono::Duration::minutes(5)),
+        )
+        .await
+        .unwrap_err();
+    assert!(refused.is_unavailable(), "{refused}");
+}
+
+#[test]
+fn a_cluster_url_without_nodes_is_refused() {
+    let error = RedisConnection::new("redis+cluster://", Duration::from_secs(1)).unwrap_err();
+    assert!(error.to_string().contains("names no node"), "{error}");
 }
 
 #[tokio::test]
@@ -269,13 +311,7 @@ async fn rate_limit_keys_are_stored_as_digests() {
         .hit("login:hunter2-typed-in-the-wrong-field", RateLimit::per_minute(5))
         .await
         .unwrap();
-    let client = redis::Client::open(url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}*"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let keys = keys(&format!("{prefix}*")).await;
     assert_eq!(keys.len(), 1);
     assert!(!keys[0].contains("hunter2"), "{keys:?}");
 }

@@ -2,6 +2,7 @@
 
 pub mod fanout;
 pub mod instructions;
+pub mod scale_out;
 pub mod soak;
 pub mod throughput;
 
@@ -81,7 +82,33 @@ pub async fn signed_run(
     expected_rps: f64,
     shape: wrk::Shape,
 ) -> Result<Measured> {
-    let file = ctx.file("eagate.req");
+    signed_run_in(
+        ctx,
+        "eagate.req",
+        pid,
+        addr,
+        devices,
+        request,
+        expected_rps,
+        shape,
+    )
+    .await
+}
+
+/// [`signed_run`] with its request list in the run directory's `file`
+/// (concurrent runs need one each).
+#[allow(clippy::too_many_arguments)]
+pub async fn signed_run_in(
+    ctx: &Ctx,
+    file: &str,
+    pid: u32,
+    addr: SocketAddr,
+    devices: &[Device],
+    request: &Shape,
+    expected_rps: f64,
+    shape: wrk::Shape,
+) -> Result<Measured> {
+    let file = ctx.file(file);
     let mut count = (expected_rps.max(100.0) * shape.duration.as_secs_f64() * 1.5) as usize + 2000;
     for _ in 0..3 {
         write_replay_file(&file, devices, request, count)?;

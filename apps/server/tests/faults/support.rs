@@ -254,11 +254,19 @@ impl PgCluster {
         // fsync off: these tests crash processes, not the machine; a
         // committed transaction is in the WAL written to the OS before the
         // client hears of it either way.
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60",
             self.port,
             self.scratch.0.display()
         );
+        // Statement counts for the scale-out tests' measurements, where the
+        // server has the module (Debian: always).
+        let lib = std::fs::canonicalize(self.bin.join("initdb"))
+            .ok()
+            .and_then(|p| Some(p.parent()?.parent()?.join("lib/pg_stat_statements.so")));
+        if lib.is_some_and(|l| l.is_file()) {
+            options.push_str(" -c shared_preload_libraries=pg_stat_statements");
+        }
         let data = self.data();
         self.run(
             "pg_ctl",
@@ -368,6 +376,81 @@ impl Postgres {
     pub async fn signal(&self, signal: &'static str) {
         let cluster = Arc::clone(&self.0);
         blocking(move || cluster.signal(signal)).await;
+    }
+
+    /// Its port on 127.0.0.1.
+    #[allow(dead_code)] // used by the scale-out tests (tests/scale)
+    pub fn port(&self) -> u16 {
+        self.0.port
+    }
+
+    /// A streaming replica of this cluster (`pg_basebackup -R -X stream`),
+    /// started on a port of its own; returns once it accepts connections.
+    #[allow(dead_code)] // used by the scale-out tests (tests/scale)
+    pub async fn replica(&self) -> Self {
+        let primary = Arc::clone(&self.0);
+        let cluster = blocking(move || {
+            let scratch = Scratch::new("pg");
+            if primary.as_postgres {
+                let status = Command::new("chown")
+                    .args(["-R", "postgres:postgres"])
+                    .arg(&scratch.0)
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "chown to the postgres user");
+            }
+            // pg_basebackup beside the real initdb (PATH may hold links to
+            // the server programs only).
+            let bin = std::fs::canonicalize(primary.bin.join("initdb"))
+                .ok()
+                .and_then(|p| p.parent().map(Path::to_path_buf))
+                .filter(|d| d.join("pg_basebackup").is_file())
+                .unwrap_or_else(|| primary.bin.clone());
+            let cluster = PgCluster {
+                scratch,
+                frozen: std::sync::atomic::AtomicBool::new(false),
+                bin,
+                port: free_port(),
+                as_postgres: primary.as_postgres,
+            };
+            let data = cluster.data();
+            let port = primary.port.to_string();
+            cluster
+                .run(
+                    "pg_basebackup",
+                    &[
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        &port,
+                        "-U",
+                        "postgres",
+                        "-D",
+                        &data,
+                        "-R",
+                        "-X",
+                        "stream",
+                        "--checkpoint=fast",
+                        "--no-sync",
+                    ],
+                )
+                .unwrap();
+            cluster.pg_ctl_start();
+            cluster
+        })
+        .await;
+        Self(Arc::new(cluster))
+    }
+
+    /// `pg_ctl promote -w`: a standby becomes a primary.
+    #[allow(dead_code)] // used by the scale-out tests (tests/scale)
+    pub async fn promote(&self) {
+        let cluster = Arc::clone(&self.0);
+        blocking(move || {
+            let data = cluster.data();
+            cluster.run("pg_ctl", &["promote", "-D", &data, "-w"]).unwrap();
+        })
+        .await;
     }
 
     /// Starts the stopped cluster again on the same port; returns once it
@@ -636,6 +719,24 @@ impl Server {
         }
     }
 
+    /// SIGTERM, as a rolling restart or `systemctl stop` sends it: waits
+    /// for the graceful stop (in-flight requests answered) and returns
+    /// whether the process exited with status 0.
+    #[allow(dead_code)] // used by the scale-out tests (tests/scale)
+    pub async fn terminate(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
+        blocking(move || {
+            let signalled = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            signalled && child.wait().is_ok_and(|s| s.success())
+        })
+        .await
+    }
+
     /// `kill -9`: no shutdown, no flush, nothing.
     pub async fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -786,6 +887,12 @@ impl Api {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The HTTP client, for requests the helpers do not cover.
+    #[allow(dead_code)] // used by the scale-out tests (tests/scale)
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     pub async fn get(&self, path: &str) -> Answer {
