@@ -7,6 +7,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod auth;
+pub(crate) mod configs;
 pub(crate) mod device_api;
 pub(crate) mod devices;
 pub(crate) mod meta;
@@ -60,6 +61,7 @@ fn register(cfg: &mut ServiceConfig<'_>) {
             .service(scope("/auth").configure(auth::configure))
             .service(scope("/devices").configure(devices::configure))
             .service(scope("/audit").configure(audit::configure))
+            .service(scope("/config").configure(configs::configure_account))
             .service(
                 scope("/signals")
                     // Up to 1000 target device ids.
