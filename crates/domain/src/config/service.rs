@@ -587,4 +587,60 @@ mod tests {
         assert_eq!(second.mode(), Mode::Paused);
         assert_ne!(device_etag(second.revision), etag);
     }
+
+    /// A repository that fails the test when read: the 304 path must not
+    /// touch storage (the idle fast path).
+    struct Untouchable;
+
+    impl ConfigRepository for Untouchable {
+        async fn current(&self, _: ConfigScope) -> Result<Option<CurrentConfig>, crate::UnexpectedError> {
+            panic!("read storage")
+        }
+        async fn effective(
+            &self,
+            _: UserId,
+            _: DeviceId,
+        ) -> Result<Option<EffectiveConfig>, crate::UnexpectedError> {
+            panic!("read storage")
+        }
+        async fn effective_for_devices(
+            &self,
+            _: UserId,
+            _: &[DeviceId],
+        ) -> Result<Vec<(DeviceId, EffectiveConfig)>, crate::UnexpectedError> {
+            panic!("read storage")
+        }
+        async fn write(&self, _: &ConfigVersion, _: u32, _: &AuditEvent) -> Result<(), WriteConfigError> {
+            panic!("wrote storage")
+        }
+        async fn history(
+            &self,
+            _: ConfigScope,
+            _: &PageRequest,
+        ) -> Result<Option<Page<ConfigVersion>>, crate::UnexpectedError> {
+            panic!("read storage")
+        }
+        async fn version(
+            &self,
+            _: ConfigScope,
+            _: u32,
+        ) -> Result<Option<ConfigVersion>, crate::UnexpectedError> {
+            panic!("read storage")
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_configuration_is_answered_without_reading_storage() {
+        let service = ConfigService::new(Untouchable, FixedClock::default_start(), SequentialIds::default());
+        let caller = AuthenticatedDevice {
+            id: DeviceId::from_uuid(uuid::Uuid::now_v7()),
+            owner: UserId::from_uuid(uuid::Uuid::now_v7()),
+            name: crate::device::DeviceName::parse("EA").unwrap(),
+            config_revision: 12,
+        };
+        assert_eq!(
+            service.for_device(&caller, Some("\"r12\"")).await.unwrap(),
+            DeviceConfigAnswer::NotModified { revision: 12 }
+        );
+    }
 }
