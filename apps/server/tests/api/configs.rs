@@ -649,3 +649,57 @@ async fn delivery_adapts_each_signal_and_records_why() {
     let problem = assert_problem(bad_action, StatusCode::UNPROCESSABLE_ENTITY, "validation-failed").await;
     assert_eq!(error_fields(&problem), ["action"]);
 }
+
+#[tokio::test]
+async fn the_rust_client_caches_the_config_by_etag_and_refetches_when_a_poll_says_so() {
+    use eagate_client::{ConfigFetch, DeviceClient};
+    let app = spawn_app().await;
+    let (token, _) = app.user_with_tokens("rustclient").await;
+    let (device, secret) = app.create_device(&token, "EA").await;
+    let id = device["id"].as_str().unwrap().to_owned();
+    let client = DeviceClient::new(&app.base, &id, &secret).unwrap();
+    let mut cache = None;
+    assert!(
+        client.refresh_config(&mut cache, None).await.unwrap(),
+        "the first fetch fills the cache"
+    );
+    let cached = cache.clone().unwrap();
+    assert_eq!(cached.etag, format!("\"r{}\"", cached.config.config_revision));
+    assert_eq!(cached.config.trading.mode.as_deref(), Some("active"));
+    assert_eq!(
+        client.config_if_changed(Some(&cached)).await.unwrap(),
+        ConfigFetch::NotModified
+    );
+    let polled = client.poll(None, None).await.unwrap();
+    assert!(
+        !client
+            .refresh_config(&mut cache, Some(polled.config_revision))
+            .await
+            .unwrap(),
+        "an unchanged revision fetches nothing"
+    );
+    put(
+        &app,
+        &format!("/devices/{id}/config"),
+        &token,
+        Some("*"),
+        &json!({"sizing": {"type": "risk_percent", "percent": 1.5}, "symbol_map": {"XAUUSD": "GOLD.m"}}),
+    )
+    .await
+    .error_for_status()
+    .unwrap();
+    let polled = client.poll(None, None).await.unwrap();
+    assert_ne!(polled.config_revision, cached.config.config_revision);
+    assert!(
+        client
+            .refresh_config(&mut cache, Some(polled.config_revision))
+            .await
+            .unwrap()
+    );
+    let trading = &cache.as_ref().unwrap().config.trading;
+    assert_eq!(
+        trading.sizing,
+        Some(json!({"type": "risk_percent", "percent": 1.5}))
+    );
+    assert_eq!(trading.symbol_map.as_ref().unwrap()["XAUUSD"], "GOLD.m");
+}
