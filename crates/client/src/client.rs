@@ -176,7 +176,7 @@ pub enum ConfigFetch {
     /// 304: the cached configuration is current.
     NotModified,
     /// The configuration changed (or none was cached).
-    Changed(CachedConfig),
+    Changed(Box<CachedConfig>),
 }
 
 /// A trading signal as a device receives it.
@@ -348,7 +348,7 @@ impl DeviceClient {
             .unwrap_or_default()
             .to_owned();
         let config: DeviceConfig = response.json().await?;
-        Ok(ConfigFetch::Changed(CachedConfig { etag, config }))
+        Ok(ConfigFetch::Changed(Box::new(CachedConfig { etag, config })))
     }
 
     /// Keeps `cache` current: fetches when it is empty or `revision` (from
@@ -367,8 +367,8 @@ impl DeviceClient {
         match self.config_if_changed(cache.as_ref()).await? {
             ConfigFetch::NotModified => Ok(false),
             ConfigFetch::Changed(fresh) => {
-                let changed = cache.as_ref() != Some(&fresh);
-                *cache = Some(fresh);
+                let changed = cache.as_ref() != Some(&*fresh);
+                *cache = Some(*fresh);
                 Ok(changed)
             }
         }

@@ -455,9 +455,10 @@ mod tests {
                 "id": "0192f5e4-7c1a-7b3e-9a51-3c2d4e5f6a7b", "instrument": "EURUSD", "side": "buy",
                 "order_type": "limit", "volume": 0.1, "entry_price": 1.08, "stop_loss": 1.05,
                 "take_profit": 1.1, "comment": "breakout", "expires_at": "2026-12-03T10:00:00Z",
-                "created_at": "2026-12-02T20:49:40.194037Z"
+                "created_at": "2026-12-02T20:49:40.194037Z", "action": "open"
             }],
-            "server_time": 1796244580
+            "server_time": 1796244580,
+            "config_revision": 3
         });
         let parsed: eagate_client::PollResponse = serde_json::from_value(poll.clone()).unwrap();
         assert_eq!(serde_json::to_value(parsed).unwrap(), poll);
