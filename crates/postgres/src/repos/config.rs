@@ -271,7 +271,7 @@ impl ConfigRepository for PgConfigRepository {
         effective_of(&mut conn, owner, devices).await
     }
 
-    #[instrument(name = "db.configs.write", skip_all, err(Display))]
+    #[instrument(name = "db.configs.write", skip_all)]
     async fn write(
         &self,
         new: &ConfigVersion,
