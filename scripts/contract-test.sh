@@ -41,12 +41,13 @@ done
 curl -fs "$base/readyz" >/dev/null || { echo "contract-test: the server did not become ready"; cat "$data/server.log"; exit 1; }
 
 # An authenticated user with a device, so owner endpoints get past auth.
-password="contract-test-password-$$"
-curl -fs -X POST "$base/api/v1/auth/register" -H 'content-type: application/json' \
+# The password must pass the policy: it may not contain the username.
+password="amber-lantern-$$-quietly"
+curl -sS --fail-with-body -X POST "$base/api/v1/auth/register" -H 'content-type: application/json' \
     -d "{\"email\":\"contract@example.com\",\"username\":\"contract\",\"password\":\"$password\"}" >/dev/null
-token=$(curl -fs -X POST "$base/api/v1/auth/login" -H 'content-type: application/json' \
+token=$(curl -sS --fail-with-body -X POST "$base/api/v1/auth/login" -H 'content-type: application/json' \
     -d "{\"login\":\"contract\",\"password\":\"$password\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-curl -fs -X POST "$base/api/v1/devices" -H "authorization: Bearer $token" -H 'content-type: application/json' \
+curl -sS --fail-with-body -X POST "$base/api/v1/devices" -H "authorization: Bearer $token" -H 'content-type: application/json' \
     -d '{"name":"Contract EA"}' >/dev/null
 
 # Logout would end the session the rest of the run uses; it is covered by
