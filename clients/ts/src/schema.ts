@@ -1208,6 +1208,48 @@ export interface components {
             refresh_token: string;
             token_type: string;
         };
+        TradingConfigResponse: {
+            /**
+             * Format: int32
+             * @description The account default's version the effective values include.
+             */
+            account_version: number;
+            /**
+             * Format: int64
+             * @description For a device: its configuration revision, which polls report as `config_revision`.
+             */
+            config_revision?: number | null;
+            /**
+             * Format: uuid
+             * @description The device, for a device's configuration.
+             */
+            device_id?: string | null;
+            /** @description This scope's own fields. */
+            document: components["schemas"]["ConfigDocument"];
+            /** @description Every field as it applies (for the account default: over the built-in values). */
+            effective: components["schemas"]["ConfigDocument"];
+            /**
+             * @description `account` (the default) or `device`.
+             * @example device
+             */
+            scope: string;
+            /**
+             * @description Where each effective value comes from: `device`, `account` or `default` (built-in or unset).
+             * @example {
+             *       "max_lot": "device",
+             *       "mode": "account"
+             *     }
+             */
+            sources: {
+                [key: string]: string;
+            };
+            /**
+             * Format: int32
+             * @description This document's version (its `ETag`, quoted); 0 before the first write.
+             * @example 3
+             */
+            version: number;
+        };
         /** @description A user as its owner sees it; never the password hash. */
         UserResponse: {
             /** Format: date-time */
@@ -1683,7 +1725,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ConfigResponse"];
+                    "application/json": components["schemas"]["TradingConfigResponse"];
                 };
             };
             /** @description A problem: see its `type` (or `code`) */
@@ -1730,7 +1772,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ConfigResponse"];
+                    "application/json": components["schemas"]["TradingConfigResponse"];
                 };
             };
             /** @description A problem: see its `type` (or `code`) */
@@ -1777,7 +1819,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ConfigResponse"];
+                    "application/json": components["schemas"]["TradingConfigResponse"];
                 };
             };
             /** @description A problem: see its `type` (or `code`) */
@@ -1870,7 +1912,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ConfigResponse"];
+                    "application/json": components["schemas"]["TradingConfigResponse"];
                 };
             };
             /** @description A problem: see its `type` (or `code`) */
@@ -2279,7 +2321,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ConfigResponse"];
+                    "application/json": components["schemas"]["TradingConfigResponse"];
                 };
             };
             /** @description A problem: see its `type` (or `code`) */
@@ -2329,7 +2371,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ConfigResponse"];
+                    "application/json": components["schemas"]["TradingConfigResponse"];
                 };
             };
             /** @description A problem: see its `type` (or `code`) */
@@ -2379,7 +2421,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ConfigResponse"];
+                    "application/json": components["schemas"]["TradingConfigResponse"];
                 };
             };
             /** @description A problem: see its `type` (or `code`) */
@@ -2478,7 +2520,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ConfigResponse"];
+                    "application/json": components["schemas"]["TradingConfigResponse"];
                 };
             };
             /** @description A problem: see its `type` (or `code`) */

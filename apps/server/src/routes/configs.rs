@@ -120,7 +120,7 @@ pub(crate) fn effective_json(e: &EffectiveConfig) -> serde_json::Value {
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct ConfigResponse {
+pub(crate) struct TradingConfigResponse {
     /// `account` (the default) or `device`.
     #[schema(example = "device")]
     scope: &'static str,
@@ -145,7 +145,7 @@ pub(crate) struct ConfigResponse {
 }
 
 fn render(scope: ConfigScope, current: &CurrentConfig, effective: &EffectiveConfig) -> HttpResponse {
-    let body = ConfigResponse {
+    let body = TradingConfigResponse {
         scope: if scope.device().is_some() {
             "device"
         } else {
@@ -316,7 +316,7 @@ const IF_MATCH_DOC: &str = "The document's current `ETag` (its version in double
 #[utoipa::path(
     operation_id = "getAccountConfig",
     tag = "config",
-    responses((status = 200, description = "The account default", body = ConfigResponse, headers(("ETag" = String, description = "The version, quoted"))), Problems),
+    responses((status = 200, description = "The account default", body = TradingConfigResponse, headers(("ETag" = String, description = "The version, quoted"))), Problems),
     security(("bearer" = []))
 )]
 #[get("")]
@@ -335,7 +335,7 @@ pub(crate) async fn get_account(
     tag = "config",
     params(("If-Match" = String, Header, description = IF_MATCH_DOC)),
     request_body = ConfigDocument,
-    responses((status = 200, description = "The new version", body = ConfigResponse, headers(("ETag" = String, description = "The new version, quoted"))), Problems),
+    responses((status = 200, description = "The new version", body = TradingConfigResponse, headers(("ETag" = String, description = "The new version, quoted"))), Problems),
     security(("bearer" = []))
 )]
 #[put("")]
@@ -364,7 +364,7 @@ pub(crate) async fn replace_account(
     tag = "config",
     params(("If-Match" = String, Header, description = IF_MATCH_DOC)),
     request_body(content = ConfigDocument, content_type = "application/merge-patch+json"),
-    responses((status = 200, description = "The new version", body = ConfigResponse, headers(("ETag" = String, description = "The new version, quoted"))), Problems),
+    responses((status = 200, description = "The new version", body = TradingConfigResponse, headers(("ETag" = String, description = "The new version, quoted"))), Problems),
     security(("bearer" = []))
 )]
 #[patch("")]
@@ -412,7 +412,7 @@ pub(crate) async fn history_account(
     tag = "config",
     params(("If-Match" = String, Header, description = IF_MATCH_DOC)),
     request_body = RollbackRequest,
-    responses((status = 200, description = "The new version", body = ConfigResponse, headers(("ETag" = String, description = "The new version, quoted"))), Problems),
+    responses((status = 200, description = "The new version", body = TradingConfigResponse, headers(("ETag" = String, description = "The new version, quoted"))), Problems),
     security(("bearer" = []))
 )]
 #[post("/rollback")]
@@ -440,7 +440,7 @@ pub(crate) async fn rollback_account(
     operation_id = "getDeviceTradingConfig",
     tag = "config",
     params(("id" = uuid::Uuid, Path, description = "The device's id")),
-    responses((status = 200, description = "The device's configuration", body = ConfigResponse, headers(("ETag" = String, description = "The device document's version, quoted"))), Problems),
+    responses((status = 200, description = "The device's configuration", body = TradingConfigResponse, headers(("ETag" = String, description = "The device document's version, quoted"))), Problems),
     security(("bearer" = []))
 )]
 #[get("/{id}/config")]
@@ -460,7 +460,7 @@ pub(crate) async fn get_device(
     tag = "config",
     params(("id" = uuid::Uuid, Path, description = "The device's id"), ("If-Match" = String, Header, description = IF_MATCH_DOC)),
     request_body = ConfigDocument,
-    responses((status = 200, description = "The new version", body = ConfigResponse, headers(("ETag" = String, description = "The new version, quoted"))), Problems),
+    responses((status = 200, description = "The new version", body = TradingConfigResponse, headers(("ETag" = String, description = "The new version, quoted"))), Problems),
     security(("bearer" = []))
 )]
 #[put("/{id}/config")]
@@ -483,7 +483,7 @@ pub(crate) async fn replace_device(
     tag = "config",
     params(("id" = uuid::Uuid, Path, description = "The device's id"), ("If-Match" = String, Header, description = IF_MATCH_DOC)),
     request_body(content = ConfigDocument, content_type = "application/merge-patch+json"),
-    responses((status = 200, description = "The new version", body = ConfigResponse, headers(("ETag" = String, description = "The new version, quoted"))), Problems),
+    responses((status = 200, description = "The new version", body = TradingConfigResponse, headers(("ETag" = String, description = "The new version, quoted"))), Problems),
     security(("bearer" = []))
 )]
 #[patch("/{id}/config")]
@@ -526,7 +526,7 @@ pub(crate) async fn history_device(
     tag = "config",
     params(("id" = uuid::Uuid, Path, description = "The device's id"), ("If-Match" = String, Header, description = IF_MATCH_DOC)),
     request_body = RollbackRequest,
-    responses((status = 200, description = "The new version", body = ConfigResponse, headers(("ETag" = String, description = "The new version, quoted"))), Problems),
+    responses((status = 200, description = "The new version", body = TradingConfigResponse, headers(("ETag" = String, description = "The new version, quoted"))), Problems),
     security(("bearer" = []))
 )]
 #[post("/{id}/config/rollback")]
