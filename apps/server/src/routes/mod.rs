@@ -247,6 +247,52 @@ mod tests {
         all
     }
 
+    /// utoipa keys component schemas by type name: two DTOs with one name
+    /// (in different modules) silently share one schema, and one of them is
+    /// then documented wrongly. So every schema type's name is unique.
+    #[test]
+    fn schema_type_names_are_unique_across_modules() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = vec![dir.join("problem.rs")];
+        for entry in std::fs::read_dir(dir.join("routes")).unwrap() {
+            files.push(entry.unwrap().path());
+        }
+        let mut seen = std::collections::BTreeMap::new();
+        for file in files {
+            let source = std::fs::read_to_string(&file).unwrap();
+            let mut derives_schema = false;
+            for line in source.lines().map(str::trim) {
+                if line.starts_with("#[derive(") {
+                    derives_schema = line.contains("ToSchema");
+                    continue;
+                }
+                if line.starts_with("#[") || line.starts_with("///") {
+                    continue;
+                }
+                if derives_schema {
+                    let name = line
+                        .split(['{', '<', '(', ' '])
+                        .skip_while(|w| !matches!(*w, "struct" | "enum"))
+                        .nth(1)
+                        .unwrap_or_default()
+                        .to_owned();
+                    if let Some(other) = seen.insert(name.clone(), file.clone()) {
+                        panic!(
+                            "schema {name} is declared in {} and {}",
+                            other.display(),
+                            file.display()
+                        );
+                    }
+                }
+                derives_schema = false;
+            }
+        }
+        assert!(
+            seen.contains_key("TradingConfigResponse") && seen.contains_key("Problem"),
+            "{seen:?}"
+        );
+    }
+
     #[test]
     fn operation_ids_are_unique_and_every_operation_has_a_summary() {
         let mut ids = BTreeSet::new();
