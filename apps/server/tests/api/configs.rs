@@ -703,3 +703,36 @@ async fn the_rust_client_caches_the_config_by_etag_and_refetches_when_a_poll_say
     );
     assert_eq!(trading.symbol_map.as_ref().unwrap()["XAUUSD"], "GOLD.m");
 }
+
+#[tokio::test]
+async fn of_concurrent_writes_expecting_one_version_exactly_one_wins() {
+    let app = spawn_app().await;
+    let (token, _) = app.user_with_tokens("racer").await;
+    let (device, _) = app.create_device(&token, "EA").await;
+    let id = device["id"].as_str().unwrap().to_owned();
+    for path in ["/config".to_owned(), format!("/devices/{id}/config")] {
+        let writes = (0..8).map(|n| {
+            let (app, path, token) = (&app, path.clone(), token.clone());
+            async move {
+                put(
+                    app,
+                    &path,
+                    &token,
+                    Some("\"0\""),
+                    &json!({"max_open_trades": n + 1}),
+                )
+                .await
+                .status()
+            }
+        });
+        let statuses = futures_util::future::join_all(writes).await;
+        let won = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+        let lost = statuses
+            .iter()
+            .filter(|s| **s == StatusCode::PRECONDITION_FAILED)
+            .count();
+        assert_eq!((won, lost), (1, 7), "{path}: {statuses:?}");
+        let (etag, _) = ok_json(app.get_auth(&path, &token).await).await;
+        assert_eq!(etag, "\"1\"", "{path}: one version was stored");
+    }
+}
