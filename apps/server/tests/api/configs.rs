@@ -430,6 +430,19 @@ async fn a_device_fetches_its_config_with_an_etag_and_polls_say_when_it_changed(
     let weak = format!("\"x\", W/{tag}");
     let listed = signed_get(&app, &app.base, config, &id, &secret, &[("If-None-Match", &weak)]).await;
     assert_eq!(listed.status(), StatusCode::NOT_MODIFIED);
+    // Anything else in If-None-Match is simply not a match.
+    for garbage in ["r1", "\"\"", "W/", ",,,", "\"r99999999999999999999\""] {
+        let response = signed_get(
+            &app,
+            &app.base,
+            config,
+            &id,
+            &secret,
+            &[("If-None-Match", garbage)],
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::OK, "If-None-Match {garbage:?}");
+    }
 }
 
 fn refreshed_etag(body: &Value) -> String {
