@@ -186,6 +186,35 @@ async fn a_device_inherits_field_by_field_and_says_where_each_value_comes_from()
     assert_eq!(body["account_version"], 1);
     let (_, read) = ok_json(app.get_auth(&path, &token).await).await;
     assert_eq!(read, body, "GET returns what the write returned");
+    // Rolled back to the empty document, the device inherits max_lot again.
+    let rolled = write(
+        &app,
+        reqwest::Method::POST,
+        &format!("{path}/rollback"),
+        &token,
+        Some("\"1\""),
+        &json!({"version": 0}),
+    )
+    .await;
+    let (etag, rolled) = ok_json(rolled).await;
+    assert_eq!(etag, "\"2\"");
+    assert_eq!(rolled["document"], json!({}));
+    assert_eq!(rolled["effective"]["max_lot"], 2.0);
+    assert_eq!(rolled["sources"]["max_lot"], "account");
+    let (_, history) = ok_json(app.get_auth(&format!("{path}/history"), &token).await).await;
+    let changes: Vec<(&Value, &Value)> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (&v["version"], &v["change"]))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (&json!(2), &json!("rolled_back")),
+            (&json!(1), &json!("replaced"))
+        ]
+    );
 
     // Another owner's device is not found, whatever the method.
     let (stranger, _) = app.user_with_tokens("stranger").await;
