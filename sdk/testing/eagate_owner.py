@@ -35,9 +35,11 @@ class Owner:
         tokens = self.call("POST", "/api/v1/auth/login", {"login": name, "password": password})
         self.token = tokens["access_token"]
 
-    def call(self, method, path, body=None, expect=200):
+    def call(self, method, path, body=None, expect=200, headers=None):
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.base + path, data=data, method=method)
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
         if data is not None:
             request.add_header("Content-Type", "application/json")
         token = getattr(self, "token", None)
@@ -67,6 +69,10 @@ class Owner:
         body = {"order_type": "market", "device_ids": [device_id]}
         body.update(fields)
         return self.call("POST", "/api/v1/signals", body, expect=201)
+
+    def configure(self, device_id, document):
+        """Replaces the device's trading configuration (whatever its version)."""
+        return self.call("PUT", f"/api/v1/devices/{device_id}/config", document, headers={"If-Match": "*"})
 
     def delivery(self, signal_id, device_id):
         signal = self.call("GET", f"/api/v1/signals/{signal_id}")

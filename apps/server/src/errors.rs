@@ -11,6 +11,7 @@ use eagate_domain::device::{
     RenameDeviceError, RevokeDeviceError, RotateSecretError,
 };
 
+use eagate_domain::config::ConfigError;
 use eagate_domain::signal::{AckError, GetSignalError, ListSignalsError, PollError, PublishError};
 
 use crate::problem::{ApiError, FieldProblem, ProblemKind, RETRY_AFTER_UNAVAILABLE_SECONDS};
@@ -297,6 +298,48 @@ impl From<DeviceAuthError> for ApiError {
                     )
             }
             DeviceAuthError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<ConfigError> for ApiError {
+    fn from(e: ConfigError) -> Self {
+        match e {
+            // A malformed If-Match is a header problem (400), a bad
+            // document a validation problem (422).
+            ConfigError::Invalid(errors) if errors.errors().iter().all(|f| f.field == "If-Match") => {
+                ApiError::new(
+                    ProblemKind::MalformedHeader,
+                    "If-Match must be the document's ETag (its version in double quotes, e.g. \"3\") or *.",
+                )
+                .with_errors(
+                    errors
+                        .errors()
+                        .iter()
+                        .map(|f| FieldProblem {
+                            field: f.field.to_owned(),
+                            code: f.code.to_owned(),
+                            message: f.message.clone(),
+                        })
+                        .collect(),
+                )
+            }
+            ConfigError::Invalid(errors) => ApiError::validation(&errors),
+            ConfigError::NotFound => ApiError::new(ProblemKind::NotFound, "No such device."),
+            ConfigError::VersionNotFound => ApiError::new(
+                ProblemKind::NotFound,
+                "No such configuration version: list them at .../config/history.",
+            ),
+            ConfigError::PreconditionRequired => ApiError::new(
+                ProblemKind::PreconditionRequired,
+                "Send If-Match with the configuration's ETag (from a GET) so no change you have not seen is overwritten, or If-Match: * to write regardless.",
+            ),
+            ConfigError::PreconditionFailed { current } => ApiError::new(
+                ProblemKind::PreconditionFailed,
+                format!("The configuration changed: it is at version {current}. Read it again and reapply your change."),
+            )
+            .with_extension("current_version", serde_json::json!(current)),
+            ConfigError::Unexpected(e) => e.into(),
         }
     }
 }

@@ -98,6 +98,7 @@ impl Modify for SecuritySchemes {
         (name = "devices", description = "The owner's device registry"),
         (name = "audit", description = "The owner's security events"),
         (name = "signals", description = "Publishing trading signals"),
+        (name = "config", description = "Per-device trading configuration and the account default"),
         (name = "device", description = "The API Expert Advisors call (signed)"),
         (name = "operations", description = "Service index, health, metrics and this document"),
     )

@@ -51,6 +51,10 @@ pub enum ProblemKind {
     IdempotencyKeyReused,
     /// A second acknowledgement with a different outcome.
     AckConflict,
+    /// A write without `If-Match` (428).
+    PreconditionRequired,
+    /// `If-Match` names a version that is no longer current (412).
+    PreconditionFailed,
     RateLimited,
     HeadersTooLarge,
     RequestTimeout,
@@ -95,6 +99,8 @@ impl ProblemKind {
             Self::ServiceUnavailable => "service-unavailable",
             Self::IdempotencyKeyReused => "idempotency-key-reused",
             Self::AckConflict => "ack-conflict",
+            Self::PreconditionRequired => "precondition-required",
+            Self::PreconditionFailed => "precondition-failed",
             Self::RateLimited => "rate-limited",
             Self::HeadersTooLarge => "headers-too-large",
             Self::RequestTimeout => "request-timeout",
@@ -139,6 +145,8 @@ impl ProblemKind {
             | Self::DeviceNotActive
             | Self::IdempotencyKeyReused
             | Self::AckConflict => StatusCode::CONFLICT,
+            Self::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
+            Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -170,6 +178,8 @@ impl ProblemKind {
             Self::ServiceUnavailable => "Service unavailable",
             Self::IdempotencyKeyReused => "Idempotency key reused",
             Self::AckConflict => "Conflicting acknowledgement",
+            Self::PreconditionRequired => "Precondition required",
+            Self::PreconditionFailed => "Precondition failed",
             Self::RateLimited => "Too many requests",
             Self::HeadersTooLarge => "Request headers too large",
             Self::RequestTimeout => "Request timeout",
@@ -214,7 +224,8 @@ pub struct Problem<'a> {
     /// method-not-allowed, invalid-credentials, invalid-token,
     /// invalid-refresh-token, wrong-password, email-taken, username-taken,
     /// device-name-taken, device-limit-reached, device-not-active,
-    /// idempotency-key-reused, ack-conflict, rate-limited, cors-denied,
+    /// idempotency-key-reused, ack-conflict, precondition-required,
+    /// precondition-failed, rate-limited, cors-denied,
     /// clock-skew, invalid-signature, device-revoked, replayed,
     /// service-unavailable, not-ready, non-canonical-path, bad-request,
     /// internal-error.

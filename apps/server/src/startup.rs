@@ -13,14 +13,16 @@ use eagate_crypto::{
 use eagate_domain::account::{AccountPolicy, AccountService};
 use eagate_domain::activity::{ActivityBuffer, ActivityWriter};
 use eagate_domain::cache::{CachedAccounts, CachedDevices, CachedSignals, NoCache};
+use eagate_domain::config::ConfigService;
 use eagate_domain::device::{DeviceAuthPolicy, DeviceAuthService, DevicePolicy, DeviceService};
 use eagate_domain::ratelimit::RateLimit;
 use eagate_domain::signal::{SignalPolicy, SignalService};
 use eagate_domain::{SystemClock, UuidV7Generator};
 use eagate_memory::InMemoryDeviceCache;
 use eagate_postgres::{
-    EmbeddedPostgres, PgAccountRepository, PgAuditLog, PgDeviceRepository, PgPool, PgSessionRepository,
-    PgSignalRepository, PgSignalWakeups, PoolConfig, create_database_if_missing, create_pool, migrate,
+    EmbeddedPostgres, PgAccountRepository, PgAuditLog, PgConfigRepository, PgDeviceRepository, PgPool,
+    PgSessionRepository, PgSignalRepository, PgSignalWakeups, PoolConfig, create_database_if_missing,
+    create_pool, migrate,
 };
 use secrecy::ExposeSecret as _;
 
@@ -307,6 +309,7 @@ impl Application {
         }
         let signals = SignalService::new(
             CachedSignals::new(PgSignalRepository::new(pool.clone()), Arc::clone(&cache)),
+            PgConfigRepository::new(pool.clone()),
             wakeups.clone(),
             Arc::clone(&activity),
             SystemClock,
@@ -325,11 +328,17 @@ impl Application {
             activity.clone(),
             settings.devices.activity_flush_interval,
         ));
+        let configs = ConfigService::new(
+            PgConfigRepository::new(pool.clone()),
+            SystemClock,
+            UuidV7Generator,
+        );
         let state = web::Data::new(AppState {
             accounts,
             devices,
             device_auth,
             signals,
+            configs,
             rate_limits,
             pool: pool.clone(),
             wakeups: wakeups.clone(),

@@ -10,6 +10,7 @@ use eagate_domain::UnexpectedError;
 use eagate_domain::account::AccountService;
 use eagate_domain::activity::ActivityWriter;
 use eagate_domain::cache::{CachedAccounts, CachedDevices, CachedSignals, DeviceStateCache};
+use eagate_domain::config::ConfigService;
 use eagate_domain::device::{
     Admission, AdmissionPolicy, DeviceAuthService, DeviceId, DeviceService, ReplayGuard,
 };
@@ -17,8 +18,8 @@ use eagate_domain::signal::SignalService;
 use eagate_domain::{SystemClock, UuidV7Generator};
 use eagate_memory::{InMemoryRateLimiter, InMemoryReplayGuard};
 use eagate_postgres::{
-    PgAccountRepository, PgAuditLog, PgDeviceRepository, PgSessionRepository, PgSignalRepository,
-    PgSignalWakeups,
+    PgAccountRepository, PgAuditLog, PgConfigRepository, PgDeviceRepository, PgSessionRepository,
+    PgSignalRepository, PgSignalWakeups,
 };
 use eagate_redis::RedisReplayGuard;
 
@@ -48,10 +49,14 @@ pub type Devices =
 /// Signal publishing and delivery, over the production adapters.
 pub type Signals = SignalService<
     CachedSignals<PgSignalRepository, SharedCache>,
+    PgConfigRepository,
     PgSignalWakeups,
     SystemClock,
     UuidV7Generator,
 >;
+
+/// Trading configurations, over the production adapters.
+pub type Configs = ConfigService<PgConfigRepository, SystemClock, UuidV7Generator>;
 
 /// Signed device requests, over the production adapters. Failed
 /// authentications are counted per address in this instance's memory
@@ -110,6 +115,7 @@ pub struct AppState {
     pub devices: Devices,
     pub device_auth: DeviceAuth,
     pub signals: Signals,
+    pub configs: Configs,
     pub rate_limits: crate::protect::RateLimits,
     pub pool: eagate_postgres::PgPool,
     pub wakeups: PgSignalWakeups,

@@ -206,6 +206,74 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get the account default configuration
+         * @description The configuration every device inherits field by field, its version (`ETag`) and its values over the built-in ones.
+         */
+        get: operations["getAccountConfig"];
+        /**
+         * Replace the account default configuration
+         * @description Stores the document as the next version; devices see the change on their next poll (`config_revision`). Audited.
+         */
+        put: operations["replaceAccountConfig"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Patch the account default configuration
+         * @description A JSON merge patch (RFC 7396, `application/merge-patch+json` or `application/json`): `null` removes a field (inherit it); `symbol_map` merges entry by entry; `sizing` is replaced whole. Audited.
+         */
+        patch: operations["patchAccountConfig"];
+        trace?: never;
+    };
+    "/api/v1/config/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the account default's versions
+         * @description Newest first, one page at a time.
+         */
+        get: operations["listAccountConfigVersions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/config/rollback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Roll the account default back
+         * @description Stores a copy of an earlier version's document as the next version. Audited.
+         */
+        post: operations["rollbackAccountConfig"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/device/ack": {
         parameters: {
             query?: never;
@@ -235,7 +303,7 @@ export interface paths {
         };
         /**
          * Get the device's settings
-         * @description Poll interval, long-poll maximum, server time and the device's identity.
+         * @description Poll interval, long-poll maximum, server time, the device's identity and its effective trading configuration. Send the last `ETag` in `If-None-Match`: while the configuration is unchanged the answer is 304 without a body (and without a database query).
          */
         get: operations["getDeviceConfig"];
         put?: never;
@@ -326,6 +394,74 @@ export interface paths {
         head?: never;
         /** Rename a device */
         patch: operations["renameDevice"];
+        trace?: never;
+    };
+    "/api/v1/devices/{id}/config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a device's configuration
+         * @description The device's own document and version (`ETag`), its effective values and where each comes from (`device`, `account`, `default`).
+         */
+        get: operations["getDeviceTradingConfig"];
+        /**
+         * Replace a device's configuration
+         * @description Stores the document as the device's next version. Audited.
+         */
+        put: operations["replaceDeviceTradingConfig"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Patch a device's configuration
+         * @description A JSON merge patch of the device's document (see patchAccountConfig). Audited.
+         */
+        patch: operations["patchDeviceTradingConfig"];
+        trace?: never;
+    };
+    "/api/v1/devices/{id}/config/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a device's configuration versions
+         * @description Newest first, one page at a time.
+         */
+        get: operations["listDeviceTradingConfigVersions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/devices/{id}/config/rollback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Roll a device's configuration back
+         * @description Stores a copy of an earlier version's document as the device's next version. Audited.
+         */
+        post: operations["rollbackDeviceTradingConfig"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/devices/{id}/revoke": {
@@ -531,6 +667,29 @@ export interface components {
             /** Format: int64 */
             ticket?: number | null;
         };
+        /** @description What the device's configuration made of the signal, and with what. */
+        AdaptationResponse: {
+            /** @description Whether `max_lot` reduced the volume. */
+            capped: boolean;
+            /**
+             * Format: int64
+             * @description The device's configuration revision at publish time.
+             */
+            config_revision: number;
+            /** Format: double */
+            max_lot?: number | null;
+            /** @enum {string} */
+            mode: "active" | "close_only" | "paused";
+            /** @description The symbol and volume as published. */
+            signal_symbol: string;
+            /** Format: double */
+            signal_volume: number;
+            sizing: components["schemas"]["Sizing"];
+            /** @description The broker symbol and volume delivered (`null` when skipped). */
+            symbol?: string | null;
+            /** Format: double */
+            volume?: number | null;
+        };
         /** @description Where to go from the root. */
         ApiIndex: {
             /**
@@ -594,7 +753,74 @@ export interface components {
              */
             new_password: string;
         };
+        /**
+         * @description A trading configuration document. Every field is optional: a field left
+         *     out (or `null`) is inherited (device → account default → built-in:
+         *     `mode` active, `sizing` a multiplier of 1, the rest unset).
+         */
+        ConfigDocument: {
+            /**
+             * @description Signal symbols the device trades (before mapping); absent: all.
+             * @example [
+             *       "EURUSD",
+             *       "XAUUSD"
+             *     ]
+             */
+            allowed_symbols?: string[] | null;
+            /**
+             * Format: int64
+             * @description The EA's order magic number.
+             * @example 424242
+             */
+            magic_number?: number | null;
+            /**
+             * Format: double
+             * @description In account currency; enforced by the EA.
+             * @example 500
+             */
+            max_daily_loss?: number | null;
+            /**
+             * Format: double
+             * @description The largest volume delivered, in lots.
+             * @example 2
+             */
+            max_lot?: number | null;
+            /**
+             * Format: int32
+             * @description Enforced by the EA.
+             * @example 5
+             */
+            max_open_trades?: number | null;
+            /** @enum {string} */
+            mode?: "active" | "close_only" | "paused";
+            sizing?: components["schemas"]["Sizing"] | null;
+            /**
+             * Format: int32
+             * @description Enforced by the EA.
+             * @example 20
+             */
+            slippage_points?: number | null;
+            /**
+             * @description Signal symbol → broker symbol (at most 500).
+             * @example {
+             *       "XAUUSD": "GOLD.m"
+             *     }
+             */
+            symbol_map?: {
+                [key: string]: string;
+            } | null;
+        };
+        ConfigHistory: {
+            items: components["schemas"]["ConfigVersionResponse"][];
+            next_cursor?: string | null;
+        };
         ConfigResponse: {
+            /**
+             * Format: int64
+             * @description The trading configuration's revision (also the `ETag`, as `"r<revision>"`); polls report it as `config_revision`, so refetch only when it differs.
+             * @example 7
+             */
+            config_revision: number;
             /** Format: uuid */
             device_id: string;
             /** Format: int64 */
@@ -604,6 +830,25 @@ export interface components {
             poll_interval_seconds: number;
             /** Format: int64 */
             server_time: number;
+            /** @description The effective trading configuration: every field, `null` when unset. The server already applied `mode`, `allowed_symbols`, `symbol_map`, `fixed`/`multiplier` sizing and `max_lot` to the signals it delivers; the EA applies `risk_percent` sizing, `max_open_trades`, `max_daily_loss`, `slippage_points` and `magic_number`. */
+            trading: components["schemas"]["ConfigDocument"];
+        };
+        ConfigVersionResponse: {
+            /**
+             * @description `replaced`, `patched` or `rolled_back`.
+             * @example patched
+             */
+            change: string;
+            /** Format: date-time */
+            created_at: string;
+            document: components["schemas"]["ConfigDocument"];
+            /**
+             * Format: int32
+             * @description For a rollback: the version copied.
+             */
+            rolled_back_to?: number | null;
+            /** Format: int32 */
+            version: number;
         };
         DeleteAccountRequest: {
             /**
@@ -615,6 +860,7 @@ export interface components {
         DeliveryResponse: {
             /** Format: date-time */
             acknowledged_at?: string | null;
+            adaptation?: components["schemas"]["AdaptationResponse"] | null;
             /** Format: uuid */
             device_id: string;
             /** Format: double */
@@ -624,8 +870,10 @@ export interface components {
             message?: string | null;
             /** @enum {string|null} */
             outcome?: "executed" | "rejected" | "failed" | null;
+            /** @enum {string|null} */
+            skip_reason?: "paused" | "close_only" | "symbol_not_allowed" | "no_stop_loss" | "volume_too_small" | null;
             /** @enum {string} */
-            status: "pending" | "delivered" | "acknowledged" | "expired" | "cancelled";
+            status: "pending" | "delivered" | "acknowledged" | "expired" | "cancelled" | "skipped";
             /** Format: int64 */
             ticket?: number | null;
         };
@@ -731,6 +979,8 @@ export interface components {
         };
         /** @description The order fields of a signal, as devices and owners see them. */
         OrderResponse: {
+            /** @enum {string} */
+            action: "open" | "close";
             comment?: string | null;
             /** Format: date-time */
             created_at: string;
@@ -749,10 +999,19 @@ export interface components {
             stop_loss?: number | null;
             /** Format: double */
             take_profit?: number | null;
-            /** Format: double */
+            /**
+             * Format: double
+             * @description For a device: the volume its configuration gave it.
+             */
             volume: number;
         };
         PollResponse: {
+            /**
+             * Format: int64
+             * @description The device's trading configuration revision: when it differs from the one last fetched, GET /api/v1/device/config again.
+             * @example 7
+             */
+            config_revision: number;
             /** Format: int64 */
             server_time: number;
             signals: components["schemas"]["OrderResponse"][];
@@ -788,7 +1047,8 @@ export interface components {
              *     method-not-allowed, invalid-credentials, invalid-token,
              *     invalid-refresh-token, wrong-password, email-taken, username-taken,
              *     device-name-taken, device-limit-reached, device-not-active,
-             *     idempotency-key-reused, ack-conflict, rate-limited, cors-denied,
+             *     idempotency-key-reused, ack-conflict, precondition-required,
+             *     precondition-failed, rate-limited, cors-denied,
              *     clock-skew, invalid-signature, device-revoked, replayed,
              *     service-unavailable, not-ready, non-canonical-path, bad-request,
              *     internal-error.
@@ -819,6 +1079,8 @@ export interface components {
             type: string;
         };
         PublishRequest: {
+            /** @enum {string} */
+            action?: "open" | "close";
             /** @example breakout */
             comment?: string | null;
             device_ids?: string[] | null;
@@ -869,6 +1131,14 @@ export interface components {
             /** @example ann_trader */
             username: string;
         };
+        RollbackRequest: {
+            /**
+             * Format: int32
+             * @description The version whose document becomes current again (as a new version); 0 is the empty document.
+             * @example 2
+             */
+            version: number;
+        };
         RotateRequest: {
             /**
              * Format: int64
@@ -892,6 +1162,37 @@ export interface components {
             cancelled_at?: string | null;
             deliveries: components["schemas"]["DeliveryResponse"][];
         };
+        /**
+         * @description How a signal's volume becomes the device's: `fixed` lots, a
+         *     `multiplier` of the signal's volume, or `risk_percent` of the balance at
+         *     the signal's stop distance (sized by the EA; signals without a stop loss
+         *     are skipped).
+         */
+        Sizing: {
+            /**
+             * Format: double
+             * @example 0.1
+             */
+            lots: number;
+            /** @enum {string} */
+            type: "fixed";
+        } | {
+            /**
+             * Format: double
+             * @example 0.5
+             */
+            factor: number;
+            /** @enum {string} */
+            type: "multiplier";
+        } | {
+            /**
+             * Format: double
+             * @example 1
+             */
+            percent: number;
+            /** @enum {string} */
+            type: "risk_percent";
+        };
         TokenResponse: {
             access_token: string;
             /**
@@ -906,6 +1207,48 @@ export interface components {
             refresh_expires_in: number;
             refresh_token: string;
             token_type: string;
+        };
+        TradingConfigResponse: {
+            /**
+             * Format: int32
+             * @description The account default's version the effective values include.
+             */
+            account_version: number;
+            /**
+             * Format: int64
+             * @description For a device: its configuration revision, which polls report as `config_revision`.
+             */
+            config_revision?: number | null;
+            /**
+             * Format: uuid
+             * @description The device, for a device's configuration.
+             */
+            device_id?: string | null;
+            /** @description This scope's own fields. */
+            document: components["schemas"]["ConfigDocument"];
+            /** @description Every field as it applies (for the account default: over the built-in values). */
+            effective: components["schemas"]["ConfigDocument"];
+            /**
+             * @description `account` (the default) or `device`.
+             * @example device
+             */
+            scope: string;
+            /**
+             * @description Where each effective value comes from: `device`, `account` or `default` (built-in or unset).
+             * @example {
+             *       "max_lot": "device",
+             *       "mode": "account"
+             *     }
+             */
+            sources: {
+                [key: string]: string;
+            };
+            /**
+             * Format: int32
+             * @description This document's version (its `ETag`, quoted); 0 before the first write.
+             * @example 3
+             */
+            version: number;
         };
         /** @description A user as its owner sees it; never the password hash. */
         UserResponse: {
@@ -1365,6 +1708,233 @@ export interface operations {
             };
         };
     };
+    getAccountConfig: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The account default */
+            200: {
+                headers: {
+                    /** @description The version, quoted */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TradingConfigResponse"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    replaceAccountConfig: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The document's current `ETag` (its version in double quotes, e.g. `"3"`), or `*` for whatever is current. Required: without it the write is refused with 428; a stale version gets 412. */
+                "If-Match": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ConfigDocument"];
+            };
+        };
+        responses: {
+            /** @description The new version */
+            200: {
+                headers: {
+                    /** @description The new version, quoted */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TradingConfigResponse"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    patchAccountConfig: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The document's current `ETag` (its version in double quotes, e.g. `"3"`), or `*` for whatever is current. Required: without it the write is refused with 428; a stale version gets 412. */
+                "If-Match": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/merge-patch+json": components["schemas"]["ConfigDocument"];
+            };
+        };
+        responses: {
+            /** @description The new version */
+            200: {
+                headers: {
+                    /** @description The new version, quoted */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TradingConfigResponse"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listAccountConfigVersions: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Versions per page.
+                 * @example 50
+                 */
+                limit?: number;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Stored versions, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConfigHistory"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    rollbackAccountConfig: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The document's current `ETag` (its version in double quotes, e.g. `"3"`), or `*` for whatever is current. Required: without it the write is refused with 428; a stale version gets 412. */
+                "If-Match": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RollbackRequest"];
+            };
+        };
+        responses: {
+            /** @description The new version */
+            200: {
+                headers: {
+                    /** @description The new version, quoted */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TradingConfigResponse"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     acknowledgeSignal: {
         parameters: {
             query?: never;
@@ -1410,7 +1980,10 @@ export interface operations {
     getDeviceConfig: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The `ETag` of the last answer (`"r<config_revision>"`) */
+                "If-None-Match"?: string | null;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1419,11 +1992,22 @@ export interface operations {
             /** @description The device's settings */
             200: {
                 headers: {
+                    /** @description `"r<config_revision>"` */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["ConfigResponse"];
                 };
+            };
+            /** @description Unchanged since the `ETag` in `If-None-Match` */
+            304: {
+                headers: {
+                    /** @description `"r<config_revision>"` */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description A problem: see its `type` (or `code`) */
             "4XX": {
@@ -1695,6 +2279,248 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["DeviceResponse"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getDeviceTradingConfig: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The device's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The device's configuration */
+            200: {
+                headers: {
+                    /** @description The device document's version, quoted */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TradingConfigResponse"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    replaceDeviceTradingConfig: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The document's current `ETag` (its version in double quotes, e.g. `"3"`), or `*` for whatever is current. Required: without it the write is refused with 428; a stale version gets 412. */
+                "If-Match": string;
+            };
+            path: {
+                /** @description The device's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ConfigDocument"];
+            };
+        };
+        responses: {
+            /** @description The new version */
+            200: {
+                headers: {
+                    /** @description The new version, quoted */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TradingConfigResponse"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    patchDeviceTradingConfig: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The document's current `ETag` (its version in double quotes, e.g. `"3"`), or `*` for whatever is current. Required: without it the write is refused with 428; a stale version gets 412. */
+                "If-Match": string;
+            };
+            path: {
+                /** @description The device's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/merge-patch+json": components["schemas"]["ConfigDocument"];
+            };
+        };
+        responses: {
+            /** @description The new version */
+            200: {
+                headers: {
+                    /** @description The new version, quoted */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TradingConfigResponse"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listDeviceTradingConfigVersions: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Versions per page.
+                 * @example 50
+                 */
+                limit?: number;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The device's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Stored versions, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConfigHistory"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    rollbackDeviceTradingConfig: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The document's current `ETag` (its version in double quotes, e.g. `"3"`), or `*` for whatever is current. Required: without it the write is refused with 428; a stale version gets 412. */
+                "If-Match": string;
+            };
+            path: {
+                /** @description The device's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RollbackRequest"];
+            };
+        };
+        responses: {
+            /** @description The new version */
+            200: {
+                headers: {
+                    /** @description The new version, quoted */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TradingConfigResponse"];
                 };
             };
             /** @description A problem: see its `type` (or `code`) */

@@ -125,13 +125,58 @@ pub struct HeartbeatAck {
 }
 
 /// The device's settings, from `GET /api/v1/device/config`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeviceConfig {
     pub poll_interval_seconds: u64,
     pub long_poll_max_seconds: u64,
     pub server_time: i64,
     pub device_id: String,
     pub name: String,
+    /// The trading configuration's revision; polls report it, so refetch
+    /// only when it differs.
+    #[serde(default)]
+    pub config_revision: i64,
+    /// The effective trading configuration.
+    #[serde(default)]
+    pub trading: TradingConfig,
+}
+
+/// The effective trading configuration (every field `None` when unset).
+/// The server already applied `mode`, `allowed_symbols`, `symbol_map`,
+/// `fixed`/`multiplier` sizing and `max_lot` to the signals it delivers;
+/// the EA applies `risk_percent` sizing, `max_open_trades`,
+/// `max_daily_loss`, `slippage_points` and `magic_number`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TradingConfig {
+    /// `active`, `close_only` or `paused`.
+    pub mode: Option<String>,
+    /// `{"type": "fixed", "lots": n}`, `{"type": "multiplier", "factor": n}`
+    /// or `{"type": "risk_percent", "percent": n}`.
+    pub sizing: Option<serde_json::Value>,
+    pub max_lot: Option<f64>,
+    pub allowed_symbols: Option<Vec<String>>,
+    pub symbol_map: Option<std::collections::BTreeMap<String, String>>,
+    pub max_open_trades: Option<u32>,
+    pub max_daily_loss: Option<f64>,
+    pub slippage_points: Option<u32>,
+    pub magic_number: Option<i64>,
+}
+
+/// A fetched configuration with its `ETag`, to send back as
+/// `If-None-Match`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CachedConfig {
+    pub etag: String,
+    pub config: DeviceConfig,
+}
+
+/// The answer to a conditional configuration fetch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConfigFetch {
+    /// 304: the cached configuration is current.
+    NotModified,
+    /// The configuration changed (or none was cached).
+    Changed(Box<CachedConfig>),
 }
 
 /// A trading signal as a device receives it.
@@ -150,12 +195,23 @@ pub struct Signal {
     pub comment: Option<String>,
     pub expires_at: Option<String>,
     pub created_at: String,
+    /// `open` or `close` (close the device's positions on the instrument).
+    #[serde(default = "open_action")]
+    pub action: String,
+}
+
+fn open_action() -> String {
+    "open".to_owned()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PollResponse {
     pub signals: Vec<Signal>,
     pub server_time: i64,
+    /// The trading configuration's revision: when it differs from the
+    /// cached one, fetch the configuration again.
+    #[serde(default)]
+    pub config_revision: i64,
 }
 
 /// What the EA did with a signal.
@@ -273,6 +329,51 @@ impl DeviceClient {
         self.send_json(Method::GET, "/api/v1/device/config", None).await
     }
 
+    /// Fetches the configuration unless `cached` is current (the server
+    /// answers 304 to its `ETag` without a body).
+    pub async fn config_if_changed(&self, cached: Option<&CachedConfig>) -> Result<ConfigFetch, ClientError> {
+        let extra: Vec<(&str, &str)> = cached
+            .map(|c| vec![("if-none-match", c.etag.as_str())])
+            .unwrap_or_default();
+        let response = self
+            .send_with(Method::GET, "/api/v1/device/config", None, &extra)
+            .await?;
+        if response.status() == reqwest::StatusCode::NOT_MODIFIED {
+            return Ok(ConfigFetch::NotModified);
+        }
+        let etag = response
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let config: DeviceConfig = response.json().await?;
+        Ok(ConfigFetch::Changed(Box::new(CachedConfig { etag, config })))
+    }
+
+    /// Keeps `cache` current: fetches when it is empty or `revision` (from
+    /// a poll) differs from the cached one, sending the cached `ETag`.
+    /// Returns whether the cached configuration changed.
+    pub async fn refresh_config(
+        &self,
+        cache: &mut Option<CachedConfig>,
+        revision: Option<i64>,
+    ) -> Result<bool, ClientError> {
+        if let (Some(c), Some(r)) = (cache.as_ref(), revision)
+            && c.config.config_revision == r
+        {
+            return Ok(false);
+        }
+        match self.config_if_changed(cache.as_ref()).await? {
+            ConfigFetch::NotModified => Ok(false),
+            ConfigFetch::Changed(fresh) => {
+                let changed = cache.as_ref() != Some(&*fresh);
+                *cache = Some(*fresh);
+                Ok(changed)
+            }
+        }
+    }
+
     /// Fetches pending signals, oldest first. With `wait_seconds`, the
     /// server holds the request until a signal arrives or the wait ends.
     /// The HTTP client's timeout must exceed the wait.
@@ -371,14 +472,26 @@ impl DeviceClient {
         target: &str,
         body: Option<Vec<u8>>,
     ) -> Result<reqwest::Response, ClientError> {
+        self.send_with(method, target, body, &[]).await
+    }
+
+    /// [`Self::send`] with extra (unsigned) headers; a 304 is returned as
+    /// is, for conditional requests.
+    pub async fn send_with(
+        &self,
+        method: Method,
+        target: &str,
+        body: Option<Vec<u8>>,
+        extra: &[(&str, &str)],
+    ) -> Result<reqwest::Response, ClientError> {
         let url = self
             .base
             .join(target)
             .map_err(|e| ClientError::Url(e.to_string()))?;
         let mut retried = false;
         loop {
-            let response = self.send_once(&method, &url, body.as_deref()).await?;
-            if response.status().is_success() {
+            let response = self.send_once(&method, &url, body.as_deref(), extra).await?;
+            if response.status().is_success() || response.status() == reqwest::StatusCode::NOT_MODIFIED {
                 return Ok(response);
             }
             let status = response.status();
@@ -409,6 +522,7 @@ impl DeviceClient {
         method: &Method,
         url: &Url,
         body: Option<&[u8]>,
+        extra: &[(&str, &str)],
     ) -> Result<reqwest::Response, ClientError> {
         // Sign exactly what goes on the request line.
         let target = match url.query() {
@@ -423,6 +537,9 @@ impl DeviceClient {
         let mut request = self.http.request(method.clone(), url.clone());
         for (name, value) in signature.headers() {
             request = request.header(name, value);
+        }
+        for (name, value) in extra {
+            request = request.header(*name, *value);
         }
         if !body.is_empty() {
             request = request

@@ -24,8 +24,8 @@ mod credentials;
 mod signer;
 
 pub use client::{
-    Ack, AckReceipt, ClientError, DeviceClient, DeviceConfig, Heartbeat, HeartbeatAck, Outcome, PollResponse,
-    Problem, Signal,
+    Ack, AckReceipt, CachedConfig, ClientError, ConfigFetch, DeviceClient, DeviceConfig, Heartbeat,
+    HeartbeatAck, Outcome, PollResponse, Problem, Signal, TradingConfig,
 };
 pub use credentials::{CredentialsError, SECRET_LEN, check_device_id, check_secret};
 pub use eagate_protocol::{RequestSignature, body_sha256_hex, string_to_sign};

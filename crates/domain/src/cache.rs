@@ -286,7 +286,7 @@ impl<S, C> CachedSignals<S, C> {
 impl<S: SignalRepository, C: DeviceStateCache> SignalRepository for CachedSignals<S, C> {
     async fn insert(&self, new: &NewSignal) -> Result<SignalWithDeliveries, InsertSignalError> {
         let result = self.inner.insert(new).await;
-        for device in &new.devices {
+        for (device, _) in &new.deliveries {
             self.cache.apply(Change::Published(*device));
         }
         result
@@ -534,6 +534,7 @@ mod tests {
         assert_eq!(cache.idle(ids[0]), Lookup::Hit(()));
         let signals = SignalService::new(
             cached.clone(),
+            world.store.configs(),
             world.store.wakeups(world.clock.clone()),
             Arc::new(crate::activity::ActivityBuffer::default()),
             world.clock.clone(),
@@ -630,6 +631,7 @@ mod tests {
                 );
                 let publisher = |repo| SignalService::new(
                     repo,
+                    world.store.configs(),
                     world.store.wakeups(world.clock.clone()),
                     Arc::new(crate::activity::ActivityBuffer::default()),
                     world.clock.clone(),
@@ -639,6 +641,7 @@ mod tests {
                 let here_signals = publisher(signals.clone());
                 let there_signals = SignalService::new(
                     world.store.signals(),
+                    world.store.configs(),
                     world.store.wakeups(world.clock.clone()),
                     Arc::new(crate::activity::ActivityBuffer::default()),
                     world.clock.clone(),

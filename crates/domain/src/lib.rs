@@ -35,6 +35,7 @@ pub mod activity;
 pub mod audit;
 pub mod cache;
 pub mod clock;
+pub mod config;
 pub mod device;
 pub mod error;
 pub mod id;

@@ -52,6 +52,8 @@ struct NotifiedSignal {
     instrument: String,
     side: String,
     order_type: String,
+    #[serde(default = "open")]
+    action: String,
     volume: f64,
     entry_price: Option<f64>,
     stop_loss: Option<f64>,
@@ -59,6 +61,10 @@ struct NotifiedSignal {
     comment: Option<String>,
     expires_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
+}
+
+fn open() -> String {
+    "open".to_owned()
 }
 
 impl From<&Signal> for NotifiedSignal {
@@ -69,6 +75,7 @@ impl From<&Signal> for NotifiedSignal {
             instrument: s.order.instrument.as_str().to_owned(),
             side: s.order.side.as_str().to_owned(),
             order_type: s.order.order_type.as_str().to_owned(),
+            action: s.order.action.as_str().to_owned(),
             volume: s.order.volume,
             entry_price: s.order.entry_price,
             stop_loss: s.order.stop_loss,
@@ -96,6 +103,7 @@ impl NotifiedSignal {
             expires_at: self.expires_at,
             created_at: self.created_at,
             cancelled_at: None,
+            action: self.action,
         })
         .ok()
     }
@@ -410,6 +418,7 @@ mod tests {
                 instrument: Instrument::from_trusted("XAUUSD".into()),
                 side: Side::parse("sell").unwrap(),
                 order_type: OrderType::parse("limit").unwrap(),
+                action: eagate_domain::signal::Action::Close,
                 volume: 0.25,
                 entry_price: Some(2400.5),
                 stop_loss: Some(2410.0),

@@ -14,6 +14,26 @@ diesel::table! {
 }
 
 diesel::table! {
+    config_versions (id) {
+        id -> Int8,
+        owner_id -> Uuid,
+        device_id -> Nullable<Uuid>,
+        version -> Int4,
+        document -> Jsonb,
+        change -> Text,
+        rolled_back_to -> Nullable<Int4>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    device_config_revisions (device_id) {
+        device_id -> Uuid,
+        revision -> Int8,
+    }
+}
+
+diesel::table! {
     device_heartbeats (device_id) {
         device_id -> Uuid,
         received_at -> Timestamptz,
@@ -75,6 +95,10 @@ diesel::table! {
         fill_price -> Nullable<Float8>,
         message -> Nullable<Text>,
         cancelled_at -> Nullable<Timestamptz>,
+        instrument -> Nullable<Text>,
+        volume -> Nullable<Float8>,
+        skip_reason -> Nullable<Text>,
+        adaptation -> Nullable<Jsonb>,
     }
 }
 
@@ -95,6 +119,7 @@ diesel::table! {
         cancelled_at -> Nullable<Timestamptz>,
         idempotency_key -> Nullable<Text>,
         request_description -> Nullable<Text>,
+        action -> Text,
     }
 }
 
@@ -109,6 +134,9 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(config_versions -> devices (device_id));
+diesel::joinable!(config_versions -> users (owner_id));
+diesel::joinable!(device_config_revisions -> devices (device_id));
 diesel::joinable!(device_heartbeats -> devices (device_id));
 diesel::joinable!(devices -> users (owner_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
@@ -119,6 +147,8 @@ diesel::joinable!(signals -> users (owner_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
+    config_versions,
+    device_config_revisions,
     device_heartbeats,
     devices,
     refresh_tokens,

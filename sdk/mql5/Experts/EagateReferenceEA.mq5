@@ -4,7 +4,9 @@
 //| signal with CTrade, acknowledges the outcome and sends           |
 //| heartbeats. Idempotent across restarts: a signal delivered again |
 //| (its acknowledgement was lost) is acknowledged, never traded     |
-//| twice.                                                           |
+//| twice. Follows the device's trading configuration (fetched with  |
+//| If-None-Match whenever a poll reports a new config_revision):    |
+//| mode, risk_percent sizing, max_lot, magic number, slippage.      |
 //|                                                                  |
 //| Before attaching it: Tools > Options > Expert Advisors > Allow   |
 //| WebRequest for listed URL, add the server URL. See docs/mql5.md. |
@@ -18,15 +20,15 @@
 #include <Eagate/Eagate.mqh>
 
 #define EA_NAME "EagateReferenceEA"
-#define EA_VERSION "1.0.0"
+#define EA_VERSION "1.1.0"
 
 input string InpServerUrl = "https://eagate.example.com"; // eagate server URL (origin only)
 input string InpDeviceId = "";                            // Device id
 input string InpDeviceSecret = "";                        // Device secret (eags_...)
 input int    InpPollWaitSeconds = 20;                     // Long-poll wait, 0-30 s (the EA waits inside it)
 input int    InpHeartbeatSeconds = 60;                    // Heartbeat interval, seconds
-input ulong  InpMagic = 5524001;                          // Magic number of the EA's orders
-input int    InpDeviationPoints = 20;                     // Maximum slippage of market orders, points
+input ulong  InpMagic = 5524001;                          // Magic number (the configuration's magic_number wins)
+input int    InpDeviationPoints = 20;                     // Maximum slippage, points (the configuration's slippage_points wins)
 input double InpVolumeMultiplier = 1.0;                   // Multiply every signal's volume by
 input string InpSymbolSuffix = "";                        // Broker symbol suffix (EURUSD -> EURUSD.m)
 input bool   InpDebug = false;                            // Log every request (never the secret)
@@ -38,6 +40,8 @@ long          g_last_heartbeat = 0;
 long          g_next_attempt = 0;
 int           g_failures = 0;
 long          g_handled = 0;
+EagateConfig  g_config;
+bool          g_have_config = false;
 
 //+------------------------------------------------------------------+
 int OnInit()
@@ -74,6 +78,8 @@ int OnInit()
    g_last_heartbeat = 0;
    g_next_attempt = 0;
    g_failures = 0;
+   g_have_config = false;
+   g_config.etag = "";
    if(!EventSetTimer(1))
      {
       Print(EA_NAME, ": could not start the timer");
@@ -235,6 +241,63 @@ double NormalizeVolume(const string symbol, const double wanted, string &reason)
   }
 
 //+------------------------------------------------------------------+
+//| Fetches the trading configuration when none is known or the last |
+//| poll reported another revision (304 while unchanged), and applies |
+//| its magic number and slippage.                                   |
+//+------------------------------------------------------------------+
+bool RefreshConfig(void)
+  {
+   if(g_have_config && g_client.ConfigRevision() == g_config.config_revision)
+      return true;
+   if(!g_client.ConfigIfChanged(g_config))
+      return false;
+   g_have_config = true;
+   if(g_config.not_modified)
+      return true;
+   ulong magic = InpMagic;
+   if(g_config.magic_number >= 0)
+      magic = (ulong)g_config.magic_number;
+   int deviation = InpDeviationPoints;
+   if(g_config.slippage_points >= 0)
+      deviation = (int)g_config.slippage_points;
+   g_trade.SetExpertMagicNumber(magic);
+   g_trade.SetDeviationInPoints(deviation);
+   string sizing = g_config.sizing_type + " " + EagateJsonNumber(g_config.sizing_value);
+   Print(EA_NAME, ": configuration revision ", IntegerToString(g_config.config_revision), ": mode ", g_config.mode,
+         ", sizing ", sizing, ", max_lot ", EagateJsonNumber(g_config.max_lot), ", magic ", IntegerToString((long)magic),
+         ", slippage ", IntegerToString(deviation));
+   return true;
+  }
+
+//+------------------------------------------------------------------+
+//| The volume that risks risk_percent of the balance at the stop    |
+//| distance, at most the delivered volume (the server capped it     |
+//| with max_lot); -1 (and a reason) when it cannot be computed.     |
+//+------------------------------------------------------------------+
+double RiskVolume(const EagateSignal &signal, const string symbol, const bool buy, string &reason)
+  {
+   if(!(signal.stop_loss > 0.0))
+     {
+      reason = "risk_percent sizing needs a stop loss";
+      return -1.0;
+     }
+   double entry = signal.entry_price;
+   if(signal.order_type == "market")
+      entry = buy ? SymbolInfoDouble(symbol, SYMBOL_ASK) : SymbolInfoDouble(symbol, SYMBOL_BID);
+   double tick_size = SymbolInfoDouble(symbol, SYMBOL_TRADE_TICK_SIZE);
+   double tick_value = SymbolInfoDouble(symbol, SYMBOL_TRADE_TICK_VALUE);
+   double distance = MathAbs(entry - signal.stop_loss);
+   if(!(tick_size > 0.0) || !(tick_value > 0.0) || !(distance > 0.0))
+     {
+      reason = "risk_percent sizing: no tick value or stop distance for " + symbol;
+      return -1.0;
+     }
+   double loss_per_lot = distance / tick_size * tick_value;
+   double risk = AccountInfoDouble(ACCOUNT_BALANCE) * g_config.sizing_value / 100.0;
+   return MathMin(risk / loss_per_lot, signal.volume);
+  }
+
+//+------------------------------------------------------------------+
 //| Trades one signal; the outcome goes into the out parameters.     |
 //| rejected: the EA would not trade it; failed: the trade server    |
 //| refused it.                                                      |
@@ -263,6 +326,23 @@ void Execute(const EagateSignal &signal, const string tag, ENUM_EAGATE_OUTCOME &
       message = "expired at " + signal.expires_at + " before it could be executed";
       return;
      }
+   // The server already holds back what the mode refuses; these were
+   // pending before the mode changed.
+   if(g_config.mode == "paused")
+     {
+      message = "the device is paused";
+      return;
+     }
+   if(signal.action == "close")
+     {
+      message = "the reference EA does not close positions (action close)";
+      return;
+     }
+   if(g_config.mode == "close_only")
+     {
+      message = "the device is close_only and the signal opens a position";
+      return;
+     }
    string symbol = signal.instrument + InpSymbolSuffix;
    if(!SymbolSelect(symbol, true))
      {
@@ -274,7 +354,17 @@ void Execute(const EagateSignal &signal, const string tag, ENUM_EAGATE_OUTCOME &
       message = "trading is disabled for " + symbol;
       return;
      }
-   double volume = NormalizeVolume(symbol, signal.volume * InpVolumeMultiplier, message);
+   double wanted = signal.volume;
+   if(g_config.sizing_type == "risk_percent")
+     {
+      wanted = RiskVolume(signal, symbol, buy, message);
+      if(wanted < 0.0)
+         return;
+     }
+   wanted *= InpVolumeMultiplier;
+   if(g_config.max_lot > 0.0 && wanted > g_config.max_lot)
+      wanted = g_config.max_lot;
+   double volume = NormalizeVolume(symbol, wanted, message);
    if(volume < 0.0)
       return;
    int digits = (int)SymbolInfoInteger(symbol, SYMBOL_DIGITS);
@@ -400,10 +490,21 @@ void OnTimer()
         }
       g_last_heartbeat = now;
      }
+   if(!RefreshConfig())
+     {
+      OnFailure("configuration");
+      return;
+     }
    EagateSignal signals[];
    if(!g_client.Poll(InpPollWaitSeconds, signals))
      {
       OnFailure("poll");
+      return;
+     }
+   // A new revision: fetch the configuration before trading these.
+   if(!RefreshConfig())
+     {
+      OnFailure("configuration");
       return;
      }
    g_failures = 0;

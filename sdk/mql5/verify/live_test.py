@@ -164,7 +164,7 @@ class MQL5Live(unittest.TestCase):
             time.sleep(0.05)
         hb = o.device(self.device_id)["heartbeat"]
         self.assertIsNotNone(hb, "the heartbeat reached the owner within 10 s")
-        self.assertEqual(hb["ea_version"], "1.0.0")
+        self.assertEqual(hb["ea_version"], "1.1.0")
         self.assertEqual(hb["terminal_build"], 4410)
         self.assertEqual(hb["broker"], "Shim Broker Ltd \u2014 \u6771\u4eac")
         self.assertEqual(hb["account_login"], 51234567)
@@ -178,6 +178,45 @@ class MQL5Live(unittest.TestCase):
         self.assertEqual(run.trace[0]["status"], 401)
         self.assertIn("clock-skew", run.trace[0]["body"])
         self.assertLess(abs(int(run.trace[1]["timestamp"]) - time.time()), 30)
+
+    def test_the_config_is_fetched_with_if_none_match_and_applied(self):
+        """The client reads the trading configuration (304 when unchanged,
+        the poll's config_revision matches); the EA sizes by risk, caps at
+        max_lot, uses the configured magic number and refuses opening
+        signals while close_only."""
+        o = self.owner
+        o.configure(self.device_id, {
+            "sizing": {"type": "risk_percent", "percent": 1}, "max_lot": 0.5,
+            "allowed_symbols": ["EURUSD", "XAUUSD"], "symbol_map": {"XAUUSD": "GOLD.m"},
+            "magic_number": 777, "slippage_points": 15})
+        run = self.run_program("EagateProbe", {"InpScenario": "config"})
+        self.assertEqual(run.rc, 0, run.out + run.err)
+        self.assertIn("mode=active sizing=risk_percent:1 max_lot=0.5 allowed=EURUSD,XAUUSD map=XAUUSD=GOLD.m "
+                      "gold=GOLD.m eurusd_allowed=yes magic=777 slippage=15", run.out)
+        sent = [t for t in run.trace if t["url"].endswith("/api/v1/device/config")]
+        self.assertEqual([t["status"] for t in sent], [200, 304], run.trace)
+
+        # Risk 1% of 10250.75 at 500 points of 1.0 per lot: 0.20 lots.
+        risky = o.publish(self.device_id, instrument="EURUSD", side="buy", volume=1.0, stop_loss=1.08012)
+        no_stop = o.publish(self.device_id, instrument="EURUSD", side="buy", volume=1.0)
+        self.assertEqual(o.delivery(no_stop["id"], self.device_id)["skip_reason"], "no_stop_loss")
+        run = self.run_program("EagateReferenceEA", {"InpPollWaitSeconds": 1}, {"SHIM_STOP_AFTER_ACKS": "1"})
+        self.assertEqual(run.rc, 0, run.out + run.err)
+        d = o.delivery(risky["id"], self.device_id)
+        self.assertEqual(d["outcome"], "executed", d)
+        (order,) = run.orders()
+        self.assertEqual((order["volume"], order["magic"]), (0.2, 777))
+
+        o.configure(self.device_id, {"mode": "close_only"})
+        opening = o.publish(self.device_id, instrument="EURUSD", side="buy", volume=0.1)
+        self.assertEqual(o.delivery(opening["id"], self.device_id)["skip_reason"], "close_only")
+        closing = o.publish(self.device_id, instrument="EURUSD", side="buy", volume=0.1, action="close")
+        run = self.run_program("EagateReferenceEA", {"InpPollWaitSeconds": 1}, {"SHIM_STOP_AFTER_ACKS": "1"})
+        self.assertEqual(run.rc, 0, run.out + run.err)
+        self.assertIn("mode close_only", run.out)
+        d = o.delivery(closing["id"], self.device_id)
+        self.assertEqual(d["outcome"], "rejected", d)
+        self.assertIn("does not close positions", d["message"])
 
     def test_a_redelivered_signal_is_acknowledged_not_traded_twice(self):
         """The order is placed but every acknowledgement is lost; the EA is

@@ -1,7 +1,9 @@
 //! `/api/v1/device`: the API Expert Advisors call, signed with protocol v1.
 
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::Utc;
+use eagate_domain::config::{DeviceConfigAnswer, device_etag};
 use eagate_domain::device::HeartbeatInput;
 use eagate_domain::signal::AckInput;
 use serde::{Deserialize, Serialize};
@@ -61,6 +63,12 @@ pub(crate) struct ConfigResponse {
     server_time: i64,
     device_id: Uuid,
     name: String,
+    /// The trading configuration's revision (also the `ETag`, as `"r<revision>"`); polls report it as `config_revision`, so refetch only when it differs.
+    #[schema(example = 7)]
+    config_revision: i64,
+    /// The effective trading configuration: every field, `null` when unset. The server already applied `mode`, `allowed_symbols`, `symbol_map`, `fixed`/`multiplier` sizing and `max_lot` to the signals it delivers; the EA applies `risk_percent` sizing, `max_open_trades`, `max_daily_loss`, `slippage_points` and `magic_number`.
+    #[schema(value_type = crate::routes::configs::ConfigDocument)]
+    trading: serde_json::Value,
 }
 
 /// Report the terminal's state
@@ -87,25 +95,52 @@ pub(crate) async fn heartbeat(
 
 /// Get the device's settings
 ///
-/// Poll interval, long-poll maximum, server time and the device's identity.
+/// Poll interval, long-poll maximum, server time, the device's identity and its effective trading configuration. Send the last `ETag` in `If-None-Match`: while the configuration is unchanged the answer is 304 without a body (and without a database query).
 #[utoipa::path(
     operation_id = "getDeviceConfig",
     tag = "device",
-    responses((status = 200, description = "The device's settings", body = ConfigResponse), Problems),
+    params(("If-None-Match" = Option<String>, Header, description = "The `ETag` of the last answer (`\"r<config_revision>\"`)")),
+    responses(
+        (status = 200, description = "The device's settings", body = ConfigResponse, headers(("ETag" = String, description = "`\"r<config_revision>\"`"))),
+        (status = 304, description = "Unchanged since the `ETag` in `If-None-Match`", headers(("ETag" = String, description = "`\"r<config_revision>\"`"))),
+        Problems
+    ),
     security(("device_id" = [], "device_timestamp" = [], "device_nonce" = [], "device_signature" = []))
 )]
 #[get("/config")]
 pub(crate) async fn config(
+    req: HttpRequest,
     state: web::Data<AppState>,
     signed: SignedDevice,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(ConfigResponse {
-        poll_interval_seconds: state.device_api.poll_interval_seconds,
-        long_poll_max_seconds: state.device_api.long_poll_max_seconds,
-        server_time: state.device_auth.now().timestamp(),
-        device_id: signed.device.id.as_uuid(),
-        name: signed.device.name.as_str().to_owned(),
-    }))
+    // Several If-None-Match headers are one list (RFC 9110 5.3).
+    let if_none_match: Vec<&str> = req
+        .headers()
+        .get_all(header::IF_NONE_MATCH)
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let if_none_match = (!if_none_match.is_empty()).then(|| if_none_match.join(","));
+    match state
+        .configs
+        .for_device(&signed.device, if_none_match.as_deref())
+        .await?
+    {
+        DeviceConfigAnswer::NotModified { revision } => Ok(HttpResponse::NotModified()
+            .insert_header((header::ETAG, device_etag(revision)))
+            .finish()),
+        DeviceConfigAnswer::Config(effective) => Ok(HttpResponse::Ok()
+            .insert_header((header::ETAG, device_etag(effective.revision)))
+            .insert_header((header::CACHE_CONTROL, "no-cache"))
+            .json(ConfigResponse {
+                poll_interval_seconds: state.device_api.poll_interval_seconds,
+                long_poll_max_seconds: state.device_api.long_poll_max_seconds,
+                server_time: state.device_auth.now().timestamp(),
+                device_id: signed.device.id.as_uuid(),
+                name: signed.device.name.as_str().to_owned(),
+                config_revision: effective.revision,
+                trading: crate::routes::configs::effective_json(&effective),
+            })),
+    }
 }
 
 /// `limit` and `wait` stay text: the use case validates them and names the
@@ -129,6 +164,9 @@ pub(crate) struct PollQuery {
 pub(crate) struct PollResponse {
     signals: Vec<OrderResponse>,
     server_time: i64,
+    /// The device's trading configuration revision: when it differs from the one last fetched, GET /api/v1/device/config again.
+    #[schema(example = 7)]
+    config_revision: i64,
 }
 
 /// Poll for signals
@@ -156,6 +194,7 @@ pub(crate) async fn poll(
     Ok(HttpResponse::Ok().json(PollResponse {
         signals: signals.iter().map(OrderResponse::from).collect(),
         server_time: state.device_auth.now().timestamp(),
+        config_revision: signed.device.config_revision,
     }))
 }
 

@@ -20,6 +20,7 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
         .service(rename)
         .service(revoke)
         .service(rotate_secret);
+    super::configs::configure_device(cfg);
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

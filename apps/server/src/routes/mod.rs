@@ -7,6 +7,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod auth;
+pub(crate) mod configs;
 pub(crate) mod device_api;
 pub(crate) mod devices;
 pub(crate) mod meta;
@@ -60,6 +61,7 @@ fn register(cfg: &mut ServiceConfig<'_>) {
             .service(scope("/auth").configure(auth::configure))
             .service(scope("/devices").configure(devices::configure))
             .service(scope("/audit").configure(audit::configure))
+            .service(scope("/config").configure(configs::configure_account))
             .service(
                 scope("/signals")
                     // Up to 1000 target device ids.
@@ -253,6 +255,52 @@ mod tests {
         }
         assert!(all.len() > 25, "every route is documented: {}", all.len());
         all
+    }
+
+    /// utoipa keys component schemas by type name: two DTOs with one name
+    /// (in different modules) silently share one schema, and one of them is
+    /// then documented wrongly. So every schema type's name is unique.
+    #[test]
+    fn schema_type_names_are_unique_across_modules() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = vec![dir.join("problem.rs")];
+        for entry in std::fs::read_dir(dir.join("routes")).unwrap() {
+            files.push(entry.unwrap().path());
+        }
+        let mut seen = std::collections::BTreeMap::new();
+        for file in files {
+            let source = std::fs::read_to_string(&file).unwrap();
+            let mut derives_schema = false;
+            for line in source.lines().map(str::trim) {
+                if line.starts_with("#[derive(") {
+                    derives_schema = line.contains("ToSchema");
+                    continue;
+                }
+                if line.starts_with("#[") || line.starts_with("///") {
+                    continue;
+                }
+                if derives_schema {
+                    let name = line
+                        .split(['{', '<', '(', ' '])
+                        .skip_while(|w| !matches!(*w, "struct" | "enum"))
+                        .nth(1)
+                        .unwrap_or_default()
+                        .to_owned();
+                    if let Some(other) = seen.insert(name.clone(), file.clone()) {
+                        panic!(
+                            "schema {name} is declared in {} and {}",
+                            other.display(),
+                            file.display()
+                        );
+                    }
+                }
+                derives_schema = false;
+            }
+        }
+        assert!(
+            seen.contains_key("TradingConfigResponse") && seen.contains_key("Problem"),
+            "{seen:?}"
+        );
     }
 
     #[test]

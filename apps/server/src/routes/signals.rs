@@ -3,8 +3,10 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
+use eagate_domain::config::{AdaptOutcome, Adaptation};
 use eagate_domain::signal::{
-    Delivery, DeliveryStatus, OrderType, Outcome, PublishInput, Side, Signal, SignalId, SignalWithDeliveries,
+    Action, Delivery, DeliveryStatus, OrderType, Outcome, PublishInput, Side, Signal, SignalId,
+    SignalWithDeliveries,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -28,6 +30,9 @@ pub(crate) struct PublishRequest {
     side: String,
     #[schema(schema_with = order_type, example = "limit")]
     order_type: String,
+    /// `open` (default) opens a position; `close` closes the device's positions on the instrument (the only signals a `close_only` device receives).
+    #[schema(schema_with = action, example = "open")]
+    action: Option<String>,
     #[schema(exclusive_minimum = 0, maximum = 1000, example = 0.25)]
     volume: f64,
     #[schema(exclusive_minimum = 0, example = 1.085)]
@@ -49,6 +54,7 @@ impl From<PublishRequest> for PublishInput {
             instrument: b.instrument,
             side: b.side,
             order_type: b.order_type,
+            action: b.action,
             volume: b.volume,
             entry_price: b.entry_price,
             stop_loss: b.stop_loss,
@@ -82,6 +88,11 @@ fn order_type() -> utoipa::openapi::schema::Object {
     super::text_enum(OrderType::ALL.iter().map(|t| t.as_str()))
 }
 
+/// `open` or `close`.
+fn action() -> utoipa::openapi::schema::Object {
+    super::text_enum(Action::ALL.iter().map(|a| a.as_str()))
+}
+
 /// What the EA reported: `executed`, `rejected` or `failed`.
 pub(crate) fn outcome() -> utoipa::openapi::schema::Object {
     super::text_enum(Outcome::ALL.iter().map(|o| o.as_str()))
@@ -100,6 +111,7 @@ fn delivery_status() -> utoipa::openapi::schema::Object {
             DeliveryStatus::Acknowledged,
             DeliveryStatus::Expired,
             DeliveryStatus::Cancelled,
+            DeliveryStatus::Skipped,
         ]
         .map(DeliveryStatus::as_str),
     )
@@ -114,6 +126,9 @@ pub(crate) struct OrderResponse {
     side: &'static str,
     #[schema(schema_with = order_type)]
     order_type: &'static str,
+    #[schema(schema_with = action)]
+    action: &'static str,
+    /// For a device: the volume its configuration gave it.
     volume: f64,
     entry_price: Option<f64>,
     stop_loss: Option<f64>,
@@ -130,6 +145,7 @@ impl From<&Signal> for OrderResponse {
             instrument: s.order.instrument.as_str().to_owned(),
             side: s.order.side.as_str(),
             order_type: s.order.order_type.as_str(),
+            action: s.order.action.as_str(),
             volume: s.order.volume,
             entry_price: s.order.entry_price,
             stop_loss: s.order.stop_loss,
@@ -154,6 +170,55 @@ pub(crate) struct DeliveryResponse {
     ticket: Option<i64>,
     fill_price: Option<f64>,
     message: Option<String>,
+    /// Why the device's configuration refused the signal (status `skipped`).
+    #[schema(schema_with = crate::routes::configs::skip_reason_or_null)]
+    skip_reason: Option<&'static str>,
+    /// The values the delivery was adapted with (`null` for deliveries older than configurations).
+    adaptation: Option<AdaptationResponse>,
+}
+
+/// What the device's configuration made of the signal, and with what.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct AdaptationResponse {
+    /// The device's configuration revision at publish time.
+    config_revision: i64,
+    #[schema(schema_with = crate::routes::configs::mode)]
+    mode: &'static str,
+    #[schema(value_type = crate::routes::configs::Sizing)]
+    sizing: serde_json::Value,
+    max_lot: Option<f64>,
+    /// The symbol and volume as published.
+    signal_symbol: String,
+    signal_volume: f64,
+    /// The broker symbol and volume delivered (`null` when skipped).
+    symbol: Option<String>,
+    volume: Option<f64>,
+    /// Whether `max_lot` reduced the volume.
+    capped: bool,
+}
+
+impl From<&Adaptation> for AdaptationResponse {
+    fn from(a: &Adaptation) -> Self {
+        let (symbol, volume, capped) = match &a.outcome {
+            AdaptOutcome::Deliver {
+                symbol,
+                volume,
+                capped,
+            } => (Some(symbol.clone()), Some(*volume), *capped),
+            AdaptOutcome::Skip(_) => (None, None, false),
+        };
+        Self {
+            config_revision: a.config_revision,
+            mode: a.mode.as_str(),
+            sizing: a.sizing.to_json(),
+            max_lot: a.max_lot,
+            signal_symbol: a.signal_symbol.clone(),
+            signal_volume: a.signal_volume,
+            symbol,
+            volume,
+            capped,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -174,6 +239,12 @@ fn render(s: &SignalWithDeliveries, now: DateTime<Utc>) -> SignalResponse {
         ticket: d.ack.as_ref().and_then(|a| a.ticket),
         fill_price: d.ack.as_ref().and_then(|a| a.fill_price),
         message: d.ack.as_ref().and_then(|a| a.message.clone()),
+        skip_reason: d
+            .adaptation
+            .as_ref()
+            .and_then(Adaptation::skipped)
+            .map(|r| r.as_str()),
+        adaptation: d.adaptation.as_ref().map(AdaptationResponse::from),
     };
     SignalResponse {
         order: OrderResponse::from(&s.signal),

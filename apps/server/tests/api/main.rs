@@ -5,6 +5,7 @@ mod attacks;
 mod auth;
 mod bad_input;
 mod cache;
+mod configs;
 mod device_auth;
 mod device_contract;
 mod devices;

@@ -216,6 +216,7 @@ async fn query_parameters_are_accepted_and_refused_as_documented() {
         let problem = assert_problem(response, StatusCode::BAD_REQUEST, "malformed-query").await;
         assert!(problem["detail"].as_str().unwrap().contains("bogus"), "{problem}");
     }
-    // limit on /devices, /signals and /audit, and status on /devices.
-    assert_eq!(checked, 4, "the bounded and enumerated parameters were found");
+    // limit on /devices, /signals, /audit and /config/history, and status
+    // on /devices.
+    assert_eq!(checked, 5, "the bounded and enumerated parameters were found");
 }

@@ -74,8 +74,15 @@ enum Command {
         #[arg(long, value_name = "AMOUNT", allow_negative_numbers = true)]
         equity: Option<f64>,
     },
-    /// Fetch the device's settings (poll interval, long-poll maximum, name).
-    Config,
+    /// Fetch the device's settings (poll interval, long-poll maximum, name)
+    /// and its trading configuration (`trading`, `config_revision`).
+    Config {
+        /// Keep the configuration and its ETag in this file: the request
+        /// sends If-None-Match and, while the configuration is unchanged
+        /// (304), the cached copy is printed.
+        #[arg(long, value_name = "FILE")]
+        cache: Option<std::path::PathBuf>,
+    },
     /// Fetch pending signals, oldest first; prints {"signals", "server_time"}
     /// with every field of each signal.
     Poll {
@@ -190,7 +197,23 @@ async fn execute(client: &DeviceClient, command: Command) -> Result<String, Clie
             };
             json(client.heartbeat(&heartbeat).await?)
         }
-        Command::Config => json(client.config().await?),
+        Command::Config { cache: None } => json(client.config().await?),
+        Command::Config { cache: Some(path) } => {
+            let cached: Option<eagate_client::CachedConfig> = std::fs::read(&path)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+            let config = match client.config_if_changed(cached.as_ref()).await? {
+                eagate_client::ConfigFetch::NotModified => cached.map(|c| c.config),
+                eagate_client::ConfigFetch::Changed(fresh) => {
+                    let written = serde_json::to_vec(&fresh).map(|bytes| std::fs::write(&path, bytes));
+                    if !matches!(written, Ok(Ok(()))) {
+                        eprintln!("eagate-device: could not write the cache {}", path.display());
+                    }
+                    Some(fresh.config)
+                }
+            };
+            json(config)
+        }
         Command::Poll { limit, wait } => json(client.poll(limit, wait).await?),
         Command::Ack {
             signal_id,
@@ -432,9 +455,10 @@ mod tests {
                 "id": "0192f5e4-7c1a-7b3e-9a51-3c2d4e5f6a7b", "instrument": "EURUSD", "side": "buy",
                 "order_type": "limit", "volume": 0.1, "entry_price": 1.08, "stop_loss": 1.05,
                 "take_profit": 1.1, "comment": "breakout", "expires_at": "2026-12-03T10:00:00Z",
-                "created_at": "2026-12-02T20:49:40.194037Z"
+                "created_at": "2026-12-02T20:49:40.194037Z", "action": "open"
             }],
-            "server_time": 1796244580
+            "server_time": 1796244580,
+            "config_revision": 3
         });
         let parsed: eagate_client::PollResponse = serde_json::from_value(poll.clone()).unwrap();
         assert_eq!(serde_json::to_value(parsed).unwrap(), poll);

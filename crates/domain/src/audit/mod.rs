@@ -53,10 +53,13 @@ pub enum AuditAction {
     DeviceRenamed,
     DeviceSecretRotated,
     DeviceRevoked,
+    /// A trading configuration (a device's or the account default) was
+    /// replaced, patched or rolled back.
+    ConfigChanged,
 }
 
 impl AuditAction {
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::AccountRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -67,6 +70,7 @@ impl AuditAction {
         Self::DeviceRenamed,
         Self::DeviceSecretRotated,
         Self::DeviceRevoked,
+        Self::ConfigChanged,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -81,6 +85,7 @@ impl AuditAction {
             Self::DeviceRenamed => "device.renamed",
             Self::DeviceSecretRotated => "device.secret_rotated",
             Self::DeviceRevoked => "device.revoked",
+            Self::ConfigChanged => "config.changed",
         }
     }
 }

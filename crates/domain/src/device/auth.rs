@@ -41,6 +41,9 @@ pub struct AuthenticatedDevice {
     pub id: DeviceId,
     pub owner: UserId,
     pub name: DeviceName,
+    /// The device's configuration revision, as cached with its credentials
+    /// (see [`DeviceCredentials::config_revision`]).
+    pub config_revision: i64,
 }
 
 /// Why a device request was refused. Nothing here helps guess a secret:
@@ -225,6 +228,7 @@ where
             id,
             owner: device.owner,
             name: device.name,
+            config_revision: device.config_revision,
         })
     }
 

@@ -546,4 +546,8 @@ pub struct DeviceCredentials {
     pub current: SealedSecret,
     /// The secret replaced by the last rotation and until when it works.
     pub previous: Option<(SealedSecret, DateTime<Utc>)>,
+    /// Changes whenever the device's effective trading configuration may
+    /// have (its document or the account default): cached with the
+    /// credentials, so a poll tells the EA to refetch without a query.
+    pub config_revision: i64,
 }

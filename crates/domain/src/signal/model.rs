@@ -6,6 +6,7 @@ use std::fmt;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::account::UserId;
+use crate::config::Adaptation;
 use crate::device::DeviceId;
 use crate::pagination::Cursor;
 use crate::validation::{FieldError, ValidationErrors};
@@ -57,6 +58,11 @@ text_enum!(
     OrderType, "order_type" { Market = "market", Limit = "limit", Stop = "stop" }
 );
 text_enum!(
+    /// Whether the signal opens a position or closes the device's positions
+    /// on the instrument (a `close_only` device receives only closing ones).
+    Action, "action" { Open = "open", Close = "close" }
+);
+text_enum!(
     /// What the EA did with a signal.
     Outcome, "outcome" { Executed = "executed", Rejected = "rejected", Failed = "failed" }
 );
@@ -97,6 +103,7 @@ pub struct Order {
     pub instrument: Instrument,
     pub side: Side,
     pub order_type: OrderType,
+    pub action: Action,
     pub volume: f64,
     pub entry_price: Option<f64>,
     pub stop_loss: Option<f64>,
@@ -151,6 +158,9 @@ pub struct Delivery {
     pub first_polled_at: Option<DateTime<Utc>>,
     pub ack: Option<Ack>,
     pub cancelled_at: Option<DateTime<Utc>>,
+    /// How the device's configuration adapted the signal (`None` for
+    /// deliveries stored before configurations existed).
+    pub adaptation: Option<Adaptation>,
 }
 
 /// Where a delivery stands.
@@ -165,6 +175,8 @@ pub enum DeliveryStatus {
     Expired,
     /// Cancelled by the owner before being acknowledged.
     Cancelled,
+    /// Refused by the device's configuration: never delivered.
+    Skipped,
 }
 
 impl DeliveryStatus {
@@ -175,13 +187,16 @@ impl DeliveryStatus {
             Self::Acknowledged => "acknowledged",
             Self::Expired => "expired",
             Self::Cancelled => "cancelled",
+            Self::Skipped => "skipped",
         }
     }
 }
 
 impl Delivery {
     pub fn status(&self, signal: &Signal, now: DateTime<Utc>) -> DeliveryStatus {
-        if self.ack.is_some() {
+        if self.adaptation.as_ref().is_some_and(|a| a.skipped().is_some()) {
+            DeliveryStatus::Skipped
+        } else if self.ack.is_some() {
             DeliveryStatus::Acknowledged
         } else if self.cancelled_at.is_some() {
             DeliveryStatus::Cancelled
@@ -208,6 +223,8 @@ pub struct PublishInput {
     pub instrument: String,
     pub side: String,
     pub order_type: String,
+    /// `open` when absent.
+    pub action: Option<String>,
     pub volume: f64,
     pub entry_price: Option<f64>,
     pub stop_loss: Option<f64>,
@@ -239,6 +256,10 @@ impl SignalDraft {
         let instrument = errors.collect(Instrument::parse(&input.instrument));
         let side = errors.collect(Side::parse(&input.side));
         let order_type = errors.collect(OrderType::parse(&input.order_type));
+        let action = match &input.action {
+            None => Some(Action::Open),
+            Some(raw) => errors.collect(Action::parse(raw)),
+        };
         if !(input.volume.is_finite() && input.volume > 0.0 && input.volume <= Self::MAX_VOLUME) {
             errors.push(FieldError::new(
                 "volume",
@@ -358,12 +379,13 @@ impl SignalDraft {
             }
         };
         errors.into_result()?;
-        match (instrument, side, order_type) {
-            (Some(instrument), Some(side), Some(order_type)) => Ok(Self {
+        match (instrument, side, order_type, action) {
+            (Some(instrument), Some(side), Some(order_type), Some(action)) => Ok(Self {
                 order: Order {
                     instrument,
                     side,
                     order_type,
+                    action,
                     volume: input.volume,
                     entry_price: entry,
                     stop_loss,

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use super::error::InsertSignalError;
 use super::model::{Ack, Signal, SignalId, SignalWithDeliveries};
 use crate::account::UserId;
+use crate::config::Adaptation;
 use crate::device::DeviceId;
 use crate::error::UnexpectedError;
 use crate::pagination::{Page, PageRequest};
@@ -15,7 +16,9 @@ use crate::pagination::{Page, PageRequest};
 #[derive(Debug, Clone)]
 pub struct NewSignal {
     pub signal: Signal,
-    pub devices: Vec<DeviceId>,
+    /// Every target device, with how its configuration adapted the signal:
+    /// a skipped delivery is stored (the owner sees why) but never polled.
+    pub deliveries: Vec<(DeviceId, Adaptation)>,
     /// The owner's idempotency key and a canonical description of the
     /// request, to tell a retry from a different request with the same key.
     pub idempotency: Option<(String, String)>,
@@ -35,8 +38,8 @@ pub enum AckRecord {
 /// Persistence of signals and deliveries.
 pub trait SignalRepository: Send + Sync + 'static {
     /// Stores the signal and one delivery per device in one transaction,
-    /// and after commit wakes long-polls of those devices on every
-    /// instance. `DuplicateKey` when the owner used the idempotency key.
+    /// and after commit wakes long-polls of the devices it is delivered to
+    /// (not skipped) on every instance, each with its adapted order. `DuplicateKey` when the owner used the idempotency key.
     fn insert(
         &self,
         new: &NewSignal,
@@ -78,8 +81,9 @@ pub trait SignalRepository: Send + Sync + 'static {
         owner: UserId,
     ) -> impl Future<Output = Result<Vec<DeviceId>, UnexpectedError>> + Send;
 
-    /// The device's unacknowledged, unexpired, uncancelled signals, oldest
-    /// first, at most `limit`.
+    /// The device's unacknowledged, unexpired, uncancelled, unskipped
+    /// signals, oldest first, at most `limit`, each with the order adapted
+    /// for the device (its symbol and volume).
     fn pending_for_device(
         &self,
         device: DeviceId,

@@ -11,6 +11,7 @@ use super::ports::*;
 use crate::account::UserId;
 use crate::activity::ActivityBuffer;
 use crate::clock::Clock;
+use crate::config::{ConfigRepository, CurrentConfig, EffectiveConfig, adapt};
 use crate::device::{AuthenticatedDevice, DeviceId};
 use crate::id::IdGenerator;
 use crate::pagination::{Page, PageRequest};
@@ -40,8 +41,9 @@ pub const MAX_POLL_LIMIT: u32 = 100;
 
 /// Publishing, reading, cancelling, polling and acknowledging signals.
 #[derive(Debug, Clone)]
-pub struct SignalService<S, W, C, I> {
+pub struct SignalService<S, K, W, C, I> {
     signals: S,
+    configs: K,
     wakeups: W,
     activity: Arc<ActivityBuffer>,
     clock: C,
@@ -77,7 +79,7 @@ fn describe(draft: &SignalDraft) -> String {
             .map(|t| t.timestamp_micros().to_string())
             .unwrap_or_default(),
         devices
-    )
+    ) + if o.action == Action::Close { "|close" } else { "" }
 }
 
 fn parse_idempotency_key(raw: &str) -> Result<String, FieldError> {
@@ -92,15 +94,17 @@ fn parse_idempotency_key(raw: &str) -> Result<String, FieldError> {
     }
 }
 
-impl<S, W, C, I> SignalService<S, W, C, I>
+impl<S, K, W, C, I> SignalService<S, K, W, C, I>
 where
     S: SignalRepository,
+    K: ConfigRepository,
     W: SignalWakeups,
     C: Clock,
     I: IdGenerator,
 {
     pub fn new(
         signals: S,
+        configs: K,
         wakeups: W,
         activity: Arc<ActivityBuffer>,
         clock: C,
@@ -109,6 +113,7 @@ where
     ) -> Self {
         Self {
             signals,
+            configs,
             wakeups,
             activity,
             clock,
@@ -159,6 +164,20 @@ where
             None if active.is_empty() => return Err(PublishError::NoDevices),
             None => active,
         };
+        // Each device's configuration, as it stands now, decides what it
+        // receives; refused deliveries are stored as skipped, with why.
+        let configs = self.configs.effective_for_devices(owner, &devices).await?;
+        let deliveries = devices
+            .iter()
+            .map(|d| {
+                let config = configs
+                    .iter()
+                    .find(|(id, _)| id == d)
+                    .map(|(_, c)| c.clone())
+                    .unwrap_or_else(|| EffectiveConfig::merge(&CurrentConfig::default(), None, 0));
+                (*d, adapt(&draft.order, &config))
+            })
+            .collect();
         let new = NewSignal {
             signal: Signal {
                 id: SignalId::from_uuid(self.ids.new_id()),
@@ -168,7 +187,7 @@ where
                 created_at: now,
                 cancelled_at: None,
             },
-            devices,
+            deliveries,
             idempotency: key.clone().map(|k| (k, description.clone())),
         };
         match self.signals.insert(&new).await {
@@ -375,7 +394,13 @@ mod tests {
         InMemorySignalRepository, SequentialIds,
     };
 
-    type Service = SignalService<InMemorySignalRepository, FakeWakeups, FixedClock, SequentialIds>;
+    type Service = SignalService<
+        InMemorySignalRepository,
+        crate::testing::InMemoryConfigRepository,
+        FakeWakeups,
+        FixedClock,
+        SequentialIds,
+    >;
 
     struct Rig {
         world: FakeAccountWorld,
@@ -407,6 +432,7 @@ mod tests {
         let buffer = Arc::new(ActivityBuffer::default());
         let signals = SignalService::new(
             world.store.signals(),
+            world.store.configs(),
             world.store.wakeups(world.clock.clone()),
             Arc::clone(&buffer),
             world.clock.clone(),
@@ -439,6 +465,7 @@ mod tests {
             id,
             owner: UserId::from_uuid(uuid::Uuid::nil()),
             name: crate::device::DeviceName::parse("EA").unwrap(),
+            config_revision: 0,
         }
     }
 
@@ -522,6 +549,116 @@ mod tests {
         ));
         let page = rig.signals.list(rig.owner, None, None).await.unwrap();
         assert_eq!(page.items.len(), 1, "the retry created nothing");
+    }
+
+    #[tokio::test]
+    async fn each_device_receives_the_signal_as_its_configuration_says() {
+        use crate::config::{ConfigScope, ConfigService, SkipReason};
+        use serde_json::json;
+        let rig = rig(3).await;
+        let configs = ConfigService::new(
+            rig.world.store.configs(),
+            rig.world.clock.clone(),
+            SequentialIds::after(900),
+        );
+        let client = ClientInfo::default();
+        let (d0, d1, d2) = (rig.device(0), rig.device(1), rig.device(2));
+        configs
+            .replace(
+                ConfigScope::Account(rig.owner),
+                Some("*"),
+                &json!({"symbol_map": {"XAUUSD": "GOLD.m"}, "sizing": {"type": "multiplier", "factor": 0.3}}),
+                &client,
+            )
+            .await
+            .unwrap();
+        configs
+            .replace(
+                ConfigScope::Device(rig.owner, d1),
+                Some("*"),
+                &json!({"mode": "paused"}),
+                &client,
+            )
+            .await
+            .unwrap();
+        configs
+            .replace(
+                ConfigScope::Device(rig.owner, d2),
+                Some("*"),
+                &json!({"mode": "close_only"}),
+                &client,
+            )
+            .await
+            .unwrap();
+        let gold = PublishInput {
+            instrument: "XAUUSD".into(),
+            volume: 1.0,
+            ..buy()
+        };
+        let (published, _) = rig.signals.publish(rig.owner, &gold, None).await.unwrap();
+        assert_eq!(
+            published.signal.order.instrument.as_str(),
+            "XAUUSD",
+            "the signal itself is as published"
+        );
+        let got = rig.signals.poll(&polling(d0), None, None).await.unwrap();
+        assert_eq!(got[0].order.instrument.as_str(), "GOLD.m");
+        assert!(
+            (got[0].order.volume - 0.3).abs() < 1e-9,
+            "0.3 lots: {}",
+            got[0].order.volume
+        );
+        let skipped = |d: DeviceId| {
+            published
+                .deliveries
+                .iter()
+                .find(|x| x.device_id == d)
+                .and_then(|x| x.adaptation.as_ref())
+                .and_then(|a| a.skipped())
+        };
+        assert_eq!(skipped(d0), None);
+        assert_eq!(skipped(d1), Some(SkipReason::Paused));
+        assert_eq!(skipped(d2), Some(SkipReason::CloseOnly));
+        assert!(
+            rig.signals
+                .poll(&polling(d1), None, None)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            rig.signals
+                .poll(&polling(d2), None, None)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // Resuming does not deliver what was published while paused.
+        configs
+            .replace(ConfigScope::Device(rig.owner, d1), Some("*"), &json!({}), &client)
+            .await
+            .unwrap();
+        assert!(
+            rig.signals
+                .poll(&polling(d1), None, None)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // A closing signal reaches the close_only device.
+        let close = PublishInput {
+            action: Some("close".into()),
+            ..gold
+        };
+        rig.signals.publish(rig.owner, &close, None).await.unwrap();
+        let got = rig.signals.poll(&polling(d2), None, None).await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].order.action, Action::Close);
+        assert_eq!(
+            rig.signals.poll(&polling(d1), None, None).await.unwrap().len(),
+            1,
+            "resumed"
+        );
     }
 
     #[tokio::test]
@@ -712,6 +849,7 @@ mod tests {
         let script = Scripted(Arc::default(), rig.world.clock.clone());
         let poller = SignalService::new(
             CountingReads(rig.world.store.signals(), Arc::clone(&reads)),
+            rig.world.store.configs(),
             script.clone(),
             Arc::new(ActivityBuffer::default()),
             rig.world.clock.clone(),
@@ -768,6 +906,7 @@ mod tests {
         let script = Scripted(Arc::default(), rig.world.clock.clone());
         let poller = SignalService::new(
             rig.world.store.signals(),
+            rig.world.store.configs(),
             script.clone(),
             Arc::new(ActivityBuffer::default()),
             rig.world.clock.clone(),

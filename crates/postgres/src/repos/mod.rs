@@ -2,12 +2,14 @@
 
 mod account;
 mod audit;
+mod config;
 mod device;
 mod session;
 mod signal;
 
 pub use account::PgAccountRepository;
 pub use audit::PgAuditLog;
+pub use config::PgConfigRepository;
 pub use device::PgDeviceRepository;
 pub use session::PgSessionRepository;
 pub use signal::PgSignalRepository;

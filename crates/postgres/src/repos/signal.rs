@@ -9,7 +9,7 @@ use eagate_domain::account::UserId;
 use eagate_domain::device::DeviceId;
 use eagate_domain::pagination::{Page, PageRequest};
 use eagate_domain::signal::{
-    Ack, AckRecord, Delivery, InsertSignalError, NewSignal, Signal, SignalId, SignalRepository,
+    Ack, AckRecord, Delivery, InsertSignalError, Instrument, NewSignal, Signal, SignalId, SignalRepository,
     SignalWithDeliveries,
 };
 use tracing::instrument;
@@ -99,16 +99,32 @@ impl SignalRepository for PgSignalRepository {
         let mut conn = conn(&self.pool).await.map_err(UnexpectedError::from)?;
         let row = NewSignalRow::new(&new.signal, new.idempotency.as_ref());
         let deliveries: Vec<NewDeliveryRow> = new
-            .devices
+            .deliveries
             .iter()
-            .map(|d| NewDeliveryRow {
-                signal_id: new.signal.id.as_uuid(),
-                device_id: d.as_uuid(),
-                created_at: new.signal.created_at,
-                expires_at: new.signal.expires_at,
-            })
+            .map(|(d, adaptation)| NewDeliveryRow::new(&new.signal, *d, adaptation))
             .collect();
-        let payloads = notification_payloads(&new.signal, &new.devices);
+        // Devices that receive the same order share notifications; skipped
+        // ones are not woken.
+        let mut groups: Vec<(Signal, Vec<DeviceId>)> = Vec::new();
+        for (device, adaptation) in &new.deliveries {
+            let Some(order) = adaptation.apply(&new.signal.order) else {
+                continue;
+            };
+            match groups.iter_mut().find(|(s, _)| s.order == order) {
+                Some((_, devices)) => devices.push(*device),
+                None => groups.push((
+                    Signal {
+                        order,
+                        ..new.signal.clone()
+                    },
+                    vec![*device],
+                )),
+            }
+        }
+        let payloads: Vec<String> = groups
+            .iter()
+            .flat_map(|(signal, devices)| notification_payloads(signal, devices))
+            .collect();
         let result = conn
             .transaction::<_, diesel::result::Error, _>(async |conn| {
                 diesel::insert_into(signals::table)
@@ -134,14 +150,15 @@ impl SignalRepository for PgSignalRepository {
             Ok(()) => Ok(SignalWithDeliveries {
                 signal: new.signal.clone(),
                 deliveries: new
-                    .devices
+                    .deliveries
                     .iter()
-                    .map(|d| Delivery {
+                    .map(|(d, adaptation)| Delivery {
                         signal_id: new.signal.id,
                         device_id: *d,
                         first_polled_at: None,
                         ack: None,
                         cancelled_at: None,
+                        adaptation: Some(adaptation.clone()),
                     })
                     .collect(),
             }),
@@ -267,11 +284,12 @@ impl SignalRepository for PgSignalRepository {
         limit: u32,
     ) -> Result<Vec<Signal>, UnexpectedError> {
         let mut conn = conn(&self.pool).await?;
-        let rows: Vec<SignalRow> = signal_deliveries::table
+        let rows: Vec<(SignalRow, Option<String>, Option<f64>)> = signal_deliveries::table
             .inner_join(signals::table)
             .filter(signal_deliveries::device_id.eq(device.as_uuid()))
             .filter(signal_deliveries::acknowledged_at.is_null())
             .filter(signal_deliveries::cancelled_at.is_null())
+            .filter(signal_deliveries::skip_reason.is_null())
             .filter(
                 signal_deliveries::expires_at
                     .is_null()
@@ -279,11 +297,28 @@ impl SignalRepository for PgSignalRepository {
             )
             .order((signal_deliveries::created_at, signal_deliveries::signal_id))
             .limit(i64::from(limit))
-            .select(SignalRow::as_select())
+            .select((
+                SignalRow::as_select(),
+                signal_deliveries::instrument,
+                signal_deliveries::volume,
+            ))
             .load(&mut conn)
             .await
             .map_err(DbError::from)?;
-        rows.into_iter().map(Signal::try_from).collect()
+        // The order as adapted for the device (deliveries stored before
+        // configurations existed have neither column: as published).
+        rows.into_iter()
+            .map(|(row, instrument, volume)| {
+                let mut signal = Signal::try_from(row)?;
+                if let Some(instrument) = instrument {
+                    signal.order.instrument = Instrument::from_trusted(instrument);
+                }
+                if let Some(volume) = volume {
+                    signal.order.volume = volume;
+                }
+                Ok(signal)
+            })
+            .collect()
     }
 
     #[instrument(name = "db.signals.mark_delivered", skip_all, err(Display))]

@@ -105,9 +105,12 @@ pub(crate) struct CredentialsRow {
     pub prev_secret_expires_at: Option<DateTime<Utc>>,
 }
 
-impl From<CredentialsRow> for DeviceCredentials {
-    fn from(r: CredentialsRow) -> Self {
-        Self {
+impl CredentialsRow {
+    /// The device's credentials with its configuration revision (0 without
+    /// a row in `device_config_revisions`).
+    pub fn with_revision(self, config_revision: Option<i64>) -> DeviceCredentials {
+        let r = self;
+        DeviceCredentials {
             id: DeviceId::from_uuid(r.id),
             owner: UserId::from_uuid(r.owner_id),
             name: DeviceName::from_trusted(r.name),
@@ -126,6 +129,7 @@ impl From<CredentialsRow> for DeviceCredentials {
                 }
                 _ => None,
             },
+            config_revision: config_revision.unwrap_or(0),
         }
     }
 }

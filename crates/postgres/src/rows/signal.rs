@@ -2,8 +2,12 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use eagate_domain::UnexpectedError;
 use eagate_domain::account::UserId;
+use eagate_domain::config::{AdaptOutcome, Adaptation, Mode, SkipReason};
 use eagate_domain::device::DeviceId;
-use eagate_domain::signal::{Ack, Delivery, Instrument, Order, OrderType, Outcome, Side, Signal, SignalId};
+use eagate_domain::signal::{
+    Ack, Action, Delivery, Instrument, Order, OrderType, Outcome, Side, Signal, SignalId,
+};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::schema::{signal_deliveries, signals};
@@ -28,6 +32,7 @@ pub(crate) struct SignalRow {
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub cancelled_at: Option<DateTime<Utc>>,
+    pub action: String,
 }
 
 impl TryFrom<SignalRow> for Signal {
@@ -42,6 +47,7 @@ impl TryFrom<SignalRow> for Signal {
                 side: Side::parse(&r.side).map_err(|_| corrupt("side", &r.side))?,
                 order_type: OrderType::parse(&r.order_type)
                     .map_err(|_| corrupt("order type", &r.order_type))?,
+                action: Action::parse(&r.action).map_err(|_| corrupt("action", &r.action))?,
                 volume: r.volume,
                 entry_price: r.entry_price,
                 stop_loss: r.stop_loss,
@@ -72,6 +78,7 @@ pub(crate) struct NewSignalRow<'a> {
     pub created_at: DateTime<Utc>,
     pub idempotency_key: Option<&'a str>,
     pub request_description: Option<&'a str>,
+    pub action: &'static str,
 }
 
 impl<'a> NewSignalRow<'a> {
@@ -91,6 +98,7 @@ impl<'a> NewSignalRow<'a> {
             created_at: s.created_at,
             idempotency_key: idempotency.map(|(k, _)| k.as_str()),
             request_description: idempotency.map(|(_, d)| d.as_str()),
+            action: s.order.action.as_str(),
         }
     }
 }
@@ -107,6 +115,7 @@ pub(crate) struct DeliveryRow {
     pub fill_price: Option<f64>,
     pub message: Option<String>,
     pub cancelled_at: Option<DateTime<Utc>>,
+    pub adaptation: Option<serde_json::Value>,
 }
 
 impl DeliveryRow {
@@ -134,6 +143,14 @@ impl TryFrom<DeliveryRow> for Delivery {
             device_id: DeviceId::from_uuid(r.device_id),
             first_polled_at: r.first_polled_at,
             cancelled_at: r.cancelled_at,
+            adaptation: r
+                .adaptation
+                .map(|v| {
+                    serde_json::from_value::<AdaptationJson>(v)
+                        .map_err(|e| UnexpectedError::msg(format!("stored adaptation is not valid: {e}")))
+                        .and_then(Adaptation::try_from)
+                })
+                .transpose()?,
         })
     }
 }
@@ -145,4 +162,99 @@ pub(crate) struct NewDeliveryRow {
     pub device_id: Uuid,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
+    pub instrument: Option<String>,
+    pub volume: Option<f64>,
+    pub skip_reason: Option<&'static str>,
+    pub adaptation: serde_json::Value,
+}
+
+impl NewDeliveryRow {
+    pub fn new(signal: &Signal, device: DeviceId, adaptation: &Adaptation) -> Self {
+        let (instrument, volume, skip_reason) = match &adaptation.outcome {
+            AdaptOutcome::Deliver { symbol, volume, .. } => (Some(symbol.clone()), Some(*volume), None),
+            AdaptOutcome::Skip(reason) => (None, None, Some(reason.as_str())),
+        };
+        Self {
+            signal_id: signal.id.as_uuid(),
+            device_id: device.as_uuid(),
+            created_at: signal.created_at,
+            expires_at: signal.expires_at,
+            instrument,
+            volume,
+            skip_reason,
+            adaptation: serde_json::to_value(AdaptationJson::from(adaptation)).unwrap_or_default(),
+        }
+    }
+}
+
+/// How an adaptation is stored (`signal_deliveries.adaptation`).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct AdaptationJson {
+    config_revision: i64,
+    mode: String,
+    sizing: serde_json::Value,
+    max_lot: Option<f64>,
+    signal_symbol: String,
+    signal_volume: f64,
+    symbol: Option<String>,
+    volume: Option<f64>,
+    #[serde(default)]
+    capped: bool,
+    skip_reason: Option<String>,
+}
+
+impl From<&Adaptation> for AdaptationJson {
+    fn from(a: &Adaptation) -> Self {
+        let (symbol, volume, capped, skip_reason) = match &a.outcome {
+            AdaptOutcome::Deliver {
+                symbol,
+                volume,
+                capped,
+            } => (Some(symbol.clone()), Some(*volume), *capped, None),
+            AdaptOutcome::Skip(r) => (None, None, false, Some(r.as_str().to_owned())),
+        };
+        Self {
+            config_revision: a.config_revision,
+            mode: a.mode.as_str().to_owned(),
+            sizing: a.sizing.to_json(),
+            max_lot: a.max_lot,
+            signal_symbol: a.signal_symbol.clone(),
+            signal_volume: a.signal_volume,
+            symbol,
+            volume,
+            capped,
+            skip_reason,
+        }
+    }
+}
+
+impl TryFrom<AdaptationJson> for Adaptation {
+    type Error = UnexpectedError;
+
+    fn try_from(j: AdaptationJson) -> Result<Self, UnexpectedError> {
+        let sizing = eagate_domain::config::ConfigLayer::parse(&serde_json::json!({ "sizing": j.sizing }))
+            .ok()
+            .and_then(|l| l.sizing)
+            .ok_or_else(|| corrupt("sizing", &j.sizing.to_string()))?;
+        let outcome = match (j.skip_reason, j.symbol, j.volume) {
+            (Some(r), _, _) => {
+                AdaptOutcome::Skip(SkipReason::parse(&r).ok_or_else(|| corrupt("skip reason", &r))?)
+            }
+            (None, Some(symbol), Some(volume)) => AdaptOutcome::Deliver {
+                symbol,
+                volume,
+                capped: j.capped,
+            },
+            _ => return Err(UnexpectedError::msg("stored adaptation has neither outcome")),
+        };
+        Ok(Self {
+            config_revision: j.config_revision,
+            mode: Mode::parse(&j.mode).ok_or_else(|| corrupt("mode", &j.mode))?,
+            sizing,
+            max_lot: j.max_lot,
+            signal_symbol: j.signal_symbol,
+            signal_volume: j.signal_volume,
+            outcome,
+        })
+    }
 }

@@ -58,7 +58,8 @@ async fn device_of_new_user(db: &TestDatabase) -> (eagate_domain::account::UserI
 }
 
 fn signal_for(owner: eagate_domain::account::UserId, device: DeviceId) -> NewSignal {
-    NewSignal {
+    use eagate_domain::config::{CurrentConfig, EffectiveConfig, adapt};
+    let mut new = NewSignal {
         signal: Signal {
             id: SignalId::from_uuid(Uuid::now_v7()),
             owner,
@@ -66,6 +67,7 @@ fn signal_for(owner: eagate_domain::account::UserId, device: DeviceId) -> NewSig
                 instrument: Instrument::parse("XAUUSD").unwrap(),
                 side: Side::Sell,
                 order_type: OrderType::Market,
+                action: Action::Open,
                 volume: 1.0,
                 entry_price: None,
                 stop_loss: None,
@@ -76,9 +78,15 @@ fn signal_for(owner: eagate_domain::account::UserId, device: DeviceId) -> NewSig
             created_at: chrono::Utc::now(),
             cancelled_at: None,
         },
-        devices: vec![device],
+        deliveries: Vec::new(),
         idempotency: None,
-    }
+    };
+    let as_published = adapt(
+        &new.signal.order,
+        &EffectiveConfig::merge(&CurrentConfig::default(), None, 0),
+    );
+    new.deliveries.push((device, as_published));
+    new
 }
 
 /// Polls `future` once: whether it is still pending (a wait in progress).

@@ -73,6 +73,7 @@ struct EagateSignal
    double            stop_loss;
    double            take_profit;
    string            comment;
+   string            action;        // open | close (close the EA's positions on the instrument)
    string            expires_at;    // RFC 3339 UTC, "" when none
    string            created_at;
    long              expires_at_unix;
@@ -103,6 +104,13 @@ struct EagateHeartbeat
   };
 
 //+------------------------------------------------------------------+
+//| The device's settings and trading configuration. The server has   |
+//| already applied mode, allowed_symbols, symbol_map, fixed and       |
+//| multiplier sizing and max_lot to the signals it delivers; the EA   |
+//| applies risk_percent sizing, max_open_trades, max_daily_loss,      |
+//| slippage_points and magic_number. Unset numbers are 0 (-1 for      |
+//| slippage_points and magic_number, where 0 is a value).             |
+//+------------------------------------------------------------------+
 struct EagateConfig
   {
    long              poll_interval_seconds;
@@ -110,7 +118,51 @@ struct EagateConfig
    long              server_time;
    string            device_id;
    string            name;
+   long              config_revision; // polls report it: refetch when it differs
+   string            etag;            // send back with ConfigIfChanged
+   bool              not_modified;    // the last ConfigIfChanged answered 304
+   string            mode;            // active | close_only | paused
+   string            sizing_type;     // fixed | multiplier | risk_percent
+   double            sizing_value;    // lots, factor or percent
+   double            max_lot;
+   string            allowed_symbols; // comma-separated; "" = all
+   string            symbol_map;      // "SIGNAL=BROKER,..."; "" = none
+   long              max_open_trades;
+   double            max_daily_loss;
+   long              slippage_points;
+   long              magic_number;
   };
+
+//+------------------------------------------------------------------+
+//| The broker symbol a signal symbol maps to (itself if unmapped).  |
+//+------------------------------------------------------------------+
+string EagateMapSymbol(const EagateConfig &config, const string symbol)
+  {
+   string pairs[];
+   int n = StringSplit(config.symbol_map, ',', pairs);
+   for(int i = 0; i < n; i++)
+     {
+      int eq = StringFind(pairs[i], "=");
+      if(eq > 0 && StringSubstr(pairs[i], 0, eq) == symbol)
+         return StringSubstr(pairs[i], eq + 1);
+     }
+   return symbol;
+  }
+
+//+------------------------------------------------------------------+
+//| Whether the configuration lets the device trade a signal symbol. |
+//+------------------------------------------------------------------+
+bool EagateSymbolAllowed(const EagateConfig &config, const string symbol)
+  {
+   if(config.allowed_symbols == "")
+      return true;
+   string symbols[];
+   int n = StringSplit(config.allowed_symbols, ',', symbols);
+   for(int i = 0; i < n; i++)
+      if(symbols[i] == symbol)
+         return true;
+   return false;
+  }
 
 //+------------------------------------------------------------------+
 //| The server's record of an acknowledgement (ticket -1 and price 0 |
@@ -215,6 +267,7 @@ private:
    long              m_retries;
    long              m_rate_limited;
    long              m_clock_corrections;
+   long              m_config_revision;
 
    bool              Fail(const int status, const string code, const string detail);
    void              Log(const string text);
@@ -233,6 +286,8 @@ public:
    void              SetDebug(const bool enabled) { m_debug = enabled; }
    bool              Request(const string method, const string target, const string body,
                              const int timeout_ms, string &response);
+   bool              RequestWith(const string method, const string target, const string body,
+                                 const string extra_headers, const int timeout_ms, string &response);
    bool              Poll(const int wait_seconds, EagateSignal &signals[], const int limit = 10);
    bool              Ack(const string signal_id, const ENUM_EAGATE_OUTCOME outcome, const long ticket,
                          const double fill_price, const string message);
@@ -240,6 +295,9 @@ public:
                          const double fill_price, const string message, EagateAckReceipt &receipt);
    bool              Heartbeat(const EagateHeartbeat &fields);
    bool              Config(EagateConfig &config);
+   bool              ConfigIfChanged(EagateConfig &config);
+   // The trading configuration revision of the last poll (0 before one).
+   long              ConfigRevision(void) const { return m_config_revision; }
    // The last call's outcome: HTTP status (0 when no answer), code and
    // the server's detail; "" code means success.
    int               LastStatus(void) const { return m_status; }
@@ -282,6 +340,7 @@ CEagateClient::CEagateClient(void)
    m_retries = 0;
    m_rate_limited = 0;
    m_clock_corrections = 0;
+   m_config_revision = 0;
   }
 
 //+------------------------------------------------------------------+
@@ -522,6 +581,16 @@ int CEagateClient::Backoff(const int attempt)
 bool CEagateClient::Request(const string method, const string target, const string body,
                             const int timeout_ms, string &response)
   {
+   return RequestWith(method, target, body, "", timeout_ms, response);
+  }
+
+//+------------------------------------------------------------------+
+//| Request with extra header lines ("Name: value\r\n", unsigned);   |
+//| a 304 answer (to If-None-Match) succeeds with an empty response. |
+//+------------------------------------------------------------------+
+bool CEagateClient::RequestWith(const string method, const string target, const string body,
+                                const string extra_headers, const int timeout_ms, string &response)
+  {
    response = "";
    m_status = 0;
    m_code = "";
@@ -554,6 +623,7 @@ bool CEagateClient::Request(const string method, const string target, const stri
                        "Accept: application/json\r\n";
       if(body_size > 0)
          headers += "Content-Type: application/json\r\n";
+      headers += extra_headers;
       char result[];
       string result_headers = "";
       m_requests++;
@@ -588,7 +658,7 @@ bool CEagateClient::Request(const string method, const string target, const stri
             answer[i] = (uchar)result[i];
          response = EagateUtf8String(answer);
          Log(method + " " + target + " -> " + IntegerToString(status) + " (attempt " + IntegerToString(attempt) + ")");
-         if(status >= 200 && status < 300)
+         if((status >= 200 && status < 300) || status == 304)
            {
             m_status = status;
             return true;
@@ -657,6 +727,7 @@ bool CEagateClient::Poll(const int wait_seconds, EagateSignal &signals[], const 
       return false;
    if(!ParseObject(response))
       return false;
+   m_config_revision = m_json.GetLong(m_json.Root(), "config_revision", m_config_revision);
    int list = m_json.Get(m_json.Root(), "signals");
    if(m_json.Type(list) != EAGATE_JSON_ARRAY)
       return Fail(m_status, EAGATE_ERR_BAD_RESPONSE, "the answer has no signals array");
@@ -679,6 +750,7 @@ bool CEagateClient::Poll(const int wait_seconds, EagateSignal &signals[], const 
       signals[i].stop_loss = m_json.GetDouble(item, "stop_loss", 0.0);
       signals[i].take_profit = m_json.GetDouble(item, "take_profit", 0.0);
       signals[i].comment = m_json.GetString(item, "comment", "");
+      signals[i].action = m_json.GetString(item, "action", "open");
       signals[i].expires_at = m_json.GetString(item, "expires_at", "");
       signals[i].created_at = m_json.GetString(item, "created_at", "");
       signals[i].expires_at_unix = 0;
@@ -787,14 +859,29 @@ bool CEagateClient::Heartbeat(const EagateHeartbeat &fields)
 //+------------------------------------------------------------------+
 bool CEagateClient::Config(EagateConfig &config)
   {
-   config.poll_interval_seconds = 0;
-   config.long_poll_max_seconds = 0;
-   config.server_time = 0;
-   config.device_id = "";
-   config.name = "";
+   config.etag = "";
+   return ConfigIfChanged(config);
+  }
+
+//+------------------------------------------------------------------+
+//| Fetches the settings unless config.etag is still current: then   |
+//| the server answers 304, config is left as it is and              |
+//| config.not_modified is true.                                     |
+//+------------------------------------------------------------------+
+bool CEagateClient::ConfigIfChanged(EagateConfig &config)
+  {
+   config.not_modified = false;
+   string extra = "";
+   if(config.etag != "")
+      extra = "If-None-Match: " + config.etag + "\r\n";
    string response = "";
-   if(!Request("GET", "/api/v1/device/config", "", m_timeout_ms, response))
+   if(!RequestWith("GET", "/api/v1/device/config", "", extra, m_timeout_ms, response))
       return false;
+   if(m_status == 304)
+     {
+      config.not_modified = true;
+      return true;
+     }
    if(!ParseObject(response))
       return false;
    int root = m_json.Root();
@@ -803,6 +890,55 @@ bool CEagateClient::Config(EagateConfig &config)
    config.server_time = m_json.GetLong(root, "server_time", 0);
    config.device_id = m_json.GetString(root, "device_id", "");
    config.name = m_json.GetString(root, "name", "");
+   config.config_revision = m_json.GetLong(root, "config_revision", 0);
+   config.etag = "\"r" + IntegerToString(config.config_revision) + "\"";
+   config.mode = "active";
+   config.sizing_type = "multiplier";
+   config.sizing_value = 1.0;
+   config.max_lot = 0.0;
+   config.allowed_symbols = "";
+   config.symbol_map = "";
+   config.max_open_trades = 0;
+   config.max_daily_loss = 0.0;
+   config.slippage_points = -1;
+   config.magic_number = -1;
+   int trading = m_json.Get(root, "trading");
+   if(m_json.Type(trading) != EAGATE_JSON_OBJECT)
+      return true;
+   config.mode = m_json.GetString(trading, "mode", "active");
+   int sizing = m_json.Get(trading, "sizing");
+   if(m_json.Type(sizing) == EAGATE_JSON_OBJECT)
+     {
+      config.sizing_type = m_json.GetString(sizing, "type", "multiplier");
+      if(config.sizing_type == "fixed")
+         config.sizing_value = m_json.GetDouble(sizing, "lots", 0.0);
+      if(config.sizing_type == "multiplier")
+         config.sizing_value = m_json.GetDouble(sizing, "factor", 1.0);
+      if(config.sizing_type == "risk_percent")
+         config.sizing_value = m_json.GetDouble(sizing, "percent", 0.0);
+     }
+   config.max_lot = m_json.GetDouble(trading, "max_lot", 0.0);
+   int symbols = m_json.Get(trading, "allowed_symbols");
+   if(m_json.Type(symbols) == EAGATE_JSON_ARRAY)
+      for(int i = 0; i < m_json.Size(symbols); i++)
+        {
+         string symbol = "";
+         if(m_json.AsString(m_json.At(symbols, i), symbol))
+            config.allowed_symbols += (config.allowed_symbols == "" ? "" : ",") + symbol;
+        }
+   int map = m_json.Get(trading, "symbol_map");
+   if(m_json.Type(map) == EAGATE_JSON_OBJECT)
+      for(int i = 0; i < m_json.Size(map); i++)
+        {
+         int entry = m_json.At(map, i);
+         string to = "";
+         if(m_json.AsString(entry, to))
+            config.symbol_map += (config.symbol_map == "" ? "" : ",") + m_json.Key(entry) + "=" + to;
+        }
+   config.max_open_trades = m_json.GetLong(trading, "max_open_trades", 0);
+   config.max_daily_loss = m_json.GetDouble(trading, "max_daily_loss", 0.0);
+   config.slippage_points = m_json.GetLong(trading, "slippage_points", -1);
+   config.magic_number = m_json.GetLong(trading, "magic_number", -1);
    return true;
   }
 

@@ -6,6 +6,8 @@
 //|   ack-twice   Ack InpSignalId twice with one outcome (same       |
 //|               receipt), then with another (ack-conflict, not     |
 //|               retried).                                          |
+//|   config      Config, then ConfigIfChanged (304), a poll's       |
+//|               config_revision; prints the trading fields.        |
 //+------------------------------------------------------------------+
 #property copyright "eagate"
 #property version   "1.00"
@@ -67,6 +69,32 @@ void AckTwice(void)
   }
 
 //+------------------------------------------------------------------+
+void ConfigScenario(void)
+  {
+   EagateConfig config;
+   if(!g_probe.Config(config))
+     {
+      Problem("config failed: " + g_probe.LastError());
+      return;
+     }
+   Print("probe: config revision=", IntegerToString(config.config_revision), " etag=", config.etag,
+         " mode=", config.mode, " sizing=", config.sizing_type, ":", EagateJsonNumber(config.sizing_value),
+         " max_lot=", EagateJsonNumber(config.max_lot), " allowed=", config.allowed_symbols,
+         " map=", config.symbol_map, " gold=", EagateMapSymbol(config, "XAUUSD"),
+         " eurusd_allowed=", EagateSymbolAllowed(config, "EURUSD") ? "yes" : "no",
+         " magic=", IntegerToString(config.magic_number), " slippage=", IntegerToString(config.slippage_points));
+   if(!g_probe.ConfigIfChanged(config))
+      Problem("conditional config failed: " + g_probe.LastError());
+   if(!config.not_modified || g_probe.LastStatus() != 304)
+      Problem("an unchanged configuration was not answered 304 (status " + IntegerToString(g_probe.LastStatus()) + ")");
+   EagateSignal signals[];
+   if(!g_probe.Poll(0, signals))
+      Problem("poll failed: " + g_probe.LastError());
+   if(g_probe.ConfigRevision() != config.config_revision)
+      Problem("the poll reported revision " + IntegerToString(g_probe.ConfigRevision()));
+  }
+
+//+------------------------------------------------------------------+
 void OnStart()
   {
    if(!g_probe.Init(InpServerUrl, InpDeviceId, InpDeviceSecret))
@@ -81,7 +109,10 @@ void OnStart()
       if(InpScenario == "ack-twice")
          AckTwice();
       else
-         Problem("unknown scenario " + InpScenario);
+         if(InpScenario == "config")
+            ConfigScenario();
+         else
+            Problem("unknown scenario " + InpScenario);
    Print("probe: ", InpScenario, " done, ", IntegerToString(g_problems), " problems");
    SetReturnError(g_problems == 0 ? 0 : 1);
   }

@@ -802,6 +802,10 @@ double SymbolInfoDouble(const string &name, ENUM_SYMBOL_INFO_DOUBLE property) {
     case SYMBOL_VOLUME_MIN: return s->vmin;
     case SYMBOL_VOLUME_MAX: return s->vmax;
     case SYMBOL_VOLUME_STEP: return s->vstep;
+    // One tick is one point; worth 1 account-currency unit per lot (exact
+    // for EURUSD in a USD account; a simplification for the others).
+    case SYMBOL_TRADE_TICK_SIZE: return std::pow(10.0, -s->digits);
+    case SYMBOL_TRADE_TICK_VALUE: return 1.0;
     }
     return 0;
 }

@@ -24,6 +24,7 @@ fn credentials(id: DeviceId, revoked: bool) -> Arc<DeviceCredentials> {
             ciphertext: vec![1, 2, 3],
         },
         previous: None,
+        config_revision: 0,
     })
 }
 

@@ -164,6 +164,7 @@ pub fn order(instrument: &str) -> Order {
         instrument: Instrument::parse(instrument).unwrap(),
         side: Side::Buy,
         order_type: OrderType::Limit,
+        action: crate::signal::Action::Open,
         volume: 0.5,
         entry_price: Some(1.085),
         stop_loss: Some(1.08),
@@ -175,6 +176,10 @@ pub fn order(instrument: &str) -> Order {
 /// A signal of `owner` for `devices`, created `minutes` after [`t0`], with
 /// an optional idempotency key (described as `description of <key>`).
 pub fn new_signal(owner: UserId, minutes: i64, devices: &[DeviceId], key: Option<&str>) -> NewSignal {
+    let as_published = crate::config::adapt(
+        &order("EURUSD"),
+        &crate::config::EffectiveConfig::merge(&crate::config::CurrentConfig::default(), None, 0),
+    );
     NewSignal {
         signal: Signal {
             id: SignalId::from_uuid(Uuid::now_v7()),
@@ -184,7 +189,7 @@ pub fn new_signal(owner: UserId, minutes: i64, devices: &[DeviceId], key: Option
             created_at: t0() + Duration::minutes(minutes),
             cancelled_at: None,
         },
-        devices: devices.to_vec(),
+        deliveries: devices.iter().map(|d| (*d, as_published.clone())).collect(),
         idempotency: key.map(|k| (k.to_owned(), format!("description of {k}"))),
     }
 }

@@ -33,6 +33,7 @@
 pub mod account;
 pub mod audit;
 pub mod cache;
+pub mod config;
 pub mod device;
 pub mod fixtures;
 pub mod nonce;
@@ -47,6 +48,7 @@ pub mod wakeups;
 pub use account::account_repository_contract;
 pub use audit::audit_log_contract;
 pub use cache::device_cache_contract;
+pub use config::config_repository_contract;
 pub use device::device_repository_contract;
 pub use fixtures::{audit_event, new_user};
 pub use nonce::replay_guard_contract;

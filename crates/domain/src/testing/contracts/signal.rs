@@ -548,6 +548,94 @@ pub async fn deleting_the_owner_deletes_the_signals(
     );
 }
 
+/// An adaptation of the fixture order under `doc` (an account default).
+fn adapted(doc: serde_json::Value) -> crate::config::Adaptation {
+    let current = crate::config::CurrentConfig {
+        version: 1,
+        layer: crate::config::ConfigLayer::parse(&doc).expect("a valid document"),
+    };
+    crate::config::adapt(
+        &order("EURUSD"),
+        &crate::config::EffectiveConfig::merge(&current, None, 7),
+    )
+}
+
+pub async fn pending_orders_are_adapted_for_their_device(
+    accounts: &impl AccountRepository,
+    devices: &impl DeviceRepository,
+    signals: &impl SignalRepository,
+) {
+    let (owner, ids) = owner_with_devices(accounts, devices, 2).await;
+    let mut new = new_signal(owner, 1, &ids, None);
+    let mapped = adapted(serde_json::json!({
+        "symbol_map": {"EURUSD": "EURUSD.m"},
+        "sizing": {"type": "multiplier", "factor": 0.6}
+    }));
+    new.deliveries[0].1 = mapped.clone();
+    let stored = signals.insert(&new).await.expect("insert failed");
+    assert_eq!(
+        delivery_to(&stored, ids[0]).adaptation,
+        Some(mapped.clone()),
+        "a delivery keeps the values it was adapted with"
+    );
+    let got = signals
+        .pending_for_device(ids[0], t0() + Duration::minutes(2), 10)
+        .await
+        .expect("pending_for_device failed");
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].order.instrument.as_str(),
+        "EURUSD.m",
+        "the device receives its broker's symbol"
+    );
+    assert!(
+        (got[0].order.volume - 0.3).abs() < 1e-9,
+        "and its volume: {}",
+        got[0].order.volume
+    );
+    assert_eq!(
+        got[0].order.entry_price, new.signal.order.entry_price,
+        "the rest as published"
+    );
+    let other = signals
+        .pending_for_device(ids[1], t0() + Duration::minutes(2), 10)
+        .await
+        .expect("pending_for_device failed");
+    assert_eq!(
+        other[0].order, new.signal.order,
+        "another device gets the order as its own config says"
+    );
+    let found = find(signals, owner, new.signal.id).await.expect("found");
+    assert_eq!(
+        delivery_to(&found, ids[0]).adaptation,
+        Some(mapped),
+        "find returns the adaptation too"
+    );
+}
+
+pub async fn a_skipped_delivery_is_kept_but_never_pending(
+    accounts: &impl AccountRepository,
+    devices: &impl DeviceRepository,
+    signals: &impl SignalRepository,
+) {
+    let (owner, ids) = owner_with_devices(accounts, devices, 1).await;
+    let mut new = new_signal(owner, 1, &ids, None);
+    let paused = adapted(serde_json::json!({"mode": "paused"}));
+    assert_eq!(paused.skipped(), Some(crate::config::SkipReason::Paused));
+    new.deliveries[0].1 = paused.clone();
+    signals.insert(&new).await.expect("insert failed");
+    assert!(
+        pending(signals, ids[0], t0() + Duration::minutes(2), 10)
+            .await
+            .is_empty(),
+        "a skipped delivery is never polled"
+    );
+    let found = find(signals, owner, new.signal.id).await.expect("found");
+    let d = delivery_to(&found, ids[0]);
+    assert_eq!(d.adaptation, Some(paused), "the skip is recorded with its reason");
+    assert_eq!(d.status(&found.signal, t0()), DeliveryStatus::Skipped);
+}
+
 /// Runs every rule in order on one store; prefer
 /// [`signal_repository_contract!`](crate::signal_repository_contract),
 /// which gives each rule a test of its own.
@@ -572,6 +660,8 @@ pub async fn signal_repository_contract(
     a_cancel_is_idempotent_and_only_the_owners(accounts, devices, signals).await;
     signals_are_listed_newest_first_in_pages_with_deliveries(accounts, devices, signals).await;
     deleting_the_owner_deletes_the_signals(accounts, devices, signals).await;
+    pending_orders_are_adapted_for_their_device(accounts, devices, signals).await;
+    a_skipped_delivery_is_kept_but_never_pending(accounts, devices, signals).await;
 }
 
 /// One `#[tokio::test]` per [`SignalRepository`] rule, in a module
@@ -602,6 +692,8 @@ macro_rules! signal_repository_contract {
                 a_cancel_is_idempotent_and_only_the_owners,
                 signals_are_listed_newest_first_in_pages_with_deliveries,
                 deleting_the_owner_deletes_the_signals,
+                pending_orders_are_adapted_for_their_device,
+                a_skipped_delivery_is_kept_but_never_pending,
             ]
         );
     };

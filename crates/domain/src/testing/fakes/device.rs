@@ -66,6 +66,7 @@ impl DeviceRepository for InMemoryDeviceRepository {
                 device: device.clone(),
                 current: new.secret.clone(),
                 previous: None,
+                config_revision: 0,
             },
         );
         state.audit.push(audit.clone());
@@ -176,6 +177,7 @@ impl DeviceRepository for InMemoryDeviceRepository {
             revoked: r.device.revoked_at.is_some(),
             current: r.current.clone(),
             previous: r.previous.clone(),
+            config_revision: r.config_revision,
         }))
     }
 

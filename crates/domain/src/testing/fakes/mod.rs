@@ -8,6 +8,7 @@ mod account;
 mod audit;
 mod cache;
 mod clock;
+mod config;
 mod device;
 mod nonce;
 mod password;
@@ -24,6 +25,7 @@ pub use account::InMemoryAccountRepository;
 pub use audit::InMemoryAuditLog;
 pub use cache::FakeDeviceCache;
 pub use clock::{FixedClock, SequentialIds};
+pub use config::InMemoryConfigRepository;
 pub use device::InMemoryDeviceRepository;
 pub use nonce::FakeReplayGuard;
 pub use password::FakeHasher;
@@ -59,6 +61,11 @@ mod contracts {
     crate::device_repository_contract!(async {
         let store = InMemoryStore::default();
         ((), store.accounts(), store.devices(), store.audit())
+    });
+
+    crate::config_repository_contract!(async {
+        let store = InMemoryStore::default();
+        ((), store.accounts(), store.devices(), store.configs())
     });
 
     crate::signal_repository_contract!(async {
@@ -109,6 +116,7 @@ mod contracts {
         audit_log_contract(&accounts, &audit).await;
         device_repository_contract(&accounts, &devices, &audit).await;
         signal_repository_contract(&accounts, &devices, &signals).await;
+        config_repository_contract(&accounts, &devices, &store.configs()).await;
         let wakeups = store.wakeups(FixedClock::default_start());
         wakeups::signal_wakeups_contract(&accounts, &devices, &signals, &wakeups).await;
         replay_guard_contract(&FakeReplayGuard::default()).await;

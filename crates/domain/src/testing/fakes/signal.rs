@@ -32,20 +32,27 @@ impl SignalRepository for InMemorySignalRepository {
         let record = SignalRecord {
             signal: new.signal.clone(),
             deliveries: new
-                .devices
+                .deliveries
                 .iter()
-                .map(|d| Delivery {
+                .map(|(d, adaptation)| Delivery {
                     signal_id: new.signal.id,
                     device_id: *d,
                     first_polled_at: None,
                     ack: None,
                     cancelled_at: None,
+                    adaptation: Some(adaptation.clone()),
                 })
                 .collect(),
             idempotency: new.idempotency.clone(),
         };
-        for d in &new.devices {
-            state.published.entry(*d).or_default().push(new.signal.clone());
+        for (d, adaptation) in &new.deliveries {
+            if let Some(order) = adaptation.apply(&new.signal.order) {
+                let signal = Signal {
+                    order,
+                    ..new.signal.clone()
+                };
+                state.published.entry(*d).or_default().push(signal);
+            }
         }
         let out = with_deliveries(&record);
         state.signals.push(record);
@@ -147,12 +154,19 @@ impl SignalRepository for InMemorySignalRepository {
             .signals
             .iter()
             .filter(|r| !r.signal.is_expired(now))
-            .filter(|r| {
-                r.deliveries
+            .filter_map(|r| {
+                let d = r
+                    .deliveries
                     .iter()
-                    .any(|d| d.device_id == device && d.ack.is_none() && d.cancelled_at.is_none())
+                    .find(|d| d.device_id == device && d.ack.is_none() && d.cancelled_at.is_none())?;
+                match &d.adaptation {
+                    None => Some(r.signal.clone()),
+                    Some(a) => a.apply(&r.signal.order).map(|order| Signal {
+                        order,
+                        ..r.signal.clone()
+                    }),
+                }
             })
-            .map(|r| r.signal.clone())
             .collect();
         pending.sort_by_key(|s| (s.created_at, s.id));
         pending.truncate(limit as usize);

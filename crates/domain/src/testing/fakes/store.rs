@@ -6,11 +6,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 
 use super::{
-    FakeWakeups, FixedClock, InMemoryAccountRepository, InMemoryAuditLog, InMemoryDeviceRepository,
-    InMemorySessionRepository, InMemorySignalRepository,
+    FakeWakeups, FixedClock, InMemoryAccountRepository, InMemoryAuditLog, InMemoryConfigRepository,
+    InMemoryDeviceRepository, InMemorySessionRepository, InMemorySignalRepository,
 };
 use crate::account::*;
 use crate::audit::AuditEvent;
+use crate::config::{ConfigScope, ConfigVersion};
 use crate::device::*;
 use crate::signal::*;
 
@@ -23,6 +24,7 @@ pub(super) struct DeviceRecord {
     pub(super) device: Device,
     pub(super) current: SealedSecret,
     pub(super) previous: Option<(SealedSecret, DateTime<Utc>)>,
+    pub(super) config_revision: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -45,6 +47,8 @@ pub(super) struct State {
     pub(super) refresh_tokens: HashMap<RefreshTokenHash, (NewRefreshToken, Option<DateTime<Utc>>)>,
     pub(super) devices: HashMap<DeviceId, DeviceRecord>,
     pub(super) audit: Vec<AuditEvent>,
+    /// Per scope, the stored configuration versions, oldest first.
+    pub(super) configs: HashMap<ConfigScope, Vec<ConfigVersion>>,
 }
 
 /// One in-memory database behind both repository fakes, so cascades and
@@ -67,6 +71,10 @@ impl InMemoryStore {
 
     pub fn audit(&self) -> InMemoryAuditLog {
         InMemoryAuditLog(self.clone())
+    }
+
+    pub fn configs(&self) -> InMemoryConfigRepository {
+        InMemoryConfigRepository(self.clone())
     }
 
     pub fn signals(&self) -> InMemorySignalRepository {
