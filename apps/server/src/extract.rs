@@ -398,6 +398,26 @@ fn header_slot<'a>(req: &'a HttpRequest, name: &str) -> HeaderSlot<'a> {
     }
 }
 
+/// An optional header that may be sent at most once, as visible ASCII
+/// (`Idempotency-Key`, `If-Match`): its value, or a 400 naming the header.
+pub(crate) fn optional_header(req: &HttpRequest, name: &'static str) -> Result<Option<String>, ApiError> {
+    let invalid = |message: &str| {
+        ApiError::new(ProblemKind::MalformedHeader, format!("{name} {message}.")).with_errors(vec![
+            FieldProblem {
+                field: name.to_owned(),
+                code: "malformed".to_owned(),
+                message: message.to_owned(),
+            },
+        ])
+    };
+    match header_slot(req, name) {
+        HeaderSlot::Missing => Ok(None),
+        HeaderSlot::Repeated => Err(invalid("is sent more than once")),
+        HeaderSlot::Unreadable => Err(invalid("must be visible ASCII")),
+        HeaderSlot::Present(v) => Ok(Some(v.to_owned())),
+    }
+}
+
 /// Protocol step 1: the four signing headers, present once and well-formed.
 fn signed_headers(req: &HttpRequest) -> Result<SignedHeaders, ApiError> {
     SignedHeaders::parse(

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::Problems;
-use crate::extract::{Authenticated, Client, Json, path_id};
-use crate::problem::{ApiError, FieldProblem, ProblemKind};
+use crate::extract::{Authenticated, Client, Json, optional_header, path_id};
+use crate::problem::ApiError;
 use crate::state::AppState;
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -220,24 +220,7 @@ pub(crate) struct RollbackRequest {
 
 /// The `If-Match` header, if sent (once, as visible ASCII).
 fn if_match(req: &HttpRequest) -> Result<Option<String>, ApiError> {
-    let mut values = req.headers().get_all(header::IF_MATCH);
-    let invalid = |message: &str| {
-        ApiError::new(ProblemKind::MalformedHeader, format!("If-Match {message}.")).with_errors(vec![
-            FieldProblem {
-                field: "If-Match".to_owned(),
-                code: "malformed".to_owned(),
-                message: message.to_owned(),
-            },
-        ])
-    };
-    match (values.next(), values.next()) {
-        (None, _) => Ok(None),
-        (Some(_), Some(_)) => Err(invalid("is sent more than once")),
-        (Some(v), None) => v
-            .to_str()
-            .map(|s| Some(s.to_owned()))
-            .map_err(|_| invalid("must be visible ASCII")),
-    }
+    optional_header(req, "If-Match")
 }
 
 fn device_scope(who: &Authenticated, id: &str) -> Result<ConfigScope, ApiError> {

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::Problems;
-use crate::extract::{Authenticated, Json, path_id};
-use crate::problem::{ApiError, FieldProblem, ProblemKind};
+use crate::extract::{Authenticated, Json, optional_header, path_id};
+use crate::problem::ApiError;
 use crate::state::AppState;
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -265,26 +265,7 @@ fn signal_id(raw: &str) -> Result<SignalId, ApiError> {
 
 /// The `Idempotency-Key` header, if sent (once, as visible ASCII).
 fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
-    let mut values = req.headers().get_all("idempotency-key");
-    let invalid = |message: &str| {
-        ApiError::new(
-            ProblemKind::MalformedHeader,
-            format!("Idempotency-Key {message}."),
-        )
-        .with_errors(vec![FieldProblem {
-            field: "Idempotency-Key".to_owned(),
-            code: "malformed".to_owned(),
-            message: message.to_owned(),
-        }])
-    };
-    match (values.next(), values.next()) {
-        (None, _) => Ok(None),
-        (Some(_), Some(_)) => Err(invalid("is sent more than once")),
-        (Some(v), None) => v
-            .to_str()
-            .map(|s| Some(s.to_owned()))
-            .map_err(|_| invalid("must be visible ASCII")),
-    }
+    optional_header(req, "Idempotency-Key")
 }
 
 /// Publish a signal
