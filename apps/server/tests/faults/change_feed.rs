@@ -126,26 +126,7 @@ async fn a_terminated_change_feed_misses_no_signal_and_no_revocation() {
     // 2. Held down: the database refuses new connections (the pool keeps
     // its open ones, so first it opens all it may), so the feed cannot come
     // back until allowed.
-    until(
-        "every pooled connection is open",
-        Duration::from_secs(20),
-        async || {
-            let burst: Vec<_> = (0..8)
-                .map(|_| {
-                    let (api, token) = (api.clone(), token.clone());
-                    tokio::spawn(async move { api.get_auth("/api/v1/signals", &token).await })
-                })
-                .collect();
-            for answer in burst {
-                assert!(answer.await.unwrap().is(200));
-            }
-            let metrics = api.metrics().await;
-            (metric(&metrics, "db_pool_connections", &[("state", "size")])
-                == metric(&metrics, "db_pool_connections", &[("state", "max")]))
-            .then_some(())
-        },
-    )
-    .await;
+    api.fill_pool(&token, 8).await;
     // B's credentials are in the cache: a stale cache would admit it.
     api.until_cached(&b, &["db.devices.find_credentials"]).await;
     diesel::sql_query("ALTER DATABASE eagate ALLOW_CONNECTIONS false")

@@ -1039,6 +1039,32 @@ impl Api {
         .await;
     }
 
+    /// Opens every pooled connection of this instance (the pool keeps its
+    /// open connections while the database refuses new ones), by bursts of
+    /// `burst` owner reads until the pool's size is its maximum.
+    pub async fn fill_pool(&self, token: &str, burst: usize) {
+        until(
+            "every pooled connection is open",
+            Duration::from_secs(20),
+            async || {
+                let answers: Vec<_> = (0..burst)
+                    .map(|_| {
+                        let (api, token) = (self.clone(), token.to_owned());
+                        tokio::spawn(async move { api.get_auth("/api/v1/signals", &token).await })
+                    })
+                    .collect();
+                for answer in answers {
+                    assert!(answer.await.unwrap().is(200));
+                }
+                let metrics = self.metrics().await;
+                (metric(&metrics, "db_pool_connections", &[("state", "size")])
+                    == metric(&metrics, "db_pool_connections", &[("state", "max")]))
+                .then_some(())
+            },
+        )
+        .await;
+    }
+
     pub async fn metrics(&self) -> String {
         let answer = self.get("/metrics").await;
         assert!(answer.is(200), "metrics: {}", answer.describe());

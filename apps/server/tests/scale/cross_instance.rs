@@ -289,31 +289,6 @@ async fn terminate_listener(stack: &Stack, name: &str) -> i64 {
     .await
 }
 
-/// Opens every pooled connection of `api`'s instance (the pool keeps open
-/// connections while the database refuses new ones).
-async fn fill_pool(api: &Api, token: &str) {
-    until(
-        "every pooled connection is open",
-        Duration::from_secs(20),
-        async || {
-            let burst: Vec<_> = (0..12)
-                .map(|_| {
-                    let (api, token) = (api.clone(), token.to_owned());
-                    tokio::spawn(async move { api.get_auth("/api/v1/signals", &token).await })
-                })
-                .collect();
-            for answer in burst {
-                assert!(answer.await.unwrap().is(200));
-            }
-            let metrics = api.metrics().await;
-            (metric(&metrics, "db_pool_connections", &[("state", "size")])
-                == metric(&metrics, "db_pool_connections", &[("state", "max")]))
-            .then_some(())
-        },
-    )
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs nginx: run by `just scale-test` (scripts/scale-test.sh)"]
 async fn an_instance_whose_change_feed_is_killed_stays_correct_and_recovers() {
@@ -345,8 +320,8 @@ async fn an_instance_whose_change_feed_is_killed_stays_correct_and_recovers() {
 
     // 2. Held down: the database refuses new connections, so B's feed
     // cannot come back; A's stays up.
-    fill_pool(&a, &token).await;
-    fill_pool(&b, &token).await;
+    a.fill_pool(&token, 12).await;
+    b.fill_pool(&token, 12).await;
     b.until_cached(&revoked, &["db.devices.find_credentials"]).await;
     let mut admin = stack.pg.connect("postgres").await;
     diesel::sql_query("ALTER DATABASE eagate ALLOW_CONNECTIONS false")
