@@ -292,6 +292,10 @@ pub(crate) async fn publish(
         .signals
         .publish(who.0.user_id, &input, key.as_deref())
         .await?;
+    if created {
+        metrics::counter!("signals_published_total").increment(1);
+        metrics::counter!("signal_deliveries_created_total").increment(signal.deliveries.len() as u64);
+    }
     let location = format!("/api/v1/signals/{}", signal.signal.id);
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, location))

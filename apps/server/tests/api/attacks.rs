@@ -605,13 +605,33 @@ async fn a_device_flooding_past_its_nonce_quota_leaves_no_trace_in_either_store(
         let signer = Signer::new(&id, &secret);
         let requests: Vec<Captured> = (0..200).map(|_| Captured::now(&signer)).collect();
         let mut statuses = Vec::new();
+        let started = Instant::now();
         for request in &requests {
             statuses.push(request.send(&app.client, &app.base).await.status().as_u16());
         }
+        // On a loaded machine the flood may outlast one second: each new
+        // second admits one more request, and nothing else.
+        let seconds = started.elapsed().as_secs() as usize;
+        let accepted = statuses.iter().filter(|s| **s == 200).count();
         assert_eq!(statuses[0], 200, "{store}");
-        assert!(statuses[1..].iter().all(|s| *s == 429), "{store}: {statuses:?}");
-        let beyond = requests.last().unwrap().send(&app.client, &app.base).await;
-        assert_rate_limited(beyond).await;
+        assert!(
+            accepted <= 1 + seconds,
+            "{store}: {accepted} accepted in {seconds} s"
+        );
+        assert!(
+            statuses.iter().all(|s| matches!(s, 200 | 429)),
+            "{store}: {statuses:?}"
+        );
+        // A refused request left no nonce behind: sent again it is limited
+        // again (or, in a new second, accepted), never `replayed`.
+        let refused = statuses
+            .iter()
+            .rposition(|s| *s == 429)
+            .expect("the flood was limited");
+        let again = requests[refused].send(&app.client, &app.base).await;
+        if again.status() != StatusCode::OK {
+            assert_rate_limited(again).await;
+        }
         let within = requests[0].send(&app.client, &app.base).await;
         assert_problem(within, StatusCode::UNAUTHORIZED, "replayed").await;
     }

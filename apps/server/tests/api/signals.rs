@@ -591,8 +591,8 @@ async fn malformed_idempotency_keys_are_refused() {
     );
 }
 
-/// The value of `signals_acknowledged_total{outcome="…"}` in /metrics.
-async fn acknowledged_metric(app: &TestApp, outcome: &str) -> f64 {
+/// The value of one series (`name{labels}`) in /metrics, 0 when absent.
+async fn metric(app: &TestApp, series: &str) -> f64 {
     let text = app
         .client
         .get(format!("{}/metrics", app.base))
@@ -602,10 +602,35 @@ async fn acknowledged_metric(app: &TestApp, outcome: &str) -> f64 {
         .text()
         .await
         .unwrap();
-    let series = format!("signals_acknowledged_total{{outcome=\"{outcome}\"}} ");
+    let prefix = format!("{series} ");
     text.lines()
-        .find_map(|line| line.strip_prefix(&series))
+        .find_map(|line| line.strip_prefix(&prefix))
         .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+/// The value of `signals_acknowledged_total{outcome="…"}` in /metrics.
+async fn acknowledged_metric(app: &TestApp, outcome: &str) -> f64 {
+    metric(
+        app,
+        &format!("signals_acknowledged_total{{outcome=\"{outcome}\"}}"),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_publish_is_counted_with_its_deliveries() {
+    // The recorder is process-wide and other tests publish at the same time:
+    // the counters can only be checked for growing by at least this test's share.
+    let app = spawn_app().await;
+    let (token, _devices) = owner_with_devices(&app, "counter", 3).await;
+    let published = metric(&app, "signals_published_total").await;
+    let deliveries = metric(&app, "signal_deliveries_created_total").await;
+    publish(&app, &token, &market_buy()).await;
+    assert!(metric(&app, "signals_published_total").await >= published + 1.0);
+    assert!(
+        metric(&app, "signal_deliveries_created_total").await >= deliveries + 3.0,
+        "one delivery per device"
+    );
 }
 
 #[tokio::test]

@@ -274,6 +274,47 @@ async fn changes_through_one_instance_are_enforced_by_the_other_within_100_ms() 
         async || b.poll(&device, 0).await,
     )
     .await;
+
+    // A config change: B's polls report the new revision (from its cache,
+    // which the change feed refreshed), never the old one again.
+    let device = a.device(&token, "EA reconfigured").await;
+    b.until_cached(&device, &["db.devices.find_credentials"]).await;
+    let revision = |answer: &Answer| {
+        assert!(answer.is(200), "{}", answer.describe());
+        answer.body["config_revision"].as_i64().unwrap()
+    };
+    let before = revision(&b.poll(&device, 0).await);
+    let answer = a
+        .send(
+            a.http()
+                .put(a.url(&format!("/api/v1/devices/{}/config", device.id)))
+                .bearer_auth(&token)
+                .header("If-Match", "*")
+                .json(&json!({"mode": "close_only"})),
+        )
+        .await;
+    assert!(answer.is(200), "{}", answer.describe());
+    let changed = Instant::now();
+    loop {
+        if revision(&b.poll(&device, 0).await) != before {
+            break;
+        }
+        assert!(
+            changed.elapsed() < Duration::from_secs(5),
+            "config change: B still reports revision {before} after 5 s"
+        );
+    }
+    report(
+        "config change through A, new revision polled from B after",
+        changed.elapsed(),
+    );
+    for n in 0..NEVER_AGAIN {
+        assert_ne!(
+            revision(&b.poll(&device, 0).await),
+            before,
+            "config change: B answered from a stale entry {n} polls after the new revision"
+        );
+    }
 }
 
 /// The pids of instance `name`'s `LISTEN` backend(s), terminated.
