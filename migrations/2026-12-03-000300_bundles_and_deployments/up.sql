@@ -58,6 +58,8 @@ CREATE INDEX deployments_bundle ON deployments (bundle_id);
 CREATE TABLE deployment_devices (
     deployment_id uuid        NOT NULL REFERENCES deployments (id) ON DELETE CASCADE,
     device_id     uuid        NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+    -- The device's place in the order the waves were cut from.
+    position      integer     NOT NULL CHECK (position >= 0),
     wave          integer     NOT NULL CHECK (wave >= 0),
     status        text        NOT NULL CHECK (status IN ('waiting', 'pending', 'downloading', 'installed', 'failed', 'cancelled')),
     reason        text        CHECK ((status = 'failed') = (reason IS NOT NULL)),

@@ -52,6 +52,7 @@ diesel::table! {
     deployment_devices (deployment_id, device_id) {
         deployment_id -> Uuid,
         device_id -> Uuid,
+        position -> Int4,
         wave -> Int4,
         status -> Text,
         reason -> Nullable<Text>,
