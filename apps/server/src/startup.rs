@@ -13,14 +13,16 @@ use eagate_crypto::{
 use eagate_domain::account::{AccountPolicy, AccountService};
 use eagate_domain::activity::{ActivityBuffer, ActivityWriter};
 use eagate_domain::cache::{CachedAccounts, CachedDevices, CachedSignals, NoCache};
+use eagate_domain::bundle::{BundlePolicy, BundleService};
 use eagate_domain::config::ConfigService;
+use eagate_domain::deployment::DeploymentService;
 use eagate_domain::device::{DeviceAuthPolicy, DeviceAuthService, DevicePolicy, DeviceService};
 use eagate_domain::ratelimit::RateLimit;
 use eagate_domain::signal::{SignalPolicy, SignalService};
 use eagate_domain::{SystemClock, UuidV7Generator};
 use eagate_memory::InMemoryDeviceCache;
 use eagate_postgres::{
-    EmbeddedPostgres, PgAccountRepository, PgAuditLog, PgConfigRepository, PgDeviceRepository, PgPool,
+    EmbeddedPostgres, PgAccountRepository, PgAuditLog, PgBundleStore, PgConfigRepository, PgDeploymentRepository, PgDeviceRepository, PgPool,
     PgSessionRepository, PgSignalRepository, PgSignalWakeups, PoolConfig, create_database_if_missing,
     create_pool, migrate,
 };
@@ -333,12 +335,28 @@ impl Application {
             SystemClock,
             UuidV7Generator,
         );
+        let bundles = BundleService::new(
+            PgBundleStore::new(pool.clone()),
+            SystemClock,
+            UuidV7Generator,
+            BundlePolicy {
+                max_bytes: settings.devices.bundle_max_bytes,
+            },
+        );
+        let deployments = DeploymentService::new(
+            PgDeploymentRepository::new(pool.clone()),
+            PgBundleStore::new(pool.clone()),
+            SystemClock,
+            UuidV7Generator,
+        );
         let state = web::Data::new(AppState {
             accounts,
             devices,
             device_auth,
             signals,
             configs,
+            bundles,
+            deployments,
             rate_limits,
             pool: pool.clone(),
             wakeups: wakeups.clone(),

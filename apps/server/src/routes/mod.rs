@@ -7,7 +7,9 @@
 
 pub(crate) mod audit;
 pub(crate) mod auth;
+pub(crate) mod bundles;
 pub(crate) mod configs;
+pub(crate) mod deployments;
 pub(crate) mod device_api;
 pub(crate) mod devices;
 pub(crate) mod meta;
@@ -62,6 +64,9 @@ fn register(cfg: &mut ServiceConfig<'_>) {
             .service(scope("/devices").configure(devices::configure))
             .service(scope("/audit").configure(audit::configure))
             .service(scope("/config").configure(configs::configure_account))
+            // The upload streams its raw body (EAGATE_BUNDLE_MAX_BYTES).
+            .service(scope("/bundles").configure(bundles::configure))
+            .service(scope("/deployments").configure(deployments::configure))
             .service(
                 scope("/signals")
                     // Up to 1000 target device ids.
@@ -71,7 +76,9 @@ fn register(cfg: &mut ServiceConfig<'_>) {
             .service(
                 scope("/device")
                     .app_data(BodyLimit(DEVICE_BODY_LIMIT))
-                    .configure(device_api::configure),
+                    .configure(device_api::configure)
+                    .configure(bundles::configure_device)
+                    .configure(deployments::configure_device),
             )
             .default_service(web::to(not_found)),
     )
