@@ -316,9 +316,9 @@ fn problem_extensions() -> utoipa::openapi::schema::Object {
         )
         .property(
             "current_status",
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .description(Some("`invalid-transition`: the device's status in the deployment.")),
+            ObjectBuilder::new().schema_type(Type::String).description(Some(
+                "`invalid-transition`: the device's status in the deployment.",
+            )),
         )
         .property(
             "state",

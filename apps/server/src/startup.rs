@@ -12,8 +12,8 @@ use eagate_crypto::{
 };
 use eagate_domain::account::{AccountPolicy, AccountService};
 use eagate_domain::activity::{ActivityBuffer, ActivityWriter};
-use eagate_domain::cache::{CachedAccounts, CachedDevices, CachedSignals, NoCache};
 use eagate_domain::bundle::{BundlePolicy, BundleService};
+use eagate_domain::cache::{CachedAccounts, CachedDevices, CachedSignals, NoCache};
 use eagate_domain::config::ConfigService;
 use eagate_domain::deployment::DeploymentService;
 use eagate_domain::device::{DeviceAuthPolicy, DeviceAuthService, DevicePolicy, DeviceService};
@@ -22,9 +22,9 @@ use eagate_domain::signal::{SignalPolicy, SignalService};
 use eagate_domain::{SystemClock, UuidV7Generator};
 use eagate_memory::InMemoryDeviceCache;
 use eagate_postgres::{
-    EmbeddedPostgres, PgAccountRepository, PgAuditLog, PgBundleStore, PgConfigRepository, PgDeploymentRepository, PgDeviceRepository, PgPool,
-    PgSessionRepository, PgSignalRepository, PgSignalWakeups, PoolConfig, create_database_if_missing,
-    create_pool, migrate,
+    EmbeddedPostgres, PgAccountRepository, PgAuditLog, PgBundleStore, PgConfigRepository,
+    PgDeploymentRepository, PgDeviceRepository, PgPool, PgSessionRepository, PgSignalRepository,
+    PgSignalWakeups, PoolConfig, create_database_if_missing, create_pool, migrate,
 };
 use secrecy::ExposeSecret as _;
 

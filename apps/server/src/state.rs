@@ -9,8 +9,8 @@ use eagate_crypto::{
 use eagate_domain::UnexpectedError;
 use eagate_domain::account::AccountService;
 use eagate_domain::activity::ActivityWriter;
-use eagate_domain::cache::{CachedAccounts, CachedDevices, CachedSignals, DeviceStateCache};
 use eagate_domain::bundle::BundleService;
+use eagate_domain::cache::{CachedAccounts, CachedDevices, CachedSignals, DeviceStateCache};
 use eagate_domain::config::ConfigService;
 use eagate_domain::deployment::DeploymentService;
 use eagate_domain::device::{

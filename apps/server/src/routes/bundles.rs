@@ -7,7 +7,9 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use eagate_domain::bundle::{Bundle, BundleId, ByteRange, CHUNK_BYTES, RangeAnswer, Sha256Hex, UploadError, parse_range};
+use eagate_domain::bundle::{
+    Bundle, BundleId, ByteRange, CHUNK_BYTES, RangeAnswer, Sha256Hex, UploadError, parse_range,
+};
 use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -21,7 +23,10 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 /// `/api/v1/bundles`.
 pub fn configure(cfg: &mut ServiceConfig<'_>) {
-    cfg.service(upload_bundle).service(list).service(get_one).service(remove);
+    cfg.service(upload_bundle)
+        .service(list)
+        .service(get_one)
+        .service(remove);
 }
 
 /// `/api/v1/device/bundles/{id}` (registered in the device scope).
@@ -117,7 +122,10 @@ async fn stream_into(
         })?;
         let Some(bytes) = next else { break };
         let bytes = bytes.map_err(|e| {
-            ApiError::new(ProblemKind::MalformedBody, format!("Could not read the body: {e}"))
+            ApiError::new(
+                ProblemKind::MalformedBody,
+                format!("Could not read the body: {e}"),
+            )
         })?;
         if upload.written() + (buffer.len() + bytes.len()) as u64 > max {
             return Err(UploadError::TooLarge { max }.into());
@@ -329,7 +337,10 @@ pub(crate) async fn download(
     signed: SignedDevice,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let bundle = state.bundles.for_device(signed.device.id, bundle_id(&id)?).await?;
+    let bundle = state
+        .bundles
+        .for_device(signed.device.id, bundle_id(&id)?)
+        .await?;
     let etag = format!("\"{}\"", bundle.sha256.as_str());
     let single = |name: header::HeaderName| {
         let mut values = req.headers().get_all(name);
@@ -351,13 +362,17 @@ pub(crate) async fn download(
             )
             .with_header(
                 header::CONTENT_RANGE,
-                HeaderValue::from_str(&format!("bytes */{size}")).unwrap_or(HeaderValue::from_static("bytes */0")),
+                HeaderValue::from_str(&format!("bytes */{size}"))
+                    .unwrap_or(HeaderValue::from_static("bytes */0")),
             ));
         }
         RangeAnswer::Full => HttpResponse::Ok(),
         RangeAnswer::Partial(r) => {
             let mut partial = HttpResponse::PartialContent();
-            partial.insert_header((header::CONTENT_RANGE, format!("bytes {}-{}/{size}", r.first, r.last)));
+            partial.insert_header((
+                header::CONTENT_RANGE,
+                format!("bytes {}-{}/{size}", r.first, r.last),
+            ));
             partial
         }
     };

@@ -318,7 +318,10 @@ pub(crate) struct DeviceTargetResponse {
     security(("device_id" = [], "device_timestamp" = [], "device_nonce" = [], "device_signature" = []))
 )]
 #[get("/deployment")]
-pub(crate) async fn target(state: web::Data<AppState>, signed: SignedDevice) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn target(
+    state: web::Data<AppState>,
+    signed: SignedDevice,
+) -> Result<HttpResponse, ApiError> {
     let device = signed.device.id;
     let Some(d) = state.deployments.target_of(device).await? else {
         return Ok(HttpResponse::NoContent().finish());
@@ -384,7 +387,13 @@ pub(crate) async fn report(
     let device = signed.device.id;
     let d = state
         .deployments
-        .report(device, deployment_id(&id)?, &body.status, body.reason.as_deref(), &client.0)
+        .report(
+            device,
+            deployment_id(&id)?,
+            &body.status,
+            body.reason.as_deref(),
+            &client.0,
+        )
         .await?;
     let p = d
         .progress_of(device)

@@ -39,7 +39,11 @@ async fn upload(app: &TestApp, token: &str, query: &str, body: Vec<u8>) -> Respo
 
 async fn uploaded(app: &TestApp, token: &str, name: &str, version: &str, body: Vec<u8>) -> Value {
     let response = upload(app, token, &format!("name={name}&version={version}"), body).await;
-    assert_eq!(response.status(), StatusCode::CREATED, "uploading {name} {version}");
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "uploading {name} {version}"
+    );
     response.json().await.unwrap()
 }
 
@@ -102,7 +106,15 @@ async fn target(app: &TestApp, dev: &Dev) -> Response {
 }
 
 async fn download(app: &TestApp, dev: &Dev, bundle: &str, extra: &[(&str, &str)]) -> Response {
-    signed(app, dev, Method::GET, &format!("/api/v1/device/bundles/{bundle}"), None, extra).await
+    signed(
+        app,
+        dev,
+        Method::GET,
+        &format!("/api/v1/device/bundles/{bundle}"),
+        None,
+        extra,
+    )
+    .await
 }
 
 async fn deploy(app: &TestApp, token: &str, body: Value) -> Value {
@@ -132,27 +144,53 @@ async fn an_uploaded_bundle_is_listed_read_and_deleted_with_audit_events() {
     let (token, _) = app.user_with_tokens("bundler").await;
     // Three 256 KiB chunks and a bit: stored in several rows.
     let bytes = file(3 * 256 * 1024 + 17);
-    let response = upload(&app, &token, "name=TrendFollower&version=1.4.2&notes=Tighter%20stops", bytes.clone()).await;
+    let response = upload(
+        &app,
+        &token,
+        "name=TrendFollower&version=1.4.2&notes=Tighter%20stops",
+        bytes.clone(),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let location = header(&response, "location");
     let bundle: Value = response.json().await.unwrap();
-    assert_eq!(location, format!("/api/v1/bundles/{}", bundle["id"].as_str().unwrap()));
+    assert_eq!(
+        location,
+        format!("/api/v1/bundles/{}", bundle["id"].as_str().unwrap())
+    );
     assert_eq!(bundle["name"], "TrendFollower");
     assert_eq!(bundle["version"], "1.4.2");
     assert_eq!(bundle["notes"], "Tighter stops");
     assert_eq!(bundle["size"], bytes.len());
-    assert_eq!(bundle["sha256"], hex_sha256(&bytes), "the digest computed while streaming");
     assert_eq!(
-        app.count(&format!("SELECT count(*) AS n FROM bundle_chunks WHERE bundle_id = '{}'", bundle["id"].as_str().unwrap()))
-            .await,
+        bundle["sha256"],
+        hex_sha256(&bytes),
+        "the digest computed while streaming"
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM bundle_chunks WHERE bundle_id = '{}'",
+            bundle["id"].as_str().unwrap()
+        ))
+        .await,
         4,
         "stored in 256 KiB chunks"
     );
     let id = bundle["id"].as_str().unwrap();
-    let got: Value = app.get_auth(&format!("/bundles/{id}"), &token).await.json().await.unwrap();
+    let got: Value = app
+        .get_auth(&format!("/bundles/{id}"), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(got, bundle);
     uploaded(&app, &token, "TrendFollower", "1.5.0", file(10)).await;
-    let page: Value = app.get_auth("/bundles?limit=1", &token).await.json().await.unwrap();
+    let page: Value = app
+        .get_auth("/bundles?limit=1", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(page["items"][0]["version"], "1.5.0", "newest first");
     let cursor = page["next_cursor"].as_str().unwrap();
     let next: Value = app
@@ -165,23 +203,61 @@ async fn an_uploaded_bundle_is_listed_read_and_deleted_with_audit_events() {
     assert!(next["next_cursor"].is_null());
 
     let (other, _) = app.user_with_tokens("stranger").await;
-    assert_problem(app.get_auth(&format!("/bundles/{id}"), &other).await, StatusCode::NOT_FOUND, "not-found").await;
-    let response = app.client.delete(app.url(&format!("/bundles/{id}"))).bearer_auth(&other).send().await.unwrap();
+    assert_problem(
+        app.get_auth(&format!("/bundles/{id}"), &other).await,
+        StatusCode::NOT_FOUND,
+        "not-found",
+    )
+    .await;
+    let response = app
+        .client
+        .delete(app.url(&format!("/bundles/{id}")))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
     assert_problem(response, StatusCode::NOT_FOUND, "not-found").await;
 
-    let response = app.client.delete(app.url(&format!("/bundles/{id}"))).bearer_auth(&token).send().await.unwrap();
+    let response = app
+        .client
+        .delete(app.url(&format!("/bundles/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    assert_problem(app.get_auth(&format!("/bundles/{id}"), &token).await, StatusCode::NOT_FOUND, "not-found").await;
-    assert!(app.count("SELECT count(*) AS n FROM bundle_chunks").await > 0, "the other bundle's file stays");
-    let actions: Vec<Value> = app.audit(&token).await.into_iter().map(|e| e["action"].clone()).collect();
-    assert!(actions.contains(&json!("bundle.uploaded")) && actions.contains(&json!("bundle.deleted")), "{actions:?}");
+    assert_problem(
+        app.get_auth(&format!("/bundles/{id}"), &token).await,
+        StatusCode::NOT_FOUND,
+        "not-found",
+    )
+    .await;
+    assert!(
+        app.count("SELECT count(*) AS n FROM bundle_chunks").await > 0,
+        "the other bundle's file stays"
+    );
+    let actions: Vec<Value> = app
+        .audit(&token)
+        .await
+        .into_iter()
+        .map(|e| e["action"].clone())
+        .collect();
+    assert!(
+        actions.contains(&json!("bundle.uploaded")) && actions.contains(&json!("bundle.deleted")),
+        "{actions:?}"
+    );
 }
 
 #[tokio::test]
 async fn bad_uploads_are_refused_and_leave_nothing_behind() {
     let app = spawn_app_with(&[("EAGATE_BUNDLE_MAX_BYTES", "300000")]).await;
     let (token, _) = app.user_with_tokens("uploader").await;
-    let problem = assert_problem(upload(&app, &token, "notes=x", file(10)).await, StatusCode::UNPROCESSABLE_ENTITY, "validation-failed").await;
+    let problem = assert_problem(
+        upload(&app, &token, "notes=x", file(10)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation-failed",
+    )
+    .await;
     assert_eq!(error_fields(&problem), ["name", "version"]);
     for (query, field) in [
         ("name=EA&version=1.2", "version"),
@@ -191,14 +267,34 @@ async fn bad_uploads_are_refused_and_leave_nothing_behind() {
         ("name=E%20A&version=1.2.3", "name"),
         ("name=EA&version=1.2.3&notes=%07", "notes"),
     ] {
-        let problem = assert_problem(upload(&app, &token, query, file(10)).await, StatusCode::UNPROCESSABLE_ENTITY, "validation-failed").await;
+        let problem = assert_problem(
+            upload(&app, &token, query, file(10)).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation-failed",
+        )
+        .await;
         assert_eq!(error_fields(&problem), [field], "{query}");
     }
-    let problem = assert_problem(upload(&app, &token, "name=EA&version=1.0.0", Vec::new()).await, StatusCode::UNPROCESSABLE_ENTITY, "validation-failed").await;
+    let problem = assert_problem(
+        upload(&app, &token, "name=EA&version=1.0.0", Vec::new()).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation-failed",
+    )
+    .await;
     assert_eq!(error_fields(&problem), ["(body)"], "an empty file");
-    assert_problem(upload(&app, &token, "name=EA&version=1.0.0&colour=red", file(10)).await, StatusCode::BAD_REQUEST, "malformed-query").await;
+    assert_problem(
+        upload(&app, &token, "name=EA&version=1.0.0&colour=red", file(10)).await,
+        StatusCode::BAD_REQUEST,
+        "malformed-query",
+    )
+    .await;
     // Declared too large: refused before reading.
-    assert_problem(upload(&app, &token, "name=EA&version=1.0.0", file(300_001)).await, StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large").await;
+    assert_problem(
+        upload(&app, &token, "name=EA&version=1.0.0", file(300_001)).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload-too-large",
+    )
+    .await;
     // Too large without a declared length (chunked): refused while streaming.
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..5).map(|_| Ok(file(100_000))).collect();
     let response = app
@@ -210,8 +306,16 @@ async fn bad_uploads_are_refused_and_leave_nothing_behind() {
         .await
         .unwrap();
     assert_problem(response, StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large").await;
-    assert_eq!(app.count("SELECT count(*) AS n FROM bundles").await, 0, "no bundle row is left");
-    assert_eq!(app.count("SELECT count(*) AS n FROM bundle_chunks").await, 0, "no chunk is left");
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM bundles").await,
+        0,
+        "no bundle row is left"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM bundle_chunks").await,
+        0,
+        "no chunk is left"
+    );
     let response = app
         .client
         .post(app.url("/bundles?name=EA&version=1.0.0"))
@@ -221,18 +325,49 @@ async fn bad_uploads_are_refused_and_leave_nothing_behind() {
         .send()
         .await
         .unwrap();
-    assert_problem(response, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type").await;
-    let response = app.client.post(app.url("/bundles?name=EA&version=1.0.0")).body(file(10)).send().await.unwrap();
+    assert_problem(
+        response,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported-media-type",
+    )
+    .await;
+    let response = app
+        .client
+        .post(app.url("/bundles?name=EA&version=1.0.0"))
+        .body(file(10))
+        .send()
+        .await
+        .unwrap();
     assert_problem(response, StatusCode::UNAUTHORIZED, "invalid-token").await;
     // The same name and version twice.
     uploaded(&app, &token, "EA", "1.0.0", file(10)).await;
-    assert_problem(upload(&app, &token, "name=EA&version=1.0.0", file(20)).await, StatusCode::CONFLICT, "bundle-version-taken").await;
+    assert_problem(
+        upload(&app, &token, "name=EA&version=1.0.0", file(20)).await,
+        StatusCode::CONFLICT,
+        "bundle-version-taken",
+    )
+    .await;
     // A file of exactly the limit is accepted.
     uploaded(&app, &token, "EA", "1.0.1", file(300_000)).await;
     // Paths and listings.
-    assert_problem(app.get_auth("/bundles/not-a-uuid", &token).await, StatusCode::BAD_REQUEST, "malformed-id").await;
-    assert_problem(app.get_auth("/bundles?limit=0", &token).await, StatusCode::UNPROCESSABLE_ENTITY, "validation-failed").await;
-    assert_problem(app.get_auth("/bundles?cursor=zzz", &token).await, StatusCode::UNPROCESSABLE_ENTITY, "validation-failed").await;
+    assert_problem(
+        app.get_auth("/bundles/not-a-uuid", &token).await,
+        StatusCode::BAD_REQUEST,
+        "malformed-id",
+    )
+    .await;
+    assert_problem(
+        app.get_auth("/bundles?limit=0", &token).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation-failed",
+    )
+    .await;
+    assert_problem(
+        app.get_auth("/bundles?cursor=zzz", &token).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation-failed",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -248,16 +383,46 @@ async fn deployments_refuse_bad_input() {
     for (body, fields) in [
         (json!({"bundle_id": id, "target": "some"}), vec!["target"]),
         (json!({"bundle_id": id, "target": "devices"}), vec!["device_ids"]),
-        (json!({"bundle_id": id, "target": "devices", "device_ids": []}), vec!["device_ids"]),
-        (json!({"bundle_id": id, "target": "all", "device_ids": [devs[0].0]}), vec!["device_ids"]),
-        (json!({"bundle_id": id, "target": "all", "waves": [50]}), vec!["waves"]),
-        (json!({"bundle_id": id, "target": "all", "waves": [50, 50, 100]}), vec!["waves"]),
-        (json!({"bundle_id": id, "target": "all", "waves": [0, 100]}), vec!["waves"]),
-        (json!({"bundle_id": id, "target": "all", "abort_failure_percent": 101}), vec!["abort_failure_percent"]),
-        (json!({"bundle_id": id, "target": "all", "abort_min_finished": 2}), vec!["abort_min_finished"]),
-        (json!({"bundle_id": id, "target": "all", "timeout_minutes": 0}), vec!["timeout_minutes"]),
-        (json!({"bundle_id": id, "target": "devices", "device_ids": [foreign[0].0]}), vec!["device_ids"]),
-        (json!({"bundle_id": id, "target": "devices", "device_ids": [devs[0].0, devs[0].0]}), vec!["device_ids"]),
+        (
+            json!({"bundle_id": id, "target": "devices", "device_ids": []}),
+            vec!["device_ids"],
+        ),
+        (
+            json!({"bundle_id": id, "target": "all", "device_ids": [devs[0].0]}),
+            vec!["device_ids"],
+        ),
+        (
+            json!({"bundle_id": id, "target": "all", "waves": [50]}),
+            vec!["waves"],
+        ),
+        (
+            json!({"bundle_id": id, "target": "all", "waves": [50, 50, 100]}),
+            vec!["waves"],
+        ),
+        (
+            json!({"bundle_id": id, "target": "all", "waves": [0, 100]}),
+            vec!["waves"],
+        ),
+        (
+            json!({"bundle_id": id, "target": "all", "abort_failure_percent": 101}),
+            vec!["abort_failure_percent"],
+        ),
+        (
+            json!({"bundle_id": id, "target": "all", "abort_min_finished": 2}),
+            vec!["abort_min_finished"],
+        ),
+        (
+            json!({"bundle_id": id, "target": "all", "timeout_minutes": 0}),
+            vec!["timeout_minutes"],
+        ),
+        (
+            json!({"bundle_id": id, "target": "devices", "device_ids": [foreign[0].0]}),
+            vec!["device_ids"],
+        ),
+        (
+            json!({"bundle_id": id, "target": "devices", "device_ids": [devs[0].0, devs[0].0]}),
+            vec!["device_ids"],
+        ),
     ] {
         let problem = assert_problem(
             app.post_json_auth("/deployments", &token, &body).await,
@@ -273,17 +438,43 @@ async fn deployments_refuse_bad_input() {
         json!({"bundle_id": id, "target": "all", "colour": 1}),
         json!({"bundle_id": id, "target": "all", "waves": "all"}),
     ] {
-        assert_problem(app.post_json_auth("/deployments", &token, &body).await, StatusCode::BAD_REQUEST, "malformed-body").await;
+        assert_problem(
+            app.post_json_auth("/deployments", &token, &body).await,
+            StatusCode::BAD_REQUEST,
+            "malformed-body",
+        )
+        .await;
     }
     assert_problem(
-        app.post_json_auth("/deployments", &token, &json!({"bundle_id": theirs["id"], "target": "all"})).await,
+        app.post_json_auth(
+            "/deployments",
+            &token,
+            &json!({"bundle_id": theirs["id"], "target": "all"}),
+        )
+        .await,
         StatusCode::NOT_FOUND,
         "not-found",
     )
     .await;
-    assert_problem(app.get_auth("/deployments/x", &token).await, StatusCode::BAD_REQUEST, "malformed-id").await;
-    assert_problem(app.get_auth(&format!("/deployments/{}", uuid::Uuid::now_v7()), &token).await, StatusCode::NOT_FOUND, "not-found").await;
-    assert_problem(app.get_auth("/deployments?limit=500", &token).await, StatusCode::UNPROCESSABLE_ENTITY, "validation-failed").await;
+    assert_problem(
+        app.get_auth("/deployments/x", &token).await,
+        StatusCode::BAD_REQUEST,
+        "malformed-id",
+    )
+    .await;
+    assert_problem(
+        app.get_auth(&format!("/deployments/{}", uuid::Uuid::now_v7()), &token)
+            .await,
+        StatusCode::NOT_FOUND,
+        "not-found",
+    )
+    .await;
+    assert_problem(
+        app.get_auth("/deployments?limit=500", &token).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation-failed",
+    )
+    .await;
 
     // Device side.
     let d = deploy(&app, &token, json!({"bundle_id": id, "target": "all"})).await;
@@ -295,16 +486,51 @@ async fn deployments_refuse_bad_input() {
         (json!({"status": "failed", "reason": "  "}), "reason"),
         (json!({"status": "installed", "reason": "why not"}), "reason"),
     ] {
-        let problem = assert_problem(report(&app, &devs[0], dep, body.clone()).await, StatusCode::UNPROCESSABLE_ENTITY, "validation-failed").await;
+        let problem = assert_problem(
+            report(&app, &devs[0], dep, body.clone()).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation-failed",
+        )
+        .await;
         assert_eq!(error_fields(&problem), [field], "{body}");
     }
-    assert_problem(report(&app, &devs[0], dep, json!({"state": "installed"})).await, StatusCode::BAD_REQUEST, "malformed-body").await;
-    assert_problem(report(&app, &devs[0], "nope", json!({"status": "installed"})).await, StatusCode::BAD_REQUEST, "malformed-id").await;
-    assert_problem(report(&app, &foreign[0], dep, json!({"status": "installed"})).await, StatusCode::NOT_FOUND, "not-found").await;
-    assert_problem(download(&app, &foreign[0], bundle["id"].as_str().unwrap(), &[]).await, StatusCode::NOT_FOUND, "not-found").await;
-    assert_problem(download(&app, &devs[0], "nope", &[]).await, StatusCode::BAD_REQUEST, "malformed-id").await;
+    assert_problem(
+        report(&app, &devs[0], dep, json!({"state": "installed"})).await,
+        StatusCode::BAD_REQUEST,
+        "malformed-body",
+    )
+    .await;
+    assert_problem(
+        report(&app, &devs[0], "nope", json!({"status": "installed"})).await,
+        StatusCode::BAD_REQUEST,
+        "malformed-id",
+    )
+    .await;
+    assert_problem(
+        report(&app, &foreign[0], dep, json!({"status": "installed"})).await,
+        StatusCode::NOT_FOUND,
+        "not-found",
+    )
+    .await;
+    assert_problem(
+        download(&app, &foreign[0], bundle["id"].as_str().unwrap(), &[]).await,
+        StatusCode::NOT_FOUND,
+        "not-found",
+    )
+    .await;
+    assert_problem(
+        download(&app, &devs[0], "nope", &[]).await,
+        StatusCode::BAD_REQUEST,
+        "malformed-id",
+    )
+    .await;
     // Unsigned.
-    let response = app.client.get(app.url("/device/deployment")).send().await.unwrap();
+    let response = app
+        .client
+        .get(app.url("/device/deployment"))
+        .send()
+        .await
+        .unwrap();
     assert_problem(response, StatusCode::BAD_REQUEST, "malformed-header").await;
 }
 
@@ -345,7 +571,12 @@ async fn a_rollout_in_two_waves_downloads_resumes_reports_and_aborts_on_failures
     assert_eq!(t["download_path"], format!("/api/v1/device/bundles/{bundle_id}"));
     assert!(t["deadline"].is_string());
     assert_eq!(target(&app, &devs[3]).await.status(), StatusCode::NO_CONTENT);
-    assert_problem(download(&app, &devs[3], &bundle_id, &[]).await, StatusCode::NOT_FOUND, "not-found").await;
+    assert_problem(
+        download(&app, &devs[3], &bundle_id, &[]).await,
+        StatusCode::NOT_FOUND,
+        "not-found",
+    )
+    .await;
 
     // Device 0 downloads it whole.
     let response = download(&app, &devs[0], &bundle_id, &[]).await;
@@ -362,21 +593,57 @@ async fn a_rollout_in_two_waves_downloads_resumes_reports_and_aborts_on_failures
     // Device 1's connection drops after 100 000 bytes; it resumes.
     let response = download(&app, &devs[1], &bundle_id, &[("Range", "bytes=0-99999")]).await;
     assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT);
-    assert_eq!(header(&response, "content-range"), format!("bytes 0-99999/{}", bytes.len()));
+    assert_eq!(
+        header(&response, "content-range"),
+        format!("bytes 0-99999/{}", bytes.len())
+    );
     let mut saved = response.bytes().await.unwrap().to_vec();
     assert_eq!(saved.len(), 100_000);
     let etag = format!("\"{}\"", hex_sha256(&bytes));
-    let response = download(&app, &devs[1], &bundle_id, &[("Range", "bytes=100000-"), ("If-Range", &etag)]).await;
+    let response = download(
+        &app,
+        &devs[1],
+        &bundle_id,
+        &[("Range", "bytes=100000-"), ("If-Range", &etag)],
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT);
-    assert_eq!(header(&response, "content-length"), (bytes.len() - 100_000).to_string());
+    assert_eq!(
+        header(&response, "content-length"),
+        (bytes.len() - 100_000).to_string()
+    );
     saved.extend_from_slice(&response.bytes().await.unwrap());
-    assert_eq!(hex_sha256(&saved), hex_sha256(&bytes), "the resumed file is the file");
+    assert_eq!(
+        hex_sha256(&saved),
+        hex_sha256(&bytes),
+        "the resumed file is the file"
+    );
     // A stale If-Range gets the whole file; a range beyond the end, 416.
-    let response = download(&app, &devs[1], &bundle_id, &[("Range", "bytes=100000-"), ("If-Range", "\"other\"")]).await;
+    let response = download(
+        &app,
+        &devs[1],
+        &bundle_id,
+        &[("Range", "bytes=100000-"), ("If-Range", "\"other\"")],
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::OK);
-    let response = download(&app, &devs[1], &bundle_id, &[("Range", &format!("bytes={}-", bytes.len()))]).await;
-    assert_eq!(header(&response, "content-range"), format!("bytes */{}", bytes.len()));
-    assert_problem(response, StatusCode::RANGE_NOT_SATISFIABLE, "range-not-satisfiable").await;
+    let response = download(
+        &app,
+        &devs[1],
+        &bundle_id,
+        &[("Range", &format!("bytes={}-", bytes.len()))],
+    )
+    .await;
+    assert_eq!(
+        header(&response, "content-range"),
+        format!("bytes */{}", bytes.len())
+    );
+    assert_problem(
+        response,
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        "range-not-satisfiable",
+    )
+    .await;
 
     // Reports: invalid transitions are refused with the current status.
     let r = reported(&app, &devs[0], &dep, "installed").await;
@@ -390,51 +657,138 @@ async fn a_rollout_in_two_waves_downloads_resumes_reports_and_aborts_on_failures
     assert_eq!(problem["current_status"], "installed");
     reported(&app, &devs[0], &dep, "installed").await; // a retry changes nothing
     reported(&app, &devs[1], &dep, "installed").await;
-    let progress: Value = app.get_auth(&format!("/deployments/{dep}"), &token).await.json().await.unwrap();
-    assert_eq!(progress["current_wave"], 0, "the first wave still waits for device 2");
+    let progress: Value = app
+        .get_auth(&format!("/deployments/{dep}"), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        progress["current_wave"], 0,
+        "the first wave still waits for device 2"
+    );
     assert_eq!(progress["next_wave"]["waiting_for_devices"], 1);
-    let r = report(&app, &devs[2], &dep, json!({"status": "failed", "reason": "disk full"})).await;
+    let r = report(
+        &app,
+        &devs[2],
+        &dep,
+        json!({"status": "failed", "reason": "disk full"}),
+    )
+    .await;
     let r: Value = r.json().await.unwrap();
     assert_eq!(r["reason"], "disk full");
 
     // One failure of three stays under the threshold: the second wave starts.
-    let progress: Value = app.get_auth(&format!("/deployments/{dep}"), &token).await.json().await.unwrap();
+    let progress: Value = app
+        .get_auth(&format!("/deployments/{dep}"), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(progress["state"], "running");
     assert_eq!(progress["current_wave"], 1);
     assert_eq!(progress["counts"]["pending"], 3);
     assert!(progress["next_wave"].is_null(), "the last wave is running");
-    let device2 = progress["devices"].as_array().unwrap().iter().find(|p| p["device_id"] == devs[2].0.as_str()).unwrap();
-    assert_eq!((device2["status"].as_str(), device2["reason"].as_str()), (Some("failed"), Some("disk full")));
-    assert_eq!(target(&app, &devs[3]).await.status(), StatusCode::OK, "the second wave learns its target");
-    assert_eq!(download(&app, &devs[3], &bundle_id, &[]).await.status(), StatusCode::OK);
+    let device2 = progress["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["device_id"] == devs[2].0.as_str())
+        .unwrap();
+    assert_eq!(
+        (device2["status"].as_str(), device2["reason"].as_str()),
+        (Some("failed"), Some("disk full"))
+    );
+    assert_eq!(
+        target(&app, &devs[3]).await.status(),
+        StatusCode::OK,
+        "the second wave learns its target"
+    );
+    assert_eq!(
+        download(&app, &devs[3], &bundle_id, &[]).await.status(),
+        StatusCode::OK
+    );
 
     // Two failures of two finished (100% > 40%) abort the deployment; the
     // device still pending is cancelled.
     reported(&app, &devs[3], &dep, "downloading").await;
-    report(&app, &devs[3], &dep, json!({"status": "failed", "reason": "digest mismatch"})).await;
-    let r: Value = report(&app, &devs[4], &dep, json!({"status": "failed", "reason": "terminal closed"})).await.json().await.unwrap();
+    report(
+        &app,
+        &devs[3],
+        &dep,
+        json!({"status": "failed", "reason": "digest mismatch"}),
+    )
+    .await;
+    let r: Value = report(
+        &app,
+        &devs[4],
+        &dep,
+        json!({"status": "failed", "reason": "terminal closed"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     assert_eq!(r["deployment_state"], "aborted");
-    let progress: Value = app.get_auth(&format!("/deployments/{dep}"), &token).await.json().await.unwrap();
+    let progress: Value = app
+        .get_auth(&format!("/deployments/{dep}"), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(progress["state"], "aborted");
     assert_eq!(
         progress["counts"],
         json!({"waiting": 0, "pending": 0, "downloading": 0, "installed": 2, "failed": 3, "cancelled": 1})
     );
-    assert_eq!(target(&app, &devs[5]).await.status(), StatusCode::NO_CONTENT, "nothing left to install");
-    assert_problem(report(&app, &devs[5], &dep, json!({"status": "installed"})).await, StatusCode::CONFLICT, "invalid-transition").await;
-    let problem = assert_problem(app.post_auth(&format!("/deployments/{dep}/cancel"), &token).await, StatusCode::CONFLICT, "deployment-ended").await;
+    assert_eq!(
+        target(&app, &devs[5]).await.status(),
+        StatusCode::NO_CONTENT,
+        "nothing left to install"
+    );
+    assert_problem(
+        report(&app, &devs[5], &dep, json!({"status": "installed"})).await,
+        StatusCode::CONFLICT,
+        "invalid-transition",
+    )
+    .await;
+    let problem = assert_problem(
+        app.post_auth(&format!("/deployments/{dep}/cancel"), &token).await,
+        StatusCode::CONFLICT,
+        "deployment-ended",
+    )
+    .await;
     assert_eq!(problem["state"], "aborted");
 
     // The bundle is in use; the audit trail tells the story.
-    let response = app.client.delete(app.url(&format!("/bundles/{bundle_id}"))).bearer_auth(&token).send().await.unwrap();
+    let response = app
+        .client
+        .delete(app.url(&format!("/bundles/{bundle_id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_problem(response, StatusCode::CONFLICT, "bundle-in-use").await;
-    let actions: Vec<String> = app.audit(&token).await.iter().map(|e| e["action"].as_str().unwrap().to_owned()).collect();
-    for expected in ["deployment.created", "deployment.wave_started", "deployment.device_status", "deployment.aborted"] {
+    let actions: Vec<String> = app
+        .audit(&token)
+        .await
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
+    for expected in [
+        "deployment.created",
+        "deployment.wave_started",
+        "deployment.device_status",
+        "deployment.aborted",
+    ] {
         assert!(actions.iter().any(|a| a == expected), "{expected} in {actions:?}");
     }
     let list: Value = app.get_auth("/deployments", &token).await.json().await.unwrap();
     assert_eq!(list["items"][0]["id"], dep.as_str());
-    assert!(list["items"][0].get("devices").is_none(), "listings leave the devices out");
+    assert!(
+        list["items"][0].get("devices").is_none(),
+        "listings leave the devices out"
+    );
 }
 
 #[tokio::test]
@@ -443,15 +797,30 @@ async fn heartbeats_confirm_installation_silence_times_out_and_owners_cancel() {
     let (token, _) = app.user_with_tokens("confirmer").await;
     let devs = devices(&app, &token, 3).await;
     let bundle = uploaded(&app, &token, "EA", "3.1.0", file(100)).await;
-    let d = deploy(&app, &token, json!({"bundle_id": bundle["id"], "target": "all", "timeout_minutes": 5})).await;
+    let d = deploy(
+        &app,
+        &token,
+        json!({"bundle_id": bundle["id"], "target": "all", "timeout_minutes": 5}),
+    )
+    .await;
     let dep = d["id"].as_str().unwrap().to_owned();
     assert_eq!(d["counts"]["pending"], 3, "`all`: every active device");
 
     // Device 0's EA restarts with the new version: its heartbeat confirms.
-    let response = signed(&app, &devs[0], Method::POST, "/api/v1/device/heartbeat", Some(&json!({"ea_version": "3.1.0"})), &[]).await;
+    let response = signed(
+        &app,
+        &devs[0],
+        Method::POST,
+        "/api/v1/device/heartbeat",
+        Some(&json!({"ea_version": "3.1.0"})),
+        &[],
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let progress = app
-        .eventually(&format!("/deployments/{dep}"), &token, |p| p["counts"]["installed"] == 1)
+        .eventually(&format!("/deployments/{dep}"), &token, |p| {
+            p["counts"]["installed"] == 1
+        })
         .await;
     assert_eq!(progress["devices"][0]["status"], "installed");
 
@@ -462,9 +831,22 @@ async fn heartbeats_confirm_installation_silence_times_out_and_owners_cancel() {
         devs[1].0
     ))
     .await;
-    let progress: Value = app.get_auth(&format!("/deployments/{dep}"), &token).await.json().await.unwrap();
-    let timed_out = progress["devices"].as_array().unwrap().iter().find(|p| p["device_id"] == devs[1].0.as_str()).unwrap();
-    assert_eq!((timed_out["status"].as_str(), timed_out["reason"].as_str()), (Some("failed"), Some("timeout")));
+    let progress: Value = app
+        .get_auth(&format!("/deployments/{dep}"), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let timed_out = progress["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["device_id"] == devs[1].0.as_str())
+        .unwrap();
+    assert_eq!(
+        (timed_out["status"].as_str(), timed_out["reason"].as_str()),
+        (Some("failed"), Some("timeout"))
+    );
 
     // The owner cancels; device 2 has nothing left to do.
     let response = app.post_auth(&format!("/deployments/{dep}/cancel"), &token).await;
@@ -480,6 +862,11 @@ async fn heartbeats_confirm_installation_silence_times_out_and_owners_cancel() {
     )
     .await;
     assert_eq!(problem["current_status"], "cancelled");
-    let actions: Vec<String> = app.audit(&token).await.iter().map(|e| e["action"].as_str().unwrap().to_owned()).collect();
+    let actions: Vec<String> = app
+        .audit(&token)
+        .await
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
     assert!(actions.iter().any(|a| a == "deployment.cancelled"), "{actions:?}");
 }

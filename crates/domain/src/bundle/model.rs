@@ -76,7 +76,10 @@ fn identifiers_valid(part: &str, numeric_rule: bool) -> bool {
     part.split('.').all(|id| {
         !id.is_empty()
             && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            && !(numeric_rule && id.len() > 1 && id.starts_with('0') && id.bytes().all(|b| b.is_ascii_digit()))
+            && !(numeric_rule
+                && id.len() > 1
+                && id.starts_with('0')
+                && id.bytes().all(|b| b.is_ascii_digit()))
     })
 }
 
@@ -107,7 +110,9 @@ impl BundleVersion {
             }
             *slot = n.parse().map_err(|_| semver_error())?;
         }
-        if pre.is_some_and(|p| !identifiers_valid(p, true)) || build.is_some_and(|b| !identifiers_valid(b, false)) {
+        if pre.is_some_and(|p| !identifiers_valid(p, true))
+            || build.is_some_and(|b| !identifiers_valid(b, false))
+        {
             return Err(semver_error());
         }
         Ok(Self {
@@ -155,7 +160,10 @@ impl ReleaseNotes {
                 format!("must be at most {} characters", Self::MAX),
             ));
         }
-        if raw.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
+        if raw
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+        {
             return Err(FieldError::new(
                 "notes",
                 "invalid_characters",
@@ -176,7 +184,11 @@ pub struct Sha256Hex(String);
 
 impl Sha256Hex {
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
-        if raw.len() == 64 && raw.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if raw.len() == 64
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             Ok(Self(raw.to_owned()))
         } else {
             Err(FieldError::new(
@@ -249,10 +261,35 @@ mod tests {
 
     #[test]
     fn semantic_versions_follow_semver_org() {
-        for ok in ["0.0.0", "1.4.2", "10.20.30", "2.0.0-rc.1", "1.0.0-alpha-a.b-c", "1.0.0+build.5", "1.0.0-0.3.7+exp.sha.5114f85"] {
+        for ok in [
+            "0.0.0",
+            "1.4.2",
+            "10.20.30",
+            "2.0.0-rc.1",
+            "1.0.0-alpha-a.b-c",
+            "1.0.0+build.5",
+            "1.0.0-0.3.7+exp.sha.5114f85",
+        ] {
             assert!(BundleVersion::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "1", "1.2", "1.2.3.4", "01.2.3", "1.02.3", "1.2.03", "v1.2.3", "1.2.3-", "1.2.3-01", "1.2.3+", "1.2.3-a..b", "1.2.3 ", "1.2.x", "-1.2.3", "1.2.3-é"] {
+        for bad in [
+            "",
+            "1",
+            "1.2",
+            "1.2.3.4",
+            "01.2.3",
+            "1.02.3",
+            "1.2.03",
+            "v1.2.3",
+            "1.2.3-",
+            "1.2.3-01",
+            "1.2.3+",
+            "1.2.3-a..b",
+            "1.2.3 ",
+            "1.2.x",
+            "-1.2.3",
+            "1.2.3-é",
+        ] {
             assert_eq!(
                 BundleVersion::parse(bad).map_err(|e| e.code),
                 Err("invalid_semver"),
@@ -276,8 +313,14 @@ mod tests {
             assert!(BundleName::parse(bad).is_err(), "{bad:?}");
         }
         assert!(ReleaseNotes::parse("fixes\n\t- sizing").is_ok());
-        assert_eq!(ReleaseNotes::parse("bell\u{7}").unwrap_err().code, "invalid_characters");
-        assert_eq!(ReleaseNotes::parse(&"x".repeat(4097)).unwrap_err().code, "too_long");
+        assert_eq!(
+            ReleaseNotes::parse("bell\u{7}").unwrap_err().code,
+            "invalid_characters"
+        );
+        assert_eq!(
+            ReleaseNotes::parse(&"x".repeat(4097)).unwrap_err().code,
+            "too_long"
+        );
     }
 
     #[test]

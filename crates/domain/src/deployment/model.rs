@@ -182,7 +182,12 @@ impl Rollout {
             Some(w) => {
                 let ascending = w.windows(2).all(|p| p[0] < p[1]);
                 let in_range = w.iter().all(|p| (1..=100).contains(p));
-                if w.is_empty() || w.len() > Self::MAX_WAVES || !ascending || !in_range || w.last() != Some(&100) {
+                if w.is_empty()
+                    || w.len() > Self::MAX_WAVES
+                    || !ascending
+                    || !in_range
+                    || w.last() != Some(&100)
+                {
                     errors.push(FieldError::new(
                         "waves",
                         "invalid",
@@ -282,13 +287,19 @@ pub struct DeviceProgress {
 /// Something that happened to a deployment, for the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeploymentEvent {
-    WaveStarted { wave: u32 },
+    WaveStarted {
+        wave: u32,
+    },
     DeviceStatus {
         device: DeviceId,
         status: TargetStatus,
         reason: Option<String>,
     },
-    Aborted { wave: u32, failed: u32, finished: u32 },
+    Aborted {
+        wave: u32,
+        failed: u32,
+        finished: u32,
+    },
     Completed,
     Cancelled,
 }
@@ -424,7 +435,8 @@ impl Deployment {
         }
         if d.status != to {
             d.status = to;
-            d.reason = (to == TargetStatus::Failed).then(|| reason.unwrap_or_else(|| "unspecified".to_owned()));
+            d.reason =
+                (to == TargetStatus::Failed).then(|| reason.unwrap_or_else(|| "unspecified".to_owned()));
             d.updated_at = now;
             events.push(DeploymentEvent::DeviceStatus {
                 device,
@@ -444,9 +456,20 @@ impl Deployment {
         let mut events = Vec::new();
         while self.state == DeploymentState::Running {
             let wave = self.current_wave;
-            let timeout = self.rollout.timeout_minutes.map(|m| Duration::minutes(i64::from(m)));
-            for d in self.devices.iter_mut().filter(|d| d.wave == wave && d.status.is_open()) {
-                let (status, reason) = if d.ea_version.as_deref().is_some_and(|v| self.bundle_version.matches(v)) {
+            let timeout = self
+                .rollout
+                .timeout_minutes
+                .map(|m| Duration::minutes(i64::from(m)));
+            for d in self
+                .devices
+                .iter_mut()
+                .filter(|d| d.wave == wave && d.status.is_open())
+            {
+                let (status, reason) = if d
+                    .ea_version
+                    .as_deref()
+                    .is_some_and(|v| self.bundle_version.matches(v))
+                {
                     (TargetStatus::Installed, None)
                 } else if let (Some(t), Some(started)) = (timeout, d.started_at)
                     && now >= started + t
@@ -470,7 +493,11 @@ impl Deployment {
                 && u64::from(failed) * 100 > u64::from(rule.failure_percent) * u64::from(finished)
             {
                 self.end(DeploymentState::Aborted, now);
-                events.push(DeploymentEvent::Aborted { wave, failed, finished });
+                events.push(DeploymentEvent::Aborted {
+                    wave,
+                    failed,
+                    finished,
+                });
                 break;
             }
             if unfinished > 0 {
@@ -535,9 +562,11 @@ impl Deployment {
     /// many devices of the current wave it waits for.
     pub fn next_wave(&self) -> Option<NextWave> {
         let next = self.current_wave + 1;
-        (self.state == DeploymentState::Running && (next as usize) < self.rollout.waves.len()).then(|| NextWave {
-            wave: next,
-            unfinished: self.wave_tally(self.current_wave).2,
+        (self.state == DeploymentState::Running && (next as usize) < self.rollout.waves.len()).then(|| {
+            NextWave {
+                wave: next,
+                unfinished: self.wave_tally(self.current_wave).2,
+            }
         })
     }
 
@@ -596,20 +625,32 @@ mod tests {
         assert_eq!(r.assign(10), vec![0, 1, 1, 1, 1, 2, 2, 2, 2, 2]);
         assert_eq!(r.assign(1), vec![0]);
         assert_eq!(r.assign(0), Vec::<u32>::new());
-        for bad in [&[][..], &[50, 50, 100], &[50], &[0, 100], &[10, 101], &[60, 40, 100]] {
+        for bad in [
+            &[][..],
+            &[50, 50, 100],
+            &[50],
+            &[0, 100],
+            &[10, 101],
+            &[60, 40, 100],
+        ] {
             assert!(Rollout::parse(Some(bad), None, None, None).is_err(), "{bad:?}");
         }
         let e = Rollout::parse(None, Some(101), Some(0), Some(0)).unwrap_err();
         let fields: Vec<_> = e.errors().iter().map(|e| e.field).collect();
-        assert_eq!(fields, ["abort_failure_percent", "abort_min_finished", "timeout_minutes"]);
+        assert_eq!(
+            fields,
+            ["abort_failure_percent", "abort_min_finished", "timeout_minutes"]
+        );
     }
 
     #[test]
     fn devices_report_through_the_state_machine() {
         let mut d = deploy(2, Rollout::default());
         assert_eq!(d.devices[0].status, TargetStatus::Pending);
-        d.report(device(0), TargetStatus::Downloading, None, at(1)).unwrap();
-        d.report(device(0), TargetStatus::Downloading, None, at(1)).unwrap();
+        d.report(device(0), TargetStatus::Downloading, None, at(1))
+            .unwrap();
+        d.report(device(0), TargetStatus::Downloading, None, at(1))
+            .unwrap();
         assert_eq!(
             d.report(device(0), TargetStatus::Pending, None, at(2)),
             Err(ReportRefused::Invalid {
@@ -617,7 +658,8 @@ mod tests {
                 to: TargetStatus::Pending
             })
         );
-        d.report(device(0), TargetStatus::Failed, Some("disk full".into()), at(2)).unwrap();
+        d.report(device(0), TargetStatus::Failed, Some("disk full".into()), at(2))
+            .unwrap();
         assert_eq!(d.devices[0].reason.as_deref(), Some("disk full"));
         assert!(d.report(device(0), TargetStatus::Installed, None, at(3)).is_err());
         assert_eq!(
@@ -632,7 +674,13 @@ mod tests {
     #[test]
     fn the_next_wave_starts_when_the_current_one_finished() {
         let mut d = deploy(4, waves(&[50, 100], None, None));
-        assert_eq!(d.next_wave(), Some(NextWave { wave: 1, unfinished: 2 }));
+        assert_eq!(
+            d.next_wave(),
+            Some(NextWave {
+                wave: 1,
+                unfinished: 2
+            })
+        );
         d.report(device(0), TargetStatus::Installed, None, at(1)).unwrap();
         assert_eq!(d.devices[2].status, TargetStatus::Waiting);
         let events = d.report(device(1), TargetStatus::Failed, None, at(2)).unwrap();
@@ -646,7 +694,11 @@ mod tests {
     fn a_failing_wave_aborts_once_enough_devices_finished() {
         let mut d = deploy(10, waves(&[40, 100], Some((50, 2)), None));
         d.report(device(0), TargetStatus::Failed, None, at(1)).unwrap();
-        assert_eq!(d.state, DeploymentState::Running, "one finished is below the minimum");
+        assert_eq!(
+            d.state,
+            DeploymentState::Running,
+            "one finished is below the minimum"
+        );
         d.report(device(1), TargetStatus::Failed, None, at(1)).unwrap();
         assert_eq!(d.state, DeploymentState::Aborted);
         assert_eq!(d.counts().cancelled, 8);

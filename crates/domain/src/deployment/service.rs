@@ -83,7 +83,11 @@ where
                         details.insert("wave".to_owned(), wave.to_string());
                         AuditAction::DeploymentWaveStarted
                     }
-                    DeploymentEvent::DeviceStatus { device, status, reason } => {
+                    DeploymentEvent::DeviceStatus {
+                        device,
+                        status,
+                        reason,
+                    } => {
                         device_id = Some(*device);
                         details.insert("status".to_owned(), status.as_str().to_owned());
                         if let Some(r) = reason {
@@ -91,7 +95,11 @@ where
                         }
                         AuditAction::DeploymentDeviceStatus
                     }
-                    DeploymentEvent::Aborted { wave, failed, finished } => {
+                    DeploymentEvent::Aborted {
+                        wave,
+                        failed,
+                        finished,
+                    } => {
                         details.insert("wave".to_owned(), wave.to_string());
                         details.insert("failed".to_owned(), failed.to_string());
                         details.insert("finished".to_owned(), finished.to_string());
@@ -126,12 +134,14 @@ where
         let target = Target::parse(&input.target);
         match (target, &input.device_ids) {
             (None, _) => errors.push(FieldError::new("target", "invalid", "must be `devices` or `all`")),
-            (Some(Target::Devices), None) => {
-                errors.push(FieldError::new("device_ids", "required", "is required when target is `devices`"))
-            }
-            (Some(Target::Devices), Some(ids)) if ids.is_empty() || ids.len() > 10_000 => {
-                errors.push(FieldError::new("device_ids", "invalid_length", "must name 1 to 10000 devices"))
-            }
+            (Some(Target::Devices), None) => errors.push(FieldError::new(
+                "device_ids",
+                "required",
+                "is required when target is `devices`",
+            )),
+            (Some(Target::Devices), Some(ids)) if ids.is_empty() || ids.len() > 10_000 => errors.push(
+                FieldError::new("device_ids", "invalid_length", "must name 1 to 10000 devices"),
+            ),
             (Some(Target::All), Some(_)) => errors.push(FieldError::new(
                 "device_ids",
                 "not_allowed",
@@ -219,10 +229,18 @@ where
 
     /// Loads with `load`, applies `change` and the lazy rules, and saves
     /// what changed; retried when another write came first.
-    async fn update<L, F>(&self, load: L, mut change: F, client: &ClientInfo) -> Result<Deployment, DeploymentError>
+    async fn update<L, F>(
+        &self,
+        load: L,
+        mut change: F,
+        client: &ClientInfo,
+    ) -> Result<Deployment, DeploymentError>
     where
         L: AsyncFn() -> Result<Option<Deployment>, crate::error::UnexpectedError>,
-        F: FnMut(&mut Deployment, chrono::DateTime<chrono::Utc>) -> Result<Vec<DeploymentEvent>, DeploymentError>,
+        F: FnMut(
+            &mut Deployment,
+            chrono::DateTime<chrono::Utc>,
+        ) -> Result<Vec<DeploymentEvent>, DeploymentError>,
     {
         for _ in 0..SAVE_ATTEMPTS {
             let Some(before) = load().await? else {
@@ -306,12 +324,7 @@ where
         };
         let d = self
             .update(
-                async || {
-                    self.deployments
-                        .get_for_device(device, open.id)
-                        .await
-                        
-                },
+                async || self.deployments.get_for_device(device, open.id).await,
                 |_, _| Ok(Vec::new()),
                 &ClientInfo::default(),
             )
@@ -335,7 +348,12 @@ where
             Some(s @ (TargetStatus::Downloading | TargetStatus::Installed | TargetStatus::Failed)) => s,
             _ => {
                 return Err(DeploymentError::Invalid(
-                    FieldError::new("status", "invalid", "must be `downloading`, `installed` or `failed`").into(),
+                    FieldError::new(
+                        "status",
+                        "invalid",
+                        "must be `downloading`, `installed` or `failed`",
+                    )
+                    .into(),
                 ));
             }
         };
@@ -358,12 +376,7 @@ where
             r => r.map(str::to_owned),
         };
         self.update(
-            async || {
-                self.deployments
-                    .get_for_device(device, id)
-                    .await
-                    
-            },
+            async || self.deployments.get_for_device(device, id).await,
             |d, now| {
                 d.report(device, to, reason.clone(), now).map_err(|e| match e {
                     ReportRefused::NotTargeted => DeploymentError::NotFound,

@@ -182,10 +182,12 @@ impl BundleStore for PgBundleStore {
     #[instrument(name = "db.bundles.abandon", skip_all, err(Display))]
     async fn abandon(&self, id: BundleId) -> Result<(), UnexpectedError> {
         let mut conn = conn(&self.pool).await?;
-        diesel::delete(bundles::table.filter(bundles::id.eq(id.as_uuid()).and(bundles::completed_at.is_null())))
-            .execute(&mut conn)
-            .await
-            .map_err(DbError::from)?;
+        diesel::delete(
+            bundles::table.filter(bundles::id.eq(id.as_uuid()).and(bundles::completed_at.is_null())),
+        )
+        .execute(&mut conn)
+        .await
+        .map_err(DbError::from)?;
         Ok(())
     }
 

@@ -102,7 +102,11 @@ fn deployment_row(d: &Deployment) -> Result<DeploymentRow, UnexpectedError> {
     })
 }
 
-fn progress_row(id: DeploymentId, position: usize, p: &DeviceProgress) -> Result<ProgressRow, UnexpectedError> {
+fn progress_row(
+    id: DeploymentId,
+    position: usize,
+    p: &DeviceProgress,
+) -> Result<ProgressRow, UnexpectedError> {
     Ok(ProgressRow {
         deployment_id: id.as_uuid(),
         device_id: p.device.as_uuid(),
@@ -137,7 +141,9 @@ async fn assemble(
         .into_iter()
         .collect();
     let progress: Vec<(ProgressRow, Option<serde_json::Value>)> = deployment_devices::table
-        .left_join(device_heartbeats::table.on(device_heartbeats::device_id.eq(deployment_devices::device_id)))
+        .left_join(
+            device_heartbeats::table.on(device_heartbeats::device_id.eq(deployment_devices::device_id)),
+        )
         .filter(deployment_devices::deployment_id.eq_any(&ids))
         .order((deployment_devices::deployment_id, deployment_devices::position))
         .select((ProgressRow::as_select(), device_heartbeats::heartbeat.nullable()))
@@ -160,7 +166,8 @@ async fn assemble(
     }
     rows.into_iter()
         .map(|r| {
-            let corrupt = |what: &str| UnexpectedError::msg(format!("stored deployment {}: invalid {what}", r.id));
+            let corrupt =
+                |what: &str| UnexpectedError::msg(format!("stored deployment {}: invalid {what}", r.id));
             let version = versions.get(&r.bundle_id).ok_or_else(|| corrupt("bundle"))?;
             let waves = r
                 .waves
@@ -239,7 +246,8 @@ impl DeploymentRepository for PgDeploymentRepository {
             let ids: Vec<Uuid> = ids.iter().map(DeviceId::as_uuid).collect();
             query = query.filter(devices::id.eq_any(ids));
         }
-        let rows: Vec<(Uuid, Option<serde_json::Value>)> = query.load(&mut conn).await.map_err(DbError::from)?;
+        let rows: Vec<(Uuid, Option<serde_json::Value>)> =
+            query.load(&mut conn).await.map_err(DbError::from)?;
         Ok(rows
             .into_iter()
             .map(|(id, heartbeat)| (DeviceId::from_uuid(id), ea_version(heartbeat)))
@@ -257,7 +265,10 @@ impl DeploymentRepository for PgDeploymentRepository {
             .collect::<Result<Vec<_>, _>>()?;
         let mut conn = conn(&self.pool).await?;
         conn.transaction::<_, DieselError, _>(async |conn| {
-            diesel::insert_into(deployments::table).values(&row).execute(conn).await?;
+            diesel::insert_into(deployments::table)
+                .values(&row)
+                .execute(conn)
+                .await?;
             for batch in progress.chunks(INSERT_BATCH) {
                 diesel::insert_into(deployment_devices::table)
                     .values(batch)
@@ -299,9 +310,9 @@ impl DeploymentRepository for PgDeploymentRepository {
             .into_boxed();
         if let Some(after) = page.after {
             query = query.filter(
-                deployments::created_at
-                    .lt(after.at)
-                    .or(deployments::created_at.eq(after.at).and(deployments::id.lt(after.id))),
+                deployments::created_at.lt(after.at).or(deployments::created_at
+                    .eq(after.at)
+                    .and(deployments::id.lt(after.id))),
             );
         }
         let rows = query.load(&mut conn).await.map_err(DbError::from)?;
@@ -315,7 +326,10 @@ impl DeploymentRepository for PgDeploymentRepository {
         let row = deployments::table
             .inner_join(deployment_devices::table)
             .filter(deployment_devices::device_id.eq(device.as_uuid()))
-            .filter(deployment_devices::status.eq_any([TargetStatus::Pending.as_str(), TargetStatus::Downloading.as_str()]))
+            .filter(
+                deployment_devices::status
+                    .eq_any([TargetStatus::Pending.as_str(), TargetStatus::Downloading.as_str()]),
+            )
             .filter(deployments::state.eq(DeploymentState::Running.as_str()))
             .order((deployments::created_at.desc(), deployments::id.desc()))
             .select(DeploymentRow::as_select())
@@ -327,7 +341,11 @@ impl DeploymentRepository for PgDeploymentRepository {
     }
 
     #[instrument(name = "db.deployments.get_for_device", skip_all, err(Display))]
-    async fn get_for_device(&self, device: DeviceId, id: DeploymentId) -> Result<Option<Deployment>, UnexpectedError> {
+    async fn get_for_device(
+        &self,
+        device: DeviceId,
+        id: DeploymentId,
+    ) -> Result<Option<Deployment>, UnexpectedError> {
         let mut conn = conn(&self.pool).await?;
         let row = deployments::table
             .inner_join(deployment_devices::table)
@@ -354,7 +372,11 @@ impl DeploymentRepository for PgDeploymentRepository {
         let result = conn
             .transaction::<_, SaveFailure, _>(async |conn| {
                 let updated = diesel::update(
-                    deployments::table.filter(deployments::id.eq(id).and(deployments::revision.eq(deployment.revision))),
+                    deployments::table.filter(
+                        deployments::id
+                            .eq(id)
+                            .and(deployments::revision.eq(deployment.revision)),
+                    ),
                 )
                 .set((
                     deployments::state.eq(deployment.state.as_str()),

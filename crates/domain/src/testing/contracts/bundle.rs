@@ -33,7 +33,10 @@ pub(super) async fn uploaded(bundles: &impl BundleStore, new: &NewBundle, chunks
     bundles.begin(new).await.expect("setting up: begin failed");
     let mut at = 0u64;
     for c in chunks {
-        bundles.append(new.id, at, c).await.expect("setting up: append failed");
+        bundles
+            .append(new.id, at, c)
+            .await
+            .expect("setting up: append failed");
         at += c.len() as u64;
     }
     bundles
@@ -65,7 +68,14 @@ pub(super) async fn deployed(
         t0(),
     );
     deployments
-        .create(&d, &[audit_event(AuditAction::DeploymentCreated, Some(bundle.owner), None)])
+        .create(
+            &d,
+            &[audit_event(
+                AuditAction::DeploymentCreated,
+                Some(bundle.owner),
+                None,
+            )],
+        )
         .await
         .expect("setting up: create deployment failed");
     d
@@ -88,7 +98,12 @@ pub async fn an_upload_is_listed_once_completed_and_reads_back_in_ranges(
         "an upload in progress is not a bundle yet"
     );
     assert!(
-        bundles.list(owner, &PageRequest::first(10)).await.expect("list failed").items.is_empty(),
+        bundles
+            .list(owner, &PageRequest::first(10))
+            .await
+            .expect("list failed")
+            .items
+            .is_empty(),
         "an upload in progress is not listed"
     );
     let audit = audit_event(AuditAction::BundleUploaded, Some(owner), None);
@@ -101,7 +116,10 @@ pub async fn an_upload_is_listed_once_completed_and_reads_back_in_ranges(
         (8, &digest(1), &new.name, &new.version),
         "complete returns the bundle with its size and digest"
     );
-    assert_eq!(bundles.get(owner, new.id).await.expect("get failed"), Some(done.clone()));
+    assert_eq!(
+        bundles.get(owner, new.id).await.expect("get failed"),
+        Some(done.clone())
+    );
     let read = async |offset, max| bundles.read(new.id, offset, max).await.expect("read failed");
     assert_eq!(read(0, 100).await, b"01234567", "the whole file");
     assert_eq!(read(3, 4).await, b"3456", "a range across chunks");
@@ -144,19 +162,39 @@ pub async fn bundles_are_private_and_listed_newest_first(
     let other = registered(accounts).await.id;
     let old = uploaded(bundles, &new_bundle(owner, "Listed", "1.0.0", 0), &[b"a"]).await;
     let new = uploaded(bundles, &new_bundle(owner, "Listed", "2.0.0", 5), &[b"b"]).await;
-    assert_eq!(bundles.get(other, old.id).await.expect("get failed"), None, "another owner's bundle is not found");
+    assert_eq!(
+        bundles.get(other, old.id).await.expect("get failed"),
+        None,
+        "another owner's bundle is not found"
+    );
     let audit = audit_event(AuditAction::BundleDeleted, Some(other), None);
     assert!(
-        matches!(bundles.delete(other, old.id, &audit).await, Err(DeleteBundleError::NotFound)),
+        matches!(
+            bundles.delete(other, old.id, &audit).await,
+            Err(DeleteBundleError::NotFound)
+        ),
         "another owner cannot delete it"
     );
-    let first = bundles.list(owner, &PageRequest::first(1)).await.expect("list failed");
-    assert_eq!(first.items, vec![new.clone()], "newest first");
-    let second = bundles
-        .list(owner, &PageRequest { limit: 1, after: first.next })
+    let first = bundles
+        .list(owner, &PageRequest::first(1))
         .await
         .expect("list failed");
-    assert_eq!((second.items, second.next), (vec![old], None), "the next page continues");
+    assert_eq!(first.items, vec![new.clone()], "newest first");
+    let second = bundles
+        .list(
+            owner,
+            &PageRequest {
+                limit: 1,
+                after: first.next,
+            },
+        )
+        .await
+        .expect("list failed");
+    assert_eq!(
+        (second.items, second.next),
+        (vec![old], None),
+        "the next page continues"
+    );
 }
 
 pub async fn a_deployed_bundle_reaches_started_devices_and_cannot_be_deleted(
@@ -170,26 +208,56 @@ pub async fn a_deployed_bundle_reaches_started_devices_and_cannot_be_deleted(
     let second = stored_device(devices, owner, "Wave2", 1).await.id;
     let bundle = uploaded(bundles, &new_bundle(owner, "Shipped", "1.0.0", 0), &[b"ea"]).await;
     let unused = uploaded(bundles, &new_bundle(owner, "Unused", "1.0.0", 0), &[b"ea"]).await;
-    assert_eq!(bundles.deployed_to(first, bundle.id).await.expect("deployed_to failed"), None, "not deployed yet");
+    assert_eq!(
+        bundles
+            .deployed_to(first, bundle.id)
+            .await
+            .expect("deployed_to failed"),
+        None,
+        "not deployed yet"
+    );
     deployed(deployments, &bundle, &[first, second]).await;
     assert_eq!(
-        bundles.deployed_to(first, bundle.id).await.expect("deployed_to failed"),
+        bundles
+            .deployed_to(first, bundle.id)
+            .await
+            .expect("deployed_to failed"),
         Some(bundle.clone()),
         "a device whose wave started may download the bundle"
     );
     assert_eq!(
-        bundles.deployed_to(second, bundle.id).await.expect("deployed_to failed"),
+        bundles
+            .deployed_to(second, bundle.id)
+            .await
+            .expect("deployed_to failed"),
         None,
         "a device whose wave has not started may not"
     );
-    assert_eq!(bundles.deployed_to(first, unused.id).await.expect("deployed_to failed"), None, "nor another bundle");
+    assert_eq!(
+        bundles
+            .deployed_to(first, unused.id)
+            .await
+            .expect("deployed_to failed"),
+        None,
+        "nor another bundle"
+    );
     let audit = audit_event(AuditAction::BundleDeleted, Some(owner), None);
     assert!(
-        matches!(bundles.delete(owner, bundle.id, &audit).await, Err(DeleteBundleError::InUse)),
+        matches!(
+            bundles.delete(owner, bundle.id, &audit).await,
+            Err(DeleteBundleError::InUse)
+        ),
         "a bundle a deployment uses cannot be deleted"
     );
-    bundles.delete(owner, unused.id, &audit).await.expect("an unused bundle can be deleted");
-    assert_eq!(bundles.get(owner, unused.id).await.expect("get failed"), None, "and is gone");
+    bundles
+        .delete(owner, unused.id, &audit)
+        .await
+        .expect("an unused bundle can be deleted");
+    assert_eq!(
+        bundles.get(owner, unused.id).await.expect("get failed"),
+        None,
+        "and is gone"
+    );
 }
 
 /// Every [`BundleStore`] rule, in order, on one set of ports.
@@ -199,10 +267,12 @@ pub async fn bundle_store_contract(
     bundles: &impl BundleStore,
     deployments: &impl DeploymentRepository,
 ) {
-    an_upload_is_listed_once_completed_and_reads_back_in_ranges(accounts, devices, bundles, deployments).await;
+    an_upload_is_listed_once_completed_and_reads_back_in_ranges(accounts, devices, bundles, deployments)
+        .await;
     a_name_and_version_is_taken_once_per_owner(accounts, devices, bundles, deployments).await;
     bundles_are_private_and_listed_newest_first(accounts, devices, bundles, deployments).await;
-    a_deployed_bundle_reaches_started_devices_and_cannot_be_deleted(accounts, devices, bundles, deployments).await;
+    a_deployed_bundle_reaches_started_devices_and_cannot_be_deleted(accounts, devices, bundles, deployments)
+        .await;
 }
 
 /// One `#[tokio::test]` per [`BundleStore`] rule, in a module

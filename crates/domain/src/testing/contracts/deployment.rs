@@ -30,23 +30,49 @@ pub async fn a_created_deployment_reads_back_whole_for_its_owner_and_devices(
     let b = stored_device(devices, owner, "DepB", 1).await.id;
     let bundle = uploaded(bundles, &new_bundle(owner, "Dep", "1.0.0", 0), &[b"x"]).await;
     let d = deployed(deployments, &bundle, &[a, b]).await;
-    let read = deployments.get(owner, d.id).await.expect("get failed").expect("the owner's deployment");
-    assert_eq!(without_versions(read), d, "it reads back as created, devices in order");
-    assert_eq!(deployments.get(other, d.id).await.expect("get failed"), None, "not another owner's");
+    let read = deployments
+        .get(owner, d.id)
+        .await
+        .expect("get failed")
+        .expect("the owner's deployment");
     assert_eq!(
-        deployments.get_for_device(b, d.id).await.expect("get_for_device failed").map(|d| d.id),
+        without_versions(read),
+        d,
+        "it reads back as created, devices in order"
+    );
+    assert_eq!(
+        deployments.get(other, d.id).await.expect("get failed"),
+        None,
+        "not another owner's"
+    );
+    assert_eq!(
+        deployments
+            .get_for_device(b, d.id)
+            .await
+            .expect("get_for_device failed")
+            .map(|d| d.id),
         Some(d.id),
         "a targeted device reads it"
     );
     let stranger = stored_device(devices, owner, "DepC", 2).await.id;
     assert_eq!(
-        deployments.get_for_device(stranger, d.id).await.expect("get_for_device failed"),
+        deployments
+            .get_for_device(stranger, d.id)
+            .await
+            .expect("get_for_device failed"),
         None,
         "a device it does not target does not"
     );
     let later = deployed(deployments, &bundle, &[a]).await;
-    let page = deployments.list(owner, &PageRequest::first(1)).await.expect("list failed");
-    assert_eq!(page.items.iter().map(|d| d.id).collect::<Vec<_>>(), vec![later.id.max(d.id)], "newest first");
+    let page = deployments
+        .list(owner, &PageRequest::first(1))
+        .await
+        .expect("list failed");
+    assert_eq!(
+        page.items.iter().map(|d| d.id).collect::<Vec<_>>(),
+        vec![later.id.max(d.id)],
+        "newest first"
+    );
     assert!(page.next.is_some(), "and another page");
 }
 
@@ -63,18 +89,38 @@ pub async fn saves_are_optimistic_and_store_what_changed(
     let d = deployed(deployments, &bundle, &[a, b]).await;
     let mut changed = d.clone();
     let now = t0() + Duration::minutes(5);
-    changed.report(a, TargetStatus::Failed, Some("disk full".into()), now).expect("a valid report");
-    assert_eq!(changed.devices[1].status, TargetStatus::Pending, "the second wave started");
-    let audit = [audit_event(AuditAction::DeploymentDeviceStatus, Some(owner), Some(a))];
-    deployments.save(&changed, &changed.devices, &audit).await.expect("save failed");
-    let read = deployments.get(owner, d.id).await.expect("get failed").expect("exists");
+    changed
+        .report(a, TargetStatus::Failed, Some("disk full".into()), now)
+        .expect("a valid report");
+    assert_eq!(
+        changed.devices[1].status,
+        TargetStatus::Pending,
+        "the second wave started"
+    );
+    let audit = [audit_event(
+        AuditAction::DeploymentDeviceStatus,
+        Some(owner),
+        Some(a),
+    )];
+    deployments
+        .save(&changed, &changed.devices, &audit)
+        .await
+        .expect("save failed");
+    let read = deployments
+        .get(owner, d.id)
+        .await
+        .expect("get failed")
+        .expect("exists");
     assert_eq!(read.revision, d.revision + 1, "a save advances the revision");
     assert_eq!((read.current_wave, read.state), (1, DeploymentState::Running));
     assert_eq!(read.devices[0].status, TargetStatus::Failed);
     assert_eq!(read.devices[0].reason.as_deref(), Some("disk full"));
     assert_eq!(read.devices[1].started_at, Some(now), "timestamps are stored");
     assert!(
-        matches!(deployments.save(&changed, &[], &audit).await, Err(SaveDeploymentError::Conflict)),
+        matches!(
+            deployments.save(&changed, &[], &audit).await,
+            Err(SaveDeploymentError::Conflict)
+        ),
         "a save from a stale read is refused"
     );
 }
@@ -90,7 +136,12 @@ pub async fn devices_find_their_open_deployment_and_carry_their_ea_version(
     let b = stored_device(devices, owner, "OpenB", 1).await.id;
     let revoked = stored_device(devices, owner, "OpenR", 2).await.id;
     devices
-        .revoke(owner, revoked, t0(), &audit_event(AuditAction::DeviceRevoked, Some(owner), Some(revoked)))
+        .revoke(
+            owner,
+            revoked,
+            t0(),
+            &audit_event(AuditAction::DeviceRevoked, Some(owner), Some(revoked)),
+        )
         .await
         .expect("revoke failed");
     let heartbeat = Heartbeat {
@@ -106,27 +157,61 @@ pub async fn devices_find_their_open_deployment_and_carry_their_ea_version(
         heartbeat: Some(heartbeat),
         ..DeviceActivity::default()
     };
-    devices.record_activity(&[(a, activity)]).await.expect("record_activity failed");
+    devices
+        .record_activity(&[(a, activity)])
+        .await
+        .expect("record_activity failed");
     assert_eq!(
-        deployments.active_devices(owner, None).await.expect("active_devices failed"),
+        deployments
+            .active_devices(owner, None)
+            .await
+            .expect("active_devices failed"),
         vec![(a, Some("1.0.0".to_owned())), (b, None)],
         "active devices in creation order, with their EA version"
     );
     assert_eq!(
-        deployments.active_devices(owner, Some(&[b, revoked, unknown_device()])).await.expect("active_devices failed"),
+        deployments
+            .active_devices(owner, Some(&[b, revoked, unknown_device()]))
+            .await
+            .expect("active_devices failed"),
         vec![(b, None)],
         "only the named ones that are active and the owner's"
     );
     let bundle = uploaded(bundles, &new_bundle(owner, "Open", "1.0.0", 0), &[b"x"]).await;
     let d = deployed(deployments, &bundle, &[a, b]).await;
-    let open = deployments.open_for_device(a).await.expect("open_for_device failed").expect("a is pending");
+    let open = deployments
+        .open_for_device(a)
+        .await
+        .expect("open_for_device failed")
+        .expect("a is pending");
     assert_eq!(open.id, d.id);
-    assert_eq!(open.devices[0].ea_version.as_deref(), Some("1.0.0"), "read with the device's EA version");
-    assert_eq!(deployments.open_for_device(b).await.expect("open_for_device failed"), None, "b is still waiting");
+    assert_eq!(
+        open.devices[0].ea_version.as_deref(),
+        Some("1.0.0"),
+        "read with the device's EA version"
+    );
+    assert_eq!(
+        deployments
+            .open_for_device(b)
+            .await
+            .expect("open_for_device failed"),
+        None,
+        "b is still waiting"
+    );
     let mut cancelled = open.clone();
     cancelled.cancel(t0()).expect("running");
-    deployments.save(&cancelled, &cancelled.devices, &[]).await.expect("save failed");
-    assert_eq!(deployments.open_for_device(a).await.expect("open_for_device failed"), None, "a cancelled deployment is not open");
+    deployments
+        .save(&cancelled, &cancelled.devices, &[])
+        .await
+        .expect("save failed");
+    assert_eq!(
+        deployments
+            .open_for_device(a)
+            .await
+            .expect("open_for_device failed"),
+        None,
+        "a cancelled deployment is not open"
+    );
 }
 
 /// Every [`DeploymentRepository`] rule, in order, on one set of ports.
@@ -136,9 +221,11 @@ pub async fn deployment_repository_contract(
     bundles: &impl BundleStore,
     deployments: &impl DeploymentRepository,
 ) {
-    a_created_deployment_reads_back_whole_for_its_owner_and_devices(accounts, devices, bundles, deployments).await;
+    a_created_deployment_reads_back_whole_for_its_owner_and_devices(accounts, devices, bundles, deployments)
+        .await;
     saves_are_optimistic_and_store_what_changed(accounts, devices, bundles, deployments).await;
-    devices_find_their_open_deployment_and_carry_their_ea_version(accounts, devices, bundles, deployments).await;
+    devices_find_their_open_deployment_and_carry_their_ea_version(accounts, devices, bundles, deployments)
+        .await;
 }
 
 /// One `#[tokio::test]` per [`DeploymentRepository`] rule, in a module

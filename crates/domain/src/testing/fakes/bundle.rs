@@ -111,7 +111,10 @@ impl BundleStore for InMemoryBundleStore {
             .values()
             .filter(|r| r.new.owner == owner)
             .filter_map(completed)
-            .filter(|b| page.after.is_none_or(|c| (b.created_at, b.id.as_uuid()) < (c.at, c.id)))
+            .filter(|b| {
+                page.after
+                    .is_none_or(|c| (b.created_at, b.id.as_uuid()) < (c.at, c.id))
+            })
             .collect();
         items.sort_by_key(|b| std::cmp::Reverse((b.created_at, b.id)));
         items.truncate(page.limit as usize + 1);
@@ -139,16 +142,11 @@ impl BundleStore for InMemoryBundleStore {
         let state = self.0.state();
         let deployed = state.deployments.values().any(|d| {
             d.bundle == id
-                && d
-                    .devices
+                && d.devices
                     .iter()
                     .any(|p| p.device == device && p.started_at.is_some())
         });
-        Ok(state
-            .bundles
-            .get(&id)
-            .filter(|_| deployed)
-            .and_then(completed))
+        Ok(state.bundles.get(&id).filter(|_| deployed).and_then(completed))
     }
 
     async fn read(&self, id: BundleId, offset: u64, max: u32) -> Result<Vec<u8>, UnexpectedError> {
@@ -225,7 +223,10 @@ impl DeploymentRepository for InMemoryDeploymentRepository {
             .deployments
             .values()
             .filter(|d| d.owner == owner)
-            .filter(|d| page.after.is_none_or(|c| (d.created_at, d.id.as_uuid()) < (c.at, c.id)))
+            .filter(|d| {
+                page.after
+                    .is_none_or(|c| (d.created_at, d.id.as_uuid()) < (c.at, c.id))
+            })
             .map(|d| loaded(&state, d))
             .collect();
         items.sort_by_key(|d| std::cmp::Reverse((d.created_at, d.id)));
@@ -244,7 +245,11 @@ impl DeploymentRepository for InMemoryDeploymentRepository {
             .map(|d| loaded(&state, d)))
     }
 
-    async fn get_for_device(&self, device: DeviceId, id: DeploymentId) -> Result<Option<Deployment>, UnexpectedError> {
+    async fn get_for_device(
+        &self,
+        device: DeviceId,
+        id: DeploymentId,
+    ) -> Result<Option<Deployment>, UnexpectedError> {
         let state = self.0.state();
         Ok(state
             .deployments

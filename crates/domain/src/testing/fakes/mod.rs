@@ -72,12 +72,24 @@ mod contracts {
 
     crate::bundle_store_contract!(async {
         let store = InMemoryStore::default();
-        ((), store.accounts(), store.devices(), store.bundles(), store.deployments())
+        (
+            (),
+            store.accounts(),
+            store.devices(),
+            store.bundles(),
+            store.deployments(),
+        )
     });
 
     crate::deployment_repository_contract!(async {
         let store = InMemoryStore::default();
-        ((), store.accounts(), store.devices(), store.bundles(), store.deployments())
+        (
+            (),
+            store.accounts(),
+            store.devices(),
+            store.bundles(),
+            store.deployments(),
+        )
     });
 
     crate::signal_repository_contract!(async {
