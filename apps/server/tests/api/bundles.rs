@@ -870,3 +870,71 @@ async fn heartbeats_confirm_installation_silence_times_out_and_owners_cancel() {
         .collect();
     assert!(actions.iter().any(|a| a == "deployment.cancelled"), "{actions:?}");
 }
+
+/// The Rust SDK: learns its target, downloads with a digest check, resumes
+/// an interrupted download with `Range`, refuses a corrupted one, and
+/// reports.
+#[tokio::test]
+async fn the_rust_client_downloads_resumes_verifies_and_reports() {
+    use eagate_client::{ClientError, DeploymentStatus, DeviceClient, partial_path};
+
+    let app = spawn_app().await;
+    let (token, _) = app.user_with_tokens("sdkowner").await;
+    let devs = devices(&app, &token, 1).await;
+    let client = DeviceClient::new(&app.base, &devs[0].0, &devs[0].1).unwrap();
+    assert_eq!(client.deployment().await.unwrap(), None, "nothing deployed yet");
+    let bytes = file(600 * 1024 + 3);
+    let bundle = uploaded(&app, &token, "SdkEA", "1.0.0", bytes.clone()).await;
+    deploy(&app, &token, json!({"bundle_id": bundle["id"], "target": "all"})).await;
+    let target = client.deployment().await.unwrap().expect("a target");
+    assert_eq!(target.bundle.sha256, hex_sha256(&bytes));
+
+    let dir = std::env::temp_dir().join(format!("eagate-sdk-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("SdkEA.ex5");
+    // An earlier attempt saved the first 200 000 bytes.
+    std::fs::write(partial_path(&out), &bytes[..200_000]).unwrap();
+    client
+        .report_status(&target.deployment_id, DeploymentStatus::Downloading, None)
+        .await
+        .unwrap();
+    let done = client.download_bundle(&target.bundle, &out).await.unwrap();
+    assert_eq!(done.resumed_from, 200_000, "it resumed");
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        bytes,
+        "the saved file is the bundle"
+    );
+    assert!(!partial_path(&out).exists());
+
+    // A corrupted partial file fails the digest check and is removed; the
+    // next attempt starts over and succeeds.
+    let again = dir.join("again.ex5");
+    std::fs::write(partial_path(&again), vec![0u8; 1000]).unwrap();
+    let error = client.download_bundle(&target.bundle, &again).await.unwrap_err();
+    assert!(matches!(error, ClientError::Digest { .. }), "{error}");
+    assert!(!partial_path(&again).exists(), "the bad partial file is gone");
+    let done = client.download_bundle(&target.bundle, &again).await.unwrap();
+    assert_eq!(done.resumed_from, 0);
+    assert_eq!(std::fs::read(&again).unwrap(), bytes);
+
+    let receipt = client
+        .report_status(&target.deployment_id, DeploymentStatus::Installed, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (receipt.status.as_str(), receipt.deployment_state.as_str()),
+        ("installed", "completed")
+    );
+    let error = client
+        .report_status(&target.deployment_id, DeploymentStatus::Downloading, None)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some("invalid-transition"));
+    assert_eq!(
+        client.deployment().await.unwrap(),
+        None,
+        "nothing left to install"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
