@@ -1,3 +1,5 @@
+DROP TRIGGER device_deployment_revisions_notify ON device_deployment_revisions;
+DROP TABLE device_deployment_revisions;
 DROP TABLE deployment_devices;
 DROP TABLE deployments;
 DROP TABLE bundle_chunks;

@@ -69,3 +69,17 @@ CREATE TABLE deployment_devices (
     PRIMARY KEY (deployment_id, device_id)
 );
 CREATE INDEX deployment_devices_device ON deployment_devices (device_id, status);
+
+-- Per device, a revision that changes whenever a deployment's record of
+-- the device changes (created, its wave started, cancelled, reported). Read
+-- with the credentials and cached with them, like the configuration
+-- revision, so a poll tells the EA to look at GET /device/deployment
+-- without a query; a change notifies every instance's cache on commit.
+CREATE TABLE device_deployment_revisions (
+    device_id uuid   PRIMARY KEY REFERENCES devices (id) ON DELETE CASCADE,
+    revision  bigint NOT NULL CHECK (revision > 0)
+);
+
+CREATE TRIGGER device_deployment_revisions_notify
+    AFTER INSERT OR UPDATE ON device_deployment_revisions
+    FOR EACH ROW EXECUTE FUNCTION eagate_notify_device_config_change();

@@ -1335,6 +1335,12 @@ export interface components {
              * @example 7
              */
             config_revision: number;
+            /**
+             * Format: int64
+             * @description The device's deployment revision: when it differs from the one last seen, GET /api/v1/device/deployment (a bundle to install, or 204).
+             * @example 2
+             */
+            deployment_revision: number;
             /** Format: int64 */
             server_time: number;
             signals: components["schemas"]["OrderResponse"][];

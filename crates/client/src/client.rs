@@ -219,6 +219,10 @@ pub struct PollResponse {
     /// cached one, fetch the configuration again.
     #[serde(default)]
     pub config_revision: i64,
+    /// The deployment revision: when it differs from the last one seen,
+    /// ask [`DeviceClient::deployment`] for a bundle to install.
+    #[serde(default)]
+    pub deployment_revision: i64,
 }
 
 /// What the EA did with a signal.

@@ -87,6 +87,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    device_deployment_revisions (device_id) {
+        device_id -> Uuid,
+        revision -> Int8,
+    }
+}
+
+diesel::table! {
     device_heartbeats (device_id) {
         device_id -> Uuid,
         received_at -> Timestamptz,
@@ -196,6 +203,7 @@ diesel::joinable!(deployment_devices -> devices (device_id));
 diesel::joinable!(deployments -> bundles (bundle_id));
 diesel::joinable!(deployments -> users (owner_id));
 diesel::joinable!(device_config_revisions -> devices (device_id));
+diesel::joinable!(device_deployment_revisions -> devices (device_id));
 diesel::joinable!(device_heartbeats -> devices (device_id));
 diesel::joinable!(devices -> users (owner_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
@@ -212,6 +220,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     deployment_devices,
     deployments,
     device_config_revisions,
+    device_deployment_revisions,
     device_heartbeats,
     devices,
     refresh_tokens,

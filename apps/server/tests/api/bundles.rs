@@ -791,12 +791,38 @@ async fn a_rollout_in_two_waves_downloads_resumes_reports_and_aborts_on_failures
     );
 }
 
+/// The `deployment_revision` a poll reports.
+async fn poll_revision(app: &TestApp, dev: &Dev) -> i64 {
+    let response = signed(app, dev, Method::GET, "/api/v1/device/poll", None, &[]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    body["deployment_revision"].as_i64().unwrap()
+}
+
+/// Polls until the deployment revision differs from `from` (the cache
+/// learns of the change from the database's notification); returns it.
+async fn eventually_changed(app: &TestApp, dev: &Dev, from: i64) -> i64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let now = poll_revision(app, dev).await;
+        if now != from {
+            return now;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the poll's deployment_revision stayed {from}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn heartbeats_confirm_installation_silence_times_out_and_owners_cancel() {
     let app = spawn_app().await;
     let (token, _) = app.user_with_tokens("confirmer").await;
     let devs = devices(&app, &token, 3).await;
     let bundle = uploaded(&app, &token, "EA", "3.1.0", file(100)).await;
+    assert_eq!(poll_revision(&app, &devs[2]).await, 0, "no deployment yet");
     let d = deploy(
         &app,
         &token,
@@ -805,6 +831,8 @@ async fn heartbeats_confirm_installation_silence_times_out_and_owners_cancel() {
     .await;
     let dep = d["id"].as_str().unwrap().to_owned();
     assert_eq!(d["counts"]["pending"], 3, "`all`: every active device");
+    // The poll (served from the device cache) tells the EA to look.
+    let seen = eventually_changed(&app, &devs[2], 0).await;
 
     // Device 0's EA restarts with the new version: its heartbeat confirms.
     let response = signed(
@@ -855,6 +883,7 @@ async fn heartbeats_confirm_installation_silence_times_out_and_owners_cancel() {
     assert_eq!(cancelled["state"], "cancelled");
     assert_eq!(cancelled["counts"]["cancelled"], 1);
     assert_eq!(target(&app, &devs[2]).await.status(), StatusCode::NO_CONTENT);
+    eventually_changed(&app, &devs[2], seen).await;
     let problem = assert_problem(
         report(&app, &devs[2], &dep, json!({"status": "installed"})).await,
         StatusCode::CONFLICT,

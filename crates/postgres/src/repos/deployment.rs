@@ -2,6 +2,7 @@ use std::collections::HashMap;
 
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
+use diesel::sql_types::{Array, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use eagate_domain::UnexpectedError;
 use eagate_domain::account::UserId;
@@ -117,6 +118,25 @@ fn progress_row(
         started_at: p.started_at,
         updated_at: p.updated_at,
     })
+}
+
+/// Changes the deployment revision of `devices` (in id order, so
+/// concurrent writers lock rows in one order); their caches learn of it on
+/// commit.
+async fn bump_revisions(conn: &mut AsyncPgConnection, mut devices: Vec<Uuid>) -> QueryResult<()> {
+    if devices.is_empty() {
+        return Ok(());
+    }
+    devices.sort();
+    diesel::sql_query(
+        "INSERT INTO device_deployment_revisions (device_id, revision) \
+         SELECT d, 1 FROM unnest($1::uuid[]) AS d \
+         ON CONFLICT (device_id) DO UPDATE SET revision = device_deployment_revisions.revision + 1",
+    )
+    .bind::<Array<SqlUuid>, _>(devices)
+    .execute(conn)
+    .await
+    .map(drop)
 }
 
 fn ea_version(heartbeat: Option<serde_json::Value>) -> Option<String> {
@@ -275,6 +295,7 @@ impl DeploymentRepository for PgDeploymentRepository {
                     .execute(conn)
                     .await?;
             }
+            bump_revisions(conn, progress.iter().map(|p| p.device_id).collect()).await?;
             for event in audit {
                 insert_event(conn, event).await?;
             }
@@ -407,6 +428,7 @@ impl DeploymentRepository for PgDeploymentRepository {
                     .execute(conn)
                     .await?;
                 }
+                bump_revisions(conn, changed.iter().map(|p| p.device.as_uuid()).collect()).await?;
                 for event in audit {
                     insert_event(conn, event).await?;
                 }

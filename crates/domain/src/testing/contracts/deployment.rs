@@ -214,6 +214,59 @@ pub async fn devices_find_their_open_deployment_and_carry_their_ea_version(
     );
 }
 
+pub async fn writes_change_the_deployment_revision_of_the_devices_they_touch(
+    accounts: &impl AccountRepository,
+    devices: &impl DeviceRepository,
+    bundles: &impl BundleStore,
+    deployments: &impl DeploymentRepository,
+) {
+    let revision = async |device| {
+        devices
+            .find_credentials(device)
+            .await
+            .expect("find_credentials failed")
+            .expect("the device exists")
+            .deployment_revision
+    };
+    let owner = registered(accounts).await.id;
+    let a = stored_device(devices, owner, "RevA", 0).await.id;
+    let b = stored_device(devices, owner, "RevB", 1).await.id;
+    let bystander = stored_device(devices, owner, "RevC", 2).await.id;
+    assert_eq!(revision(a).await, 0, "a device starts at deployment revision 0");
+    let bundle = uploaded(bundles, &new_bundle(owner, "Rev", "1.0.0", 0), &[b"x"]).await;
+    let d = deployed(deployments, &bundle, &[a, b]).await;
+    let (after_a, after_b) = (revision(a).await, revision(b).await);
+    assert!(
+        after_a > 0 && after_b > 0,
+        "creating a deployment changes its devices' revisions"
+    );
+    let mut changed = d.clone();
+    changed
+        .report(a, TargetStatus::Installed, None, t0())
+        .expect("a valid report");
+    let touched: Vec<DeviceProgress> = changed
+        .devices
+        .iter()
+        .filter(|p| p.device == b)
+        .cloned()
+        .collect();
+    deployments
+        .save(&changed, &touched, &[])
+        .await
+        .expect("save failed");
+    assert_ne!(
+        revision(b).await,
+        after_b,
+        "a saved change of a device changes its revision"
+    );
+    assert_eq!(revision(a).await, after_a, "devices not saved keep theirs");
+    assert_eq!(
+        revision(bystander).await,
+        0,
+        "devices outside the deployment keep theirs"
+    );
+}
+
 /// Every [`DeploymentRepository`] rule, in order, on one set of ports.
 pub async fn deployment_repository_contract(
     accounts: &impl AccountRepository,
@@ -225,6 +278,8 @@ pub async fn deployment_repository_contract(
         .await;
     saves_are_optimistic_and_store_what_changed(accounts, devices, bundles, deployments).await;
     devices_find_their_open_deployment_and_carry_their_ea_version(accounts, devices, bundles, deployments)
+        .await;
+    writes_change_the_deployment_revision_of_the_devices_they_touch(accounts, devices, bundles, deployments)
         .await;
 }
 
@@ -243,6 +298,7 @@ macro_rules! deployment_repository_contract {
                 a_created_deployment_reads_back_whole_for_its_owner_and_devices,
                 saves_are_optimistic_and_store_what_changed,
                 devices_find_their_open_deployment_and_carry_their_ea_version,
+                writes_change_the_deployment_revision_of_the_devices_they_touch,
             ]
         );
     };

@@ -203,6 +203,11 @@ impl DeploymentRepository for InMemoryDeploymentRepository {
         }
         let mut stored = deployment.clone();
         stored.devices.iter_mut().for_each(|p| p.ea_version = None);
+        for p in &deployment.devices {
+            if let Some(r) = state.devices.get_mut(&p.device) {
+                r.deployment_revision += 1;
+            }
+        }
         state.deployments.insert(deployment.id, stored);
         state.audit.extend_from_slice(audit);
         Ok(())
@@ -282,6 +287,11 @@ impl DeploymentRepository for InMemoryDeploymentRepository {
                     ea_version: None,
                     ..c.clone()
                 };
+            }
+        }
+        for c in changed {
+            if let Some(r) = state.devices.get_mut(&c.device) {
+                r.deployment_revision += 1;
             }
         }
         state.audit.extend_from_slice(audit);

@@ -25,6 +25,7 @@ pub(super) struct DeviceRecord {
     pub(super) current: SealedSecret,
     pub(super) previous: Option<(SealedSecret, DateTime<Utc>)>,
     pub(super) config_revision: i64,
+    pub(super) deployment_revision: i64,
 }
 
 #[derive(Debug, Clone)]
