@@ -29,6 +29,15 @@ CREATE TABLE bundle_chunks (
     PRIMARY KEY (bundle_id, start)
 );
 
+-- Owner-chosen labels on devices, to target deployments (a table of its
+-- own: `devices` is at diesel's 16-column limit).
+CREATE TABLE device_labels (
+    device_id uuid NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+    label     text NOT NULL CHECK (label ~ '^[a-z0-9][a-z0-9._-]{0,31}$'),
+    PRIMARY KEY (device_id, label)
+);
+CREATE INDEX device_labels_label ON device_labels (label, device_id);
+
 -- A rollout of one bundle to a fixed set of devices (resolved when it is
 -- created), in waves. Bundles are referenced without a cascade: a bundle
 -- in use by a deployment cannot be deleted.
@@ -36,8 +45,8 @@ CREATE TABLE deployments (
     id                    uuid        PRIMARY KEY,
     owner_id              uuid        NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     bundle_id             uuid        NOT NULL REFERENCES bundles (id),
-    -- How the devices were chosen: `devices` (a list) or `all`.
-    target                text        NOT NULL CHECK (target IN ('devices', 'all')),
+    -- How the devices were chosen: `devices` (a list), `all` or `label:<label>`.
+    target                text        NOT NULL CHECK (target IN ('devices', 'all') OR target ~ '^label:[a-z0-9][a-z0-9._-]{0,31}$'),
     -- Cumulative percentages of the devices, ascending, the last 100.
     waves                 integer[]   NOT NULL,
     abort_failure_percent integer     CHECK (abort_failure_percent BETWEEN 0 AND 100),

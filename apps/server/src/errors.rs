@@ -470,6 +470,7 @@ impl From<DeploymentError> for ApiError {
             DeploymentError::Invalid(errors) => ApiError::validation(&errors),
             DeploymentError::NotFound => ApiError::new(ProblemKind::NotFound, "No such deployment."),
             DeploymentError::BundleNotFound => ApiError::new(ProblemKind::NotFound, "No such bundle."),
+            DeploymentError::DeviceNotFound => device_not_found(),
             DeploymentError::InvalidTransition { from, to } => ApiError::new(
                 ProblemKind::InvalidTransition,
                 format!(

@@ -636,6 +636,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/devices/{id}/labels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a device's labels
+         * @description The labels deployments can target (`target: label`), sorted.
+         */
+        get: operations["getDeviceLabels"];
+        /**
+         * Replace a device's labels
+         * @description Sets the device's labels (an empty list removes them all). Deployments already created keep the devices they chose. Audited (`device.labels_changed`).
+         */
+        put: operations["replaceDeviceLabels"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/devices/{id}/revoke": {
         parameters: {
             query?: never;
@@ -1069,7 +1093,12 @@ export interface components {
             /** @description With `target: devices`: 1 to 10000 of the caller's active devices, each once. The order decides the waves. */
             device_ids?: string[] | null;
             /**
-             * @description `devices` (those in `device_ids`) or `all` (every active device).
+             * @description With `target: label`: the label (see PUT /api/v1/devices/{id}/labels).
+             * @example london
+             */
+            label?: string | null;
+            /**
+             * @description `devices` (those in `device_ids`), `all` (every active device) or `label` (every active device with `label`).
              * @example devices
              */
             target: string;
@@ -1140,16 +1169,28 @@ export interface components {
             devices?: components["schemas"]["DeviceProgressResponse"][] | null;
             /** Format: uuid */
             id: string;
+            /** @description For `target: label`. */
+            label?: string | null;
             next_wave?: components["schemas"]["NextWaveResponse"] | null;
             /** @enum {string} */
             state: "running" | "completed" | "aborted" | "cancelled";
-            /** @description `devices` or `all`. */
+            /** @description `devices`, `all` or `label`. */
             target: string;
             /** Format: int32 */
             timeout_minutes?: number | null;
             /** Format: date-time */
             updated_at: string;
             waves: number[];
+        };
+        DeviceLabels: {
+            /**
+             * @description Up to 20 labels, each 1 to 32 lowercase ASCII letters, digits, `.`, `_`, `-` (starting with a letter or digit); repeats are dropped.
+             * @example [
+             *       "london",
+             *       "vps"
+             *     ]
+             */
+            labels: string[];
         };
         DeviceList: {
             items: components["schemas"]["DeviceResponse"][];
@@ -3407,6 +3448,92 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TradingConfigResponse"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getDeviceLabels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The device's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The device's labels */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeviceLabels"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    replaceDeviceLabels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The device's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DeviceLabels"];
+            };
+        };
+        responses: {
+            /** @description The device's labels, sorted */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeviceLabels"];
                 };
             };
             /** @description A problem: see its `type` (or `code`) */

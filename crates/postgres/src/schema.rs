@@ -102,6 +102,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    device_labels (device_id, label) {
+        device_id -> Uuid,
+        label -> Text,
+    }
+}
+
+diesel::table! {
     devices (id) {
         id -> Uuid,
         owner_id -> Uuid,
@@ -205,6 +212,7 @@ diesel::joinable!(deployments -> users (owner_id));
 diesel::joinable!(device_config_revisions -> devices (device_id));
 diesel::joinable!(device_deployment_revisions -> devices (device_id));
 diesel::joinable!(device_heartbeats -> devices (device_id));
+diesel::joinable!(device_labels -> devices (device_id));
 diesel::joinable!(devices -> users (owner_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -222,6 +230,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     device_config_revisions,
     device_deployment_revisions,
     device_heartbeats,
+    device_labels,
     devices,
     refresh_tokens,
     sessions,

@@ -3,7 +3,7 @@
 //! (`GET /api/v1/device/deployment`) and report
 //! (`POST /api/v1/device/deployments/{id}/status`).
 
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpResponse, get, post, put, web};
 use chrono::{DateTime, Utc};
 use eagate_domain::bundle::BundleId;
 use eagate_domain::deployment::{Deployment, DeploymentId, DeviceProgress, NewDeploymentInput, TargetStatus};
@@ -21,6 +21,11 @@ use utoipa_actix_web::service_config::ServiceConfig;
 /// `/api/v1/deployments`.
 pub fn configure(cfg: &mut ServiceConfig<'_>) {
     cfg.service(create).service(list).service(get_one).service(cancel);
+}
+
+/// `/api/v1/devices/{id}/labels` (registered in the devices scope).
+pub fn configure_labels(cfg: &mut ServiceConfig<'_>) {
+    cfg.service(get_labels).service(put_labels);
 }
 
 /// The device endpoints (registered in the device scope).
@@ -41,9 +46,12 @@ fn deployment_state() -> utoipa::openapi::schema::Object {
 pub(crate) struct CreateDeploymentRequest {
     /// One of the caller's bundles.
     bundle_id: Uuid,
-    /// `devices` (those in `device_ids`) or `all` (every active device).
+    /// `devices` (those in `device_ids`), `all` (every active device) or `label` (every active device with `label`).
     #[schema(example = "devices")]
     target: String,
+    /// With `target: label`: the label (see PUT /api/v1/devices/{id}/labels).
+    #[schema(example = "london")]
+    label: Option<String>,
     /// With `target: devices`: 1 to 10000 of the caller's active devices, each once. The order decides the waves.
     device_ids: Option<Vec<Uuid>>,
     /// Cumulative percentages of the devices per wave, strictly ascending, ending at 100 (default `[100]`: all at once). A wave starts when every device of the previous one installed or failed.
@@ -110,8 +118,10 @@ pub(crate) struct DeploymentResponse {
     id: Uuid,
     bundle_id: Uuid,
     bundle_version: String,
-    /// `devices` or `all`.
+    /// `devices`, `all` or `label`.
     target: &'static str,
+    /// For `target: label`.
+    label: Option<String>,
     waves: Vec<u8>,
     abort_failure_percent: Option<u8>,
     abort_min_finished: Option<u32>,
@@ -136,7 +146,8 @@ fn render(d: &Deployment, with_devices: bool) -> DeploymentResponse {
         id: d.id.as_uuid(),
         bundle_id: d.bundle.as_uuid(),
         bundle_version: d.bundle_version.as_str().to_owned(),
-        target: d.target.as_str(),
+        target: d.target.kind(),
+        label: d.target.label().map(|l| l.as_str().to_owned()),
         waves: d.rollout.waves.clone(),
         abort_failure_percent: d.rollout.abort.map(|a| a.failure_percent),
         abort_min_finished: d.rollout.abort.map(|a| a.min_finished),
@@ -203,6 +214,7 @@ pub(crate) async fn create(
     let input = NewDeploymentInput {
         bundle_id: BundleId::from_uuid(b.bundle_id),
         target: b.target,
+        label: b.label,
         device_ids: b
             .device_ids
             .map(|ids| ids.into_iter().map(DeviceId::from_uuid).collect()),
@@ -288,6 +300,68 @@ pub(crate) async fn cancel(
         .cancel(who.0.user_id, deployment_id(&id)?, &client.0)
         .await?;
     Ok(HttpResponse::Ok().json(render(&d, true)))
+}
+
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeviceLabels {
+    /// Up to 20 labels, each 1 to 32 lowercase ASCII letters, digits, `.`, `_`, `-` (starting with a letter or digit); repeats are dropped.
+    #[schema(example = json!(["london", "vps"]))]
+    labels: Vec<String>,
+}
+
+fn device_id(raw: &str) -> Result<DeviceId, ApiError> {
+    Ok(DeviceId::from_uuid(path_id(raw, "device")?))
+}
+
+/// Get a device's labels
+///
+/// The labels deployments can target (`target: label`), sorted.
+#[utoipa::path(
+    operation_id = "getDeviceLabels",
+    tag = "deployments",
+    params(("id" = uuid::Uuid, Path, description = "The device's id")),
+    responses((status = 200, description = "The device's labels", body = DeviceLabels), Problems),
+    security(("bearer" = []))
+)]
+#[get("/{id}/labels")]
+pub(crate) async fn get_labels(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let labels = state.deployments.labels(who.0.user_id, device_id(&id)?).await?;
+    Ok(HttpResponse::Ok().json(DeviceLabels {
+        labels: labels.iter().map(|l| l.as_str().to_owned()).collect(),
+    }))
+}
+
+/// Replace a device's labels
+///
+/// Sets the device's labels (an empty list removes them all). Deployments already created keep the devices they chose. Audited (`device.labels_changed`).
+#[utoipa::path(
+    operation_id = "replaceDeviceLabels",
+    tag = "deployments",
+    params(("id" = uuid::Uuid, Path, description = "The device's id")),
+    request_body = DeviceLabels,
+    responses((status = 200, description = "The device's labels, sorted", body = DeviceLabels), Problems),
+    security(("bearer" = []))
+)]
+#[put("/{id}/labels")]
+pub(crate) async fn put_labels(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    client: Client,
+    id: web::Path<String>,
+    body: Json<DeviceLabels>,
+) -> Result<HttpResponse, ApiError> {
+    let labels = state
+        .deployments
+        .set_labels(who.0.user_id, device_id(&id)?, &body.0.labels, &client.0)
+        .await?;
+    Ok(HttpResponse::Ok().json(DeviceLabels {
+        labels: labels.iter().map(|l| l.as_str().to_owned()).collect(),
+    }))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -61,7 +61,11 @@ fn register(cfg: &mut ServiceConfig<'_>) {
         scope("/api/v1")
             .app_data(BodyLimit(ACCOUNT_BODY_LIMIT))
             .service(scope("/auth").configure(auth::configure))
-            .service(scope("/devices").configure(devices::configure))
+            .service(
+                scope("/devices")
+                    .configure(devices::configure)
+                    .configure(deployments::configure_labels),
+            )
             .service(scope("/audit").configure(audit::configure))
             .service(scope("/config").configure(configs::configure_account))
             // The upload streams its raw body (EAGATE_BUNDLE_MAX_BYTES).

@@ -967,3 +967,154 @@ async fn the_rust_client_downloads_resumes_verifies_and_reports() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+async fn put_labels(app: &TestApp, token: &str, device: &str, body: &Value) -> Response {
+    app.client
+        .put(app.url(&format!("/devices/{device}/labels")))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn labels_are_set_validated_and_target_deployments() {
+    let app = spawn_app().await;
+    let (token, _) = app.user_with_tokens("labeller").await;
+    let (other, _) = app.user_with_tokens("outsider").await;
+    let devs = devices(&app, &token, 3).await;
+    let response = put_labels(
+        &app,
+        &token,
+        &devs[0].0,
+        &json!({"labels": ["vps", "london", "london"]}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"labels": ["london", "vps"]}),
+        "sorted, repeats dropped"
+    );
+    put_labels(&app, &token, &devs[2].0, &json!({"labels": ["london"]})).await;
+    let got: Value = app
+        .get_auth(&format!("/devices/{}/labels", devs[0].0), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got, json!({"labels": ["london", "vps"]}));
+    let none: Value = app
+        .get_auth(&format!("/devices/{}/labels", devs[1].0), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(none, json!({"labels": []}));
+
+    // Bad input.
+    let too_many: Vec<String> = (0..21).map(|i| format!("l{i}")).collect();
+    for labels in [
+        json!(["London"]),
+        json!([""]),
+        json!(["-x"]),
+        json!(["a b"]),
+        json!(too_many),
+    ] {
+        let problem = assert_problem(
+            put_labels(&app, &token, &devs[0].0, &json!({ "labels": labels })).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation-failed",
+        )
+        .await;
+        assert_eq!(error_fields(&problem), ["labels"], "{labels}");
+    }
+    for body in [json!({"labels": "vps"}), json!({}), json!({"labels": [], "x": 1})] {
+        assert_problem(
+            put_labels(&app, &token, &devs[0].0, &body).await,
+            StatusCode::BAD_REQUEST,
+            "malformed-body",
+        )
+        .await;
+    }
+    assert_problem(
+        put_labels(&app, &other, &devs[0].0, &json!({"labels": []})).await,
+        StatusCode::NOT_FOUND,
+        "not-found",
+    )
+    .await;
+    assert_problem(
+        app.get_auth(&format!("/devices/{}/labels", devs[0].0), &other)
+            .await,
+        StatusCode::NOT_FOUND,
+        "not-found",
+    )
+    .await;
+    assert_problem(
+        put_labels(&app, &token, "nope", &json!({"labels": []})).await,
+        StatusCode::BAD_REQUEST,
+        "malformed-id",
+    )
+    .await;
+
+    // Targeting a label.
+    let bundle = uploaded(&app, &token, "EA", "1.0.0", file(10)).await;
+    let id = bundle["id"].clone();
+    for (body, field) in [
+        (json!({"bundle_id": id, "target": "label"}), "label"),
+        (
+            json!({"bundle_id": id, "target": "label", "label": "Bad Label"}),
+            "label",
+        ),
+        (
+            json!({"bundle_id": id, "target": "all", "label": "london"}),
+            "label",
+        ),
+        (
+            json!({"bundle_id": id, "target": "label", "label": "nobody"}),
+            "target",
+        ),
+    ] {
+        let problem = assert_problem(
+            app.post_json_auth("/deployments", &token, &body).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation-failed",
+        )
+        .await;
+        assert_eq!(error_fields(&problem), [field], "{body}");
+    }
+    let d = deploy(
+        &app,
+        &token,
+        json!({"bundle_id": id, "target": "label", "label": "london"}),
+    )
+    .await;
+    assert_eq!(
+        (d["target"].as_str(), d["label"].as_str()),
+        (Some("label"), Some("london"))
+    );
+    let targeted: Vec<&str> = d["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["device_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        targeted,
+        [devs[0].0.as_str(), devs[2].0.as_str()],
+        "only the labelled devices"
+    );
+    assert_eq!(target(&app, &devs[1]).await.status(), StatusCode::NO_CONTENT);
+    let actions: Vec<String> = app
+        .audit(&token)
+        .await
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        actions.iter().any(|a| a == "device.labels_changed"),
+        "{actions:?}"
+    );
+}

@@ -15,6 +15,9 @@ pub enum DeploymentError {
     /// The bundle to deploy is not the owner's.
     #[error("no such bundle")]
     BundleNotFound,
+    /// Labelling a device the owner does not have.
+    #[error("no such device")]
+    DeviceNotFound,
     /// A device report that does not follow the state machine.
     #[error("a device cannot go from {from} to {to}")]
     InvalidTransition { from: TargetStatus, to: TargetStatus },

@@ -16,27 +16,114 @@ id_newtype!(
     DeploymentId
 );
 
+/// A label an owner puts on devices to target deployments: 1 to 32
+/// characters, lowercase ASCII letters, digits, `.`, `_`, `-`, starting
+/// with a letter or digit (`london`, `vps-2`, `prop.firm`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Label(String);
+
+impl Label {
+    pub const MAX: usize = 32;
+    /// Labels per device.
+    pub const MAX_PER_DEVICE: usize = 20;
+
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let valid = !raw.is_empty()
+            && raw.len() <= Self::MAX
+            && raw
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'));
+        if valid {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(FieldError::new(
+                "labels",
+                "invalid",
+                "each label must be 1 to 32 lowercase ASCII letters, digits, '.', '_' or '-', starting with a letter or digit",
+            ))
+        }
+    }
+
+    /// A device's labels: at most [`Self::MAX_PER_DEVICE`], each valid;
+    /// repeats are dropped and the result is sorted.
+    pub fn parse_set(raw: &[String]) -> Result<Vec<Self>, FieldError> {
+        let mut labels = raw
+            .iter()
+            .map(|l| Self::parse(l))
+            .collect::<Result<Vec<_>, _>>()?;
+        labels.sort();
+        labels.dedup();
+        if labels.len() > Self::MAX_PER_DEVICE {
+            return Err(FieldError::new(
+                "labels",
+                "too_many",
+                format!("at most {} labels per device", Self::MAX_PER_DEVICE),
+            ));
+        }
+        Ok(labels)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// How the devices were chosen (resolved once, when the deployment is
 /// created).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     /// An explicit list of the owner's active devices.
     Devices,
     /// Every active device of the owner.
     All,
+    /// The owner's active devices with a label.
+    Label(Label),
 }
 
 impl Target {
-    pub const fn as_str(self) -> &'static str {
+    /// `devices`, `all` or `label`.
+    pub const fn kind(&self) -> &'static str {
         match self {
             Self::Devices => "devices",
             Self::All => "all",
+            Self::Label(_) => "label",
         }
     }
 
-    pub fn parse(raw: &str) -> Option<Self> {
-        [Self::Devices, Self::All].into_iter().find(|t| t.as_str() == raw)
+    pub fn label(&self) -> Option<&Label> {
+        match self {
+            Self::Label(l) => Some(l),
+            _ => None,
+        }
     }
+
+    /// As stored: `devices`, `all` or `label:<label>`.
+    pub fn to_stored(&self) -> String {
+        match self {
+            Self::Label(l) => format!("label:{}", l.as_str()),
+            other => other.kind().to_owned(),
+        }
+    }
+
+    pub fn from_stored(raw: &str) -> Option<Self> {
+        match raw {
+            "devices" => Some(Self::Devices),
+            "all" => Some(Self::All),
+            other => Label::parse(other.strip_prefix("label:")?).ok().map(Self::Label),
+        }
+    }
+}
+
+/// Which of the owner's active devices to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceSelection<'a> {
+    All,
+    Ids(&'a [DeviceId]),
+    Label(&'a Label),
 }
 
 /// One device's progress. `Waiting` until its wave starts; the device

@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use super::error::SaveDeploymentError;
-use super::model::{Deployment, DeploymentId, DeviceProgress};
+use super::model::{Deployment, DeploymentId, DeviceProgress, DeviceSelection, Label};
 use crate::account::UserId;
 use crate::audit::AuditEvent;
 use crate::device::DeviceId;
@@ -15,13 +15,33 @@ use crate::pagination::{Page, PageRequest};
 /// Loaded devices carry the EA version of their latest heartbeat.
 pub trait DeploymentRepository: Send + Sync + 'static {
     /// The owner's active (not revoked) devices with their latest EA
-    /// version, in creation order: all of them, or those of `only` (ids
-    /// that are not the owner's active devices are left out).
+    /// version, in creation order: all of them, those of a list (ids that
+    /// are not the owner's active devices are left out), or those with a
+    /// label.
     fn active_devices(
         &self,
         owner: UserId,
-        only: Option<&[DeviceId]>,
+        only: DeviceSelection<'_>,
     ) -> impl Future<Output = Result<Vec<(DeviceId, Option<String>)>, UnexpectedError>> + Send;
+
+    /// Replaces the labels of the owner's device (revoked ones too) and
+    /// appends `audit`, in one transaction. `false` when the owner has no
+    /// such device.
+    fn set_labels(
+        &self,
+        owner: UserId,
+        device: DeviceId,
+        labels: &[Label],
+        audit: &AuditEvent,
+    ) -> impl Future<Output = Result<bool, UnexpectedError>> + Send;
+
+    /// The labels of the owner's device, sorted; `None` when the owner has
+    /// no such device.
+    fn labels(
+        &self,
+        owner: UserId,
+        device: DeviceId,
+    ) -> impl Future<Output = Result<Option<Vec<Label>>, UnexpectedError>> + Send;
 
     /// Stores a new deployment (revision 0) and `audit`, in one transaction.
     fn create(

@@ -23,9 +23,11 @@ use crate::validation::{FieldError, ValidationErrors};
 #[derive(Debug, Clone)]
 pub struct NewDeploymentInput {
     pub bundle_id: BundleId,
-    /// `devices` or `all`.
+    /// `devices`, `all` or `label`.
     pub target: String,
     pub device_ids: Option<Vec<DeviceId>>,
+    /// With `target: label`.
+    pub label: Option<String>,
     pub waves: Option<Vec<i64>>,
     pub abort_failure_percent: Option<i64>,
     pub abort_min_finished: Option<i64>,
@@ -131,9 +133,38 @@ where
         client: &ClientInfo,
     ) -> Result<Deployment, DeploymentError> {
         let mut errors = ValidationErrors::new();
-        let target = Target::parse(&input.target);
-        match (target, &input.device_ids) {
-            (None, _) => errors.push(FieldError::new("target", "invalid", "must be `devices` or `all`")),
+        let target = match (input.target.as_str(), &input.label) {
+            ("devices", _) => Some(Target::Devices),
+            ("all", _) => Some(Target::All),
+            ("label", Some(l)) => errors
+                .collect(Label::parse(l).map_err(|e| FieldError { field: "label", ..e }))
+                .map(Target::Label),
+            ("label", None) => {
+                errors.push(FieldError::new(
+                    "label",
+                    "required",
+                    "is required when target is `label`",
+                ));
+                None
+            }
+            _ => {
+                errors.push(FieldError::new(
+                    "target",
+                    "invalid",
+                    "must be `devices`, `all` or `label`",
+                ));
+                None
+            }
+        };
+        if input.label.is_some() && input.target != "label" {
+            errors.push(FieldError::new(
+                "label",
+                "not_allowed",
+                "is only for target `label`",
+            ));
+        }
+        match (&target, &input.device_ids) {
+            (None, _) => {}
             (Some(Target::Devices), None) => errors.push(FieldError::new(
                 "device_ids",
                 "required",
@@ -142,10 +173,10 @@ where
             (Some(Target::Devices), Some(ids)) if ids.is_empty() || ids.len() > 10_000 => errors.push(
                 FieldError::new("device_ids", "invalid_length", "must name 1 to 10000 devices"),
             ),
-            (Some(Target::All), Some(_)) => errors.push(FieldError::new(
+            (Some(Target::All | Target::Label(_)), Some(_)) => errors.push(FieldError::new(
                 "device_ids",
                 "not_allowed",
-                "must be left out when target is `all`",
+                "is only for target `devices`",
             )),
             _ => {}
         }
@@ -174,7 +205,10 @@ where
                 let mut unique = ids.clone();
                 unique.sort();
                 unique.dedup();
-                let found = self.deployments.active_devices(owner, Some(&unique)).await?;
+                let found = self
+                    .deployments
+                    .active_devices(owner, DeviceSelection::Ids(&unique))
+                    .await?;
                 if found.len() != unique.len() || unique.len() != ids.len() {
                     return Err(DeploymentError::Invalid(
                         FieldError::new(
@@ -189,14 +223,21 @@ where
                 let mut by_id: BTreeMap<DeviceId, Option<String>> = found.into_iter().collect();
                 ids.iter().map(|id| (*id, by_id.remove(id).flatten())).collect()
             }
-            None => self.deployments.active_devices(owner, None).await?,
+            None => {
+                let selection = match target.label() {
+                    Some(l) => DeviceSelection::Label(l),
+                    None => DeviceSelection::All,
+                };
+                self.deployments.active_devices(owner, selection).await?
+            }
         };
         if devices.is_empty() {
             return Err(DeploymentError::Invalid(
-                FieldError::new("target", "no_devices", "there are no active devices to deploy to").into(),
+                FieldError::new("target", "no_devices", "no active device matches the target").into(),
             ));
         }
         let now = self.clock.now();
+        let target_text = target.to_stored();
         let (deployment, events) = Deployment::start(
             DeploymentId::from_uuid(self.ids.new_id()),
             owner,
@@ -219,7 +260,7 @@ where
                 ("deployment_id".to_owned(), deployment.id.to_string()),
                 ("bundle_id".to_owned(), deployment.bundle.to_string()),
                 ("devices".to_owned(), deployment.devices.len().to_string()),
-                ("target".to_owned(), target.as_str().to_owned()),
+                ("target".to_owned(), target_text),
             ]),
         });
         audit.extend(self.audit(&deployment, &events, None, client));
@@ -271,6 +312,47 @@ where
             }
         }
         Err(crate::error::UnexpectedError::msg("the deployment kept changing while being saved").into())
+    }
+
+    /// Replaces the labels of the owner's device. Audited.
+    #[instrument(skip_all, fields(user_id = %owner, device_id = %device))]
+    pub async fn set_labels(
+        &self,
+        owner: UserId,
+        device: DeviceId,
+        raw: &[String],
+        client: &ClientInfo,
+    ) -> Result<Vec<Label>, DeploymentError> {
+        let labels = Label::parse_set(raw).map_err(|e| DeploymentError::Invalid(e.into()))?;
+        let audit = AuditEvent {
+            id: self.ids.new_id(),
+            occurred_at: self.clock.now(),
+            action: AuditAction::DeviceLabelsChanged,
+            user_id: Some(owner),
+            device_id: Some(device),
+            client: client.clone(),
+            details: BTreeMap::from([(
+                "labels".to_owned(),
+                labels.iter().map(Label::as_str).collect::<Vec<_>>().join(","),
+            )]),
+        };
+        if self
+            .deployments
+            .set_labels(owner, device, &labels, &audit)
+            .await?
+        {
+            Ok(labels)
+        } else {
+            Err(DeploymentError::DeviceNotFound)
+        }
+    }
+
+    /// The labels of the owner's device.
+    pub async fn labels(&self, owner: UserId, device: DeviceId) -> Result<Vec<Label>, DeploymentError> {
+        self.deployments
+            .labels(owner, device)
+            .await?
+            .ok_or(DeploymentError::DeviceNotFound)
     }
 
     /// The owner's deployment, with time-driven rules applied.

@@ -9,8 +9,8 @@ use eagate_domain::account::UserId;
 use eagate_domain::audit::AuditEvent;
 use eagate_domain::bundle::{BundleId, BundleVersion};
 use eagate_domain::deployment::{
-    AbortRule, Deployment, DeploymentId, DeploymentRepository, DeploymentState, DeviceProgress, Rollout,
-    SaveDeploymentError, Target, TargetStatus,
+    AbortRule, Deployment, DeploymentId, DeploymentRepository, DeploymentState, DeviceProgress,
+    DeviceSelection, Label, Rollout, SaveDeploymentError, Target, TargetStatus,
 };
 use eagate_domain::device::DeviceId;
 use eagate_domain::pagination::{Page, PageRequest};
@@ -21,7 +21,7 @@ use super::audit::insert_event;
 use super::conn;
 use crate::error::DbError;
 use crate::pool::PgPool;
-use crate::schema::{bundles, deployment_devices, deployments, device_heartbeats, devices};
+use crate::schema::{bundles, deployment_devices, deployments, device_heartbeats, device_labels, devices};
 
 /// Rows per multi-row insert (each row binds 8 parameters; PostgreSQL
 /// allows 65535 per statement).
@@ -90,7 +90,7 @@ fn deployment_row(d: &Deployment) -> Result<DeploymentRow, UnexpectedError> {
         id: d.id.as_uuid(),
         owner_id: d.owner.as_uuid(),
         bundle_id: d.bundle.as_uuid(),
-        target: d.target.as_str().to_owned(),
+        target: d.target.to_stored(),
         waves: d.rollout.waves.iter().map(|w| Some(i32::from(*w))).collect(),
         abort_failure_percent: d.rollout.abort.map(|a| i32::from(a.failure_percent)),
         abort_min_finished: d.rollout.abort.map(|a| number(a.min_finished)).transpose()?,
@@ -207,7 +207,7 @@ async fn assemble(
                 owner: UserId::from_uuid(r.owner_id),
                 bundle: BundleId::from_uuid(r.bundle_id),
                 bundle_version: BundleVersion::parse(version).map_err(|_| corrupt("bundle version"))?,
-                target: Target::parse(&r.target).ok_or_else(|| corrupt("target"))?,
+                target: Target::from_stored(&r.target).ok_or_else(|| corrupt("target"))?,
                 rollout: Rollout {
                     waves,
                     abort,
@@ -252,7 +252,7 @@ impl DeploymentRepository for PgDeploymentRepository {
     async fn active_devices(
         &self,
         owner: UserId,
-        only: Option<&[DeviceId]>,
+        only: DeviceSelection<'_>,
     ) -> Result<Vec<(DeviceId, Option<String>)>, UnexpectedError> {
         let mut conn = conn(&self.pool).await?;
         let mut query = devices::table
@@ -262,9 +262,18 @@ impl DeploymentRepository for PgDeploymentRepository {
             .order((devices::created_at, devices::id))
             .select((devices::id, device_heartbeats::heartbeat.nullable()))
             .into_boxed();
-        if let Some(ids) = only {
-            let ids: Vec<Uuid> = ids.iter().map(DeviceId::as_uuid).collect();
-            query = query.filter(devices::id.eq_any(ids));
+        match only {
+            DeviceSelection::All => {}
+            DeviceSelection::Ids(ids) => {
+                let ids: Vec<Uuid> = ids.iter().map(DeviceId::as_uuid).collect();
+                query = query.filter(devices::id.eq_any(ids));
+            }
+            DeviceSelection::Label(label) => {
+                let labelled = device_labels::table
+                    .filter(device_labels::label.eq(label.as_str().to_owned()))
+                    .select(device_labels::device_id);
+                query = query.filter(devices::id.eq_any(labelled));
+            }
         }
         let rows: Vec<(Uuid, Option<serde_json::Value>)> =
             query.load(&mut conn).await.map_err(DbError::from)?;
@@ -272,6 +281,89 @@ impl DeploymentRepository for PgDeploymentRepository {
             .into_iter()
             .map(|(id, heartbeat)| (DeviceId::from_uuid(id), ea_version(heartbeat)))
             .collect())
+    }
+
+    #[instrument(name = "db.deployments.set_labels", skip_all, err(Display))]
+    async fn set_labels(
+        &self,
+        owner: UserId,
+        device: DeviceId,
+        labels: &[Label],
+        audit: &AuditEvent,
+    ) -> Result<bool, UnexpectedError> {
+        let mut conn = conn(&self.pool).await?;
+        let id = device.as_uuid();
+        let rows: Vec<(Uuid, String)> = labels.iter().map(|l| (id, l.as_str().to_owned())).collect();
+        let found = conn
+            .transaction::<_, DieselError, _>(async |conn| {
+                // Locks the device row: concurrent replacements queue.
+                let owned: Option<Uuid> = devices::table
+                    .filter(devices::id.eq(id).and(devices::owner_id.eq(owner.as_uuid())))
+                    .select(devices::id)
+                    .for_update()
+                    .first(conn)
+                    .await
+                    .optional()?;
+                if owned.is_none() {
+                    return Ok(false);
+                }
+                diesel::delete(device_labels::table.filter(device_labels::device_id.eq(id)))
+                    .execute(conn)
+                    .await?;
+                let values: Vec<_> = rows
+                    .iter()
+                    .map(|(d, l)| {
+                        (
+                            device_labels::device_id.eq(*d),
+                            device_labels::label.eq(l.as_str()),
+                        )
+                    })
+                    .collect();
+                if !values.is_empty() {
+                    diesel::insert_into(device_labels::table)
+                        .values(&values)
+                        .on_conflict_do_nothing()
+                        .execute(conn)
+                        .await?;
+                }
+                insert_event(conn, audit).await?;
+                Ok(true)
+            })
+            .await
+            .map_err(DbError::from)?;
+        Ok(found)
+    }
+
+    #[instrument(name = "db.deployments.labels", skip_all, err(Display))]
+    async fn labels(&self, owner: UserId, device: DeviceId) -> Result<Option<Vec<Label>>, UnexpectedError> {
+        let mut conn = conn(&self.pool).await?;
+        let owned: Option<Uuid> = devices::table
+            .filter(
+                devices::id
+                    .eq(device.as_uuid())
+                    .and(devices::owner_id.eq(owner.as_uuid())),
+            )
+            .select(devices::id)
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(DbError::from)?;
+        if owned.is_none() {
+            return Ok(None);
+        }
+        let raw: Vec<String> = device_labels::table
+            .filter(device_labels::device_id.eq(device.as_uuid()))
+            .order(device_labels::label)
+            .select(device_labels::label)
+            .load(&mut conn)
+            .await
+            .map_err(DbError::from)?;
+        raw.iter()
+            .map(|l| {
+                Label::parse(l).map_err(|_| UnexpectedError::msg(format!("stored label {l:?} is not valid")))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
     }
 
     #[instrument(name = "db.deployments.create", skip_all, fields(devices = deployment.devices.len()), err(Display))]

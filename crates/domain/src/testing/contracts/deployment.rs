@@ -163,7 +163,7 @@ pub async fn devices_find_their_open_deployment_and_carry_their_ea_version(
         .expect("record_activity failed");
     assert_eq!(
         deployments
-            .active_devices(owner, None)
+            .active_devices(owner, DeviceSelection::All)
             .await
             .expect("active_devices failed"),
         vec![(a, Some("1.0.0".to_owned())), (b, None)],
@@ -171,7 +171,7 @@ pub async fn devices_find_their_open_deployment_and_carry_their_ea_version(
     );
     assert_eq!(
         deployments
-            .active_devices(owner, Some(&[b, revoked, unknown_device()]))
+            .active_devices(owner, DeviceSelection::Ids(&[b, revoked, unknown_device()]))
             .await
             .expect("active_devices failed"),
         vec![(b, None)],
@@ -267,6 +267,93 @@ pub async fn writes_change_the_deployment_revision_of_the_devices_they_touch(
     );
 }
 
+pub async fn labels_are_replaced_per_device_and_select_active_devices(
+    accounts: &impl AccountRepository,
+    devices: &impl DeviceRepository,
+    _bundles: &impl BundleStore,
+    deployments: &impl DeploymentRepository,
+) {
+    let owner = registered(accounts).await.id;
+    let other = registered(accounts).await.id;
+    let a = stored_device(devices, owner, "LabA", 0).await.id;
+    let b = stored_device(devices, owner, "LabB", 1).await.id;
+    let theirs = stored_device(devices, other, "LabT", 2).await.id;
+    let label = |s: &str| Label::parse(s).unwrap();
+    let audit = || audit_event(AuditAction::DeviceLabelsChanged, Some(owner), None);
+    assert_eq!(
+        deployments.labels(owner, a).await.expect("labels failed"),
+        Some(vec![]),
+        "no labels at first"
+    );
+    assert!(
+        deployments
+            .set_labels(owner, a, &[label("vps"), label("london")], &audit())
+            .await
+            .expect("set_labels failed")
+    );
+    assert!(
+        deployments
+            .set_labels(owner, b, &[label("london")], &audit())
+            .await
+            .expect("set_labels failed")
+    );
+    assert!(
+        deployments
+            .set_labels(other, theirs, &[label("london")], &audit())
+            .await
+            .expect("set_labels failed")
+    );
+    assert!(
+        !deployments
+            .set_labels(other, a, &[label("x")], &audit())
+            .await
+            .expect("set_labels failed"),
+        "another owner's device is not found"
+    );
+    assert_eq!(deployments.labels(other, a).await.expect("labels failed"), None);
+    assert_eq!(
+        deployments.labels(owner, a).await.expect("labels failed"),
+        Some(vec![label("london"), label("vps")]),
+        "sorted"
+    );
+    let selected = async |l: &str| {
+        let l = label(l);
+        deployments
+            .active_devices(owner, DeviceSelection::Label(&l))
+            .await
+            .expect("active_devices failed")
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        selected("london").await,
+        vec![a, b],
+        "the owner's devices with the label, in creation order"
+    );
+    assert_eq!(selected("vps").await, vec![a]);
+    assert!(
+        deployments
+            .set_labels(owner, a, &[label("vps")], &audit())
+            .await
+            .expect("set_labels failed")
+    );
+    assert_eq!(selected("london").await, vec![b], "setting replaces the labels");
+    devices
+        .revoke(
+            owner,
+            b,
+            t0(),
+            &audit_event(AuditAction::DeviceRevoked, Some(owner), Some(b)),
+        )
+        .await
+        .expect("revoke failed");
+    assert!(
+        selected("london").await.is_empty(),
+        "revoked devices are not selected"
+    );
+}
+
 /// Every [`DeploymentRepository`] rule, in order, on one set of ports.
 pub async fn deployment_repository_contract(
     accounts: &impl AccountRepository,
@@ -281,6 +368,7 @@ pub async fn deployment_repository_contract(
         .await;
     writes_change_the_deployment_revision_of_the_devices_they_touch(accounts, devices, bundles, deployments)
         .await;
+    labels_are_replaced_per_device_and_select_active_devices(accounts, devices, bundles, deployments).await;
 }
 
 /// One `#[tokio::test]` per [`DeploymentRepository`] rule, in a module
@@ -299,6 +387,7 @@ macro_rules! deployment_repository_contract {
                 saves_are_optimistic_and_store_what_changed,
                 devices_find_their_open_deployment_and_carry_their_ea_version,
                 writes_change_the_deployment_revision_of_the_devices_they_touch,
+                labels_are_replaced_per_device_and_select_active_devices,
             ]
         );
     };

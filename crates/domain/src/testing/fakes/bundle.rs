@@ -179,14 +179,18 @@ impl DeploymentRepository for InMemoryDeploymentRepository {
     async fn active_devices(
         &self,
         owner: UserId,
-        only: Option<&[DeviceId]>,
+        only: DeviceSelection<'_>,
     ) -> Result<Vec<(DeviceId, Option<String>)>, UnexpectedError> {
         let state = self.0.state();
         let mut devices: Vec<_> = state
             .devices
             .values()
             .filter(|r| r.device.owner == owner && r.device.revoked_at.is_none())
-            .filter(|r| only.is_none_or(|ids| ids.contains(&r.device.id)))
+            .filter(|r| match only {
+                DeviceSelection::All => true,
+                DeviceSelection::Ids(ids) => ids.contains(&r.device.id),
+                DeviceSelection::Label(l) => state.labels.get(&r.device.id).is_some_and(|ls| ls.contains(l)),
+            })
             .map(|r| &r.device)
             .collect();
         devices.sort_by_key(|d| (d.created_at, d.id));
@@ -194,6 +198,41 @@ impl DeploymentRepository for InMemoryDeploymentRepository {
             .into_iter()
             .map(|d| (d.id, d.last_heartbeat.as_ref().and_then(|h| h.ea_version.clone())))
             .collect())
+    }
+
+    async fn set_labels(
+        &self,
+        owner: UserId,
+        device: DeviceId,
+        labels: &[Label],
+        audit: &AuditEvent,
+    ) -> Result<bool, UnexpectedError> {
+        let mut state = self.0.state();
+        if !state
+            .devices
+            .get(&device)
+            .is_some_and(|r| r.device.owner == owner)
+        {
+            return Ok(false);
+        }
+        let mut sorted = labels.to_vec();
+        sorted.sort();
+        sorted.dedup();
+        state.labels.insert(device, sorted);
+        state.audit.push(audit.clone());
+        Ok(true)
+    }
+
+    async fn labels(&self, owner: UserId, device: DeviceId) -> Result<Option<Vec<Label>>, UnexpectedError> {
+        let state = self.0.state();
+        if !state
+            .devices
+            .get(&device)
+            .is_some_and(|r| r.device.owner == owner)
+        {
+            return Ok(None);
+        }
+        Ok(Some(state.labels.get(&device).cloned().unwrap_or_default()))
     }
 
     async fn create(&self, deployment: &Deployment, audit: &[AuditEvent]) -> Result<(), UnexpectedError> {

@@ -46,6 +46,7 @@ pub(super) struct BundleRecord {
 #[derive(Debug, Default)]
 pub(super) struct State {
     pub(super) bundles: HashMap<crate::bundle::BundleId, BundleRecord>,
+    pub(super) labels: HashMap<DeviceId, Vec<crate::deployment::Label>>,
     /// Stored without the devices' EA versions (read from `devices`).
     pub(super) deployments: HashMap<crate::deployment::DeploymentId, crate::deployment::Deployment>,
     pub(super) signals: Vec<SignalRecord>,
