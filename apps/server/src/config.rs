@@ -66,6 +66,8 @@ pub struct DeviceSettings {
     pub long_poll_max: Duration,
     /// The largest EA bundle an owner may upload, in bytes.
     pub bundle_max_bytes: u64,
+    /// How often running deployments are swept for timeouts and due waves.
+    pub deployment_sweep_interval: Duration,
 }
 
 /// Abuse protection and transport limits.
@@ -405,6 +407,12 @@ impl Settings {
                 1,
                 1024 * 1024 * 1024,
             ),
+            deployment_sweep_interval: Duration::from_secs(r.ranged(
+                "EAGATE_DEPLOYMENT_SWEEP_SECONDS",
+                30,
+                1,
+                3600,
+            )),
         };
         let redis_url = r.raw("EAGATE_REDIS_URL").map(str::to_owned);
         if let Some(url) = &redis_url

@@ -349,6 +349,10 @@ impl Application {
             SystemClock,
             UuidV7Generator,
         );
+        tokio::spawn(sweep_deployments(
+            deployments.clone(),
+            settings.devices.deployment_sweep_interval,
+        ));
         let state = web::Data::new(AppState {
             accounts,
             devices,
@@ -512,6 +516,23 @@ async fn flush_activity(activity: crate::state::Activity, interval: std::time::D
         ticks.tick().await;
         if let Err(e) = activity.flush().await {
             tracing::warn!(error = %e, "writing device activity failed; retrying with the next flush");
+        }
+    }
+}
+
+/// Applies timeouts and starts due waves of running deployments, so a
+/// rollout moves on while nobody reads it (reads and reports apply the same
+/// rules). Every instance sweeps; saves are optimistic, so they never
+/// conflict in effect.
+async fn sweep_deployments(deployments: crate::state::Deployments, interval: std::time::Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match deployments.sweep(1000).await {
+            Ok(0) => {}
+            Ok(changed) => tracing::info!(changed, "deployment sweep applied timeouts or started waves"),
+            Err(e) => tracing::warn!(error = %e, "sweeping deployments failed; retrying with the next sweep"),
         }
     }
 }

@@ -1118,3 +1118,48 @@ async fn labels_are_set_validated_and_target_deployments() {
         "{actions:?}"
     );
 }
+
+/// Without anyone reading the deployment, the periodic sweep times a
+/// silent device out and starts the next wave.
+#[tokio::test]
+async fn the_sweep_moves_a_rollout_on_while_nobody_reads_it() {
+    let app = spawn_app_with(&[("EAGATE_DEPLOYMENT_SWEEP_SECONDS", "1")]).await;
+    let (token, _) = app.user_with_tokens("sweeper").await;
+    let devs = devices(&app, &token, 2).await;
+    let bundle = uploaded(&app, &token, "EA", "1.0.0", file(10)).await;
+    let d = deploy(
+        &app,
+        &token,
+        json!({"bundle_id": bundle["id"], "target": "devices", "device_ids": ids(&devs), "waves": [50, 100], "timeout_minutes": 1}),
+    )
+    .await;
+    let dep = d["id"].as_str().unwrap();
+    app.execute(&format!(
+        "UPDATE deployment_devices SET started_at = started_at - interval '2 minutes' WHERE deployment_id = '{dep}'"
+    ))
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while app
+        .count(&format!(
+            "SELECT count(*) AS n FROM deployment_devices WHERE deployment_id = '{dep}' AND status = 'failed' AND reason = 'timeout'"
+        ))
+        .await
+        == 0
+    {
+        assert!(std::time::Instant::now() < deadline, "the sweep did not time the device out");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM deployments WHERE id = '{dep}' AND current_wave = 1"
+        ))
+        .await,
+        1,
+        "the second wave started"
+    );
+    assert_eq!(
+        target(&app, &devs[1]).await.status(),
+        StatusCode::OK,
+        "its device learns its target"
+    );
+}

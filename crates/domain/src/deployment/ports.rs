@@ -64,6 +64,14 @@ pub trait DeploymentRepository: Send + Sync + 'static {
         page: &PageRequest,
     ) -> impl Future<Output = Result<Page<Deployment>, UnexpectedError>> + Send;
 
+    /// Up to `limit` running deployments (owner and id), least recently
+    /// updated first: what a periodic sweep applies timeouts and wave
+    /// starts to.
+    fn running(
+        &self,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<(UserId, DeploymentId)>, UnexpectedError>> + Send;
+
     /// The newest running deployment in which `device` is pending or
     /// downloading.
     fn open_for_device(

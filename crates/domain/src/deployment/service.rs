@@ -34,6 +34,13 @@ pub struct NewDeploymentInput {
     pub timeout_minutes: Option<i64>,
 }
 
+/// Which deployment an update loads: the owner's, or one targeting a device.
+#[derive(Debug, Clone, Copy)]
+enum Load {
+    Owner(UserId, DeploymentId),
+    Device(DeviceId, DeploymentId),
+}
+
 /// The longest failure reason kept.
 pub const MAX_REASON: usize = 512;
 
@@ -268,23 +275,29 @@ where
         Ok(deployment)
     }
 
-    /// Loads with `load`, applies `change` and the lazy rules, and saves
+    async fn load(&self, how: Load) -> Result<Option<Deployment>, crate::error::UnexpectedError> {
+        match how {
+            Load::Owner(owner, id) => self.deployments.get(owner, id).await,
+            Load::Device(device, id) => self.deployments.get_for_device(device, id).await,
+        }
+    }
+
+    /// Loads the deployment, applies `change` and the lazy rules, and saves
     /// what changed; retried when another write came first.
-    async fn update<L, F>(
+    async fn update<F>(
         &self,
-        load: L,
+        how: Load,
         mut change: F,
         client: &ClientInfo,
     ) -> Result<Deployment, DeploymentError>
     where
-        L: AsyncFn() -> Result<Option<Deployment>, crate::error::UnexpectedError>,
         F: FnMut(
             &mut Deployment,
             chrono::DateTime<chrono::Utc>,
         ) -> Result<Vec<DeploymentEvent>, DeploymentError>,
     {
         for _ in 0..SAVE_ATTEMPTS {
-            let Some(before) = load().await? else {
+            let Some(before) = self.load(how).await? else {
                 return Err(DeploymentError::NotFound);
             };
             let now = self.clock.now();
@@ -355,10 +368,28 @@ where
             .ok_or(DeploymentError::DeviceNotFound)
     }
 
+    /// Applies what time decided (timeouts, and the wave starts and aborts
+    /// they cause) to up to `limit` running deployments, so a rollout moves
+    /// on even when nobody reads it and its silent devices never report.
+    /// Returns how many deployments changed. Safe on every instance at once
+    /// (saves are optimistic).
+    pub async fn sweep(&self, limit: u32) -> Result<usize, DeploymentError> {
+        let mut changed = 0;
+        for (owner, id) in self.deployments.running(limit).await? {
+            let before = self.deployments.get(owner, id).await?.map(|d| d.revision);
+            match self.get(owner, id).await {
+                Ok(after) if Some(after.revision) != before => changed += 1,
+                Ok(_) | Err(DeploymentError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(changed)
+    }
+
     /// The owner's deployment, with time-driven rules applied.
     pub async fn get(&self, owner: UserId, id: DeploymentId) -> Result<Deployment, DeploymentError> {
         self.update(
-            async || self.deployments.get(owner, id).await,
+            Load::Owner(owner, id),
             |_, _| Ok(Vec::new()),
             &ClientInfo::default(),
         )
@@ -388,7 +419,7 @@ where
         client: &ClientInfo,
     ) -> Result<Deployment, DeploymentError> {
         self.update(
-            async || self.deployments.get(owner, id).await,
+            Load::Owner(owner, id),
             |d, now| {
                 d.cancel(now).map_err(|state| DeploymentError::AlreadyEnded {
                     state: state.as_str(),
@@ -406,7 +437,7 @@ where
         };
         let d = self
             .update(
-                async || self.deployments.get_for_device(device, open.id).await,
+                Load::Device(device, open.id),
                 |_, _| Ok(Vec::new()),
                 &ClientInfo::default(),
             )
@@ -458,7 +489,7 @@ where
             r => r.map(str::to_owned),
         };
         self.update(
-            async || self.deployments.get_for_device(device, id).await,
+            Load::Device(device, id),
             |d, now| {
                 d.report(device, to, reason.clone(), now).map_err(|e| match e {
                     ReportRefused::NotTargeted => DeploymentError::NotFound,
@@ -468,5 +499,71 @@ where
             client,
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+    use crate::bundle::BundleStore as _;
+    use crate::testing::contracts::fixtures::{registered, stored_device};
+    use crate::testing::{FixedClock, InMemoryStore, SequentialIds};
+
+    #[tokio::test]
+    async fn a_sweep_times_out_silent_devices_and_starts_the_next_wave() {
+        let store = InMemoryStore::default();
+        let clock = FixedClock::default_start();
+        let service = DeploymentService::new(
+            store.deployments(),
+            store.bundles(),
+            clock.clone(),
+            SequentialIds::default(),
+        );
+        let owner = registered(&store.accounts()).await.id;
+        let first = stored_device(&store.devices(), owner, "Silent", 0).await.id;
+        let second = stored_device(&store.devices(), owner, "Next", 1).await.id;
+        let bundle = crate::testing::contracts::bundle::uploaded(
+            &store.bundles(),
+            &crate::testing::contracts::bundle::new_bundle(owner, "EA", "1.0.0", 0),
+            &[b"ea"],
+        )
+        .await;
+        assert!(store.bundles().get(owner, bundle.id).await.unwrap().is_some());
+        let input = NewDeploymentInput {
+            bundle_id: bundle.id,
+            target: "devices".into(),
+            device_ids: Some(vec![first, second]),
+            label: None,
+            waves: Some(vec![50, 100]),
+            abort_failure_percent: None,
+            abort_min_finished: None,
+            timeout_minutes: Some(10),
+        };
+        let d = service
+            .create(owner, input, &ClientInfo::default())
+            .await
+            .unwrap();
+        assert_eq!(service.sweep(100).await.unwrap(), 0, "nothing is due yet");
+        clock.advance(Duration::minutes(10));
+        assert_eq!(
+            service.sweep(100).await.unwrap(),
+            1,
+            "the silent device timed out"
+        );
+        let after = service.get(owner, d.id).await.unwrap();
+        let p = after.progress_of(first).unwrap();
+        assert_eq!(
+            (p.status, p.reason.as_deref()),
+            (TargetStatus::Failed, Some("timeout"))
+        );
+        assert_eq!(
+            after.current_wave, 1,
+            "the next wave started without anyone reading"
+        );
+        assert_eq!(after.progress_of(second).unwrap().status, TargetStatus::Pending);
+        let audited: Vec<AuditAction> = store.audit_events().iter().map(|e| e.action).collect();
+        assert!(audited.contains(&AuditAction::DeploymentWaveStarted));
     }
 }

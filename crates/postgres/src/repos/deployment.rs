@@ -433,6 +433,23 @@ impl DeploymentRepository for PgDeploymentRepository {
         Ok(Page::from_overfetch(items, page.limit, Deployment::cursor))
     }
 
+    #[instrument(name = "db.deployments.running", skip_all, err(Display))]
+    async fn running(&self, limit: u32) -> Result<Vec<(UserId, DeploymentId)>, UnexpectedError> {
+        let mut conn = conn(&self.pool).await?;
+        let rows: Vec<(Uuid, Uuid)> = deployments::table
+            .filter(deployments::state.eq(DeploymentState::Running.as_str()))
+            .order((deployments::updated_at, deployments::id))
+            .limit(i64::from(limit))
+            .select((deployments::owner_id, deployments::id))
+            .load(&mut conn)
+            .await
+            .map_err(DbError::from)?;
+        Ok(rows
+            .into_iter()
+            .map(|(owner, id)| (UserId::from_uuid(owner), DeploymentId::from_uuid(id)))
+            .collect())
+    }
+
     #[instrument(name = "db.deployments.open_for_device", skip_all, err(Display))]
     async fn open_for_device(&self, device: DeviceId) -> Result<Option<Deployment>, UnexpectedError> {
         let mut conn = conn(&self.pool).await?;

@@ -13,7 +13,7 @@ use crate::deployment::*;
 use crate::device::*;
 use crate::pagination::PageRequest;
 
-pub(super) fn new_bundle(owner: UserId, name: &str, version: &str, minutes: i64) -> NewBundle {
+pub(crate) fn new_bundle(owner: UserId, name: &str, version: &str, minutes: i64) -> NewBundle {
     NewBundle {
         id: BundleId::from_uuid(Uuid::now_v7()),
         owner,
@@ -29,7 +29,7 @@ fn digest(fill: u8) -> Sha256Hex {
 }
 
 /// Begins, appends `chunks` in order and completes a bundle.
-pub(super) async fn uploaded(bundles: &impl BundleStore, new: &NewBundle, chunks: &[&[u8]]) -> Bundle {
+pub(crate) async fn uploaded(bundles: &impl BundleStore, new: &NewBundle, chunks: &[&[u8]]) -> Bundle {
     bundles.begin(new).await.expect("setting up: begin failed");
     let mut at = 0u64;
     for c in chunks {

@@ -179,6 +179,8 @@ pub async fn devices_find_their_open_deployment_and_carry_their_ea_version(
     );
     let bundle = uploaded(bundles, &new_bundle(owner, "Open", "1.0.0", 0), &[b"x"]).await;
     let d = deployed(deployments, &bundle, &[a, b]).await;
+    let running = deployments.running(10_000).await.expect("running failed");
+    assert!(running.contains(&(owner, d.id)), "a running deployment is swept");
     let open = deployments
         .open_for_device(a)
         .await
@@ -204,6 +206,14 @@ pub async fn devices_find_their_open_deployment_and_carry_their_ea_version(
         .save(&cancelled, &cancelled.devices, &[])
         .await
         .expect("save failed");
+    assert!(
+        !deployments
+            .running(10_000)
+            .await
+            .expect("running failed")
+            .contains(&(owner, d.id)),
+        "an ended deployment is not"
+    );
     assert_eq!(
         deployments
             .open_for_device(a)

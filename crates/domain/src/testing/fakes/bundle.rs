@@ -278,6 +278,21 @@ impl DeploymentRepository for InMemoryDeploymentRepository {
         Ok(Page::from_overfetch(items, page.limit, Deployment::cursor))
     }
 
+    async fn running(&self, limit: u32) -> Result<Vec<(UserId, DeploymentId)>, UnexpectedError> {
+        let state = self.0.state();
+        let mut running: Vec<&Deployment> = state
+            .deployments
+            .values()
+            .filter(|d| d.state == DeploymentState::Running)
+            .collect();
+        running.sort_by_key(|d| (d.updated_at, d.id));
+        Ok(running
+            .into_iter()
+            .take(limit as usize)
+            .map(|d| (d.owner, d.id))
+            .collect())
+    }
+
     async fn open_for_device(&self, device: DeviceId) -> Result<Option<Deployment>, UnexpectedError> {
         let state = self.0.state();
         Ok(state
