@@ -507,7 +507,6 @@ mod tests {
     use chrono::Duration;
 
     use super::*;
-    use crate::bundle::BundleStore as _;
     use crate::testing::contracts::fixtures::{registered, stored_device};
     use crate::testing::{FixedClock, InMemoryStore, SequentialIds};
 
@@ -530,7 +529,6 @@ mod tests {
             &[b"ea"],
         )
         .await;
-        assert!(store.bundles().get(owner, bundle.id).await.unwrap().is_some());
         let input = NewDeploymentInput {
             bundle_id: bundle.id,
             target: "devices".into(),

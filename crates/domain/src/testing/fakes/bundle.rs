@@ -208,11 +208,7 @@ impl DeploymentRepository for InMemoryDeploymentRepository {
         audit: &AuditEvent,
     ) -> Result<bool, UnexpectedError> {
         let mut state = self.0.state();
-        if !state
-            .devices
-            .get(&device)
-            .is_some_and(|r| r.device.owner == owner)
-        {
+        if state.devices.get(&device).is_none_or(|r| r.device.owner != owner) {
             return Ok(false);
         }
         let mut sorted = labels.to_vec();
@@ -225,11 +221,7 @@ impl DeploymentRepository for InMemoryDeploymentRepository {
 
     async fn labels(&self, owner: UserId, device: DeviceId) -> Result<Option<Vec<Label>>, UnexpectedError> {
         let state = self.0.state();
-        if !state
-            .devices
-            .get(&device)
-            .is_some_and(|r| r.device.owner == owner)
-        {
+        if state.devices.get(&device).is_none_or(|r| r.device.owner != owner) {
             return Ok(None);
         }
         Ok(Some(state.labels.get(&device).cloned().unwrap_or_default()))
