@@ -518,7 +518,8 @@ mod tests {
                 "created_at": "2026-12-02T20:49:40.194037Z", "action": "open"
             }],
             "server_time": 1796244580,
-            "config_revision": 3
+            "config_revision": 3,
+            "deployment_revision": 2
         });
         let parsed: eagate_client::PollResponse = serde_json::from_value(poll.clone()).unwrap();
         assert_eq!(serde_json::to_value(parsed).unwrap(), poll);
