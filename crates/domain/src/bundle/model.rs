@@ -17,6 +17,11 @@ id_newtype!(
 /// The size of the chunks an upload is stored in (the last may be smaller).
 pub const CHUNK_BYTES: usize = 256 * 1024;
 
+/// How long an upload may stay incomplete before another upload of the
+/// same name and version replaces it (one that never completes was cut off
+/// by a crash).
+pub const STALE_UPLOAD: chrono::Duration = chrono::Duration::hours(1);
+
 /// The largest bundle the server accepts unless configured otherwise.
 pub const DEFAULT_MAX_BYTES: u64 = 20 * 1024 * 1024;
 

@@ -19,7 +19,10 @@ use crate::pagination::{Page, PageRequest};
 pub trait BundleStore: Send + Sync + 'static {
     /// Reserves `new.name` + `new.version` for an upload. `VersionTaken`
     /// when the owner has that name and version, complete or still being
-    /// uploaded.
+    /// uploaded — except an upload begun more than
+    /// [`STALE_UPLOAD`](crate::bundle::STALE_UPLOAD) before
+    /// `new.created_at` and never completed (its server died): that one is
+    /// dropped.
     fn begin(&self, new: &NewBundle) -> impl Future<Output = Result<(), BeginUploadError>> + Send;
 
     /// Stores `data` (not empty) at byte offset `start` of an upload in

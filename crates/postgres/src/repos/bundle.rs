@@ -7,7 +7,7 @@ use eagate_domain::account::UserId;
 use eagate_domain::audit::AuditEvent;
 use eagate_domain::bundle::{
     BeginUploadError, Bundle, BundleId, BundleName, BundleStore, BundleVersion, DeleteBundleError, NewBundle,
-    ReleaseNotes, Sha256Hex,
+    ReleaseNotes, STALE_UPLOAD, Sha256Hex,
 };
 use eagate_domain::device::DeviceId;
 use eagate_domain::pagination::{Page, PageRequest};
@@ -108,16 +108,34 @@ impl BundleStore for PgBundleStore {
     #[instrument(name = "db.bundles.begin", skip_all)]
     async fn begin(&self, new: &NewBundle) -> Result<(), BeginUploadError> {
         let mut conn = conn(&self.pool).await.map_err(UnexpectedError::from)?;
-        let inserted = diesel::insert_into(bundles::table)
-            .values((
-                bundles::id.eq(new.id.as_uuid()),
-                bundles::owner_id.eq(new.owner.as_uuid()),
-                bundles::name.eq(new.name.as_str()),
-                bundles::version.eq(new.version.as_str()),
-                bundles::notes.eq(new.notes.as_str()),
-                bundles::created_at.eq(new.created_at),
-            ))
-            .execute(&mut conn)
+        let inserted = conn
+            .transaction::<_, DieselError, _>(async |conn| {
+                // An upload cut off by a crash never completes: after a
+                // while it stops holding its name and version.
+                diesel::delete(
+                    bundles::table.filter(
+                        bundles::owner_id
+                            .eq(new.owner.as_uuid())
+                            .and(bundles::name.eq(new.name.as_str()))
+                            .and(bundles::version.eq(new.version.as_str()))
+                            .and(bundles::completed_at.is_null())
+                            .and(bundles::created_at.lt(new.created_at - STALE_UPLOAD)),
+                    ),
+                )
+                .execute(conn)
+                .await?;
+                diesel::insert_into(bundles::table)
+                    .values((
+                        bundles::id.eq(new.id.as_uuid()),
+                        bundles::owner_id.eq(new.owner.as_uuid()),
+                        bundles::name.eq(new.name.as_str()),
+                        bundles::version.eq(new.version.as_str()),
+                        bundles::notes.eq(new.notes.as_str()),
+                        bundles::created_at.eq(new.created_at),
+                    ))
+                    .execute(conn)
+                    .await
+            })
             .await
             .map_err(DbError::from);
         match inserted {

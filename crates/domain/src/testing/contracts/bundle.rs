@@ -152,6 +152,51 @@ pub async fn a_name_and_version_is_taken_once_per_owner(
         .expect("an abandoned upload frees its name and version");
 }
 
+pub async fn an_upload_cut_off_long_ago_frees_its_name_and_version(
+    accounts: &impl AccountRepository,
+    _devices: &impl DeviceRepository,
+    bundles: &impl BundleStore,
+    _deployments: &impl DeploymentRepository,
+) {
+    let owner = registered(accounts).await.id;
+    let crashed = new_bundle(owner, "Crashed", "1.0.0", 0);
+    bundles.begin(&crashed).await.expect("begin failed");
+    bundles
+        .append(crashed.id, 0, b"half")
+        .await
+        .expect("append failed");
+    assert!(
+        matches!(
+            bundles.begin(&new_bundle(owner, "Crashed", "1.0.0", 59)).await,
+            Err(BeginUploadError::VersionTaken)
+        ),
+        "within the hour the upload may still be running"
+    );
+    let retry = new_bundle(owner, "Crashed", "1.0.0", 61);
+    bundles
+        .begin(&retry)
+        .await
+        .expect("an hour later the incomplete upload is replaced");
+    bundles
+        .append(retry.id, 0, b"whole")
+        .await
+        .expect("append failed");
+    let audit = audit_event(AuditAction::BundleUploaded, Some(owner), None);
+    let done = bundles
+        .complete(retry.id, 5, &digest(2), &audit)
+        .await
+        .expect("complete failed");
+    assert_eq!(
+        bundles.read(done.id, 0, 100).await.expect("read failed"),
+        b"whole"
+    );
+    let late = new_bundle(owner, "Crashed", "1.0.0", 600);
+    assert!(
+        matches!(bundles.begin(&late).await, Err(BeginUploadError::VersionTaken)),
+        "a completed bundle holds its name and version for good"
+    );
+}
+
 pub async fn bundles_are_private_and_listed_newest_first(
     accounts: &impl AccountRepository,
     _devices: &impl DeviceRepository,
@@ -270,6 +315,7 @@ pub async fn bundle_store_contract(
     an_upload_is_listed_once_completed_and_reads_back_in_ranges(accounts, devices, bundles, deployments)
         .await;
     a_name_and_version_is_taken_once_per_owner(accounts, devices, bundles, deployments).await;
+    an_upload_cut_off_long_ago_frees_its_name_and_version(accounts, devices, bundles, deployments).await;
     bundles_are_private_and_listed_newest_first(accounts, devices, bundles, deployments).await;
     a_deployed_bundle_reaches_started_devices_and_cannot_be_deleted(accounts, devices, bundles, deployments)
         .await;
@@ -289,6 +335,7 @@ macro_rules! bundle_store_contract {
             [
                 an_upload_is_listed_once_completed_and_reads_back_in_ranges,
                 a_name_and_version_is_taken_once_per_owner,
+                an_upload_cut_off_long_ago_frees_its_name_and_version,
                 bundles_are_private_and_listed_newest_first,
                 a_deployed_bundle_reaches_started_devices_and_cannot_be_deleted,
             ]

@@ -35,11 +35,13 @@ impl BundleStore for InMemoryBundleStore {
         if !state.users.contains_key(&new.owner) {
             return Err(UnexpectedError::msg("foreign key violation: no such user").into());
         }
-        if state
-            .bundles
-            .values()
-            .any(|r| r.new.owner == new.owner && r.new.name == new.name && r.new.version == new.version)
-        {
+        let same = |r: &BundleRecord| {
+            r.new.owner == new.owner && r.new.name == new.name && r.new.version == new.version
+        };
+        state.bundles.retain(|_, r| {
+            !(same(r) && r.done.is_none() && r.new.created_at + STALE_UPLOAD < new.created_at)
+        });
+        if state.bundles.values().any(same) {
             return Err(BeginUploadError::VersionTaken);
         }
         state.bundles.insert(
