@@ -129,6 +129,24 @@ fn ids(devs: &[Dev]) -> Vec<&str> {
     devs.iter().map(|d| d.0.as_str()).collect()
 }
 
+/// The value of `bundle_downloads_total{range="…"}` in /metrics (the
+/// recorder is process-wide: compare before and after).
+async fn downloads_metric(app: &TestApp, range: &str) -> f64 {
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = format!("bundle_downloads_total{{range=\"{range}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
 fn header(r: &Response, name: &str) -> String {
     r.headers()
         .get(name)
@@ -590,6 +608,7 @@ async fn a_rollout_in_two_waves_downloads_resumes_reports_and_aborts_on_failures
     assert_eq!(response.bytes().await.unwrap().as_ref(), bytes.as_slice());
     reported(&app, &devs[0], &dep, "downloading").await;
 
+    let partial_before = downloads_metric(&app, "partial").await;
     // Device 1's connection drops after 100 000 bytes; it resumes.
     let response = download(&app, &devs[1], &bundle_id, &[("Range", "bytes=0-99999")]).await;
     assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT);
@@ -617,6 +636,10 @@ async fn a_rollout_in_two_waves_downloads_resumes_reports_and_aborts_on_failures
         hex_sha256(&saved),
         hex_sha256(&bytes),
         "the resumed file is the file"
+    );
+    assert!(
+        downloads_metric(&app, "partial").await >= partial_before + 2.0,
+        "ranged downloads are counted"
     );
     // A stale If-Range gets the whole file; a range beyond the end, 416.
     let response = download(
