@@ -1090,7 +1090,7 @@ export interface components {
              * @description One of the caller's bundles.
              */
             bundle_id: string;
-            /** @description With `target: devices`: 1 to 10000 of the caller's active devices, each once. The order decides the waves. */
+            /** @description With `target: devices`: 1 to 1000 of the caller's active devices, each once. The order decides the waves. */
             device_ids?: string[] | null;
             /**
              * @description With `target: label`: the label (see PUT /api/v1/devices/{id}/labels).

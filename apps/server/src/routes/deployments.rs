@@ -52,7 +52,7 @@ pub(crate) struct CreateDeploymentRequest {
     /// With `target: label`: the label (see PUT /api/v1/devices/{id}/labels).
     #[schema(example = "london")]
     label: Option<String>,
-    /// With `target: devices`: 1 to 10000 of the caller's active devices, each once. The order decides the waves.
+    /// With `target: devices`: 1 to 1000 of the caller's active devices, each once. The order decides the waves.
     device_ids: Option<Vec<Uuid>>,
     /// Cumulative percentages of the devices per wave, strictly ascending, ending at 100 (default `[100]`: all at once). A wave starts when every device of the previous one installed or failed.
     #[schema(example = json!([10, 50, 100]))]

@@ -35,7 +35,8 @@ use crate::problem::{ApiError, PROBLEM_JSON, ProblemKind};
 
 /// Account and owner routes accept bodies up to 16 KiB.
 const ACCOUNT_BODY_LIMIT: usize = 16 * 1024;
-/// Publishing a signal may name 1000 devices (about 40 KiB).
+/// Publishing a signal (or creating a deployment) may name 1000 devices
+/// (about 40 KiB).
 const SIGNAL_BODY_LIMIT: usize = 64 * 1024;
 /// Device routes accept bodies up to 64 KiB.
 const DEVICE_BODY_LIMIT: usize = 64 * 1024;
@@ -70,7 +71,12 @@ fn register(cfg: &mut ServiceConfig<'_>) {
             .service(scope("/config").configure(configs::configure_account))
             // The upload streams its raw body (EAGATE_BUNDLE_MAX_BYTES).
             .service(scope("/bundles").configure(bundles::configure))
-            .service(scope("/deployments").configure(deployments::configure))
+            .service(
+                scope("/deployments")
+                    // Up to 1000 target device ids.
+                    .app_data(BodyLimit(SIGNAL_BODY_LIMIT))
+                    .configure(deployments::configure),
+            )
             .service(
                 scope("/signals")
                     // Up to 1000 target device ids.

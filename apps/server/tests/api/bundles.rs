@@ -406,6 +406,10 @@ async fn deployments_refuse_bad_input() {
             vec!["device_ids"],
         ),
         (
+            json!({"bundle_id": id, "target": "devices", "device_ids": vec![devs[0].0.clone(); 1001]}),
+            vec!["device_ids"],
+        ),
+        (
             json!({"bundle_id": id, "target": "all", "device_ids": [devs[0].0]}),
             vec!["device_ids"],
         ),

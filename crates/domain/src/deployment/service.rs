@@ -177,8 +177,8 @@ where
                 "required",
                 "is required when target is `devices`",
             )),
-            (Some(Target::Devices), Some(ids)) if ids.is_empty() || ids.len() > 10_000 => errors.push(
-                FieldError::new("device_ids", "invalid_length", "must name 1 to 10000 devices"),
+            (Some(Target::Devices), Some(ids)) if ids.is_empty() || ids.len() > 1000 => errors.push(
+                FieldError::new("device_ids", "invalid_length", "must name 1 to 1000 devices"),
             ),
             (Some(Target::All | Target::Label(_)), Some(_)) => errors.push(FieldError::new(
                 "device_ids",
