@@ -64,6 +64,10 @@ pub struct DeviceSettings {
     /// Advised to EAs in `GET /device/config`.
     pub poll_interval: Duration,
     pub long_poll_max: Duration,
+    /// The largest EA bundle an owner may upload, in bytes.
+    pub bundle_max_bytes: u64,
+    /// How often running deployments are swept for timeouts and due waves.
+    pub deployment_sweep_interval: Duration,
 }
 
 /// Abuse protection and transport limits.
@@ -397,6 +401,18 @@ impl Settings {
                 }),
             poll_interval: Duration::from_secs(r.ranged("EAGATE_POLL_INTERVAL_SECONDS", 5, 1, 3600)),
             long_poll_max: Duration::from_secs(r.ranged("EAGATE_LONG_POLL_MAX_SECONDS", 30, 1, 300)),
+            bundle_max_bytes: r.ranged(
+                "EAGATE_BUNDLE_MAX_BYTES",
+                eagate_domain::bundle::DEFAULT_MAX_BYTES,
+                1,
+                1024 * 1024 * 1024,
+            ),
+            deployment_sweep_interval: Duration::from_secs(r.ranged(
+                "EAGATE_DEPLOYMENT_SWEEP_SECONDS",
+                30,
+                1,
+                3600,
+            )),
         };
         let redis_url = r.raw("EAGATE_REDIS_URL").map(str::to_owned);
         if let Some(url) = &redis_url

@@ -11,7 +11,9 @@ use eagate_domain::device::{
     RenameDeviceError, RevokeDeviceError, RotateSecretError,
 };
 
+use eagate_domain::bundle::{BundleError, UploadError};
 use eagate_domain::config::ConfigError;
+use eagate_domain::deployment::DeploymentError;
 use eagate_domain::signal::{AckError, GetSignalError, ListSignalsError, PollError, PublishError};
 
 use crate::problem::{ApiError, FieldProblem, ProblemKind, RETRY_AFTER_UNAVAILABLE_SECONDS};
@@ -427,6 +429,61 @@ impl From<AckError> for ApiError {
             )
             .with_extension("outcome", serde_json::json!(first.as_str())),
             AckError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<UploadError> for ApiError {
+    fn from(e: UploadError) -> Self {
+        match e {
+            UploadError::Invalid(errors) => ApiError::validation(&errors),
+            UploadError::VersionTaken => ApiError::new(
+                ProblemKind::BundleVersionTaken,
+                "You already have a bundle with this name and version; upload it under a new version.",
+            ),
+            UploadError::TooLarge { max } => ApiError::new(
+                ProblemKind::PayloadTooLarge,
+                format!("The bundle exceeds the limit of {max} bytes."),
+            ),
+            UploadError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<BundleError> for ApiError {
+    fn from(e: BundleError) -> Self {
+        match e {
+            BundleError::Invalid(errors) => ApiError::validation(&errors),
+            BundleError::NotFound => ApiError::new(ProblemKind::NotFound, "No such bundle."),
+            BundleError::InUse => ApiError::new(
+                ProblemKind::BundleInUse,
+                "A deployment uses this bundle; it is kept as long as the deployment's record is.",
+            ),
+            BundleError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<DeploymentError> for ApiError {
+    fn from(e: DeploymentError) -> Self {
+        match e {
+            DeploymentError::Invalid(errors) => ApiError::validation(&errors),
+            DeploymentError::NotFound => ApiError::new(ProblemKind::NotFound, "No such deployment."),
+            DeploymentError::BundleNotFound => ApiError::new(ProblemKind::NotFound, "No such bundle."),
+            DeploymentError::DeviceNotFound => device_not_found(),
+            DeploymentError::InvalidTransition { from, to } => ApiError::new(
+                ProblemKind::InvalidTransition,
+                format!(
+                    "The device is {from} in this deployment and cannot report {to}: pending → downloading → installed | failed."
+                ),
+            )
+            .with_extension("current_status", serde_json::json!(from.as_str())),
+            DeploymentError::AlreadyEnded { state } => ApiError::new(
+                ProblemKind::DeploymentEnded,
+                format!("The deployment has already ended ({state})."),
+            )
+            .with_extension("state", serde_json::json!(state)),
+            DeploymentError::Unexpected(e) => e.into(),
         }
     }
 }

@@ -99,6 +99,8 @@ impl Modify for SecuritySchemes {
         (name = "audit", description = "The owner's security events"),
         (name = "signals", description = "Publishing trading signals"),
         (name = "config", description = "Per-device trading configuration and the account default"),
+        (name = "bundles", description = "The owner's EA bundles (uploaded builds)"),
+        (name = "deployments", description = "Rolling bundles out to devices, in waves"),
         (name = "device", description = "The API Expert Advisors call (signed)"),
         (name = "operations", description = "Service index, health, metrics and this document"),
     )

@@ -55,6 +55,16 @@ pub enum ProblemKind {
     PreconditionRequired,
     /// `If-Match` names a version that is no longer current (412).
     PreconditionFailed,
+    /// A bundle name and version the owner already has (409).
+    BundleVersionTaken,
+    /// Deleting a bundle a deployment uses (409).
+    BundleInUse,
+    /// A device report that does not follow the deployment state machine (409).
+    InvalidTransition,
+    /// Cancelling a deployment that already ended (409).
+    DeploymentEnded,
+    /// A `Range` that starts beyond the file (416).
+    RangeNotSatisfiable,
     RateLimited,
     HeadersTooLarge,
     RequestTimeout,
@@ -101,6 +111,11 @@ impl ProblemKind {
             Self::AckConflict => "ack-conflict",
             Self::PreconditionRequired => "precondition-required",
             Self::PreconditionFailed => "precondition-failed",
+            Self::BundleVersionTaken => "bundle-version-taken",
+            Self::BundleInUse => "bundle-in-use",
+            Self::InvalidTransition => "invalid-transition",
+            Self::DeploymentEnded => "deployment-ended",
+            Self::RangeNotSatisfiable => "range-not-satisfiable",
             Self::RateLimited => "rate-limited",
             Self::HeadersTooLarge => "headers-too-large",
             Self::RequestTimeout => "request-timeout",
@@ -144,7 +159,12 @@ impl ProblemKind {
             | Self::DeviceLimitReached
             | Self::DeviceNotActive
             | Self::IdempotencyKeyReused
-            | Self::AckConflict => StatusCode::CONFLICT,
+            | Self::AckConflict
+            | Self::BundleVersionTaken
+            | Self::BundleInUse
+            | Self::InvalidTransition
+            | Self::DeploymentEnded => StatusCode::CONFLICT,
+            Self::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -180,6 +200,11 @@ impl ProblemKind {
             Self::AckConflict => "Conflicting acknowledgement",
             Self::PreconditionRequired => "Precondition required",
             Self::PreconditionFailed => "Precondition failed",
+            Self::BundleVersionTaken => "Bundle version exists",
+            Self::BundleInUse => "Bundle in use",
+            Self::InvalidTransition => "Invalid status transition",
+            Self::DeploymentEnded => "Deployment ended",
+            Self::RangeNotSatisfiable => "Range not satisfiable",
             Self::RateLimited => "Too many requests",
             Self::HeadersTooLarge => "Request headers too large",
             Self::RequestTimeout => "Request timeout",
@@ -225,7 +250,9 @@ pub struct Problem<'a> {
     /// invalid-refresh-token, wrong-password, email-taken, username-taken,
     /// device-name-taken, device-limit-reached, device-not-active,
     /// idempotency-key-reused, ack-conflict, precondition-required,
-    /// precondition-failed, rate-limited, cors-denied,
+    /// precondition-failed, bundle-version-taken, bundle-in-use,
+    /// invalid-transition, deployment-ended, range-not-satisfiable,
+    /// rate-limited, cors-denied,
     /// clock-skew, invalid-signature, device-revoked, replayed,
     /// service-unavailable, not-ready, non-canonical-path, bad-request,
     /// internal-error.
@@ -286,6 +313,18 @@ fn problem_extensions() -> utoipa::openapi::schema::Object {
             ObjectBuilder::new()
                 .schema_type(Type::String)
                 .description(Some("`ack-conflict`: the outcome acknowledged first.")),
+        )
+        .property(
+            "current_status",
+            ObjectBuilder::new().schema_type(Type::String).description(Some(
+                "`invalid-transition`: the device's status in the deployment.",
+            )),
+        )
+        .property(
+            "state",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some("`deployment-ended`: how the deployment ended.")),
         )
         .property(
             "checks",

@@ -12,17 +12,19 @@ use eagate_crypto::{
 };
 use eagate_domain::account::{AccountPolicy, AccountService};
 use eagate_domain::activity::{ActivityBuffer, ActivityWriter};
+use eagate_domain::bundle::{BundlePolicy, BundleService};
 use eagate_domain::cache::{CachedAccounts, CachedDevices, CachedSignals, NoCache};
 use eagate_domain::config::ConfigService;
+use eagate_domain::deployment::DeploymentService;
 use eagate_domain::device::{DeviceAuthPolicy, DeviceAuthService, DevicePolicy, DeviceService};
 use eagate_domain::ratelimit::RateLimit;
 use eagate_domain::signal::{SignalPolicy, SignalService};
 use eagate_domain::{SystemClock, UuidV7Generator};
 use eagate_memory::InMemoryDeviceCache;
 use eagate_postgres::{
-    EmbeddedPostgres, PgAccountRepository, PgAuditLog, PgConfigRepository, PgDeviceRepository, PgPool,
-    PgSessionRepository, PgSignalRepository, PgSignalWakeups, PoolConfig, create_database_if_missing,
-    create_pool, migrate,
+    EmbeddedPostgres, PgAccountRepository, PgAuditLog, PgBundleStore, PgConfigRepository,
+    PgDeploymentRepository, PgDeviceRepository, PgPool, PgSessionRepository, PgSignalRepository,
+    PgSignalWakeups, PoolConfig, create_database_if_missing, create_pool, migrate,
 };
 use secrecy::ExposeSecret as _;
 
@@ -333,12 +335,32 @@ impl Application {
             SystemClock,
             UuidV7Generator,
         );
+        let bundles = BundleService::new(
+            PgBundleStore::new(pool.clone()),
+            SystemClock,
+            UuidV7Generator,
+            BundlePolicy {
+                max_bytes: settings.devices.bundle_max_bytes,
+            },
+        );
+        let deployments = DeploymentService::new(
+            PgDeploymentRepository::new(pool.clone()),
+            PgBundleStore::new(pool.clone()),
+            SystemClock,
+            UuidV7Generator,
+        );
+        tokio::spawn(sweep_deployments(
+            deployments.clone(),
+            settings.devices.deployment_sweep_interval,
+        ));
         let state = web::Data::new(AppState {
             accounts,
             devices,
             device_auth,
             signals,
             configs,
+            bundles,
+            deployments,
             rate_limits,
             pool: pool.clone(),
             wakeups: wakeups.clone(),
@@ -494,6 +516,23 @@ async fn flush_activity(activity: crate::state::Activity, interval: std::time::D
         ticks.tick().await;
         if let Err(e) = activity.flush().await {
             tracing::warn!(error = %e, "writing device activity failed; retrying with the next flush");
+        }
+    }
+}
+
+/// Applies timeouts and starts due waves of running deployments, so a
+/// rollout moves on while nobody reads it (reads and reports apply the same
+/// rules). Every instance sweeps; saves are optimistic, so they never
+/// conflict in effect.
+async fn sweep_deployments(deployments: crate::state::Deployments, interval: std::time::Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match deployments.sweep(1000).await {
+            Ok(0) => {}
+            Ok(changed) => tracing::info!(changed, "deployment sweep applied timeouts or started waves"),
+            Err(e) => tracing::warn!(error = %e, "sweeping deployments failed; retrying with the next sweep"),
         }
     }
 }

@@ -9,8 +9,10 @@ use eagate_crypto::{
 use eagate_domain::UnexpectedError;
 use eagate_domain::account::AccountService;
 use eagate_domain::activity::ActivityWriter;
+use eagate_domain::bundle::BundleService;
 use eagate_domain::cache::{CachedAccounts, CachedDevices, CachedSignals, DeviceStateCache};
 use eagate_domain::config::ConfigService;
+use eagate_domain::deployment::DeploymentService;
 use eagate_domain::device::{
     Admission, AdmissionPolicy, DeviceAuthService, DeviceId, DeviceService, ReplayGuard,
 };
@@ -18,8 +20,8 @@ use eagate_domain::signal::SignalService;
 use eagate_domain::{SystemClock, UuidV7Generator};
 use eagate_memory::{InMemoryRateLimiter, InMemoryReplayGuard};
 use eagate_postgres::{
-    PgAccountRepository, PgAuditLog, PgConfigRepository, PgDeviceRepository, PgSessionRepository,
-    PgSignalRepository, PgSignalWakeups,
+    PgAccountRepository, PgAuditLog, PgBundleStore, PgConfigRepository, PgDeploymentRepository,
+    PgDeviceRepository, PgSessionRepository, PgSignalRepository, PgSignalWakeups,
 };
 use eagate_redis::RedisReplayGuard;
 
@@ -57,6 +59,12 @@ pub type Signals = SignalService<
 
 /// Trading configurations, over the production adapters.
 pub type Configs = ConfigService<PgConfigRepository, SystemClock, UuidV7Generator>;
+
+/// EA bundles, over the production adapters.
+pub type Bundles = BundleService<PgBundleStore, SystemClock, UuidV7Generator>;
+
+/// Deployments of bundles to devices, over the production adapters.
+pub type Deployments = DeploymentService<PgDeploymentRepository, PgBundleStore, SystemClock, UuidV7Generator>;
 
 /// Signed device requests, over the production adapters. Failed
 /// authentications are counted per address in this instance's memory
@@ -116,6 +124,8 @@ pub struct AppState {
     pub device_auth: DeviceAuth,
     pub signals: Signals,
     pub configs: Configs,
+    pub bundles: Bundles,
+    pub deployments: Deployments,
     pub rate_limits: crate::protect::RateLimits,
     pub pool: eagate_postgres::PgPool,
     pub wakeups: PgSignalWakeups,

@@ -206,6 +206,54 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/bundles": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List bundles
+         * @description The caller's bundles, newest first, one page at a time.
+         */
+        get: operations["listBundles"];
+        put?: never;
+        /**
+         * Upload a bundle
+         * @description The request body is the file itself (any content type, e.g. `application/octet-stream`; not compressed), at most `EAGATE_BUNDLE_MAX_BYTES` (20 MiB by default). Name, version and release notes go in the query string: `curl --data-binary @EA.ex5 "$BASE/api/v1/bundles?name=TrendFollower&version=1.4.2"`. The server computes size and SHA-256 while storing the file. Audited.
+         */
+        post: operations["uploadBundle"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/bundles/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a bundle
+         * @description One of the caller's bundles (its metadata).
+         */
+        get: operations["getBundle"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a bundle
+         * @description Deletes the bundle and its file. A bundle a deployment uses is kept (409 `bundle-in-use`). Audited.
+         */
+        delete: operations["deleteBundle"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/config": {
         parameters: {
             query?: never;
@@ -274,6 +322,70 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/deployments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List deployments
+         * @description The caller's deployments, newest first, with counts per status (without the per-device list).
+         */
+        get: operations["listDeployments"];
+        put?: never;
+        /**
+         * Deploy a bundle
+         * @description Rolls one of the caller's bundles out to a list of their devices or all of them, optionally in waves with an abort threshold and a per-device timeout. The first wave starts at once. Audited.
+         */
+        post: operations["createDeployment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/deployments/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a deployment's progress
+         * @description Counts per status, every device's status and timestamps, and what the next wave waits for. Timeouts, heartbeat confirmations and wave starts that are due are applied first.
+         */
+        get: operations["getDeployment"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/deployments/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel a deployment
+         * @description Stops a running deployment: devices that have not finished are cancelled. An ended deployment answers 409 `deployment-ended`. Audited.
+         */
+        post: operations["cancelDeployment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/device/ack": {
         parameters: {
             query?: never;
@@ -294,6 +406,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/device/bundles/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download a deployed bundle
+         * @description The file of a bundle a deployment sent to this device (else 404). `ETag` is the file's SHA-256 (quoted hex); `Repr-Digest` (RFC 9530) and `X-Eagate-Sha256` carry it too, so the EA can verify what it saved. Resume with `Range: bytes=<first>-` (one range; 206 with `Content-Range`, 416 beyond the end); `If-Range` with the `ETag` makes sure the ranges belong to the same file.
+         */
+        get: operations["downloadBundle"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/device/config": {
         parameters: {
             query?: never;
@@ -308,6 +440,46 @@ export interface paths {
         get: operations["getDeviceConfig"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/device/deployment": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get this device's deployment
+         * @description The bundle this device should install now (its deployment is running and the device is `pending` or `downloading`), or 204 when there is none. Download it, verify its SHA-256, install it, then report.
+         */
+        get: operations["getDeviceDeployment"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/device/deployments/{id}/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Report deployment progress
+         * @description The device's status in a deployment that targets it: `pending → downloading → installed | failed(reason)`. Anything else is 409 `invalid-transition` (with `current_status`). The EA version in later heartbeats also confirms an installation. Audited.
+         */
+        post: operations["reportDeploymentStatus"];
         delete?: never;
         options?: never;
         head?: never;
@@ -458,6 +630,30 @@ export interface paths {
          * @description Stores a copy of an earlier version's document as the device's next version. Audited.
          */
         post: operations["rollbackDeviceTradingConfig"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/devices/{id}/labels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a device's labels
+         * @description The labels deployments can target (`target: label`), sorted.
+         */
+        get: operations["getDeviceLabels"];
+        /**
+         * Replace a device's labels
+         * @description Sets the device's labels (an empty list removes them all). Deployments already created keep the devices they chose. Audited (`device.labels_changed`).
+         */
+        put: operations["replaceDeviceLabels"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -741,6 +937,32 @@ export interface components {
             items: components["schemas"]["AuditEventResponse"][];
             next_cursor?: string | null;
         };
+        BundleList: {
+            items: components["schemas"]["BundleResponse"][];
+            next_cursor?: string | null;
+        };
+        BundleResponse: {
+            /** Format: date-time */
+            created_at: string;
+            /** Format: uuid */
+            id: string;
+            /** @example TrendFollower */
+            name: string;
+            notes: string;
+            /**
+             * @description The file's SHA-256, 64 hex digits (also its `ETag` on download).
+             * @example 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+             */
+            sha256: string;
+            /**
+             * Format: int64
+             * @description The file's size in bytes.
+             * @example 183296
+             */
+            size: number;
+            /** @example 1.4.2 */
+            version: string;
+        };
         ChangePasswordRequest: {
             /**
              * Format: password
@@ -850,6 +1072,52 @@ export interface components {
             /** Format: int32 */
             version: number;
         };
+        CreateDeploymentRequest: {
+            /**
+             * Format: int64
+             * @description Abort when more than this % of the finished devices of the current wave failed…
+             * @example 20
+             */
+            abort_failure_percent?: number | null;
+            /**
+             * Format: int64
+             * @description …once at least this many of them finished (default 1).
+             * @example 3
+             */
+            abort_min_finished?: number | null;
+            /**
+             * Format: uuid
+             * @description One of the caller's bundles.
+             */
+            bundle_id: string;
+            /** @description With `target: devices`: 1 to 1000 of the caller's active devices, each once. The order decides the waves. */
+            device_ids?: string[] | null;
+            /**
+             * @description With `target: label`: the label (see PUT /api/v1/devices/{id}/labels).
+             * @example london
+             */
+            label?: string | null;
+            /**
+             * @description `devices` (those in `device_ids`), `all` (every active device) or `label` (every active device with `label`).
+             * @example devices
+             */
+            target: string;
+            /**
+             * Format: int64
+             * @description A device that has not installed or failed this many minutes after its wave started counts as failed (`timeout`).
+             * @example 60
+             */
+            timeout_minutes?: number | null;
+            /**
+             * @description Cumulative percentages of the devices per wave, strictly ascending, ending at 100 (default `[100]`: all at once). A wave starts when every device of the previous one installed or failed.
+             * @example [
+             *       10,
+             *       50,
+             *       100
+             *     ]
+             */
+            waves?: number[] | null;
+        };
         DeleteAccountRequest: {
             /**
              * Format: password
@@ -877,10 +1145,77 @@ export interface components {
             /** Format: int64 */
             ticket?: number | null;
         };
+        DeploymentList: {
+            items: components["schemas"]["DeploymentResponse"][];
+            next_cursor?: string | null;
+        };
+        DeploymentResponse: {
+            /** Format: int32 */
+            abort_failure_percent?: number | null;
+            /** Format: int32 */
+            abort_min_finished?: number | null;
+            /** Format: uuid */
+            bundle_id: string;
+            bundle_version: string;
+            counts: components["schemas"]["StatusCountsResponse"];
+            /** Format: date-time */
+            created_at: string;
+            /**
+             * Format: int32
+             * @description The wave in progress (0-based).
+             */
+            current_wave: number;
+            /** @description Every targeted device (left out of listings). */
+            devices?: components["schemas"]["DeviceProgressResponse"][] | null;
+            /** Format: uuid */
+            id: string;
+            /** @description For `target: label`. */
+            label?: string | null;
+            next_wave?: components["schemas"]["NextWaveResponse"] | null;
+            /** @enum {string} */
+            state: "running" | "completed" | "aborted" | "cancelled";
+            /** @description `devices`, `all` or `label`. */
+            target: string;
+            /** Format: int32 */
+            timeout_minutes?: number | null;
+            /** Format: date-time */
+            updated_at: string;
+            waves: number[];
+        };
+        DeviceLabels: {
+            /**
+             * @description Up to 20 labels, each 1 to 32 lowercase ASCII letters, digits, `.`, `_`, `-` (starting with a letter or digit); repeats are dropped.
+             * @example [
+             *       "london",
+             *       "vps"
+             *     ]
+             */
+            labels: string[];
+        };
         DeviceList: {
             items: components["schemas"]["DeviceResponse"][];
             /** @description Pass as `cursor` for the next page; `null` on the last page. */
             next_cursor?: string | null;
+        };
+        DeviceProgressResponse: {
+            /** Format: uuid */
+            device_id: string;
+            /** @description For `failed`: what the device reported, or `timeout`. */
+            reason?: string | null;
+            /**
+             * Format: date-time
+             * @description When the device's wave started.
+             */
+            started_at?: string | null;
+            /** @enum {string} */
+            status: "waiting" | "pending" | "downloading" | "installed" | "failed" | "cancelled";
+            /** Format: date-time */
+            updated_at: string;
+            /**
+             * Format: int32
+             * @description 0-based.
+             */
+            wave: number;
         };
         /** @description A device as its owner sees it: never its secret. */
         DeviceResponse: {
@@ -904,6 +1239,23 @@ export interface components {
             status: "active" | "revoked";
             /** Format: date-time */
             updated_at: string;
+        };
+        DeviceTargetResponse: {
+            bundle: components["schemas"]["BundleResponse"];
+            /**
+             * Format: date-time
+             * @description Report `failed` (reason `timeout`) is what the server records if the device has not finished by then.
+             */
+            deadline?: string | null;
+            /** Format: uuid */
+            deployment_id: string;
+            /**
+             * @description Where to download the file (signed GET).
+             * @example /api/v1/device/bundles/0192f5e4-7c1a-7b3e-9a51-3c2d4e5f6a7b
+             */
+            download_path: string;
+            /** @enum {string} */
+            status: "waiting" | "pending" | "downloading" | "installed" | "failed" | "cancelled";
         };
         /** @description The one response that carries a secret. */
         DeviceWithSecretResponse: {
@@ -977,6 +1329,18 @@ export interface components {
             /** @example London VPS */
             name: string;
         };
+        NextWaveResponse: {
+            /**
+             * Format: int32
+             * @description It starts when these devices of the current wave have installed or failed (or timed out).
+             */
+            waiting_for_devices: number;
+            /**
+             * Format: int32
+             * @description The wave that starts next (0-based).
+             */
+            wave: number;
+        };
         /** @description The order fields of a signal, as devices and owners see them. */
         OrderResponse: {
             /** @enum {string} */
@@ -1012,6 +1376,12 @@ export interface components {
              * @example 7
              */
             config_revision: number;
+            /**
+             * Format: int64
+             * @description The device's deployment revision: when it differs from the one last seen, GET /api/v1/device/deployment (a bundle to install, or 204).
+             * @example 2
+             */
+            deployment_revision: number;
             /** Format: int64 */
             server_time: number;
             signals: components["schemas"]["OrderResponse"][];
@@ -1025,6 +1395,8 @@ export interface components {
             checks?: {
                 [key: string]: string;
             };
+            /** @description `invalid-transition`: the device's status in the deployment. */
+            current_status?: string;
             /** @description `ack-conflict`: the outcome acknowledged first. */
             outcome?: string;
             /**
@@ -1037,6 +1409,8 @@ export interface components {
              * @description `clock-skew`: the server's Unix time.
              */
             server_time?: number;
+            /** @description `deployment-ended`: how the deployment ended. */
+            state?: string;
             /** @description `validation-failed` on publish: targeted ids that are not the caller's active devices. */
             unknown_device_ids?: string[];
         } & {
@@ -1048,7 +1422,9 @@ export interface components {
              *     invalid-refresh-token, wrong-password, email-taken, username-taken,
              *     device-name-taken, device-limit-reached, device-not-active,
              *     idempotency-key-reused, ack-conflict, precondition-required,
-             *     precondition-failed, rate-limited, cors-denied,
+             *     precondition-failed, bundle-version-taken, bundle-in-use,
+             *     invalid-transition, deployment-ended, range-not-satisfiable,
+             *     rate-limited, cors-denied,
              *     clock-skew, invalid-signature, device-revoked, replayed,
              *     service-unavailable, not-ready, non-canonical-path, bad-request,
              *     internal-error.
@@ -1192,6 +1568,43 @@ export interface components {
             percent: number;
             /** @enum {string} */
             type: "risk_percent";
+        };
+        StatusCountsResponse: {
+            /** Format: int32 */
+            cancelled: number;
+            /** Format: int32 */
+            downloading: number;
+            /** Format: int32 */
+            failed: number;
+            /** Format: int32 */
+            installed: number;
+            /** Format: int32 */
+            pending: number;
+            /** Format: int32 */
+            waiting: number;
+        };
+        StatusReport: {
+            /**
+             * @description With `failed` only: why (1 to 512 characters).
+             * @example digest mismatch
+             */
+            reason?: string | null;
+            /**
+             * @description `downloading`, `installed` or `failed`. From `pending`: any of them; from `downloading`: `installed` or `failed`. Repeating the current status is accepted.
+             * @example installed
+             */
+            status: string;
+        };
+        StatusReportResponse: {
+            /** Format: uuid */
+            deployment_id: string;
+            /** @enum {string} */
+            deployment_state: "running" | "completed" | "aborted" | "cancelled";
+            reason?: string | null;
+            /** @enum {string} */
+            status: "waiting" | "pending" | "downloading" | "installed" | "failed" | "cancelled";
+            /** Format: date-time */
+            updated_at: string;
         };
         TokenResponse: {
             access_token: string;
@@ -1708,6 +2121,193 @@ export interface operations {
             };
         };
     };
+    listBundles: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Bundles per page.
+                 * @example 50
+                 */
+                limit?: number;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller's bundles, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BundleList"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    uploadBundle: {
+        parameters: {
+            query?: {
+                /**
+                 * @description 1 to 64 ASCII letters, digits, `.`, `_`, `-`, starting with a letter or digit.
+                 * @example TrendFollower
+                 */
+                name?: string;
+                /**
+                 * @description A semantic version (semver.org), e.g. `1.4.2` or `2.0.0-rc.1`.
+                 * @example 1.4.2
+                 */
+                version?: string;
+                /**
+                 * @description Release notes, at most 4096 characters (URL-encoded).
+                 * @example Tighter stops on gold.
+                 */
+                notes?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The file */
+        requestBody: {
+            content: {
+                "application/octet-stream": number[];
+            };
+        };
+        responses: {
+            /** @description The stored bundle */
+            201: {
+                headers: {
+                    /** @description The bundle's URL */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BundleResponse"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getBundle: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The bundle's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The bundle */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BundleResponse"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteBundle: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The bundle's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     getAccountConfig: {
         parameters: {
             query?: never;
@@ -1935,6 +2535,176 @@ export interface operations {
             };
         };
     };
+    listDeployments: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Deployments per page.
+                 * @example 50
+                 */
+                limit?: number;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller's deployments, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeploymentList"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createDeployment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateDeploymentRequest"];
+            };
+        };
+        responses: {
+            /** @description The deployment and every device's progress */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeploymentResponse"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getDeployment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The deployment's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The deployment and every device's progress */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeploymentResponse"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    cancelDeployment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The deployment's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The cancelled deployment */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeploymentResponse"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     acknowledgeSignal: {
         parameters: {
             query?: never;
@@ -1955,6 +2725,73 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AckResponse"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    downloadBundle: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description `bytes=<first>-[<last>]` or `bytes=-<suffix>` */
+                Range?: string | null;
+                /** @description The `ETag`: serve the range only if the file is still this one */
+                "If-Range"?: string | null;
+            };
+            path: {
+                /** @description The bundle's id (from GET /api/v1/device/deployment) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The whole file */
+            200: {
+                headers: {
+                    /** @description `bytes` */
+                    "Accept-Ranges"?: string;
+                    /** @description The SHA-256, quoted hex */
+                    ETag?: string;
+                    /** @description `sha-256=:<base64>:` of the whole file */
+                    "Repr-Digest"?: string;
+                    /** @description The SHA-256 of the whole file, hex */
+                    "X-Eagate-Sha256"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": number[];
+                };
+            };
+            /** @description The requested range */
+            206: {
+                headers: {
+                    /** @description `bytes <first>-<last>/<size>` */
+                    "Content-Range"?: string;
+                    /** @description The SHA-256, quoted hex */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": number[];
                 };
             };
             /** @description A problem: see its `type` (or `code`) */
@@ -2008,6 +2845,96 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getDeviceDeployment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The bundle to install */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeviceTargetResponse"];
+                };
+            };
+            /** @description Nothing to install */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    reportDeploymentStatus: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The deployment's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StatusReport"];
+            };
+        };
+        responses: {
+            /** @description The device's status now */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StatusReportResponse"];
+                };
             };
             /** @description A problem: see its `type` (or `code`) */
             "4XX": {
@@ -2521,6 +3448,92 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TradingConfigResponse"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getDeviceLabels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The device's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The device's labels */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeviceLabels"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    replaceDeviceLabels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The device's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DeviceLabels"];
+            };
+        };
+        responses: {
+            /** @description The device's labels, sorted */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeviceLabels"];
                 };
             };
             /** @description A problem: see its `type` (or `code`) */

@@ -41,6 +41,13 @@ pub enum ClientError {
     Problem(Problem),
     #[error("unexpected response {status}: {body}")]
     Unexpected { status: StatusCode, body: String },
+    /// A downloaded bundle's SHA-256 is not the one the server announced
+    /// (the partial file was removed; download again).
+    #[error("the downloaded file's SHA-256 is {actual}, expected {expected}")]
+    Digest { expected: String, actual: String },
+    /// Reading or writing a local file failed.
+    #[error("local file: {0}")]
+    Io(String),
 }
 
 /// A reqwest error with its causes (`error sending request: … : Connection
@@ -212,6 +219,10 @@ pub struct PollResponse {
     /// cached one, fetch the configuration again.
     #[serde(default)]
     pub config_revision: i64,
+    /// The deployment revision: when it differs from the last one seen,
+    /// ask [`DeviceClient::deployment`] for a bundle to install.
+    #[serde(default)]
+    pub deployment_revision: i64,
 }
 
 /// What the EA did with a signal.

@@ -19,10 +19,12 @@
 //! # Ok(()) }
 //! ```
 
+mod bundle;
 mod client;
 mod credentials;
 mod signer;
 
+pub use bundle::{BundleInfo, DeploymentStatus, DeploymentTarget, Downloaded, StatusReceipt, partial_path};
 pub use client::{
     Ack, AckReceipt, CachedConfig, ClientError, ConfigFetch, DeviceClient, DeviceConfig, Heartbeat,
     HeartbeatAck, Outcome, PollResponse, Problem, Signal, TradingConfig,

@@ -33,9 +33,11 @@ macro_rules! id_newtype {
 pub mod account;
 pub mod activity;
 pub mod audit;
+pub mod bundle;
 pub mod cache;
 pub mod clock;
 pub mod config;
+pub mod deployment;
 pub mod device;
 pub mod error;
 pub mod id;

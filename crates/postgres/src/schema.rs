@@ -14,6 +14,28 @@ diesel::table! {
 }
 
 diesel::table! {
+    bundle_chunks (bundle_id, start) {
+        bundle_id -> Uuid,
+        start -> Int8,
+        data -> Bytea,
+    }
+}
+
+diesel::table! {
+    bundles (id) {
+        id -> Uuid,
+        owner_id -> Uuid,
+        name -> Text,
+        version -> Text,
+        notes -> Text,
+        size_bytes -> Nullable<Int8>,
+        sha256 -> Nullable<Text>,
+        created_at -> Timestamptz,
+        completed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     config_versions (id) {
         id -> Int8,
         owner_id -> Uuid,
@@ -27,7 +49,45 @@ diesel::table! {
 }
 
 diesel::table! {
+    deployment_devices (deployment_id, device_id) {
+        deployment_id -> Uuid,
+        device_id -> Uuid,
+        position -> Int4,
+        wave -> Int4,
+        status -> Text,
+        reason -> Nullable<Text>,
+        started_at -> Nullable<Timestamptz>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    deployments (id) {
+        id -> Uuid,
+        owner_id -> Uuid,
+        bundle_id -> Uuid,
+        target -> Text,
+        waves -> Array<Nullable<Int4>>,
+        abort_failure_percent -> Nullable<Int4>,
+        abort_min_finished -> Nullable<Int4>,
+        timeout_minutes -> Nullable<Int4>,
+        state -> Text,
+        current_wave -> Int4,
+        revision -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     device_config_revisions (device_id) {
+        device_id -> Uuid,
+        revision -> Int8,
+    }
+}
+
+diesel::table! {
+    device_deployment_revisions (device_id) {
         device_id -> Uuid,
         revision -> Int8,
     }
@@ -38,6 +98,13 @@ diesel::table! {
         device_id -> Uuid,
         received_at -> Timestamptz,
         heartbeat -> Jsonb,
+    }
+}
+
+diesel::table! {
+    device_labels (device_id, label) {
+        device_id -> Uuid,
+        label -> Text,
     }
 }
 
@@ -134,10 +201,18 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(bundle_chunks -> bundles (bundle_id));
+diesel::joinable!(bundles -> users (owner_id));
 diesel::joinable!(config_versions -> devices (device_id));
 diesel::joinable!(config_versions -> users (owner_id));
+diesel::joinable!(deployment_devices -> deployments (deployment_id));
+diesel::joinable!(deployment_devices -> devices (device_id));
+diesel::joinable!(deployments -> bundles (bundle_id));
+diesel::joinable!(deployments -> users (owner_id));
 diesel::joinable!(device_config_revisions -> devices (device_id));
+diesel::joinable!(device_deployment_revisions -> devices (device_id));
 diesel::joinable!(device_heartbeats -> devices (device_id));
+diesel::joinable!(device_labels -> devices (device_id));
 diesel::joinable!(devices -> users (owner_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -147,9 +222,15 @@ diesel::joinable!(signals -> users (owner_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
+    bundle_chunks,
+    bundles,
     config_versions,
+    deployment_devices,
+    deployments,
     device_config_revisions,
+    device_deployment_revisions,
     device_heartbeats,
+    device_labels,
     devices,
     refresh_tokens,
     sessions,

@@ -167,6 +167,9 @@ pub(crate) struct PollResponse {
     /// The device's trading configuration revision: when it differs from the one last fetched, GET /api/v1/device/config again.
     #[schema(example = 7)]
     config_revision: i64,
+    /// The device's deployment revision: when it differs from the one last seen, GET /api/v1/device/deployment (a bundle to install, or 204).
+    #[schema(example = 2)]
+    deployment_revision: i64,
 }
 
 /// Poll for signals
@@ -195,6 +198,7 @@ pub(crate) async fn poll(
         signals: signals.iter().map(OrderResponse::from).collect(),
         server_time: state.device_auth.now().timestamp(),
         config_revision: signed.device.config_revision,
+        deployment_revision: signed.device.deployment_revision,
     }))
 }
 

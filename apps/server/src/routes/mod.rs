@@ -7,7 +7,9 @@
 
 pub(crate) mod audit;
 pub(crate) mod auth;
+pub(crate) mod bundles;
 pub(crate) mod configs;
+pub(crate) mod deployments;
 pub(crate) mod device_api;
 pub(crate) mod devices;
 pub(crate) mod meta;
@@ -33,7 +35,8 @@ use crate::problem::{ApiError, PROBLEM_JSON, ProblemKind};
 
 /// Account and owner routes accept bodies up to 16 KiB.
 const ACCOUNT_BODY_LIMIT: usize = 16 * 1024;
-/// Publishing a signal may name 1000 devices (about 40 KiB).
+/// Publishing a signal (or creating a deployment) may name 1000 devices
+/// (about 40 KiB).
 const SIGNAL_BODY_LIMIT: usize = 64 * 1024;
 /// Device routes accept bodies up to 64 KiB.
 const DEVICE_BODY_LIMIT: usize = 64 * 1024;
@@ -59,9 +62,21 @@ fn register(cfg: &mut ServiceConfig<'_>) {
         scope("/api/v1")
             .app_data(BodyLimit(ACCOUNT_BODY_LIMIT))
             .service(scope("/auth").configure(auth::configure))
-            .service(scope("/devices").configure(devices::configure))
+            .service(
+                scope("/devices")
+                    .configure(devices::configure)
+                    .configure(deployments::configure_labels),
+            )
             .service(scope("/audit").configure(audit::configure))
             .service(scope("/config").configure(configs::configure_account))
+            // The upload streams its raw body (EAGATE_BUNDLE_MAX_BYTES).
+            .service(scope("/bundles").configure(bundles::configure))
+            .service(
+                scope("/deployments")
+                    // Up to 1000 target device ids.
+                    .app_data(BodyLimit(SIGNAL_BODY_LIMIT))
+                    .configure(deployments::configure),
+            )
             .service(
                 scope("/signals")
                     // Up to 1000 target device ids.
@@ -71,7 +86,9 @@ fn register(cfg: &mut ServiceConfig<'_>) {
             .service(
                 scope("/device")
                     .app_data(BodyLimit(DEVICE_BODY_LIMIT))
-                    .configure(device_api::configure),
+                    .configure(device_api::configure)
+                    .configure(bundles::configure_device)
+                    .configure(deployments::configure_device),
             )
             .default_service(web::to(not_found)),
     )

@@ -4,6 +4,7 @@
 mod attacks;
 mod auth;
 mod bad_input;
+mod bundles;
 mod cache;
 mod configs;
 mod device_auth;

@@ -216,7 +216,7 @@ async fn query_parameters_are_accepted_and_refused_as_documented() {
         let problem = assert_problem(response, StatusCode::BAD_REQUEST, "malformed-query").await;
         assert!(problem["detail"].as_str().unwrap().contains("bogus"), "{problem}");
     }
-    // limit on /devices, /signals, /audit and /config/history, and status
-    // on /devices.
-    assert_eq!(checked, 5, "the bounded and enumerated parameters were found");
+    // limit on /devices, /signals, /audit, /config/history, /bundles and
+    // /deployments, and status on /devices.
+    assert_eq!(checked, 7, "the bounded and enumerated parameters were found");
 }

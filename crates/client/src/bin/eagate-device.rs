@@ -112,6 +112,48 @@ enum Command {
         #[arg(long, value_name = "TEXT")]
         message: Option<String>,
     },
+    /// The deployment this device should install now; prints it, or `null`.
+    Deployment,
+    /// Download the current deployment's bundle to FILE, resuming an
+    /// interrupted download (FILE.part) and verifying its SHA-256; prints
+    /// {"path", "size", "sha256", "resumed_from"}.
+    Download {
+        /// Where to save the bundle (FILE.part holds it until verified).
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+    },
+    /// Report the device's status in a deployment; prints the receipt.
+    Report {
+        /// The deployment's id, from `deployment`.
+        #[arg(value_name = "DEPLOYMENT_ID")]
+        deployment_id: String,
+        /// The device's new status.
+        #[arg(value_enum, value_name = "STATUS")]
+        status: CliStatus,
+        /// With `failed`: why (1–512 characters).
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum CliStatus {
+    /// The download started.
+    Downloading,
+    /// The EA runs the new bundle.
+    Installed,
+    /// It could not be installed (say why with --reason).
+    Failed,
+}
+
+impl From<CliStatus> for eagate_client::DeploymentStatus {
+    fn from(s: CliStatus) -> Self {
+        match s {
+            CliStatus::Downloading => Self::Downloading,
+            CliStatus::Installed => Self::Installed,
+            CliStatus::Failed => Self::Failed,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -230,6 +272,24 @@ async fn execute(client: &DeviceClient, command: Command) -> Result<String, Clie
             };
             json(client.ack(&ack).await?)
         }
+        Command::Deployment => json(client.deployment().await?),
+        Command::Download { out } => {
+            let Some(target) = client.deployment().await? else {
+                return Err(ClientError::Io(
+                    "no deployment targets this device now".to_owned(),
+                ));
+            };
+            json(client.download_bundle(&target.bundle, &out).await?)
+        }
+        Command::Report {
+            deployment_id,
+            status,
+            reason,
+        } => json(
+            client
+                .report_status(&deployment_id, status.into(), reason.as_deref())
+                .await?,
+        ),
     }
 }
 
@@ -458,7 +518,8 @@ mod tests {
                 "created_at": "2026-12-02T20:49:40.194037Z", "action": "open"
             }],
             "server_time": 1796244580,
-            "config_revision": 3
+            "config_revision": 3,
+            "deployment_revision": 2
         });
         let parsed: eagate_client::PollResponse = serde_json::from_value(poll.clone()).unwrap();
         assert_eq!(serde_json::to_value(parsed).unwrap(), poll);

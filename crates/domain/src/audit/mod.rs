@@ -56,10 +56,22 @@ pub enum AuditAction {
     /// A trading configuration (a device's or the account default) was
     /// replaced, patched or rolled back.
     ConfigChanged,
+    BundleUploaded,
+    BundleDeleted,
+    DeviceLabelsChanged,
+    DeploymentCreated,
+    DeploymentCancelled,
+    /// A wave of a deployment started (the first one when it is created).
+    DeploymentWaveStarted,
+    /// The failure rate of a wave crossed the abort threshold.
+    DeploymentAborted,
+    DeploymentCompleted,
+    /// A device reported (or timed out into) a new status.
+    DeploymentDeviceStatus,
 }
 
 impl AuditAction {
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 20] = [
         Self::AccountRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -71,6 +83,15 @@ impl AuditAction {
         Self::DeviceSecretRotated,
         Self::DeviceRevoked,
         Self::ConfigChanged,
+        Self::BundleUploaded,
+        Self::BundleDeleted,
+        Self::DeviceLabelsChanged,
+        Self::DeploymentCreated,
+        Self::DeploymentCancelled,
+        Self::DeploymentWaveStarted,
+        Self::DeploymentAborted,
+        Self::DeploymentCompleted,
+        Self::DeploymentDeviceStatus,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -86,6 +107,15 @@ impl AuditAction {
             Self::DeviceSecretRotated => "device.secret_rotated",
             Self::DeviceRevoked => "device.revoked",
             Self::ConfigChanged => "config.changed",
+            Self::BundleUploaded => "bundle.uploaded",
+            Self::BundleDeleted => "bundle.deleted",
+            Self::DeviceLabelsChanged => "device.labels_changed",
+            Self::DeploymentCreated => "deployment.created",
+            Self::DeploymentCancelled => "deployment.cancelled",
+            Self::DeploymentWaveStarted => "deployment.wave_started",
+            Self::DeploymentAborted => "deployment.aborted",
+            Self::DeploymentCompleted => "deployment.completed",
+            Self::DeploymentDeviceStatus => "deployment.device_status",
         }
     }
 }

@@ -549,6 +549,7 @@ mod tests {
             owner,
             name: creds.name.clone(),
             config_revision: creds.config_revision,
+            deployment_revision: creds.deployment_revision,
         };
         let DeviceConfigAnswer::Config(first) = service.for_device(&caller, None).await.unwrap() else {
             panic!("a first fetch returns the configuration");
@@ -637,6 +638,7 @@ mod tests {
             owner: UserId::from_uuid(uuid::Uuid::now_v7()),
             name: crate::device::DeviceName::parse("EA").unwrap(),
             config_revision: 12,
+            deployment_revision: 0,
         };
         assert_eq!(
             service.for_device(&caller, Some("\"r12\"")).await.unwrap(),

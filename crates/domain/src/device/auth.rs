@@ -44,6 +44,9 @@ pub struct AuthenticatedDevice {
     /// The device's configuration revision, as cached with its credentials
     /// (see [`DeviceCredentials::config_revision`]).
     pub config_revision: i64,
+    /// Its deployment revision, as cached with its credentials (see
+    /// [`DeviceCredentials::deployment_revision`]).
+    pub deployment_revision: i64,
 }
 
 /// Why a device request was refused. Nothing here helps guess a secret:
@@ -229,6 +232,7 @@ where
             owner: device.owner,
             name: device.name,
             config_revision: device.config_revision,
+            deployment_revision: device.deployment_revision,
         })
     }
 

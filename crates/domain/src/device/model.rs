@@ -550,4 +550,8 @@ pub struct DeviceCredentials {
     /// have (its document or the account default): cached with the
     /// credentials, so a poll tells the EA to refetch without a query.
     pub config_revision: i64,
+    /// Changes whenever a deployment's record of the device changes
+    /// (created, its wave started, ended, reported): cached likewise, so a
+    /// poll tells the EA to look at its deployment without a query.
+    pub deployment_revision: i64,
 }

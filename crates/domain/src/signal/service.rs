@@ -466,6 +466,7 @@ mod tests {
             owner: UserId::from_uuid(uuid::Uuid::nil()),
             name: crate::device::DeviceName::parse("EA").unwrap(),
             config_revision: 0,
+            deployment_revision: 0,
         }
     }
 

@@ -2,14 +2,18 @@
 
 mod account;
 mod audit;
+mod bundle;
 mod config;
+mod deployment;
 mod device;
 mod session;
 mod signal;
 
 pub use account::PgAccountRepository;
 pub use audit::PgAuditLog;
+pub use bundle::PgBundleStore;
 pub use config::PgConfigRepository;
+pub use deployment::PgDeploymentRepository;
 pub use device::PgDeviceRepository;
 pub use session::PgSessionRepository;
 pub use signal::PgSignalRepository;

@@ -106,9 +106,14 @@ pub(crate) struct CredentialsRow {
 }
 
 impl CredentialsRow {
-    /// The device's credentials with its configuration revision (0 without
-    /// a row in `device_config_revisions`).
-    pub fn with_revision(self, config_revision: Option<i64>) -> DeviceCredentials {
+    /// The device's credentials with its configuration and deployment
+    /// revisions (0 without a row in `device_config_revisions` or
+    /// `device_deployment_revisions`).
+    pub fn with_revisions(
+        self,
+        config_revision: Option<i64>,
+        deployment_revision: Option<i64>,
+    ) -> DeviceCredentials {
         let r = self;
         DeviceCredentials {
             id: DeviceId::from_uuid(r.id),
@@ -130,6 +135,7 @@ impl CredentialsRow {
                 _ => None,
             },
             config_revision: config_revision.unwrap_or(0),
+            deployment_revision: deployment_revision.unwrap_or(0),
         }
     }
 }

@@ -25,6 +25,7 @@ fn credentials(id: DeviceId, revoked: bool) -> Arc<DeviceCredentials> {
         },
         previous: None,
         config_revision: 0,
+        deployment_revision: 0,
     })
 }
 

@@ -32,8 +32,10 @@
 
 pub mod account;
 pub mod audit;
+pub mod bundle;
 pub mod cache;
 pub mod config;
+pub mod deployment;
 pub mod device;
 pub mod fixtures;
 pub mod nonce;
@@ -47,8 +49,10 @@ pub mod wakeups;
 
 pub use account::account_repository_contract;
 pub use audit::audit_log_contract;
+pub use bundle::bundle_store_contract;
 pub use cache::device_cache_contract;
 pub use config::config_repository_contract;
+pub use deployment::deployment_repository_contract;
 pub use device::device_repository_contract;
 pub use fixtures::{audit_event, new_user};
 pub use nonce::replay_guard_contract;

@@ -67,6 +67,7 @@ impl DeviceRepository for InMemoryDeviceRepository {
                 current: new.secret.clone(),
                 previous: None,
                 config_revision: 0,
+                deployment_revision: 0,
             },
         );
         state.audit.push(audit.clone());
@@ -178,6 +179,7 @@ impl DeviceRepository for InMemoryDeviceRepository {
             current: r.current.clone(),
             previous: r.previous.clone(),
             config_revision: r.config_revision,
+            deployment_revision: r.deployment_revision,
         }))
     }
 

@@ -6,6 +6,7 @@
 
 mod account;
 mod audit;
+mod bundle;
 mod cache;
 mod clock;
 mod config;
@@ -23,6 +24,7 @@ mod world;
 
 pub use account::InMemoryAccountRepository;
 pub use audit::InMemoryAuditLog;
+pub use bundle::{InMemoryBundleStore, InMemoryDeploymentRepository};
 pub use cache::FakeDeviceCache;
 pub use clock::{FixedClock, SequentialIds};
 pub use config::InMemoryConfigRepository;
@@ -66,6 +68,28 @@ mod contracts {
     crate::config_repository_contract!(async {
         let store = InMemoryStore::default();
         ((), store.accounts(), store.devices(), store.configs())
+    });
+
+    crate::bundle_store_contract!(async {
+        let store = InMemoryStore::default();
+        (
+            (),
+            store.accounts(),
+            store.devices(),
+            store.bundles(),
+            store.deployments(),
+        )
+    });
+
+    crate::deployment_repository_contract!(async {
+        let store = InMemoryStore::default();
+        (
+            (),
+            store.accounts(),
+            store.devices(),
+            store.bundles(),
+            store.deployments(),
+        )
     });
 
     crate::signal_repository_contract!(async {
@@ -117,6 +141,8 @@ mod contracts {
         device_repository_contract(&accounts, &devices, &audit).await;
         signal_repository_contract(&accounts, &devices, &signals).await;
         config_repository_contract(&accounts, &devices, &store.configs()).await;
+        bundle_store_contract(&accounts, &devices, &store.bundles(), &store.deployments()).await;
+        deployment_repository_contract(&accounts, &devices, &store.bundles(), &store.deployments()).await;
         let wakeups = store.wakeups(FixedClock::default_start());
         wakeups::signal_wakeups_contract(&accounts, &devices, &signals, &wakeups).await;
         replay_guard_contract(&FakeReplayGuard::default()).await;

@@ -25,6 +25,7 @@ pub(super) struct DeviceRecord {
     pub(super) current: SealedSecret,
     pub(super) previous: Option<(SealedSecret, DateTime<Utc>)>,
     pub(super) config_revision: i64,
+    pub(super) deployment_revision: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -34,8 +35,20 @@ pub(super) struct SignalRecord {
     pub(super) idempotency: Option<(String, String)>,
 }
 
+/// A bundle: its metadata, its file, and (once completed) size and digest.
+#[derive(Debug, Clone)]
+pub(super) struct BundleRecord {
+    pub(super) new: crate::bundle::NewBundle,
+    pub(super) done: Option<(u64, crate::bundle::Sha256Hex)>,
+    pub(super) data: Vec<u8>,
+}
+
 #[derive(Debug, Default)]
 pub(super) struct State {
+    pub(super) bundles: HashMap<crate::bundle::BundleId, BundleRecord>,
+    pub(super) labels: HashMap<DeviceId, Vec<crate::deployment::Label>>,
+    /// Stored without the devices' EA versions (read from `devices`).
+    pub(super) deployments: HashMap<crate::deployment::DeploymentId, crate::deployment::Deployment>,
     pub(super) signals: Vec<SignalRecord>,
     /// Per device, the signals published for it, in order (wake-ups).
     pub(super) published: HashMap<DeviceId, Vec<Signal>>,
@@ -75,6 +88,14 @@ impl InMemoryStore {
 
     pub fn configs(&self) -> InMemoryConfigRepository {
         InMemoryConfigRepository(self.clone())
+    }
+
+    pub fn bundles(&self) -> super::InMemoryBundleStore {
+        super::InMemoryBundleStore(self.clone())
+    }
+
+    pub fn deployments(&self) -> super::InMemoryDeploymentRepository {
+        super::InMemoryDeploymentRepository(self.clone())
     }
 
     pub fn signals(&self) -> InMemorySignalRepository {
