@@ -56,10 +56,16 @@ pub enum AuditAction {
     /// A trading configuration (a device's or the account default) was
     /// replaced, patched or rolled back.
     ConfigChanged,
+    ApiKeyCreated,
+    ApiKeyRevoked,
+    ApiKeyRotated,
+    /// An API key refused: revoked, expired, from an address off its
+    /// allowlist, or without the scope (details say which).
+    ApiKeyRefused,
 }
 
 impl AuditAction {
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 15] = [
         Self::AccountRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -71,6 +77,10 @@ impl AuditAction {
         Self::DeviceSecretRotated,
         Self::DeviceRevoked,
         Self::ConfigChanged,
+        Self::ApiKeyCreated,
+        Self::ApiKeyRevoked,
+        Self::ApiKeyRotated,
+        Self::ApiKeyRefused,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -86,6 +96,10 @@ impl AuditAction {
             Self::DeviceSecretRotated => "device.secret_rotated",
             Self::DeviceRevoked => "device.revoked",
             Self::ConfigChanged => "config.changed",
+            Self::ApiKeyCreated => "api_key.created",
+            Self::ApiKeyRevoked => "api_key.revoked",
+            Self::ApiKeyRotated => "api_key.rotated",
+            Self::ApiKeyRefused => "api_key.refused",
         }
     }
 }

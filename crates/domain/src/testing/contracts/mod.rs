@@ -31,6 +31,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod account;
+pub mod api_keys;
 pub mod audit;
 pub mod cache;
 pub mod config;
@@ -46,6 +47,7 @@ pub mod tokens;
 pub mod wakeups;
 
 pub use account::account_repository_contract;
+pub use api_keys::api_key_repository_contract;
 pub use audit::audit_log_contract;
 pub use cache::device_cache_contract;
 pub use config::config_repository_contract;

@@ -5,6 +5,7 @@
 //! transparent (readable outputs) and deterministic.
 
 mod account;
+mod api_keys;
 mod audit;
 mod cache;
 mod clock;
@@ -22,6 +23,7 @@ mod wakeups;
 mod world;
 
 pub use account::InMemoryAccountRepository;
+pub use api_keys::{FakeApiKeys, InMemoryApiKeyRepository};
 pub use audit::InMemoryAuditLog;
 pub use cache::FakeDeviceCache;
 pub use clock::{FixedClock, SequentialIds};
@@ -66,6 +68,11 @@ mod contracts {
     crate::config_repository_contract!(async {
         let store = InMemoryStore::default();
         ((), store.accounts(), store.devices(), store.configs())
+    });
+
+    crate::api_key_repository_contract!(async {
+        let store = InMemoryStore::default();
+        ((), store.accounts(), store.api_keys(), store.audit())
     });
 
     crate::signal_repository_contract!(async {
@@ -117,6 +124,7 @@ mod contracts {
         device_repository_contract(&accounts, &devices, &audit).await;
         signal_repository_contract(&accounts, &devices, &signals).await;
         config_repository_contract(&accounts, &devices, &store.configs()).await;
+        api_key_repository_contract(&accounts, &store.api_keys(), &audit).await;
         let wakeups = store.wakeups(FixedClock::default_start());
         wakeups::signal_wakeups_contract(&accounts, &devices, &signals, &wakeups).await;
         replay_guard_contract(&FakeReplayGuard::default()).await;

@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 
 use super::{
-    FakeWakeups, FixedClock, InMemoryAccountRepository, InMemoryAuditLog, InMemoryConfigRepository,
+    FakeWakeups, InMemoryApiKeyRepository, FixedClock, InMemoryAccountRepository, InMemoryAuditLog, InMemoryConfigRepository,
     InMemoryDeviceRepository, InMemorySessionRepository, InMemorySignalRepository,
 };
+use crate::access::{ApiKey, ApiKeyHash, ApiKeyId};
 use crate::account::*;
 use crate::audit::AuditEvent;
 use crate::config::{ConfigScope, ConfigVersion};
@@ -49,6 +50,7 @@ pub(super) struct State {
     pub(super) audit: Vec<AuditEvent>,
     /// Per scope, the stored configuration versions, oldest first.
     pub(super) configs: HashMap<ConfigScope, Vec<ConfigVersion>>,
+    pub(super) api_keys: HashMap<ApiKeyId, (ApiKey, ApiKeyHash)>,
 }
 
 /// One in-memory database behind both repository fakes, so cascades and
@@ -75,6 +77,10 @@ impl InMemoryStore {
 
     pub fn configs(&self) -> InMemoryConfigRepository {
         InMemoryConfigRepository(self.clone())
+    }
+
+    pub fn api_keys(&self) -> InMemoryApiKeyRepository {
+        InMemoryApiKeyRepository(self.clone())
     }
 
     pub fn signals(&self) -> InMemorySignalRepository {
