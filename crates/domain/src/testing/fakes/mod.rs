@@ -75,6 +75,8 @@ mod contracts {
         ((), store.accounts(), store.api_keys(), store.audit())
     });
 
+    crate::api_key_factory_contract!(async { ((), FakeApiKeys::default()) });
+
     crate::signal_repository_contract!(async {
         let store = InMemoryStore::default();
         ((), store.accounts(), store.devices(), store.signals())
