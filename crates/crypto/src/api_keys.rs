@@ -130,7 +130,11 @@ mod tests {
         assert!(pattern_ok(a.secret.expose()), "{}", a.secret.expose().len());
         assert_ne!(a.secret, b.secret);
         assert_eq!(a.hash.as_bytes().len(), 32);
-        assert_eq!(keys().hash(a.secret.expose()), Some(a.hash.clone()), "hashing is stable");
+        assert_eq!(
+            keys().hash(a.secret.expose()),
+            Some(a.hash.clone()),
+            "hashing is stable"
+        );
         assert_ne!(
             HmacApiKeys::new(&[8; 32]).unwrap().hash(a.secret.expose()),
             Some(a.hash),
@@ -151,7 +155,10 @@ mod tests {
         assert_eq!(keys().hash(&format!("{secret}A")), None, "too long");
         assert_eq!(keys().hash(&secret.replace("eag_live_", "eag_test_")), None);
         assert_eq!(
-            keys().hash(&format!("eag_live_{}", URL_SAFE_NO_PAD.encode(key.hash.as_bytes()))),
+            keys().hash(&format!(
+                "eag_live_{}",
+                URL_SAFE_NO_PAD.encode(key.hash.as_bytes())
+            )),
             None,
             "the stored hash is not a key"
         );
@@ -162,8 +169,16 @@ mod tests {
         assert!(HmacApiKeys::new(&[1; 31]).is_err());
         let generated = HmacApiKeys::generate_secret().unwrap();
         assert!(HmacApiKeys::from_base64url(&generated).is_ok());
-        assert!(HmacApiKeys::from_base64url("c2hvcnQ").unwrap_err().contains("at least 32 bytes"));
-        assert!(HmacApiKeys::from_base64url("not base64!").unwrap_err().contains("base64url"));
+        assert!(
+            HmacApiKeys::from_base64url("c2hvcnQ")
+                .unwrap_err()
+                .contains("at least 32 bytes")
+        );
+        assert!(
+            HmacApiKeys::from_base64url("not base64!")
+                .unwrap_err()
+                .contains("base64url")
+        );
         assert_eq!(format!("{:?}", keys()), "HmacApiKeys(<redacted>)");
     }
 }

@@ -1,6 +1,24 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    api_keys (id) {
+        id -> Uuid,
+        owner_id -> Uuid,
+        name -> Text,
+        name_key -> Text,
+        prefix -> Text,
+        secret_hash -> Bytea,
+        scopes -> Array<Nullable<Text>>,
+        allowed_cidrs -> Array<Nullable<Text>>,
+        created_at -> Timestamptz,
+        expires_at -> Nullable<Timestamptz>,
+        last_used_at -> Nullable<Timestamptz>,
+        rotated_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     audit_events (id) {
         id -> Uuid,
         occurred_at -> Timestamptz,
@@ -134,6 +152,7 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(api_keys -> users (owner_id));
 diesel::joinable!(config_versions -> devices (device_id));
 diesel::joinable!(config_versions -> users (owner_id));
 diesel::joinable!(device_config_revisions -> devices (device_id));
@@ -146,6 +165,7 @@ diesel::joinable!(signal_deliveries -> signals (signal_id));
 diesel::joinable!(signals -> users (owner_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    api_keys,
     audit_events,
     config_versions,
     device_config_revisions,

@@ -347,10 +347,7 @@ impl ApiKeySecret {
 
     /// What listings show: the prefix and the first characters.
     pub fn display_prefix(&self) -> String {
-        self.0
-            .chars()
-            .take(Self::PREFIX.len() + Self::SHOWN)
-            .collect()
+        self.0.chars().take(Self::PREFIX.len() + Self::SHOWN).collect()
     }
 }
 
@@ -443,7 +440,10 @@ mod tests {
         assert_eq!(scopes.names(), ["signals:publish", "signals:read"]);
         let e = Scopes::parse(&["signals:publish", "signals:write"]).unwrap_err();
         assert_eq!((e.field, e.code), ("scopes", "unknown_scope"));
-        assert!(e.message.contains("\"signals:write\"") && e.message.contains("devices:read"), "{e:?}");
+        assert!(
+            e.message.contains("\"signals:write\"") && e.message.contains("devices:read"),
+            "{e:?}"
+        );
         assert_eq!(Scopes::parse::<&str>(&[]).unwrap_err().code, "required");
         assert!("SIGNALS:PUBLISH".parse::<Scope>().is_err(), "names are exact");
     }
@@ -456,7 +456,11 @@ mod tests {
         assert!(ApiKeyName::parse(&"k".repeat(64)).is_ok());
         assert_eq!(ApiKeyName::parse(&"k".repeat(65)).unwrap_err().code, "too_long");
         for bad in ["a\nb", "a\u{202E}b", "a\u{200B}b", "a\u{0000}"] {
-            assert_eq!(ApiKeyName::parse(bad).unwrap_err().code, "invalid_characters", "{bad:?}");
+            assert_eq!(
+                ApiKeyName::parse(bad).unwrap_err().code,
+                "invalid_characters",
+                "{bad:?}"
+            );
         }
     }
 
@@ -470,10 +474,16 @@ mod tests {
         assert!(nets.allows(ip("203.0.113.200")));
         assert!(nets.allows(ip("2001:db8::1")));
         assert!(nets.allows(ip("198.51.100.7")));
-        assert!(nets.allows(ip("::ffff:203.0.113.9")), "IPv4-mapped counts as IPv4");
+        assert!(
+            nets.allows(ip("::ffff:203.0.113.9")),
+            "IPv4-mapped counts as IPv4"
+        );
         assert!(!nets.allows(ip("198.51.100.8")));
         assert!(!nets.allows(ip("192.0.2.1")));
-        assert!(!nets.allows(None), "an unknown client is refused when a list is set");
+        assert!(
+            !nets.allows(None),
+            "an unknown client is refused when a list is set"
+        );
         assert!(AllowedNetworks::default().allows(None), "no list: anywhere");
         let e = AllowedNetworks::parse(&["10.0.0.1/8"]).unwrap_err();
         assert_eq!(e.code, "host_bits_set");
@@ -494,10 +504,7 @@ mod tests {
         let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
         let max = Duration::days(365);
         assert_eq!(parse_expiry(None, now, max), Ok(None));
-        assert_eq!(
-            parse_expiry(Some(now), now, max).unwrap_err().code,
-            "in_the_past"
-        );
+        assert_eq!(parse_expiry(Some(now), now, max).unwrap_err().code, "in_the_past");
         assert_eq!(
             parse_expiry(Some(now + max + Duration::seconds(1)), now, max)
                 .unwrap_err()

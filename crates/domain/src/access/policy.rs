@@ -166,10 +166,19 @@ impl fmt::Display for Action {
 pub fn authorize(principal: &Principal, action: Action) -> Result<(), Denied> {
     match (action.requirement(), principal) {
         (Requirement::Scope(_) | Requirement::Session, Principal::Session { .. }) => Ok(()),
-        (Requirement::Admin, Principal::Session { role: Role::Admin, .. }) => Ok(()),
-        (Requirement::Admin, Principal::Session { role: Role::Owner, .. } | Principal::ApiKey { .. }) => {
-            Err(Denied::AdminRequired)
-        }
+        (
+            Requirement::Admin,
+            Principal::Session {
+                role: Role::Admin, ..
+            },
+        ) => Ok(()),
+        (
+            Requirement::Admin,
+            Principal::Session {
+                role: Role::Owner, ..
+            }
+            | Principal::ApiKey { .. },
+        ) => Err(Denied::AdminRequired),
         (Requirement::Scope(scope), Principal::ApiKey { scopes, .. }) => {
             if scopes.contains(scope) {
                 Ok(())
@@ -239,8 +248,18 @@ mod tests {
             (A::ManageApiKeys, Ok(()), Ok(()), Err(SessionRequired)),
             (A::ChangePassword, Ok(()), Ok(()), Err(SessionRequired)),
             (A::DeleteAccount, Ok(()), Ok(()), Err(SessionRequired)),
-            (A::AdminListAccounts, Err(AdminRequired), Ok(()), Err(AdminRequired)),
-            (A::AdminDisableAccount, Err(AdminRequired), Ok(()), Err(AdminRequired)),
+            (
+                A::AdminListAccounts,
+                Err(AdminRequired),
+                Ok(()),
+                Err(AdminRequired),
+            ),
+            (
+                A::AdminDisableAccount,
+                Err(AdminRequired),
+                Ok(()),
+                Err(AdminRequired),
+            ),
             (A::AdminReadAudit, Err(AdminRequired), Ok(()), Err(AdminRequired)),
             (A::AdminFleetStats, Err(AdminRequired), Ok(()), Err(AdminRequired)),
         ];
@@ -253,9 +272,17 @@ mod tests {
         for (action, owner, admin, full_key) in table {
             assert_eq!(authorize(&OWNER, action), owner, "owner session: {action}");
             assert_eq!(authorize(&ADMIN, action), admin, "admin session: {action}");
-            assert_eq!(authorize(&all_scopes, action), full_key, "key with every scope: {action}");
+            assert_eq!(
+                authorize(&all_scopes, action),
+                full_key,
+                "key with every scope: {action}"
+            );
             if let Requirement::Scope(needed) = action.requirement() {
-                assert_eq!(authorize(&key(&[needed]), action), Ok(()), "{action} with {needed}");
+                assert_eq!(
+                    authorize(&key(&[needed]), action),
+                    Ok(()),
+                    "{action} with {needed}"
+                );
                 let others: Vec<Scope> = Scope::ALL.into_iter().filter(|s| *s != needed).collect();
                 assert_eq!(
                     authorize(&key(&others), action),
@@ -272,7 +299,12 @@ mod tests {
             (S::DevicesRead, vec![A::ListDevices, A::ReadDevice]),
             (
                 S::DevicesWrite,
-                vec![A::RegisterDevice, A::RenameDevice, A::RotateDeviceSecret, A::RevokeDevice],
+                vec![
+                    A::RegisterDevice,
+                    A::RenameDevice,
+                    A::RotateDeviceSecret,
+                    A::RevokeDevice,
+                ],
             ),
             (S::SignalsPublish, vec![A::PublishSignal, A::CancelSignal]),
             (S::SignalsRead, vec![A::ListSignals, A::ReadSignal]),
@@ -296,6 +328,9 @@ mod tests {
         assert_eq!(OWNER.user_id(), user());
         assert_eq!(key(&[]).user_id(), user());
         assert!(OWNER.api_key().is_none() && key(&[]).api_key().is_some());
-        assert_eq!(MissingScope(S::SignalsPublish).to_string(), "the API key lacks the scope signals:publish");
+        assert_eq!(
+            MissingScope(S::SignalsPublish).to_string(),
+            "the API key lacks the scope signals:publish"
+        );
     }
 }

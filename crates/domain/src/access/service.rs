@@ -387,7 +387,8 @@ mod tests {
     use crate::testing::contracts::fixtures::registered;
     use crate::testing::*;
 
-    type Service = ApiKeyService<InMemoryApiKeyRepository, FakeApiKeys, InMemoryAuditLog, FixedClock, SequentialIds>;
+    type Service =
+        ApiKeyService<InMemoryApiKeyRepository, FakeApiKeys, InMemoryAuditLog, FixedClock, SequentialIds>;
 
     fn service(store: &InMemoryStore, clock: &FixedClock) -> Service {
         ApiKeyService::new(
@@ -438,7 +439,9 @@ mod tests {
             .unwrap();
         assert_eq!(principal.user_id(), owner);
         assert_eq!(
-            keys.authorize(&principal, Action::PublishSignal, &client()).await.ok(),
+            keys.authorize(&principal, Action::PublishSignal, &client())
+                .await
+                .ok(),
             Some(())
         );
         let denied = keys.authorize(&principal, Action::ListDevices, &client()).await;
@@ -483,7 +486,11 @@ mod tests {
         limited.expires_at = Some(clock.now() + Duration::hours(1));
         let created = keys.create(owner, &limited, &client()).await.unwrap();
         let secret = created.secret.expose();
-        assert!(keys.authenticate(secret, ip("203.0.113.9"), &client()).await.is_ok());
+        assert!(
+            keys.authenticate(secret, ip("203.0.113.9"), &client())
+                .await
+                .is_ok()
+        );
         assert!(matches!(
             keys.authenticate(secret, ip("198.51.100.1"), &client()).await,
             Err(ApiKeyAuthError::AddressNotAllowed)
@@ -529,7 +536,10 @@ mod tests {
         let keys = service(&store, &clock);
         let owner = registered(&store.accounts()).await.id;
         let stranger = registered(&store.accounts()).await.id;
-        let first = keys.create(owner, &input("CI", &["devices:read"]), &client()).await.unwrap();
+        let first = keys
+            .create(owner, &input("CI", &["devices:read"]), &client())
+            .await
+            .unwrap();
         assert!(matches!(
             keys.rotate(stranger, first.key.id, &client()).await,
             Err(RotateApiKeyError::NotFound)
@@ -541,7 +551,11 @@ mod tests {
             keys.authenticate(first.secret.expose(), None, &client()).await,
             Err(ApiKeyAuthError::Invalid)
         ));
-        assert!(keys.authenticate(rotated.secret.expose(), None, &client()).await.is_ok());
+        assert!(
+            keys.authenticate(rotated.secret.expose(), None, &client())
+                .await
+                .is_ok()
+        );
         assert!(matches!(
             keys.revoke(stranger, first.key.id, &client()).await,
             Err(RevokeApiKeyError::NotFound)
@@ -558,9 +572,14 @@ mod tests {
             ["api_key.created", "api_key.rotated", "api_key.revoked"]
         );
         // The name is free again once the key is revoked.
-        assert!(keys.create(owner, &input("ci", &["devices:read"]), &client()).await.is_ok());
+        assert!(
+            keys.create(owner, &input("ci", &["devices:read"]), &client())
+                .await
+                .is_ok()
+        );
         assert!(matches!(
-            keys.create(owner, &input("CI", &["devices:read"]), &client()).await,
+            keys.create(owner, &input("CI", &["devices:read"]), &client())
+                .await,
             Err(CreateApiKeyError::NameTaken)
         ));
     }
@@ -571,9 +590,14 @@ mod tests {
         let clock = FixedClock::default_start();
         let keys = service(&store, &clock);
         let owner = registered(&store.accounts()).await.id;
-        let created = keys.create(owner, &input("CI", &["devices:read"]), &client()).await.unwrap();
+        let created = keys
+            .create(owner, &input("CI", &["devices:read"]), &client())
+            .await
+            .unwrap();
         for _ in 0..5 {
-            keys.authenticate(created.secret.expose(), None, &client()).await.unwrap();
+            keys.authenticate(created.secret.expose(), None, &client())
+                .await
+                .unwrap();
             clock.advance(Duration::seconds(1));
         }
         assert_eq!(keys.usage().len(), 1, "five uses, one pending write");

@@ -1,6 +1,7 @@
 //! One repository per domain port.
 
 mod account;
+mod api_keys;
 mod audit;
 mod config;
 mod device;
@@ -8,6 +9,7 @@ mod session;
 mod signal;
 
 pub use account::PgAccountRepository;
+pub use api_keys::PgApiKeyRepository;
 pub use audit::PgAuditLog;
 pub use config::PgConfigRepository;
 pub use device::PgDeviceRepository;

@@ -104,7 +104,11 @@ pub async fn a_created_key_is_found_by_its_hash_and_listed_newest_first(
         )
         .await
         .expect("list failed");
-    assert_eq!(rest.items, vec![first.key], "the next page continues after the cursor");
+    assert_eq!(
+        rest.items,
+        vec![first.key],
+        "the next page continues after the cursor"
+    );
     assert!(rest.next.is_none(), "the last page has no cursor");
     assert_eq!(
         actions(audit, owner).await,
@@ -165,7 +169,13 @@ pub async fn revocation_is_scoped_to_the_owner_and_keeps_the_first_time(
         None,
         "another owner's key is not found"
     );
-    assert!(found(keys, &key.hash).await.expect("still stored").revoked_at.is_none());
+    assert!(
+        found(keys, &key.hash)
+            .await
+            .expect("still stored")
+            .revoked_at
+            .is_none()
+    );
     let at = t0() + Duration::hours(1);
     let revoked = keys
         .revoke(owner, key.key.id, at, &event())
@@ -180,7 +190,10 @@ pub async fn revocation_is_scoped_to_the_owner_and_keeps_the_first_time(
         .expect("the owner's key");
     assert_eq!(again.revoked_at, Some(at), "the first revocation time stays");
     assert_eq!(
-        found(keys, &key.hash).await.expect("a revoked key is still found").revoked_at,
+        found(keys, &key.hash)
+            .await
+            .expect("a revoked key is still found")
+            .revoked_at,
         Some(at),
         "find_by_hash sees the revocation at once"
     );
@@ -216,7 +229,10 @@ pub async fn rotation_replaces_the_hash_of_active_keys_only(
         .rotate(owner, key.key.id, &new, at, &event())
         .await
         .expect("rotate failed");
-    assert_eq!(rotated.prefix, "eag_live_NeWpRe", "the shown prefix follows the secret");
+    assert_eq!(
+        rotated.prefix, "eag_live_NeWpRe",
+        "the shown prefix follows the secret"
+    );
     assert_eq!(rotated.rotated_at, Some(at));
     assert_eq!(
         (rotated.name.clone(), rotated.scopes.clone()),
@@ -259,12 +275,9 @@ pub async fn last_use_only_moves_forward(
     let key = new_key(owner, "Used", 0);
     store(keys, &key).await;
     let later = t0() + Duration::hours(2);
-    keys.record_last_used(&[
-        (key.key.id, later),
-        (ApiKeyId::from_uuid(Uuid::now_v7()), later),
-    ])
-    .await
-    .expect("record_last_used failed (an unknown key is skipped)");
+    keys.record_last_used(&[(key.key.id, later), (ApiKeyId::from_uuid(Uuid::now_v7()), later)])
+        .await
+        .expect("record_last_used failed (an unknown key is skipped)");
     keys.record_last_used(&[(key.key.id, t0())])
         .await
         .expect("record_last_used failed");

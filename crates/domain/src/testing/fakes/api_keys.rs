@@ -30,9 +30,10 @@ impl ApiKeyRepository for InMemoryApiKeyRepository {
         if !state.users.contains_key(&new.key.owner) {
             return Err(UnexpectedError::msg("no such owner (foreign key)").into());
         }
-        let taken = state.api_keys.values().any(|(k, _)| {
-            k.owner == new.key.owner && !k.is_revoked() && k.name.key() == new.key.name.key()
-        });
+        let taken = state
+            .api_keys
+            .values()
+            .any(|(k, _)| k.owner == new.key.owner && !k.is_revoked() && k.name.key() == new.key.name.key());
         if taken {
             return Err(CreateApiKeyStoreError::NameTaken);
         }
@@ -50,7 +51,10 @@ impl ApiKeyRepository for InMemoryApiKeyRepository {
             .values()
             .map(|(k, _)| k)
             .filter(|k| k.owner == owner)
-            .filter(|k| page.after.is_none_or(|c| (k.created_at, k.id.as_uuid()) < (c.at, c.id)))
+            .filter(|k| {
+                page.after
+                    .is_none_or(|c| (k.created_at, k.id.as_uuid()) < (c.at, c.id))
+            })
             .cloned()
             .collect();
         keys.sort_by_key(|k| std::cmp::Reverse((k.created_at, k.id)));
@@ -134,7 +138,9 @@ impl ApiKeyFactory for FakeApiKeys {
     fn generate(&self) -> Result<GeneratedApiKey, UnexpectedError> {
         let n = self.0.fetch_add(1, Ordering::Relaxed);
         let secret = format!("{}fake{n:040}", ApiKeySecret::PREFIX);
-        let hash = self.hash(&secret).ok_or_else(|| UnexpectedError::msg("fake key format"))?;
+        let hash = self
+            .hash(&secret)
+            .ok_or_else(|| UnexpectedError::msg("fake key format"))?;
         Ok(GeneratedApiKey {
             secret: ApiKeySecret::new(secret),
             hash,

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 
 use super::{
-    FakeWakeups, InMemoryApiKeyRepository, FixedClock, InMemoryAccountRepository, InMemoryAuditLog, InMemoryConfigRepository,
-    InMemoryDeviceRepository, InMemorySessionRepository, InMemorySignalRepository,
+    FakeWakeups, FixedClock, InMemoryAccountRepository, InMemoryApiKeyRepository, InMemoryAuditLog,
+    InMemoryConfigRepository, InMemoryDeviceRepository, InMemorySessionRepository, InMemorySignalRepository,
 };
 use crate::access::{ApiKey, ApiKeyHash, ApiKeyId};
 use crate::account::*;

@@ -1,0 +1,23 @@
+-- API keys for automation (issue 17). A key is stored only as the
+-- HMAC-SHA256 of its secret under the server's EAGATE_API_KEY_SECRET.
+CREATE TABLE api_keys (
+    id            uuid        PRIMARY KEY,
+    owner_id      uuid        NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    name          text        NOT NULL CHECK (char_length(name) BETWEEN 1 AND 64),
+    -- lower(name): unique among the owner's active keys.
+    name_key      text        NOT NULL,
+    -- `eag_live_` and the first characters of the current secret (shown in listings).
+    prefix        text        NOT NULL,
+    secret_hash   bytea       NOT NULL UNIQUE CHECK (octet_length(secret_hash) >= 16),
+    scopes        text[]      NOT NULL CHECK (cardinality(scopes) > 0),
+    -- CIDRs the key may be used from; empty: anywhere.
+    allowed_cidrs text[]      NOT NULL DEFAULT '{}',
+    created_at    timestamptz NOT NULL,
+    expires_at    timestamptz,
+    -- Coalesced in memory and written once per flush interval.
+    last_used_at  timestamptz,
+    rotated_at    timestamptz,
+    revoked_at    timestamptz
+);
+CREATE UNIQUE INDEX api_keys_active_name ON api_keys (owner_id, name_key) WHERE revoked_at IS NULL;
+CREATE INDEX api_keys_owner_created ON api_keys (owner_id, created_at DESC, id DESC);
