@@ -39,6 +39,8 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum KeysAction {
+    /// Print a new random EAGATE_API_KEY_SECRET (base64url of 32 bytes).
+    ApiSecret,
     /// Print a new random master-key entry `<id>:<key>` to add to EAGATE_MASTER_KEYS(_FILE).
     Generate {
         /// The key id (1–32 of A-Z a-z 0-9 _ -); default `k<unix time>`.
@@ -205,6 +207,11 @@ async fn keys_command(settings: Settings, action: KeysAction) -> Result<(), Star
             // Validate the id the same way start-up will.
             eagate_crypto::MasterKeyring::parse(&entry).map_err(|e| StartupError::Keys(e.to_string()))?;
             println!("{entry}");
+        }
+        KeysAction::ApiSecret => {
+            let secret = eagate_crypto::HmacApiKeys::generate_secret()
+                .map_err(|e| StartupError::Keys(e.to_string()))?;
+            println!("{secret}");
         }
         KeysAction::Rotate => {
             let url = resolve_database_url(&settings).await?;

@@ -10,6 +10,7 @@ use eagate_crypto::{
     Argon2Hasher, HmacVerifier, JwtAccessTokens, JwtConfig, OpaqueRefreshTokens, RandomDeviceSecrets,
     XChaChaSealer,
 };
+use eagate_domain::access::{ApiKeyPolicy, ApiKeyService};
 use eagate_domain::account::{AccountPolicy, AccountService};
 use eagate_domain::activity::{ActivityBuffer, ActivityWriter};
 use eagate_domain::cache::{CachedAccounts, CachedDevices, CachedSignals, NoCache};
@@ -20,9 +21,9 @@ use eagate_domain::signal::{SignalPolicy, SignalService};
 use eagate_domain::{SystemClock, UuidV7Generator};
 use eagate_memory::InMemoryDeviceCache;
 use eagate_postgres::{
-    EmbeddedPostgres, PgAccountRepository, PgAuditLog, PgConfigRepository, PgDeviceRepository, PgPool,
-    PgSessionRepository, PgSignalRepository, PgSignalWakeups, PoolConfig, create_database_if_missing,
-    create_pool, migrate,
+    EmbeddedPostgres, PgAccountRepository, PgApiKeyRepository, PgAuditLog, PgConfigRepository,
+    PgDeviceRepository, PgPool, PgSessionRepository, PgSignalRepository, PgSignalWakeups, PoolConfig,
+    create_database_if_missing, create_pool, migrate,
 };
 use secrecy::ExposeSecret as _;
 
@@ -182,6 +183,7 @@ pub struct Application {
     pool: PgPool,
     wakeups: PgSignalWakeups,
     activity: crate::state::Activity,
+    api_keys: crate::state::ApiKeys,
     flusher: tokio::task::JoinHandle<()>,
 }
 
@@ -324,8 +326,17 @@ impl Application {
             PgDeviceRepository::new(pool.clone()),
             PgSignalRepository::new(pool.clone()),
         );
+        let api_keys = ApiKeyService::new(
+            PgApiKeyRepository::new(pool.clone()),
+            keys::load_api_keys(&settings)?,
+            PgAuditLog::new(pool.clone()),
+            SystemClock,
+            UuidV7Generator,
+            ApiKeyPolicy::default(),
+        );
         let flusher = tokio::spawn(flush_activity(
             activity.clone(),
+            api_keys.clone(),
             settings.devices.activity_flush_interval,
         ));
         let configs = ConfigService::new(
@@ -339,6 +350,7 @@ impl Application {
             device_auth,
             signals,
             configs,
+            api_keys: api_keys.clone(),
             rate_limits,
             pool: pool.clone(),
             wakeups: wakeups.clone(),
@@ -422,16 +434,24 @@ impl Application {
             pool,
             wakeups,
             activity,
+            api_keys,
             flusher,
         })
     }
 
     /// After the server stopped: writes the activity still buffered.
-    async fn finish(activity: crate::state::Activity, flusher: tokio::task::JoinHandle<()>) {
+    async fn finish(
+        activity: crate::state::Activity,
+        api_keys: crate::state::ApiKeys,
+        flusher: tokio::task::JoinHandle<()>,
+    ) {
         flusher.abort();
         match activity.flush().await {
             Ok(devices) => tracing::info!(devices, "wrote the last device activity"),
             Err(e) => tracing::error!(error = %e, "could not write the last device activity; it is lost"),
+        }
+        if let Err(e) = api_keys.flush_usage().await {
+            tracing::error!(error = %e, "could not write the last API key use times; they are lost");
         }
     }
 
@@ -448,7 +468,7 @@ impl Application {
     /// Serves until the server is stopped (see [`Application::run_until_signal`]).
     pub async fn run(self) -> std::io::Result<()> {
         let served = self.server.await;
-        Self::finish(self.activity, self.flusher).await;
+        Self::finish(self.activity, self.api_keys, self.flusher).await;
         served
     }
 
@@ -465,7 +485,7 @@ impl Application {
             handle.stop(true).await;
         });
         let served = self.server.await;
-        Self::finish(self.activity, self.flusher).await;
+        Self::finish(self.activity, self.api_keys, self.flusher).await;
         served
     }
 
@@ -486,14 +506,22 @@ impl Application {
     }
 }
 
-/// Writes buffered device activity every `interval`, until aborted.
-async fn flush_activity(activity: crate::state::Activity, interval: std::time::Duration) {
+/// Writes buffered device activity and API key last-use times every
+/// `interval`, until aborted.
+async fn flush_activity(
+    activity: crate::state::Activity,
+    api_keys: crate::state::ApiKeys,
+    interval: std::time::Duration,
+) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
         if let Err(e) = activity.flush().await {
             tracing::warn!(error = %e, "writing device activity failed; retrying with the next flush");
+        }
+        if let Err(e) = api_keys.flush_usage().await {
+            tracing::warn!(error = %e, "writing API key use times failed; retrying with the next flush");
         }
     }
 }

@@ -4,9 +4,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use eagate_crypto::{
-    Argon2Hasher, HmacVerifier, JwtAccessTokens, OpaqueRefreshTokens, RandomDeviceSecrets, XChaChaSealer,
+    Argon2Hasher, HmacApiKeys, HmacVerifier, JwtAccessTokens, OpaqueRefreshTokens, RandomDeviceSecrets,
+    XChaChaSealer,
 };
 use eagate_domain::UnexpectedError;
+use eagate_domain::access::ApiKeyService;
 use eagate_domain::account::AccountService;
 use eagate_domain::activity::ActivityWriter;
 use eagate_domain::cache::{CachedAccounts, CachedDevices, CachedSignals, DeviceStateCache};
@@ -18,8 +20,8 @@ use eagate_domain::signal::SignalService;
 use eagate_domain::{SystemClock, UuidV7Generator};
 use eagate_memory::{InMemoryRateLimiter, InMemoryReplayGuard};
 use eagate_postgres::{
-    PgAccountRepository, PgAuditLog, PgConfigRepository, PgDeviceRepository, PgSessionRepository,
-    PgSignalRepository, PgSignalWakeups,
+    PgAccountRepository, PgApiKeyRepository, PgAuditLog, PgConfigRepository, PgDeviceRepository,
+    PgSessionRepository, PgSignalRepository, PgSignalWakeups,
 };
 use eagate_redis::RedisReplayGuard;
 
@@ -54,6 +56,9 @@ pub type Signals = SignalService<
     SystemClock,
     UuidV7Generator,
 >;
+
+/// API keys, over the production adapters.
+pub type ApiKeys = ApiKeyService<PgApiKeyRepository, HmacApiKeys, PgAuditLog, SystemClock, UuidV7Generator>;
 
 /// Trading configurations, over the production adapters.
 pub type Configs = ConfigService<PgConfigRepository, SystemClock, UuidV7Generator>;
@@ -116,6 +121,7 @@ pub struct AppState {
     pub device_auth: DeviceAuth,
     pub signals: Signals,
     pub configs: Configs,
+    pub api_keys: ApiKeys,
     pub rate_limits: crate::protect::RateLimits,
     pub pool: eagate_postgres::PgPool,
     pub wakeups: PgSignalWakeups,

@@ -5,6 +5,7 @@
 //! [`register`]: the same registration serves requests and builds the
 //! OpenAPI document ([`document`]), so the two cannot drift apart.
 
+pub(crate) mod api_keys;
 pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod configs;
@@ -61,6 +62,7 @@ fn register(cfg: &mut ServiceConfig<'_>) {
             .service(scope("/auth").configure(auth::configure))
             .service(scope("/devices").configure(devices::configure))
             .service(scope("/audit").configure(audit::configure))
+            .service(scope("/api-keys").configure(api_keys::configure))
             .service(scope("/config").configure(configs::configure_account))
             .service(
                 scope("/signals")
@@ -348,8 +350,28 @@ mod tests {
                 vec![serde_json::json!({
                     "device_id": [], "device_timestamp": [], "device_nonce": [], "device_signature": []
                 })]
-            } else {
+            } else if path.starts_with("/api/v1/auth/")
+                || path.starts_with("/api/v1/api-keys")
+                || path == "/api/v1/audit"
+            {
+                // A password session only: API keys can never do these.
                 vec![serde_json::json!({"bearer": []})]
+            } else {
+                // An owner route: a session, or an API key with one scope.
+                let scope = security
+                    .get(1)
+                    .and_then(|s| s["api_key"][0].as_str())
+                    .unwrap_or_else(|| panic!("{method} {path} names the scope an API key needs"));
+                assert!(
+                    eagate_domain::access::Scope::ALL
+                        .iter()
+                        .any(|s| s.as_str() == scope),
+                    "{method} {path}: {scope}"
+                );
+                vec![
+                    serde_json::json!({"bearer": []}),
+                    serde_json::json!({"api_key": [scope]}),
+                ]
             };
             assert_eq!(security, &expected, "{method} {path}");
         }
