@@ -36,7 +36,11 @@ fn eagate(db: &TestDatabase, production: bool) -> Command {
                 "EAGATE_JWT_PRIVATE_KEY",
                 Ed25519Keys::generate().unwrap().to_pem(),
             )
-            .env("EAGATE_MASTER_KEYS", MasterKeyring::generate_entry("b1").unwrap());
+            .env("EAGATE_MASTER_KEYS", MasterKeyring::generate_entry("b1").unwrap())
+            .env(
+                "EAGATE_API_KEY_SECRET",
+                eagate_crypto::HmacApiKeys::generate_secret().unwrap(),
+            );
     } else {
         command
             .env("EAGATE_ARGON2_MEMORY_KIB", "64")
