@@ -65,6 +65,70 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/api-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List API keys
+         * @description The caller's keys (revoked ones too), newest first, without their secrets.
+         */
+        get: operations["listApiKeys"];
+        put?: never;
+        /**
+         * Create an API key
+         * @description Returns the key, shown this once. Needs a password session (an API key cannot create keys).
+         */
+        post: operations["createApiKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/api-keys/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke an API key
+         * @description The key stops working at once, on every instance. Idempotent.
+         */
+        delete: operations["revokeApiKey"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/api-keys/{id}/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate an API key
+         * @description Returns a new secret for the key, shown this once; the old one stops working at once. Name, scopes, expiry and allowlist stay.
+         */
+        post: operations["rotateApiKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/audit": {
         parameters: {
             query?: never;
@@ -722,6 +786,41 @@ export interface components {
             /** @example 0.1.0 */
             version: string;
         };
+        ApiKeyList: {
+            items: components["schemas"]["ApiKeyResponse"][];
+            next_cursor?: string | null;
+        };
+        /** @description An API key as its owner sees it: never the key itself after creation. */
+        ApiKeyResponse: {
+            allowed_cidrs: string[];
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            expires_at?: string | null;
+            /** Format: uuid */
+            id: string;
+            /**
+             * Format: date-time
+             * @description Updated about once a second at most, not on every request.
+             */
+            last_used_at?: string | null;
+            name: string;
+            /**
+             * @description `eag_live_` and the first characters of the key, to tell keys apart.
+             * @example eag_live_Xk3q9Z
+             */
+            prefix: string;
+            /** Format: date-time */
+            revoked_at?: string | null;
+            /** Format: date-time */
+            rotated_at?: string | null;
+            scopes: ("signals:publish" | "signals:read" | "devices:read" | "devices:write" | "config:read" | "config:write" | "bundles:write" | "deployments:write")[];
+        };
+        /** @description A key with its secret, shown this once. */
+        ApiKeyWithSecretResponse: components["schemas"]["ApiKeyResponse"] & {
+            /** @description The key: send it as `Authorization: Bearer <key>`. Shown this once; store it now. */
+            key: string;
+        };
         AuditEventResponse: {
             /** @description e.g. `login.failed`, `device.secret_rotated`. */
             action: string;
@@ -849,6 +948,26 @@ export interface components {
             rolled_back_to?: number | null;
             /** Format: int32 */
             version: number;
+        };
+        CreateApiKeyRequest: {
+            /**
+             * @description Networks the key may be used from, in CIDR notation (a bare address is one host); anywhere when absent or empty. At most 32.
+             * @example [
+             *       "203.0.113.0/24"
+             *     ]
+             */
+            allowed_cidrs?: string[] | null;
+            /**
+             * Format: date-time
+             * @description When the key stops working (in the future, at most 5 years ahead); never when absent.
+             */
+            expires_at?: string | null;
+            /**
+             * @description Unique among your active keys (ignoring case).
+             * @example TradingView relay
+             */
+            name: string;
+            scopes: ("signals:publish" | "signals:read" | "devices:read" | "devices:write" | "config:read" | "config:write" | "bundles:write" | "deployments:write")[];
         };
         DeleteAccountRequest: {
             /**
@@ -1032,6 +1151,8 @@ export interface components {
              * @description `rate-limited`: seconds until a retry may succeed (also in `Retry-After`).
              */
             retry_after?: number;
+            /** @description `missing-scope`: the scope the API key lacks. */
+            scope?: string;
             /**
              * Format: int64
              * @description `clock-skew`: the server's Unix time.
@@ -1050,8 +1171,10 @@ export interface components {
              *     idempotency-key-reused, ack-conflict, precondition-required,
              *     precondition-failed, rate-limited, cors-denied,
              *     clock-skew, invalid-signature, device-revoked, replayed,
-             *     service-unavailable, not-ready, non-canonical-path, bad-request,
-             *     internal-error.
+             *     service-unavailable, not-ready, non-canonical-path, missing-scope,
+             *     session-required, admin-required, api-key-expired, api-key-revoked,
+             *     address-not-allowed, api-key-name-taken, api-key-not-active,
+             *     bad-request, internal-error.
              * @example validation-failed
              */
             code: string;
@@ -1360,6 +1483,176 @@ export interface operations {
                 };
                 content: {
                     "application/json": Record<string, never>;
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listApiKeys: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Keys per page.
+                 * @example 50
+                 */
+                limit?: number;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller's keys, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyList"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateApiKeyRequest"];
+            };
+        };
+        responses: {
+            /** @description The key and its secret, shown this once */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyWithSecretResponse"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    revokeApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The key's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The revoked key */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyResponse"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    rotateApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The key's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The key and its new secret, shown this once */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyWithSecretResponse"];
                 };
             };
             /** @description A problem: see its `type` (or `code`) */
