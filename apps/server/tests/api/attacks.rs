@@ -54,6 +54,14 @@
 //! | cross-origin calls from browsers | `protection::cors_preflight_is_allowed_for_configured_origins_only` | 3.4.2 |
 //! | a database outage (no 500, nothing internal) | `protection::health_and_readiness` | 16.5.1, 16.5.2 |
 //! | caching token responses | `auth::token_responses_are_not_cacheable` | 14.3.2 |
+//! | an API key past its expiry | `api_keys::a_key_past_its_expiry_is_refused_and_audited` | 8.3.2 |
+//! | an API key from an address off its allowlist (also spoofing `X-Forwarded-For`) | `api_keys::a_key_from_a_disallowed_address_is_refused_and_audited`, `api_keys::the_allowlist_uses_the_address_a_trusted_proxy_saw` | 4.1.3, 8.3.2 |
+//! | an API key without the scope (403 naming it) | `api_keys::a_key_publishes_a_signal_from_a_script_and_nothing_beyond_its_scopes` | 8.2.1 |
+//! | an API key after revocation, and after rotation | `api_keys::an_owner_creates_lists_rotates_and_revokes_keys` | 7.4.1 |
+//! | the stored hash (hex, base64url, key-shaped) or a look-alike used as a key | `api_keys::the_stored_hash_and_look_alikes_are_not_keys` | 11.4.1 |
+//! | an API key managing keys, changing the password, deleting the account | `api_keys::a_key_cannot_manage_keys_change_the_password_or_delete_the_account` | 8.2.1 |
+//! | another owner's API key (IDOR) | `api_keys::another_owners_key_cannot_be_seen_rotated_or_revoked` | 8.2.2 |
+//! | flooding with one API key | `api_keys::each_key_has_its_own_rate_limit` | 2.4.1 |
 //! | plain HTTP where TLS is configured | `protection::a_signed_device_request_over_https` | 12.2.1, 3.4.1 |
 //!
 //! The log capture (`helpers::capture_logs`) installs the server's own
