@@ -668,3 +668,42 @@ async fn each_key_has_its_own_rate_limit() {
         "the owner's session too"
     );
 }
+
+#[tokio::test]
+async fn a_revocation_takes_effect_at_once_on_every_instance() {
+    let app = spawn_app().await;
+    let other = app.second_instance().await;
+    let (token, _) = app.user_with_tokens("twoinstances").await;
+    let key = create_key(
+        &app,
+        &token,
+        &json!({"name": "fleet", "scopes": ["devices:read"]}),
+    )
+    .await;
+    let on_other = || {
+        app.client
+            .get(format!("{other}/api/v1/devices"))
+            .bearer_auth(secret(&key))
+            .send()
+    };
+    assert_eq!(
+        on_other().await.unwrap().status(),
+        StatusCode::OK,
+        "the key works on both"
+    );
+    let revoked = app
+        .client
+        .delete(app.url(&format!("/api-keys/{}", key["id"].as_str().unwrap())))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    // No wait: the very next request on the other instance is refused.
+    assert_problem(
+        on_other().await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "api-key-revoked",
+    )
+    .await;
+}
