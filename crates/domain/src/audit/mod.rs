@@ -62,10 +62,12 @@ pub enum AuditAction {
     /// An API key refused: revoked, expired, from an address off its
     /// allowlist, or without the scope (details say which).
     ApiKeyRefused,
+    /// The administrator role granted or revoked (command line).
+    RoleChanged,
 }
 
 impl AuditAction {
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 16] = [
         Self::AccountRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -81,6 +83,7 @@ impl AuditAction {
         Self::ApiKeyRevoked,
         Self::ApiKeyRotated,
         Self::ApiKeyRefused,
+        Self::RoleChanged,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -100,6 +103,7 @@ impl AuditAction {
             Self::ApiKeyRevoked => "api_key.revoked",
             Self::ApiKeyRotated => "api_key.rotated",
             Self::ApiKeyRefused => "api_key.refused",
+            Self::RoleChanged => "role.changed",
         }
     }
 }

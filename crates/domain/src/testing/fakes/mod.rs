@@ -5,6 +5,7 @@
 //! transparent (readable outputs) and deterministic.
 
 mod account;
+mod admin;
 mod api_keys;
 mod audit;
 mod cache;
@@ -23,6 +24,7 @@ mod wakeups;
 mod world;
 
 pub use account::InMemoryAccountRepository;
+pub use admin::InMemoryAdminRepository;
 pub use api_keys::{FakeApiKeys, InMemoryApiKeyRepository};
 pub use audit::InMemoryAuditLog;
 pub use cache::FakeDeviceCache;
@@ -73,6 +75,11 @@ mod contracts {
     crate::api_key_repository_contract!(async {
         let store = InMemoryStore::default();
         ((), store.accounts(), store.api_keys(), store.audit())
+    });
+
+    crate::admin_repository_contract!(async {
+        let store = InMemoryStore::default();
+        ((), store.accounts(), store.devices(), store.signals(), store.admin())
     });
 
     crate::api_key_factory_contract!(async { ((), FakeApiKeys::default()) });
@@ -127,6 +134,7 @@ mod contracts {
         signal_repository_contract(&accounts, &devices, &signals).await;
         config_repository_contract(&accounts, &devices, &store.configs()).await;
         api_key_repository_contract(&accounts, &store.api_keys(), &audit).await;
+        admin_repository_contract(&accounts, &devices, &signals, &store.admin()).await;
         let wakeups = store.wakeups(FixedClock::default_start());
         wakeups::signal_wakeups_contract(&accounts, &devices, &signals, &wakeups).await;
         replay_guard_contract(&FakeReplayGuard::default()).await;

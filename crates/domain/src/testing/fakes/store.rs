@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 
 use super::{
-    FakeWakeups, FixedClock, InMemoryAccountRepository, InMemoryApiKeyRepository, InMemoryAuditLog,
+    FakeWakeups, FixedClock, InMemoryAccountRepository, InMemoryAdminRepository, InMemoryApiKeyRepository, InMemoryAuditLog,
     InMemoryConfigRepository, InMemoryDeviceRepository, InMemorySessionRepository, InMemorySignalRepository,
 };
 use crate::access::{ApiKey, ApiKeyHash, ApiKeyId};
@@ -51,6 +51,8 @@ pub(super) struct State {
     /// Per scope, the stored configuration versions, oldest first.
     pub(super) configs: HashMap<ConfigScope, Vec<ConfigVersion>>,
     pub(super) api_keys: HashMap<ApiKeyId, (ApiKey, ApiKeyHash)>,
+    /// Accounts with the administrator role.
+    pub(super) admins: std::collections::HashSet<UserId>,
 }
 
 /// One in-memory database behind both repository fakes, so cascades and
@@ -77,6 +79,10 @@ impl InMemoryStore {
 
     pub fn configs(&self) -> InMemoryConfigRepository {
         InMemoryConfigRepository(self.clone())
+    }
+
+    pub fn admin(&self) -> InMemoryAdminRepository {
+        InMemoryAdminRepository(self.clone())
     }
 
     pub fn api_keys(&self) -> InMemoryApiKeyRepository {
