@@ -1,1 +1,2 @@
+DROP TABLE account_roles;
 DROP TABLE api_keys;

@@ -21,3 +21,11 @@ CREATE TABLE api_keys (
 );
 CREATE UNIQUE INDEX api_keys_active_name ON api_keys (owner_id, name_key) WHERE revoked_at IS NULL;
 CREATE INDEX api_keys_owner_created ON api_keys (owner_id, created_at DESC, id DESC);
+
+-- The administrator role (issue 17): a row per administrator; every other
+-- account is an owner. Granted and revoked only by `eagate admin grant|revoke`.
+CREATE TABLE account_roles (
+    user_id    uuid        PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    role       text        NOT NULL CHECK (role IN ('admin')),
+    granted_at timestamptz NOT NULL
+);

@@ -1,6 +1,14 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    account_roles (user_id) {
+        user_id -> Uuid,
+        role -> Text,
+        granted_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     api_keys (id) {
         id -> Uuid,
         owner_id -> Uuid,
@@ -152,6 +160,7 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(account_roles -> users (user_id));
 diesel::joinable!(api_keys -> users (owner_id));
 diesel::joinable!(config_versions -> devices (device_id));
 diesel::joinable!(config_versions -> users (owner_id));
@@ -165,6 +174,7 @@ diesel::joinable!(signal_deliveries -> signals (signal_id));
 diesel::joinable!(signals -> users (owner_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    account_roles,
     api_keys,
     audit_events,
     config_versions,

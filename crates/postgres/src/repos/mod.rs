@@ -1,6 +1,7 @@
 //! One repository per domain port.
 
 mod account;
+mod admin;
 mod api_keys;
 mod audit;
 mod config;
@@ -9,6 +10,7 @@ mod session;
 mod signal;
 
 pub use account::PgAccountRepository;
+pub use admin::PgAdminRepository;
 pub use api_keys::PgApiKeyRepository;
 pub use audit::PgAuditLog;
 pub use config::PgConfigRepository;

@@ -14,6 +14,14 @@ fn role_event(user: UserId) -> crate::audit::AuditEvent {
     audit_event(AuditAction::RoleChanged, Some(user), None)
 }
 
+/// Sets the role with a fresh audit event; whether it changed.
+async fn set(admin: &impl AdminRepository, user: UserId, role: Role) -> bool {
+    admin
+        .set_role(user, role, &role_event(user))
+        .await
+        .expect("set_role failed")
+}
+
 pub async fn roles_default_to_owner_and_change_once(
     accounts: &impl AccountRepository,
     _devices: &impl DeviceRepository,
@@ -30,13 +38,11 @@ pub async fn roles_default_to_owner_and_change_once(
     );
     let nobody = Email::parse("nobody-here@example.com").expect("an email");
     assert_eq!(admin.account_by_email(&nobody).await.expect("account_by_email failed"), None);
-    let event = role_event(user.id);
-    let set = |r| admin.set_role(user.id, r, &event);
-    assert!(set(Role::Admin).await.expect("set_role failed"), "granting changes the role");
-    assert!(!set(Role::Admin).await.expect("set_role failed"), "granting twice changes nothing");
+    assert!(set(admin, user.id, Role::Admin).await, "granting changes the role");
+    assert!(!set(admin, user.id, Role::Admin).await, "granting twice changes nothing");
     assert_eq!(role(user.id).await.expect("role_of failed"), Role::Admin);
-    assert!(set(Role::Owner).await.expect("set_role failed"), "revoking changes the role back");
-    assert!(!set(Role::Owner).await.expect("set_role failed"), "revoking twice changes nothing");
+    assert!(set(admin, user.id, Role::Owner).await, "revoking changes the role back");
+    assert!(!set(admin, user.id, Role::Owner).await, "revoking twice changes nothing");
     assert_eq!(role(user.id).await.expect("role_of failed"), Role::Owner);
     assert!(
         !admin
