@@ -7,7 +7,7 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
-use eagate_domain::access::{Action, ApiKeyAuthError, ApiKeySecret, Denied, Principal, Role};
+use eagate_domain::access::{Action, ApiKeyAuthError, ApiKeySecret, Denied, Principal, Requirement, Role};
 use eagate_domain::account::{AuthenticatedUser, UserId};
 use eagate_domain::audit::ClientInfo;
 use eagate_domain::device::{AuthenticatedDevice, DeviceRequest};
@@ -334,7 +334,7 @@ pub mod act {
         ($($name:ident),+ $(,)?) => {
             $(
                 #[derive(Debug)]
-                #[allow(dead_code, reason = "bundle and deployment routes use WriteBundles and WriteDeployments")]
+                #[allow(dead_code, reason = "bundle, deployment and further admin routes use the rest")]
                 pub struct $name;
                 impl super::Act for $name {
                     const ACTION: Action = Action::$name;
@@ -364,6 +364,10 @@ pub mod act {
         ManageApiKeys,
         ChangePassword,
         DeleteAccount,
+        AdminListAccounts,
+        AdminDisableAccount,
+        AdminReadAudit,
+        AdminFleetStats,
     );
 }
 
@@ -429,9 +433,15 @@ impl<A: Act + 'static> FromRequest for Authorized<A> {
                 (principal, None)
             } else {
                 let who = state.accounts.authenticate(&token).await?;
+                // Only administrator operations depend on the role: owner
+                // requests do not pay for reading it.
+                let role = match A::ACTION.requirement() {
+                    Requirement::Admin => state.admin.role_of(who.user_id).await?,
+                    Requirement::Scope(_) | Requirement::Session => Role::Owner,
+                };
                 let principal = Principal::Session {
                     user: who.user_id,
-                    role: Role::Owner,
+                    role,
                 };
                 (principal, Some(who))
             };

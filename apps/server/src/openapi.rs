@@ -117,6 +117,7 @@ impl Modify for SecuritySchemes {
         (name = "devices", description = "The owner's device registry"),
         (name = "audit", description = "The owner's security events"),
         (name = "api-keys", description = "The owner's API keys for scripts and CI"),
+        (name = "admin", description = "Administering the installation (administrators only)"),
         (name = "signals", description = "Publishing trading signals"),
         (name = "config", description = "Per-device trading configuration and the account default"),
         (name = "device", description = "The API Expert Advisors call (signed)"),

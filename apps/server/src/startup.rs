@@ -10,7 +10,7 @@ use eagate_crypto::{
     Argon2Hasher, HmacVerifier, JwtAccessTokens, JwtConfig, OpaqueRefreshTokens, RandomDeviceSecrets,
     XChaChaSealer,
 };
-use eagate_domain::access::{ApiKeyPolicy, ApiKeyService};
+use eagate_domain::access::{AdminService, ApiKeyPolicy, ApiKeyService};
 use eagate_domain::account::{AccountPolicy, AccountService};
 use eagate_domain::activity::{ActivityBuffer, ActivityWriter};
 use eagate_domain::cache::{CachedAccounts, CachedDevices, CachedSignals, NoCache};
@@ -21,9 +21,9 @@ use eagate_domain::signal::{SignalPolicy, SignalService};
 use eagate_domain::{SystemClock, UuidV7Generator};
 use eagate_memory::InMemoryDeviceCache;
 use eagate_postgres::{
-    EmbeddedPostgres, PgAccountRepository, PgApiKeyRepository, PgAuditLog, PgConfigRepository,
-    PgDeviceRepository, PgPool, PgSessionRepository, PgSignalRepository, PgSignalWakeups, PoolConfig,
-    create_database_if_missing, create_pool, migrate,
+    EmbeddedPostgres, PgAccountRepository, PgAdminRepository, PgApiKeyRepository, PgAuditLog,
+    PgConfigRepository, PgDeviceRepository, PgPool, PgSessionRepository, PgSignalRepository, PgSignalWakeups,
+    PoolConfig, create_database_if_missing, create_pool, migrate,
 };
 use secrecy::ExposeSecret as _;
 
@@ -351,6 +351,7 @@ impl Application {
             signals,
             configs,
             api_keys: api_keys.clone(),
+            admin: AdminService::new(PgAdminRepository::new(pool.clone()), SystemClock, UuidV7Generator),
             rate_limits,
             pool: pool.clone(),
             wakeups: wakeups.clone(),

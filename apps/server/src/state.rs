@@ -8,7 +8,7 @@ use eagate_crypto::{
     XChaChaSealer,
 };
 use eagate_domain::UnexpectedError;
-use eagate_domain::access::ApiKeyService;
+use eagate_domain::access::{AdminService, ApiKeyService};
 use eagate_domain::account::AccountService;
 use eagate_domain::activity::ActivityWriter;
 use eagate_domain::cache::{CachedAccounts, CachedDevices, CachedSignals, DeviceStateCache};
@@ -20,8 +20,8 @@ use eagate_domain::signal::SignalService;
 use eagate_domain::{SystemClock, UuidV7Generator};
 use eagate_memory::{InMemoryRateLimiter, InMemoryReplayGuard};
 use eagate_postgres::{
-    PgAccountRepository, PgApiKeyRepository, PgAuditLog, PgConfigRepository, PgDeviceRepository,
-    PgSessionRepository, PgSignalRepository, PgSignalWakeups,
+    PgAccountRepository, PgAdminRepository, PgApiKeyRepository, PgAuditLog, PgConfigRepository,
+    PgDeviceRepository, PgSessionRepository, PgSignalRepository, PgSignalWakeups,
 };
 use eagate_redis::RedisReplayGuard;
 
@@ -59,6 +59,9 @@ pub type Signals = SignalService<
 
 /// API keys, over the production adapters.
 pub type ApiKeys = ApiKeyService<PgApiKeyRepository, HmacApiKeys, PgAuditLog, SystemClock, UuidV7Generator>;
+
+/// Administration (roles, fleet counts), over the production adapters.
+pub type Admin = AdminService<PgAdminRepository, SystemClock, UuidV7Generator>;
 
 /// Trading configurations, over the production adapters.
 pub type Configs = ConfigService<PgConfigRepository, SystemClock, UuidV7Generator>;
@@ -122,6 +125,7 @@ pub struct AppState {
     pub signals: Signals,
     pub configs: Configs,
     pub api_keys: ApiKeys,
+    pub admin: Admin,
     pub rate_limits: crate::protect::RateLimits,
     pub pool: eagate_postgres::PgPool,
     pub wakeups: PgSignalWakeups,

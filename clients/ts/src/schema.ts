@@ -65,6 +65,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Fleet-wide counts
+         * @description Accounts, devices by status and signals per day, over every account. Administrators only.
+         */
+        get: operations["adminFleetStats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/api-keys": {
         parameters: {
             query?: never;
@@ -1043,6 +1063,22 @@ export interface components {
             /** @example must be at least 3 characters */
             message: string;
         };
+        /** @description Counts over the whole installation. */
+        FleetStatsResponse: {
+            /** Format: int64 */
+            accounts: number;
+            /**
+             * Format: int64
+             * @description Accounts with the administrator role.
+             */
+            admins: number;
+            /** Format: int64 */
+            devices_active: number;
+            /** Format: int64 */
+            devices_revoked: number;
+            /** @description Signals published per UTC day over the last 30 days (today included), oldest first; days without signals are left out. */
+            signals_per_day: components["schemas"]["SignalsOnDay"][];
+        };
         HeartbeatRequest: {
             /**
              * Format: int64
@@ -1285,6 +1321,15 @@ export interface components {
             cancelled_at?: string | null;
             deliveries: components["schemas"]["DeliveryResponse"][];
         };
+        SignalsOnDay: {
+            /**
+             * Format: date
+             * @description A UTC day.
+             */
+            day: string;
+            /** Format: int64 */
+            signals: number;
+        };
         /**
          * @description How a signal's volume becomes the device's: `fixed` lots, a
          *     `multiplier` of the signal's volume, or `risk_percent` of the balance at
@@ -1483,6 +1528,44 @@ export interface operations {
                 };
                 content: {
                     "application/json": Record<string, never>;
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminFleetStats: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Counts over the whole installation */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FleetStatsResponse"];
                 };
             };
             /** @description A problem: see its `type` (or `code`) */

@@ -5,6 +5,7 @@
 //! [`register`]: the same registration serves requests and builds the
 //! OpenAPI document ([`document`]), so the two cannot drift apart.
 
+pub(crate) mod admin;
 pub(crate) mod api_keys;
 pub(crate) mod audit;
 pub(crate) mod auth;
@@ -63,6 +64,7 @@ fn register(cfg: &mut ServiceConfig<'_>) {
             .service(scope("/devices").configure(devices::configure))
             .service(scope("/audit").configure(audit::configure))
             .service(scope("/api-keys").configure(api_keys::configure))
+            .service(scope("/admin").configure(admin::configure))
             .service(scope("/config").configure(configs::configure_account))
             .service(
                 scope("/signals")
@@ -352,6 +354,7 @@ mod tests {
                 })]
             } else if path.starts_with("/api/v1/auth/")
                 || path.starts_with("/api/v1/api-keys")
+                || path.starts_with("/api/v1/admin/")
                 || path == "/api/v1/audit"
             {
                 // A password session only: API keys can never do these.

@@ -124,7 +124,9 @@ impl<R: AdminRepository, C: Clock, I: IdGenerator> AdminService<R, C, I> {
     pub async fn stats(&self) -> Result<FleetStats, UnexpectedError> {
         let today = self.clock.now().date_naive();
         let first = today - Duration::days(Self::STATS_DAYS - 1);
-        let since = first.and_hms_opt(0, 0, 0).map_or(self.clock.now(), |t| t.and_utc());
+        let since = first
+            .and_hms_opt(0, 0, 0)
+            .map_or(self.clock.now(), |t| t.and_utc());
         self.admins.fleet_stats(since).await
     }
 }

@@ -30,19 +30,48 @@ pub async fn roles_default_to_owner_and_change_once(
 ) {
     let user = registered(accounts).await;
     let role = |u| admin.role_of(u);
-    assert_eq!(role(unknown_user()).await.expect("role_of failed"), Role::Owner, "an unknown account is no admin");
-    assert_eq!(role(user.id).await.expect("role_of failed"), Role::Owner, "accounts start as owners");
     assert_eq!(
-        admin.account_by_email(&user.email).await.expect("account_by_email failed"),
+        role(unknown_user()).await.expect("role_of failed"),
+        Role::Owner,
+        "an unknown account is no admin"
+    );
+    assert_eq!(
+        role(user.id).await.expect("role_of failed"),
+        Role::Owner,
+        "accounts start as owners"
+    );
+    assert_eq!(
+        admin
+            .account_by_email(&user.email)
+            .await
+            .expect("account_by_email failed"),
         Some(user.id)
     );
     let nobody = Email::parse("nobody-here@example.com").expect("an email");
-    assert_eq!(admin.account_by_email(&nobody).await.expect("account_by_email failed"), None);
-    assert!(set(admin, user.id, Role::Admin).await, "granting changes the role");
-    assert!(!set(admin, user.id, Role::Admin).await, "granting twice changes nothing");
+    assert_eq!(
+        admin
+            .account_by_email(&nobody)
+            .await
+            .expect("account_by_email failed"),
+        None
+    );
+    assert!(
+        set(admin, user.id, Role::Admin).await,
+        "granting changes the role"
+    );
+    assert!(
+        !set(admin, user.id, Role::Admin).await,
+        "granting twice changes nothing"
+    );
     assert_eq!(role(user.id).await.expect("role_of failed"), Role::Admin);
-    assert!(set(admin, user.id, Role::Owner).await, "revoking changes the role back");
-    assert!(!set(admin, user.id, Role::Owner).await, "revoking twice changes nothing");
+    assert!(
+        set(admin, user.id, Role::Owner).await,
+        "revoking changes the role back"
+    );
+    assert!(
+        !set(admin, user.id, Role::Owner).await,
+        "revoking twice changes nothing"
+    );
     assert_eq!(role(user.id).await.expect("role_of failed"), Role::Owner);
     assert!(
         !admin
@@ -69,7 +98,12 @@ pub async fn fleet_stats_count_accounts_devices_and_signals_per_day(
     let kept = stored_device(devices, owner, "Kept", 0).await.id;
     let gone = stored_device(devices, owner, "Gone", 1).await.id;
     devices
-        .revoke(owner, gone, t0(), &audit_event(AuditAction::DeviceRevoked, Some(owner), Some(gone)))
+        .revoke(
+            owner,
+            gone,
+            t0(),
+            &audit_event(AuditAction::DeviceRevoked, Some(owner), Some(gone)),
+        )
         .await
         .expect("revoke failed");
     published(signals, new_signal(owner, 2, &[kept], None)).await;
@@ -79,7 +113,11 @@ pub async fn fleet_stats_count_accounts_devices_and_signals_per_day(
     assert_eq!(after.accounts, before.accounts + 1, "accounts");
     assert_eq!(after.admins, before.admins + 1, "admins");
     assert_eq!(after.devices_active, before.devices_active + 1, "active devices");
-    assert_eq!(after.devices_revoked, before.devices_revoked + 1, "revoked devices");
+    assert_eq!(
+        after.devices_revoked,
+        before.devices_revoked + 1,
+        "revoked devices"
+    );
     let day = |stats: &FleetStats, d| {
         stats
             .signals_per_day
@@ -88,9 +126,17 @@ pub async fn fleet_stats_count_accounts_devices_and_signals_per_day(
             .map_or(0, |(_, n)| *n)
     };
     let t0_day = t0().date_naive();
-    assert_eq!(day(&after, t0_day), day(&before, t0_day) + 2, "two signals on t0's day");
+    assert_eq!(
+        day(&after, t0_day),
+        day(&before, t0_day) + 2,
+        "two signals on t0's day"
+    );
     let later = (t0() + Duration::days(3)).date_naive();
-    assert_eq!(day(&after, later), day(&before, later) + 1, "one signal three days later");
+    assert_eq!(
+        day(&after, later),
+        day(&before, later) + 1,
+        "one signal three days later"
+    );
     assert!(
         after.signals_per_day.windows(2).all(|w| w[0].0 < w[1].0),
         "days in order, each once"

@@ -16,11 +16,13 @@ pub struct InMemoryAdminRepository(pub(super) InMemoryStore);
 impl AdminRepository for InMemoryAdminRepository {
     async fn role_of(&self, user: UserId) -> Result<Role, UnexpectedError> {
         let state = self.0.state();
-        Ok(if state.users.contains_key(&user) && state.admins.contains(&user) {
-            Role::Admin
-        } else {
-            Role::Owner
-        })
+        Ok(
+            if state.users.contains_key(&user) && state.admins.contains(&user) {
+                Role::Admin
+            } else {
+                Role::Owner
+            },
+        )
     }
 
     async fn account_by_email(&self, email: &Email) -> Result<Option<UserId>, UnexpectedError> {
@@ -61,7 +63,11 @@ impl AdminRepository for InMemoryAdminRepository {
             .count() as u64;
         Ok(FleetStats {
             accounts: state.users.len() as u64,
-            admins: state.admins.iter().filter(|u| state.users.contains_key(u)).count() as u64,
+            admins: state
+                .admins
+                .iter()
+                .filter(|u| state.users.contains_key(u))
+                .count() as u64,
             devices_active: state.devices.len() as u64 - revoked,
             devices_revoked: revoked,
             signals_per_day: per_day.into_iter().collect(),

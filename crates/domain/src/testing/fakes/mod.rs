@@ -79,7 +79,13 @@ mod contracts {
 
     crate::admin_repository_contract!(async {
         let store = InMemoryStore::default();
-        ((), store.accounts(), store.devices(), store.signals(), store.admin())
+        (
+            (),
+            store.accounts(),
+            store.devices(),
+            store.signals(),
+            store.admin(),
+        )
     });
 
     crate::api_key_factory_contract!(async { ((), FakeApiKeys::default()) });

@@ -6,8 +6,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 
 use super::{
-    FakeWakeups, FixedClock, InMemoryAccountRepository, InMemoryAdminRepository, InMemoryApiKeyRepository, InMemoryAuditLog,
-    InMemoryConfigRepository, InMemoryDeviceRepository, InMemorySessionRepository, InMemorySignalRepository,
+    FakeWakeups, FixedClock, InMemoryAccountRepository, InMemoryAdminRepository, InMemoryApiKeyRepository,
+    InMemoryAuditLog, InMemoryConfigRepository, InMemoryDeviceRepository, InMemorySessionRepository,
+    InMemorySignalRepository,
 };
 use crate::access::{ApiKey, ApiKeyHash, ApiKeyId};
 use crate::account::*;
