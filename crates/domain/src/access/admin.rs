@@ -7,11 +7,73 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use tracing::instrument;
 
 use super::model::Role;
-use crate::account::{Email, UserId};
+use crate::account::{Email, UserId, Username};
 use crate::audit::{AuditAction, AuditEvent, ClientInfo};
 use crate::clock::Clock;
+use crate::device::DeviceId;
 use crate::error::UnexpectedError;
 use crate::id::IdGenerator;
+use crate::pagination::{Cursor, Page, PageRequest};
+use crate::validation::{FieldError, ValidationErrors};
+
+/// An account as administrators see it (never its password hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountSummary {
+    pub id: UserId,
+    pub username: Username,
+    pub email: Email,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+}
+
+impl AccountSummary {
+    pub fn cursor(&self) -> Cursor {
+        Cursor::new(self.created_at, self.id.as_uuid())
+    }
+}
+
+/// Which audit events an administrator reads (all given conditions hold).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AuditFilter {
+    /// The account acting (or targeted, for a failed login).
+    pub actor: Option<UserId>,
+    pub action: Option<AuditAction>,
+    pub device: Option<DeviceId>,
+    /// From this time on (inclusive).
+    pub from: Option<DateTime<Utc>>,
+    /// Before this time (exclusive).
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl AuditFilter {
+    pub fn matches(&self, e: &AuditEvent) -> bool {
+        self.actor.is_none_or(|a| e.user_id == Some(a))
+            && self.action.is_none_or(|a| e.action == a)
+            && self.device.is_none_or(|d| e.device_id == Some(d))
+            && self.from.is_none_or(|t| e.occurred_at >= t)
+            && self.to.is_none_or(|t| e.occurred_at < t)
+    }
+}
+
+/// The raw query of an audit listing, validated by [`AdminService::audit`].
+#[derive(Debug, Clone, Default)]
+pub struct AuditQueryInput {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub device: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminListError {
+    #[error("invalid listing request: {0}")]
+    Invalid(ValidationErrors),
+    #[error(transparent)]
+    Unexpected(#[from] UnexpectedError),
+}
 
 /// Fleet-wide counts for administrators (no secret, no personal data).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -45,6 +107,21 @@ pub trait AdminRepository: Send + Sync + 'static {
         role: Role,
         audit: &AuditEvent,
     ) -> impl Future<Output = Result<bool, UnexpectedError>> + Send;
+
+    /// Accounts, newest first; with `search`, those whose username or email
+    /// contains it (ignoring case).
+    fn list_accounts(
+        &self,
+        search: Option<&str>,
+        page: &PageRequest,
+    ) -> impl Future<Output = Result<Page<AccountSummary>, UnexpectedError>> + Send;
+
+    /// Every account's audit events that match `filter`, newest first.
+    fn audit(
+        &self,
+        filter: &AuditFilter,
+        page: &PageRequest,
+    ) -> impl Future<Output = Result<Page<AuditEvent>, UnexpectedError>> + Send;
 
     /// Counts over every account; signals per day from `since` on.
     fn fleet_stats(
@@ -118,6 +195,82 @@ impl<R: AdminRepository, C: Clock, I: IdGenerator> AdminService<R, C, I> {
         })
     }
 
+    /// Accounts, newest first, optionally searched (`q`: 1–64 characters,
+    /// matched within usernames and emails, ignoring case).
+    #[instrument(skip_all)]
+    pub async fn list_accounts(
+        &self,
+        search: Option<&str>,
+        limit: Option<&str>,
+        cursor: Option<&str>,
+    ) -> Result<Page<AccountSummary>, AdminListError> {
+        let mut errors = ValidationErrors::new();
+        let page = page(limit, cursor, &mut errors);
+        let search = search.map(str::trim);
+        if search.is_some_and(|s| s.is_empty() || s.chars().count() > 64 || s.chars().any(char::is_control)) {
+            errors.push(FieldError::new("q", "invalid", "must be 1 to 64 visible characters"));
+        }
+        let (Some(page), true) = (page, errors.is_empty()) else {
+            return Err(AdminListError::Invalid(errors));
+        };
+        Ok(self.admins.list_accounts(search, &page).await?)
+    }
+
+    /// Every account's audit events, filtered, newest first.
+    #[instrument(skip_all)]
+    pub async fn audit(&self, q: &AuditQueryInput) -> Result<Page<AuditEvent>, AdminListError> {
+        let mut errors = ValidationErrors::new();
+        let page = page(q.limit.as_deref(), q.cursor.as_deref(), &mut errors);
+        let uuid = |field: &'static str, raw: &Option<String>, errors: &mut ValidationErrors| {
+            raw.as_deref().and_then(|r| {
+                errors.collect(
+                    uuid::Uuid::try_parse(r).map_err(|_| FieldError::new(field, "invalid", "must be a UUID")),
+                )
+            })
+        };
+        let time = |field: &'static str, raw: &Option<String>, errors: &mut ValidationErrors| {
+            raw.as_deref().and_then(|r| {
+                errors.collect(
+                    DateTime::parse_from_rfc3339(r)
+                        .map(|t| t.with_timezone(&Utc))
+                        .map_err(|_| FieldError::new(field, "invalid", "must be an RFC 3339 time such as 2026-12-01T00:00:00Z")),
+                )
+            })
+        };
+        let actor = uuid("actor", &q.actor, &mut errors).map(UserId::from_uuid);
+        let device = uuid("device", &q.device, &mut errors).map(DeviceId::from_uuid);
+        let action = q.action.as_deref().and_then(|a| {
+            errors.collect(a.parse::<AuditAction>().map_err(|_| {
+                FieldError::new(
+                    "action",
+                    "unknown_action",
+                    format!(
+                        "unknown action; known: {}",
+                        AuditAction::ALL.map(AuditAction::as_str).join(", ")
+                    ),
+                )
+            }))
+        });
+        let from = time("from", &q.from, &mut errors);
+        let to = time("to", &q.to, &mut errors);
+        if let (Some(from), Some(to)) = (from, to)
+            && from >= to
+        {
+            errors.push(FieldError::new("to", "before_from", "must be after `from`"));
+        }
+        let (Some(page), true) = (page, errors.is_empty()) else {
+            return Err(AdminListError::Invalid(errors));
+        };
+        let filter = AuditFilter {
+            actor,
+            action,
+            device,
+            from,
+            to,
+        };
+        Ok(self.admins.audit(&filter, &page).await?)
+    }
+
     /// Fleet-wide counts, signals per day over the last
     /// [`Self::STATS_DAYS`] days (today included).
     #[instrument(skip_all)]
@@ -128,5 +281,15 @@ impl<R: AdminRepository, C: Clock, I: IdGenerator> AdminService<R, C, I> {
             .and_hms_opt(0, 0, 0)
             .map_or(self.clock.now(), |t| t.and_utc());
         self.admins.fleet_stats(since).await
+    }
+}
+
+fn page(limit: Option<&str>, cursor: Option<&str>, errors: &mut ValidationErrors) -> Option<PageRequest> {
+    match PageRequest::parse(limit, cursor) {
+        Ok(page) => Some(page),
+        Err(e) => {
+            e.into_iter().for_each(|e| errors.push(e));
+            None
+        }
     }
 }

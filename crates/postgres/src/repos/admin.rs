@@ -3,9 +3,10 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Date, Timestamptz};
 use diesel_async::{AsyncConnection as _, RunQueryDsl};
 use eagate_domain::UnexpectedError;
-use eagate_domain::access::{AdminRepository, FleetStats, Role};
+use eagate_domain::access::{AccountSummary, AdminRepository, AuditFilter, FleetStats, Role};
 use eagate_domain::account::{Email, UserId};
 use eagate_domain::audit::AuditEvent;
+use eagate_domain::pagination::{Page, PageRequest};
 use tracing::instrument;
 use uuid::Uuid;
 
@@ -13,7 +14,22 @@ use super::audit::insert_event;
 use super::conn;
 use crate::error::DbError;
 use crate::pool::PgPool;
-use crate::schema::{account_roles, users};
+use crate::rows::{AuditRow, UserRow};
+use crate::schema::{account_roles, audit_events, users};
+
+/// `%`, `_` and `\` matched literally in a LIKE pattern.
+fn like_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
 
 /// [`AdminRepository`] on PostgreSQL: `account_roles` holds the
 /// administrators; counts are read from the tables themselves.
@@ -119,6 +135,85 @@ impl AdminRepository for PgAdminRepository {
             .await
             .map_err(DbError::from)?;
         Ok(changed)
+    }
+
+    #[instrument(name = "db.admin.list_accounts", skip_all, err(Display))]
+    async fn list_accounts(
+        &self,
+        search: Option<&str>,
+        page: &PageRequest,
+    ) -> Result<Page<AccountSummary>, UnexpectedError> {
+        let mut conn = conn(&self.pool).await?;
+        let mut query = users::table
+            .left_join(account_roles::table)
+            .select((UserRow::as_select(), account_roles::user_id.nullable()))
+            .order((users::created_at.desc(), users::id.desc()))
+            .limit(i64::from(page.limit) + 1)
+            .into_boxed();
+        if let Some(search) = search {
+            let pattern = like_literal(search);
+            query = query.filter(users::username.ilike(pattern.clone()).or(users::email.ilike(pattern)));
+        }
+        if let Some(after) = page.after {
+            query = query.filter(
+                users::created_at
+                    .lt(after.at)
+                    .or(users::created_at.eq(after.at).and(users::id.lt(after.id))),
+            );
+        }
+        let rows: Vec<(UserRow, Option<Uuid>)> = query.load(&mut conn).await.map_err(DbError::from)?;
+        let accounts = rows
+            .into_iter()
+            .map(|(row, admin)| {
+                let user = row.into_user();
+                AccountSummary {
+                    id: user.id,
+                    username: user.username,
+                    email: user.email,
+                    role: if admin.is_some() { Role::Admin } else { Role::Owner },
+                    created_at: user.created_at,
+                }
+            })
+            .collect();
+        Ok(Page::from_overfetch(accounts, page.limit, AccountSummary::cursor))
+    }
+
+    #[instrument(name = "db.admin.audit", skip_all, err(Display))]
+    async fn audit(&self, filter: &AuditFilter, page: &PageRequest) -> Result<Page<AuditEvent>, UnexpectedError> {
+        let mut conn = conn(&self.pool).await?;
+        let mut query = audit_events::table
+            .select(AuditRow::as_select())
+            .order((audit_events::occurred_at.desc(), audit_events::id.desc()))
+            .limit(i64::from(page.limit) + 1)
+            .into_boxed();
+        if let Some(actor) = filter.actor {
+            query = query.filter(audit_events::user_id.eq(actor.as_uuid()));
+        }
+        if let Some(action) = filter.action {
+            query = query.filter(audit_events::action.eq(action.as_str()));
+        }
+        if let Some(device) = filter.device {
+            query = query.filter(audit_events::device_id.eq(device.as_uuid()));
+        }
+        if let Some(from) = filter.from {
+            query = query.filter(audit_events::occurred_at.ge(from));
+        }
+        if let Some(to) = filter.to {
+            query = query.filter(audit_events::occurred_at.lt(to));
+        }
+        if let Some(after) = page.after {
+            query = query.filter(
+                audit_events::occurred_at
+                    .lt(after.at)
+                    .or(audit_events::occurred_at.eq(after.at).and(audit_events::id.lt(after.id))),
+            );
+        }
+        let rows = query.load(&mut conn).await.map_err(DbError::from)?;
+        let events = rows
+            .into_iter()
+            .map(AuditEvent::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_overfetch(events, page.limit, AuditEvent::cursor))
     }
 
     #[instrument(name = "db.admin.fleet_stats", skip_all, err(Display))]

@@ -7,6 +7,7 @@ use super::fixtures::*;
 use crate::access::*;
 use crate::account::*;
 use crate::audit::AuditAction;
+use crate::pagination::PageRequest;
 use crate::device::*;
 use crate::signal::SignalRepository;
 
@@ -166,6 +167,106 @@ pub async fn deleting_an_account_drops_its_role(
     assert_eq!(admin.role_of(user).await.expect("role_of failed"), Role::Owner);
 }
 
+pub async fn accounts_are_listed_newest_first_and_searched(
+    accounts: &impl AccountRepository,
+    _devices: &impl DeviceRepository,
+    _signals: &impl SignalRepository,
+    admin: &impl AdminRepository,
+) {
+    let tag = &uuid::Uuid::new_v4().simple().to_string()[..10];
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let mut user = unique_user();
+        user.username = Username::parse(&format!("Pg{i}_{tag}")).expect("a username");
+        user.created_at = t0() + Duration::minutes(i);
+        accounts
+            .create(&user, &audit_event(AuditAction::AccountRegistered, Some(user.id), None))
+            .await
+            .expect("create failed");
+        ids.push(user.id);
+    }
+    set(admin, ids[2], Role::Admin).await;
+    let page = |limit, after| PageRequest { limit, after };
+    let first = admin
+        .list_accounts(Some(&tag.to_uppercase()), &page(2, None))
+        .await
+        .expect("list_accounts failed");
+    assert_eq!(
+        first.items.iter().map(|a| a.id).collect::<Vec<_>>(),
+        [ids[2], ids[1]],
+        "newest first, searched ignoring case"
+    );
+    assert_eq!(first.items[0].role, Role::Admin, "the role is shown");
+    assert_eq!(first.items[1].role, Role::Owner);
+    let rest = admin
+        .list_accounts(Some(tag), &page(2, first.next))
+        .await
+        .expect("list_accounts failed");
+    assert_eq!(rest.items.iter().map(|a| a.id).collect::<Vec<_>>(), [ids[0]]);
+    assert!(rest.next.is_none());
+    let by_email = admin
+        .list_accounts(Some(first.items[1].email.as_str()), &page(10, None))
+        .await
+        .expect("list_accounts failed");
+    assert_eq!(by_email.items.iter().map(|a| a.id).collect::<Vec<_>>(), [ids[1]], "emails are searched");
+    let none = admin
+        .list_accounts(Some("100%_no_such"), &page(10, None))
+        .await
+        .expect("list_accounts failed");
+    assert!(none.items.is_empty(), "% and _ are matched literally");
+}
+
+pub async fn the_audit_log_is_filtered_by_actor_action_device_and_time(
+    accounts: &impl AccountRepository,
+    devices: &impl DeviceRepository,
+    _signals: &impl SignalRepository,
+    admin: &impl AdminRepository,
+) {
+    let user = registered(accounts).await.id;
+    let device = stored_device(devices, user, "Audited", 0).await.id;
+    let page = PageRequest { limit: 10, after: None };
+    let list = |filter: AuditFilter| async move {
+        admin
+            .audit(&filter, &page)
+            .await
+            .expect("audit failed")
+            .items
+            .into_iter()
+            .map(|e| e.action)
+            .collect::<Vec<_>>()
+    };
+    let mine = AuditFilter {
+        actor: Some(user),
+        ..AuditFilter::default()
+    };
+    let all = list(mine).await;
+    assert_eq!(all.len(), 2, "the account's registration and its device: {all:?}");
+    assert!(all.contains(&AuditAction::AccountRegistered) && all.contains(&AuditAction::DeviceRegistered));
+    assert_eq!(
+        list(AuditFilter { action: Some(AuditAction::DeviceRegistered), ..mine }).await,
+        [AuditAction::DeviceRegistered]
+    );
+    assert_eq!(
+        list(AuditFilter { device: Some(device), ..AuditFilter::default() }).await,
+        [AuditAction::DeviceRegistered],
+        "by device"
+    );
+    let at = t0();
+    assert!(list(AuditFilter { from: Some(at + Duration::seconds(1)), ..mine }).await.is_empty());
+    assert!(list(AuditFilter { to: Some(at), ..mine }).await.is_empty(), "`to` is exclusive");
+    assert_eq!(list(AuditFilter { from: Some(at), to: Some(at + Duration::seconds(1)), ..mine }).await.len(), 2);
+    let one = admin
+        .audit(&mine, &PageRequest { limit: 1, after: None })
+        .await
+        .expect("audit failed");
+    let next = admin
+        .audit(&mine, &PageRequest { limit: 1, after: one.next })
+        .await
+        .expect("audit failed");
+    assert_eq!(one.items.len() + next.items.len(), 2, "paged");
+    assert_ne!(one.items[0].id, next.items[0].id);
+}
+
 /// Every rule in order on one set of ports; per-rule tests come from
 /// [`admin_repository_contract!`](crate::admin_repository_contract).
 pub async fn admin_repository_contract(
@@ -177,6 +278,8 @@ pub async fn admin_repository_contract(
     roles_default_to_owner_and_change_once(accounts, devices, signals, admin).await;
     fleet_stats_count_accounts_devices_and_signals_per_day(accounts, devices, signals, admin).await;
     deleting_an_account_drops_its_role(accounts, devices, signals, admin).await;
+    accounts_are_listed_newest_first_and_searched(accounts, devices, signals, admin).await;
+    the_audit_log_is_filtered_by_actor_action_device_and_time(accounts, devices, signals, admin).await;
 }
 
 /// One `#[tokio::test]` per [`AdminRepository`] rule. `$setup`: an async
@@ -193,6 +296,8 @@ macro_rules! admin_repository_contract {
                 roles_default_to_owner_and_change_once,
                 fleet_stats_count_accounts_devices_and_signals_per_day,
                 deleting_an_account_drops_its_role,
+                accounts_are_listed_newest_first_and_searched,
+                the_audit_log_is_filtered_by_actor_action_device_and_time,
             ]
         );
     };

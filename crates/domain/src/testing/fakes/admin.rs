@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::store::InMemoryStore;
-use crate::access::{AdminRepository, FleetStats, Role};
+use crate::access::{AccountSummary, AdminRepository, AuditFilter, FleetStats, Role};
 use crate::account::{Email, UserId};
 use crate::audit::AuditEvent;
 use crate::error::UnexpectedError;
+use crate::pagination::{Page, PageRequest};
 
 #[derive(Debug, Clone)]
 pub struct InMemoryAdminRepository(pub(super) InMemoryStore);
@@ -48,6 +49,50 @@ impl AdminRepository for InMemoryAdminRepository {
             state.audit.push(audit.clone());
         }
         Ok(changed)
+    }
+
+    async fn list_accounts(
+        &self,
+        search: Option<&str>,
+        page: &PageRequest,
+    ) -> Result<Page<AccountSummary>, UnexpectedError> {
+        let state = self.0.state();
+        let needle = search.map(str::to_lowercase);
+        let mut accounts: Vec<AccountSummary> = state
+            .users
+            .values()
+            .map(|(u, _)| u)
+            .filter(|u| {
+                needle.as_deref().is_none_or(|n| {
+                    u.username.as_str().to_lowercase().contains(n) || u.email.as_str().to_lowercase().contains(n)
+                })
+            })
+            .filter(|u| page.after.is_none_or(|c| (u.created_at, u.id.as_uuid()) < (c.at, c.id)))
+            .map(|u| AccountSummary {
+                id: u.id,
+                username: u.username.clone(),
+                email: u.email.clone(),
+                role: if state.admins.contains(&u.id) { Role::Admin } else { Role::Owner },
+                created_at: u.created_at,
+            })
+            .collect();
+        accounts.sort_by_key(|a| std::cmp::Reverse((a.created_at, a.id)));
+        accounts.truncate(page.limit as usize + 1);
+        Ok(Page::from_overfetch(accounts, page.limit, AccountSummary::cursor))
+    }
+
+    async fn audit(&self, filter: &AuditFilter, page: &PageRequest) -> Result<Page<AuditEvent>, UnexpectedError> {
+        let state = self.0.state();
+        let mut events: Vec<AuditEvent> = state
+            .audit
+            .iter()
+            .filter(|e| filter.matches(e))
+            .filter(|e| page.after.is_none_or(|c| (e.occurred_at, e.id) < (c.at, c.id)))
+            .cloned()
+            .collect();
+        events.sort_by_key(|e| std::cmp::Reverse((e.occurred_at, e.id)));
+        events.truncate(page.limit as usize + 1);
+        Ok(Page::from_overfetch(events, page.limit, AuditEvent::cursor))
     }
 
     async fn fleet_stats(&self, since: DateTime<Utc>) -> Result<FleetStats, UnexpectedError> {
