@@ -3,8 +3,8 @@
 
 use eagate_domain::UnexpectedError;
 use eagate_domain::access::{
-    ApiKeyAuthError, AuthorizeError, CreateApiKeyError, Denied, ListApiKeysError, RevokeApiKeyError,
-    RotateApiKeyError,
+    AdminListError, ApiKeyAuthError, AuthorizeError, CreateApiKeyError, Denied, ListApiKeysError,
+    RevokeApiKeyError, RotateApiKeyError,
 };
 use eagate_domain::account::{
     AuthenticateError, ChangePasswordError, DeleteAccountError, GetUserError, ListAuditError, LoginError,
@@ -530,6 +530,15 @@ impl From<RotateApiKeyError> for ApiError {
                 "The API key is revoked; revoked keys cannot be rotated.",
             ),
             RotateApiKeyError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<AdminListError> for ApiError {
+    fn from(e: AdminListError) -> Self {
+        match e {
+            AdminListError::Invalid(errors) => ApiError::validation(&errors),
+            AdminListError::Unexpected(e) => e.into(),
         }
     }
 }

@@ -65,6 +65,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/accounts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List and search accounts
+         * @description Every account, newest first, optionally searched by username or email. Administrators only.
+         */
+        get: operations["adminListAccounts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read the global audit log
+         * @description Every account's security events, newest first, filtered by actor, action, device and time range. Administrators only.
+         */
+        get: operations["adminListAuditEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/stats": {
         parameters: {
             query?: never;
@@ -773,6 +813,47 @@ export interface components {
             symbol?: string | null;
             /** Format: double */
             volume?: number | null;
+        };
+        /** @description An account as administrators see it (never a password hash, secret or key). */
+        AdminAccount: {
+            /** Format: date-time */
+            created_at: string;
+            email: string;
+            /** Format: uuid */
+            id: string;
+            /**
+             * @description `owner` or `admin`.
+             * @example owner
+             */
+            role: string;
+            username: string;
+        };
+        AdminAccountList: {
+            items: components["schemas"]["AdminAccount"][];
+            next_cursor?: string | null;
+        };
+        AdminAuditEvent: {
+            action: string;
+            client_ip?: string | null;
+            details: {
+                [key: string]: string;
+            };
+            /** Format: uuid */
+            device_id?: string | null;
+            /** Format: uuid */
+            id: string;
+            /** Format: date-time */
+            occurred_at: string;
+            user_agent?: string | null;
+            /**
+             * Format: uuid
+             * @description The acting account (or, for a failed login, the targeted one).
+             */
+            user_id?: string | null;
+        };
+        AdminAuditList: {
+            items: components["schemas"]["AdminAuditEvent"][];
+            next_cursor?: string | null;
         };
         /** @description Where to go from the root. */
         ApiIndex: {
@@ -1528,6 +1609,116 @@ export interface operations {
                 };
                 content: {
                     "application/json": Record<string, never>;
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminListAccounts: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Text found in the username or email (ignoring case), 1–64 characters.
+                 * @example trader
+                 */
+                q?: string;
+                /**
+                 * @description Accounts per page.
+                 * @example 50
+                 */
+                limit?: number;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accounts, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminAccountList"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminListAuditEvents: {
+        parameters: {
+            query?: {
+                /** @description The acting account's id. */
+                actor?: string;
+                /**
+                 * @description An action such as `login.failed` or `api_key.refused`.
+                 * @example login.failed
+                 */
+                action?: string;
+                /** @description A device's id. */
+                device?: string;
+                /** @description From this time on (RFC 3339, inclusive). */
+                from?: string;
+                /** @description Before this time (RFC 3339, exclusive). */
+                to?: string;
+                /**
+                 * @description Events per page.
+                 * @example 50
+                 */
+                limit?: number;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Matching events, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminAuditList"];
                 };
             };
             /** @description A problem: see its `type` (or `code`) */

@@ -186,3 +186,179 @@ async fn an_administrator_on_owner_routes_acts_on_their_own_account() {
         .unwrap();
     assert_eq!(still["status"], "active");
 }
+
+#[tokio::test]
+async fn an_administrator_lists_and_searches_accounts_without_secrets() {
+    let app = spawn_app().await;
+    let (admin, _) = app.user_with_tokens("listadmin").await;
+    make_admin(&app, "listadmin").await;
+    for name in ["alpha_trader", "beta_trader", "gamma_other"] {
+        app.register(name).await;
+    }
+    let all: Value = app
+        .get_auth("/admin/accounts", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["gamma_other", "beta_trader", "alpha_trader", "listadmin"],
+        "newest first"
+    );
+    assert_eq!(all["items"][3]["role"], "admin");
+    assert_eq!(all["items"][0]["role"], "owner");
+    let keys: Vec<&String> = all["items"][0].as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        ["created_at", "email", "id", "role", "username"],
+        "no hash, no secret"
+    );
+    let page: Value = app
+        .get_auth("/admin/accounts?q=TRADER&limit=1", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"][0]["username"], "beta_trader");
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let next: Value = app
+        .get_auth(
+            &format!("/admin/accounts?q=TRADER&limit=1&cursor={cursor}"),
+            &admin,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(next["items"][0]["username"], "alpha_trader");
+    assert!(next["next_cursor"].is_null());
+    let by_email: Value = app
+        .get_auth("/admin/accounts?q=gamma_other%40example", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_email["items"].as_array().unwrap().len(), 1);
+    for (query, field) in [
+        (format!("q={}", "x".repeat(65)), "q"),
+        ("q=%20".to_owned(), "q"),
+        ("limit=0".to_owned(), "limit"),
+        ("cursor=nope".to_owned(), "cursor"),
+    ] {
+        let problem = assert_problem(
+            app.get_auth(&format!("/admin/accounts?{query}"), &admin).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation-failed",
+        )
+        .await;
+        assert_eq!(error_fields(&problem), [field], "{query}");
+    }
+    assert_problem(
+        app.get_auth("/admin/accounts?role=admin", &admin).await,
+        StatusCode::BAD_REQUEST,
+        "malformed-query",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_administrator_reads_the_global_audit_log_with_filters() {
+    let app = spawn_app().await;
+    let (admin, _) = app.user_with_tokens("auditadmin").await;
+    make_admin(&app, "auditadmin").await;
+    let (owner, _) = app.user_with_tokens("auditedowner").await;
+    let (device, _) = app.create_device(&owner, "Audited VPS").await;
+    let failed = app
+        .post_json(
+            "/auth/login",
+            &json!({"login": "auditedowner", "password": "not the password at all"}),
+        )
+        .await;
+    assert_eq!(failed.status(), StatusCode::UNAUTHORIZED);
+    let me: Value = app.get_auth("/auth/me", &owner).await.json().await.unwrap();
+    let owner_id = me["id"].as_str().unwrap();
+    let actions = |body: &Value| -> Vec<String> {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let get = |query: String| {
+        let app = &app;
+        let admin = &admin;
+        async move {
+            let response = app.get_auth(&format!("/admin/audit?{query}"), admin).await;
+            assert_eq!(response.status(), StatusCode::OK, "{query}");
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let everyone = get(String::new()).await;
+    assert!(
+        actions(&everyone)
+            .iter()
+            .filter(|a| *a == "account.registered")
+            .count()
+            == 2,
+        "{everyone}"
+    );
+    assert_eq!(
+        actions(&get(format!("actor={owner_id}")).await),
+        [
+            "login.failed",
+            "device.registered",
+            "login.succeeded",
+            "account.registered"
+        ]
+    );
+    assert_eq!(
+        actions(&get("action=login.failed".to_owned()).await),
+        ["login.failed"]
+    );
+    assert_eq!(
+        actions(&get(format!("device={}", device["id"].as_str().unwrap())).await),
+        ["device.registered"]
+    );
+    assert!(actions(&get("from=2999-01-01T00:00:00Z".to_owned()).await).is_empty());
+    assert!(actions(&get("to=2001-01-01T00:00:00Z".to_owned()).await).is_empty());
+    let recent = get(format!(
+        "actor={owner_id}&from=2001-01-01T00:00:00Z&to=2999-01-01T00:00:00Z&limit=2"
+    ))
+    .await;
+    assert_eq!(actions(&recent).len(), 2);
+    let cursor = recent["next_cursor"].as_str().unwrap();
+    let rest = get(format!("actor={owner_id}&limit=2&cursor={cursor}")).await;
+    assert_eq!(actions(&rest), ["login.succeeded", "account.registered"]);
+    for (query, field) in [
+        ("actor=nobody", "actor"),
+        ("action=login.maybe", "action"),
+        ("device=42", "device"),
+        ("from=yesterday", "from"),
+        ("to=2026-13-01T00:00:00Z", "to"),
+        ("from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z", "to"),
+        ("limit=101", "limit"),
+        ("cursor=zz", "cursor"),
+    ] {
+        let problem = assert_problem(
+            app.get_auth(&format!("/admin/audit?{query}"), &admin).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation-failed",
+        )
+        .await;
+        assert_eq!(error_fields(&problem), [field], "{query}");
+    }
+    assert_problem(
+        app.get_auth("/admin/audit?user=x", &admin).await,
+        StatusCode::BAD_REQUEST,
+        "malformed-query",
+    )
+    .await;
+}

@@ -208,7 +208,11 @@ impl<R: AdminRepository, C: Clock, I: IdGenerator> AdminService<R, C, I> {
         let page = page(limit, cursor, &mut errors);
         let search = search.map(str::trim);
         if search.is_some_and(|s| s.is_empty() || s.chars().count() > 64 || s.chars().any(char::is_control)) {
-            errors.push(FieldError::new("q", "invalid", "must be 1 to 64 visible characters"));
+            errors.push(FieldError::new(
+                "q",
+                "invalid",
+                "must be 1 to 64 visible characters",
+            ));
         }
         let (Some(page), true) = (page, errors.is_empty()) else {
             return Err(AdminListError::Invalid(errors));
@@ -233,7 +237,13 @@ impl<R: AdminRepository, C: Clock, I: IdGenerator> AdminService<R, C, I> {
                 errors.collect(
                     DateTime::parse_from_rfc3339(r)
                         .map(|t| t.with_timezone(&Utc))
-                        .map_err(|_| FieldError::new(field, "invalid", "must be an RFC 3339 time such as 2026-12-01T00:00:00Z")),
+                        .map_err(|_| {
+                            FieldError::new(
+                                field,
+                                "invalid",
+                                "must be an RFC 3339 time such as 2026-12-01T00:00:00Z",
+                            )
+                        }),
                 )
             })
         };

@@ -152,7 +152,11 @@ impl AdminRepository for PgAdminRepository {
             .into_boxed();
         if let Some(search) = search {
             let pattern = like_literal(search);
-            query = query.filter(users::username.ilike(pattern.clone()).or(users::email.ilike(pattern)));
+            query = query.filter(
+                users::username
+                    .ilike(pattern.clone())
+                    .or(users::email.ilike(pattern)),
+            );
         }
         if let Some(after) = page.after {
             query = query.filter(
@@ -179,7 +183,11 @@ impl AdminRepository for PgAdminRepository {
     }
 
     #[instrument(name = "db.admin.audit", skip_all, err(Display))]
-    async fn audit(&self, filter: &AuditFilter, page: &PageRequest) -> Result<Page<AuditEvent>, UnexpectedError> {
+    async fn audit(
+        &self,
+        filter: &AuditFilter,
+        page: &PageRequest,
+    ) -> Result<Page<AuditEvent>, UnexpectedError> {
         let mut conn = conn(&self.pool).await?;
         let mut query = audit_events::table
             .select(AuditRow::as_select())
@@ -205,7 +213,9 @@ impl AdminRepository for PgAdminRepository {
             query = query.filter(
                 audit_events::occurred_at
                     .lt(after.at)
-                    .or(audit_events::occurred_at.eq(after.at).and(audit_events::id.lt(after.id))),
+                    .or(audit_events::occurred_at
+                        .eq(after.at)
+                        .and(audit_events::id.lt(after.id))),
             );
         }
         let rows = query.load(&mut conn).await.map_err(DbError::from)?;

@@ -7,8 +7,8 @@ use super::fixtures::*;
 use crate::access::*;
 use crate::account::*;
 use crate::audit::AuditAction;
-use crate::pagination::PageRequest;
 use crate::device::*;
+use crate::pagination::PageRequest;
 use crate::signal::SignalRepository;
 
 fn role_event(user: UserId) -> crate::audit::AuditEvent {
@@ -180,7 +180,10 @@ pub async fn accounts_are_listed_newest_first_and_searched(
         user.username = Username::parse(&format!("Pg{i}_{tag}")).expect("a username");
         user.created_at = t0() + Duration::minutes(i);
         accounts
-            .create(&user, &audit_event(AuditAction::AccountRegistered, Some(user.id), None))
+            .create(
+                &user,
+                &audit_event(AuditAction::AccountRegistered, Some(user.id), None),
+            )
             .await
             .expect("create failed");
         ids.push(user.id);
@@ -208,7 +211,11 @@ pub async fn accounts_are_listed_newest_first_and_searched(
         .list_accounts(Some(first.items[1].email.as_str()), &page(10, None))
         .await
         .expect("list_accounts failed");
-    assert_eq!(by_email.items.iter().map(|a| a.id).collect::<Vec<_>>(), [ids[1]], "emails are searched");
+    assert_eq!(
+        by_email.items.iter().map(|a| a.id).collect::<Vec<_>>(),
+        [ids[1]],
+        "emails are searched"
+    );
     let none = admin
         .list_accounts(Some("100%_no_such"), &page(10, None))
         .await
@@ -224,7 +231,10 @@ pub async fn the_audit_log_is_filtered_by_actor_action_device_and_time(
 ) {
     let user = registered(accounts).await.id;
     let device = stored_device(devices, user, "Audited", 0).await.id;
-    let page = PageRequest { limit: 10, after: None };
+    let page = PageRequest {
+        limit: 10,
+        after: None,
+    };
     let list = |filter: AuditFilter| async move {
         admin
             .audit(&filter, &page)
@@ -243,24 +253,63 @@ pub async fn the_audit_log_is_filtered_by_actor_action_device_and_time(
     assert_eq!(all.len(), 2, "the account's registration and its device: {all:?}");
     assert!(all.contains(&AuditAction::AccountRegistered) && all.contains(&AuditAction::DeviceRegistered));
     assert_eq!(
-        list(AuditFilter { action: Some(AuditAction::DeviceRegistered), ..mine }).await,
+        list(AuditFilter {
+            action: Some(AuditAction::DeviceRegistered),
+            ..mine
+        })
+        .await,
         [AuditAction::DeviceRegistered]
     );
     assert_eq!(
-        list(AuditFilter { device: Some(device), ..AuditFilter::default() }).await,
+        list(AuditFilter {
+            device: Some(device),
+            ..AuditFilter::default()
+        })
+        .await,
         [AuditAction::DeviceRegistered],
         "by device"
     );
     let at = t0();
-    assert!(list(AuditFilter { from: Some(at + Duration::seconds(1)), ..mine }).await.is_empty());
-    assert!(list(AuditFilter { to: Some(at), ..mine }).await.is_empty(), "`to` is exclusive");
-    assert_eq!(list(AuditFilter { from: Some(at), to: Some(at + Duration::seconds(1)), ..mine }).await.len(), 2);
+    assert!(
+        list(AuditFilter {
+            from: Some(at + Duration::seconds(1)),
+            ..mine
+        })
+        .await
+        .is_empty()
+    );
+    assert!(
+        list(AuditFilter { to: Some(at), ..mine }).await.is_empty(),
+        "`to` is exclusive"
+    );
+    assert_eq!(
+        list(AuditFilter {
+            from: Some(at),
+            to: Some(at + Duration::seconds(1)),
+            ..mine
+        })
+        .await
+        .len(),
+        2
+    );
     let one = admin
-        .audit(&mine, &PageRequest { limit: 1, after: None })
+        .audit(
+            &mine,
+            &PageRequest {
+                limit: 1,
+                after: None,
+            },
+        )
         .await
         .expect("audit failed");
     let next = admin
-        .audit(&mine, &PageRequest { limit: 1, after: one.next })
+        .audit(
+            &mine,
+            &PageRequest {
+                limit: 1,
+                after: one.next,
+            },
+        )
         .await
         .expect("audit failed");
     assert_eq!(one.items.len() + next.items.len(), 2, "paged");

@@ -64,15 +64,23 @@ impl AdminRepository for InMemoryAdminRepository {
             .map(|(u, _)| u)
             .filter(|u| {
                 needle.as_deref().is_none_or(|n| {
-                    u.username.as_str().to_lowercase().contains(n) || u.email.as_str().to_lowercase().contains(n)
+                    u.username.as_str().to_lowercase().contains(n)
+                        || u.email.as_str().to_lowercase().contains(n)
                 })
             })
-            .filter(|u| page.after.is_none_or(|c| (u.created_at, u.id.as_uuid()) < (c.at, c.id)))
+            .filter(|u| {
+                page.after
+                    .is_none_or(|c| (u.created_at, u.id.as_uuid()) < (c.at, c.id))
+            })
             .map(|u| AccountSummary {
                 id: u.id,
                 username: u.username.clone(),
                 email: u.email.clone(),
-                role: if state.admins.contains(&u.id) { Role::Admin } else { Role::Owner },
+                role: if state.admins.contains(&u.id) {
+                    Role::Admin
+                } else {
+                    Role::Owner
+                },
                 created_at: u.created_at,
             })
             .collect();
@@ -81,7 +89,11 @@ impl AdminRepository for InMemoryAdminRepository {
         Ok(Page::from_overfetch(accounts, page.limit, AccountSummary::cursor))
     }
 
-    async fn audit(&self, filter: &AuditFilter, page: &PageRequest) -> Result<Page<AuditEvent>, UnexpectedError> {
+    async fn audit(
+        &self,
+        filter: &AuditFilter,
+        page: &PageRequest,
+    ) -> Result<Page<AuditEvent>, UnexpectedError> {
         let state = self.0.state();
         let mut events: Vec<AuditEvent> = state
             .audit
