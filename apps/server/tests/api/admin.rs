@@ -31,12 +31,12 @@ async fn admin_operations(app: &TestApp) -> Vec<(String, String)> {
         .unwrap();
     let mut operations = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
-        if let Some(path) = path.strip_prefix("/api/v1") {
-            if path.starts_with("/admin/") {
-                for method in item.as_object().unwrap().keys() {
-                    let concrete = path.replace("{id}", "0192f5e4-7c1a-7b3e-9a51-3c2d4e5f6a7b");
-                    operations.push((method.to_uppercase(), concrete));
-                }
+        if let Some(path) = path.strip_prefix("/api/v1")
+            && path.starts_with("/admin/")
+        {
+            for method in item.as_object().unwrap().keys() {
+                let concrete = path.replace("{id}", "0192f5e4-7c1a-7b3e-9a51-3c2d4e5f6a7b");
+                operations.push((method.to_uppercase(), concrete));
             }
         }
     }
