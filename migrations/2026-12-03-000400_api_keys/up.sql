@@ -29,3 +29,25 @@ CREATE TABLE account_roles (
     role       text        NOT NULL CHECK (role IN ('admin')),
     granted_at timestamptz NOT NULL
 );
+
+-- Accounts an administrator disabled: their sessions, API keys and devices
+-- are refused (read with each of them) until the row is deleted again.
+CREATE TABLE account_disabled (
+    user_id     uuid        PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    disabled_at timestamptz NOT NULL
+);
+
+-- Cached device credentials carry the owner's state: disabling or
+-- enabling an account notifies every instance about each of its devices.
+CREATE FUNCTION eagate_notify_account_devices() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('eagate_changes', 'd:' || replace(d.id::text, '-', ''))
+    FROM devices AS d WHERE d.owner_id = COALESCE(NEW.user_id, OLD.user_id);
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER account_disabled_notify
+    AFTER INSERT OR DELETE ON account_disabled
+    FOR EACH ROW EXECUTE FUNCTION eagate_notify_account_devices();

@@ -1,6 +1,13 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    account_disabled (user_id) {
+        user_id -> Uuid,
+        disabled_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     account_roles (user_id) {
         user_id -> Uuid,
         role -> Text,
@@ -160,6 +167,7 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(account_disabled -> users (user_id));
 diesel::joinable!(account_roles -> users (user_id));
 diesel::joinable!(api_keys -> users (owner_id));
 diesel::joinable!(config_versions -> devices (device_id));
@@ -174,6 +182,7 @@ diesel::joinable!(signal_deliveries -> signals (signal_id));
 diesel::joinable!(signals -> users (owner_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    account_disabled,
     account_roles,
     api_keys,
     audit_events,

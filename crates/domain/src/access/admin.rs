@@ -24,6 +24,8 @@ pub struct AccountSummary {
     pub email: Email,
     pub role: Role,
     pub created_at: DateTime<Utc>,
+    /// When an administrator disabled the account (`None`: enabled).
+    pub disabled_at: Option<DateTime<Utc>>,
 }
 
 impl AccountSummary {
@@ -65,6 +67,17 @@ pub struct AuditQueryInput {
     pub to: Option<String>,
     pub limit: Option<String>,
     pub cursor: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DisableAccountError {
+    #[error("no such account")]
+    NotFound,
+    /// An administrator cannot disable their own account.
+    #[error("an administrator cannot disable their own account")]
+    OwnAccount,
+    #[error(transparent)]
+    Unexpected(#[from] UnexpectedError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +135,24 @@ pub trait AdminRepository: Send + Sync + 'static {
         filter: &AuditFilter,
         page: &PageRequest,
     ) -> impl Future<Output = Result<Page<AuditEvent>, UnexpectedError>> + Send;
+
+    /// Disables the account at `at` (keeping the first time when already
+    /// disabled) or enables it, appending `audit` when that changed
+    /// anything. `None` when there is no such account. While an account is
+    /// disabled, [`SessionRepository::find`](crate::account::SessionRepository::find)
+    /// reports its sessions revoked,
+    /// [`DeviceRepository::find_credentials`](crate::device::DeviceRepository::find_credentials)
+    /// its devices revoked (and every instance's device cache hears of the
+    /// change) and
+    /// [`ApiKeyRepository::find_by_hash`](crate::access::ApiKeyRepository::find_by_hash)
+    /// its keys revoked — all at once; enabling restores them.
+    fn set_disabled(
+        &self,
+        user: UserId,
+        disabled: bool,
+        at: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> impl Future<Output = Result<Option<AccountSummary>, UnexpectedError>> + Send;
 
     /// Counts over every account; signals per day from `since` on.
     fn fleet_stats(
@@ -279,6 +310,40 @@ impl<R: AdminRepository, C: Clock, I: IdGenerator> AdminService<R, C, I> {
             to,
         };
         Ok(self.admins.audit(&filter, &page).await?)
+    }
+
+    /// Disables (`true`) or enables an account: its sessions, API keys and
+    /// devices stop (or work again) at once. Audited as
+    /// `account.disabled` / `account.enabled` under the target account,
+    /// naming the administrator.
+    #[instrument(skip_all, fields(target = %target, disabled))]
+    pub async fn set_disabled(
+        &self,
+        admin: UserId,
+        target: UserId,
+        disabled: bool,
+        client: &ClientInfo,
+    ) -> Result<AccountSummary, DisableAccountError> {
+        if disabled && admin == target {
+            return Err(DisableAccountError::OwnAccount);
+        }
+        let audit = AuditEvent {
+            id: self.ids.new_id(),
+            occurred_at: self.clock.now(),
+            action: if disabled {
+                AuditAction::AccountDisabled
+            } else {
+                AuditAction::AccountEnabled
+            },
+            user_id: Some(target),
+            device_id: None,
+            client: client.clone(),
+            details: BTreeMap::from([("admin_id".to_owned(), admin.to_string())]),
+        };
+        self.admins
+            .set_disabled(target, disabled, self.clock.now(), &audit)
+            .await?
+            .ok_or(DisableAccountError::NotFound)
     }
 
     /// Fleet-wide counts, signals per day over the last

@@ -64,10 +64,14 @@ pub enum AuditAction {
     ApiKeyRefused,
     /// The administrator role granted or revoked (command line).
     RoleChanged,
+    /// An administrator disabled the account.
+    AccountDisabled,
+    /// An administrator enabled the account again.
+    AccountEnabled,
 }
 
 impl AuditAction {
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 18] = [
         Self::AccountRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -84,6 +88,8 @@ impl AuditAction {
         Self::ApiKeyRotated,
         Self::ApiKeyRefused,
         Self::RoleChanged,
+        Self::AccountDisabled,
+        Self::AccountEnabled,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -104,6 +110,8 @@ impl AuditAction {
             Self::ApiKeyRotated => "api_key.rotated",
             Self::ApiKeyRefused => "api_key.refused",
             Self::RoleChanged => "role.changed",
+            Self::AccountDisabled => "account.disabled",
+            Self::AccountEnabled => "account.enabled",
         }
     }
 }

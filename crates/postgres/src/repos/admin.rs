@@ -15,7 +15,7 @@ use super::conn;
 use crate::error::DbError;
 use crate::pool::PgPool;
 use crate::rows::{AuditRow, UserRow};
-use crate::schema::{account_roles, audit_events, users};
+use crate::schema::{account_disabled, account_roles, audit_events, users};
 
 /// `%`, `_` and `\` matched literally in a LIKE pattern.
 fn like_literal(text: &str) -> String {
@@ -68,6 +68,18 @@ struct DayRow {
     day: NaiveDate,
     #[diesel(sql_type = BigInt)]
     n: i64,
+}
+
+fn summary((row, admin, disabled_at): (UserRow, Option<Uuid>, Option<DateTime<Utc>>)) -> AccountSummary {
+    let user = row.into_user();
+    AccountSummary {
+        id: user.id,
+        username: user.username,
+        email: user.email,
+        role: if admin.is_some() { Role::Admin } else { Role::Owner },
+        created_at: user.created_at,
+        disabled_at,
+    }
 }
 
 fn count(n: i64) -> u64 {
@@ -146,7 +158,12 @@ impl AdminRepository for PgAdminRepository {
         let mut conn = conn(&self.pool).await?;
         let mut query = users::table
             .left_join(account_roles::table)
-            .select((UserRow::as_select(), account_roles::user_id.nullable()))
+            .left_join(account_disabled::table)
+            .select((
+                UserRow::as_select(),
+                account_roles::user_id.nullable(),
+                account_disabled::disabled_at.nullable(),
+            ))
             .order((users::created_at.desc(), users::id.desc()))
             .limit(i64::from(page.limit) + 1)
             .into_boxed();
@@ -165,20 +182,9 @@ impl AdminRepository for PgAdminRepository {
                     .or(users::created_at.eq(after.at).and(users::id.lt(after.id))),
             );
         }
-        let rows: Vec<(UserRow, Option<Uuid>)> = query.load(&mut conn).await.map_err(DbError::from)?;
-        let accounts = rows
-            .into_iter()
-            .map(|(row, admin)| {
-                let user = row.into_user();
-                AccountSummary {
-                    id: user.id,
-                    username: user.username,
-                    email: user.email,
-                    role: if admin.is_some() { Role::Admin } else { Role::Owner },
-                    created_at: user.created_at,
-                }
-            })
-            .collect();
+        let rows: Vec<(UserRow, Option<Uuid>, Option<DateTime<Utc>>)> =
+            query.load(&mut conn).await.map_err(DbError::from)?;
+        let accounts = rows.into_iter().map(summary).collect();
         Ok(Page::from_overfetch(accounts, page.limit, AccountSummary::cursor))
     }
 
@@ -224,6 +230,64 @@ impl AdminRepository for PgAdminRepository {
             .map(AuditEvent::try_from)
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Page::from_overfetch(events, page.limit, AuditEvent::cursor))
+    }
+
+    #[instrument(name = "db.admin.set_disabled", skip_all, err(Display))]
+    async fn set_disabled(
+        &self,
+        user: UserId,
+        disabled: bool,
+        at: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<Option<AccountSummary>, UnexpectedError> {
+        let mut conn = conn(&self.pool).await?;
+        let id = user.as_uuid();
+        let row = conn
+            .transaction::<_, diesel::result::Error, _>(async |conn| {
+                // The trigger on account_disabled notifies every instance's
+                // device cache on commit.
+                let changed = if disabled {
+                    diesel::insert_into(account_disabled::table)
+                        .values((
+                            account_disabled::user_id.eq(id),
+                            account_disabled::disabled_at.eq(at),
+                        ))
+                        .on_conflict_do_nothing()
+                        .execute(conn)
+                        .await
+                } else {
+                    diesel::delete(account_disabled::table.find(id))
+                        .execute(conn)
+                        .await
+                };
+                let changed = match changed {
+                    Ok(n) => n > 0,
+                    // No such account (the foreign key).
+                    Err(diesel::result::Error::DatabaseError(
+                        diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+                        _,
+                    )) => return Ok(None),
+                    Err(e) => return Err(e),
+                };
+                if changed {
+                    insert_event(conn, audit).await?;
+                }
+                users::table
+                    .left_join(account_roles::table)
+                    .left_join(account_disabled::table)
+                    .filter(users::id.eq(id))
+                    .select((
+                        UserRow::as_select(),
+                        account_roles::user_id.nullable(),
+                        account_disabled::disabled_at.nullable(),
+                    ))
+                    .first::<(UserRow, Option<Uuid>, Option<DateTime<Utc>>)>(conn)
+                    .await
+                    .optional()
+            })
+            .await
+            .map_err(DbError::from)?;
+        Ok(row.map(summary))
     }
 
     #[instrument(name = "db.admin.fleet_stats", skip_all, err(Display))]

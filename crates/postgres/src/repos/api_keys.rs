@@ -16,7 +16,7 @@ use super::audit::insert_event;
 use super::conn;
 use crate::error::DbError;
 use crate::pool::PgPool;
-use crate::schema::api_keys;
+use crate::schema::{account_disabled, api_keys};
 
 const ACTIVE_NAME_INDEX: &str = "api_keys_active_name";
 
@@ -186,15 +186,22 @@ impl ApiKeyRepository for PgApiKeyRepository {
     #[instrument(name = "db.api_keys.find_by_hash", skip_all, err(Display))]
     async fn find_by_hash(&self, hash: &ApiKeyHash) -> Result<Option<ApiKey>, UnexpectedError> {
         let mut conn = conn(&self.pool).await?;
-        api_keys::table
+        // A disabled owner's keys count as revoked.
+        let row: Option<(ApiKeyRow, Option<DateTime<Utc>>)> = api_keys::table
+            .left_join(account_disabled::table.on(account_disabled::user_id.eq(api_keys::owner_id)))
             .filter(api_keys::secret_hash.eq(hash.as_bytes()))
-            .select(ApiKeyRow::as_select())
+            .select((ApiKeyRow::as_select(), account_disabled::disabled_at.nullable()))
             .first(&mut conn)
             .await
             .optional()
-            .map_err(DbError::from)?
-            .map(ApiKey::try_from)
-            .transpose()
+            .map_err(DbError::from)?;
+        row.map(|(row, disabled)| {
+            ApiKey::try_from(row).map(|mut key| {
+                key.revoked_at = key.revoked_at.or(disabled);
+                key
+            })
+        })
+        .transpose()
     }
 
     #[instrument(name = "db.api_keys.revoke", skip_all, err(Display))]

@@ -1,4 +1,7 @@
-use eagate_postgres::{PgAccountRepository, PgAdminRepository, PgDeviceRepository, PgSignalRepository};
+use eagate_postgres::{
+    PgAccountRepository, PgAdminRepository, PgApiKeyRepository, PgDeviceRepository, PgSessionRepository,
+    PgSignalRepository,
+};
 use eagate_testkit::TestDatabase;
 
 eagate_domain::admin_repository_contract!(async {
@@ -7,8 +10,10 @@ eagate_domain::admin_repository_contract!(async {
     (
         db,
         PgAccountRepository::new(pool.clone()),
+        PgSessionRepository::new(pool.clone()),
         PgDeviceRepository::new(pool.clone()),
         PgSignalRepository::new(pool.clone()),
+        PgApiKeyRepository::new(pool.clone()),
         PgAdminRepository::new(pool),
     )
 });

@@ -25,8 +25,10 @@ async fn set(admin: &impl AdminRepository, user: UserId, role: Role) -> bool {
 
 pub async fn roles_default_to_owner_and_change_once(
     accounts: &impl AccountRepository,
+    _sessions: &impl SessionRepository,
     _devices: &impl DeviceRepository,
     _signals: &impl SignalRepository,
+    _keys: &impl ApiKeyRepository,
     admin: &impl AdminRepository,
 ) {
     let user = registered(accounts).await;
@@ -85,8 +87,10 @@ pub async fn roles_default_to_owner_and_change_once(
 
 pub async fn fleet_stats_count_accounts_devices_and_signals_per_day(
     accounts: &impl AccountRepository,
+    _sessions: &impl SessionRepository,
     devices: &impl DeviceRepository,
     signals: &impl SignalRepository,
+    _keys: &impl ApiKeyRepository,
     admin: &impl AdminRepository,
 ) {
     let since = t0() - Duration::days(1);
@@ -151,8 +155,10 @@ pub async fn fleet_stats_count_accounts_devices_and_signals_per_day(
 
 pub async fn deleting_an_account_drops_its_role(
     accounts: &impl AccountRepository,
+    _sessions: &impl SessionRepository,
     _devices: &impl DeviceRepository,
     _signals: &impl SignalRepository,
+    _keys: &impl ApiKeyRepository,
     admin: &impl AdminRepository,
 ) {
     let user = registered(accounts).await.id;
@@ -169,8 +175,10 @@ pub async fn deleting_an_account_drops_its_role(
 
 pub async fn accounts_are_listed_newest_first_and_searched(
     accounts: &impl AccountRepository,
+    _sessions: &impl SessionRepository,
     _devices: &impl DeviceRepository,
     _signals: &impl SignalRepository,
+    _keys: &impl ApiKeyRepository,
     admin: &impl AdminRepository,
 ) {
     let tag = &uuid::Uuid::new_v4().simple().to_string()[..10];
@@ -225,8 +233,10 @@ pub async fn accounts_are_listed_newest_first_and_searched(
 
 pub async fn the_audit_log_is_filtered_by_actor_action_device_and_time(
     accounts: &impl AccountRepository,
+    _sessions: &impl SessionRepository,
     devices: &impl DeviceRepository,
     _signals: &impl SignalRepository,
+    _keys: &impl ApiKeyRepository,
     admin: &impl AdminRepository,
 ) {
     let user = registered(accounts).await.id;
@@ -316,23 +326,142 @@ pub async fn the_audit_log_is_filtered_by_actor_action_device_and_time(
     assert_ne!(one.items[0].id, next.items[0].id);
 }
 
+pub async fn disabling_an_account_stops_its_sessions_keys_and_devices_until_enabled(
+    accounts: &impl AccountRepository,
+    sessions: &impl SessionRepository,
+    devices: &impl DeviceRepository,
+    _signals: &impl SignalRepository,
+    keys: &impl ApiKeyRepository,
+    admin: &impl AdminRepository,
+) {
+    let user = registered(accounts).await.id;
+    let bystander = registered(accounts).await.id;
+    let (session, _) = logged_in(sessions, user).await;
+    let device = stored_device(devices, user, "Disabled", 0).await.id;
+    let other_device = stored_device(devices, bystander, "Bystander", 0).await.id;
+    let hash = ApiKeyHash::new(uuid::Uuid::new_v4().as_bytes().to_vec());
+    let key = ApiKey {
+        id: ApiKeyId::from_uuid(uuid::Uuid::now_v7()),
+        owner: user,
+        name: ApiKeyName::parse("Disabled").expect("a name"),
+        prefix: "eag_live_abcdef".to_owned(),
+        scopes: Scopes::of([Scope::DevicesRead]),
+        allowed: AllowedNetworks::default(),
+        created_at: t0(),
+        expires_at: None,
+        last_used_at: None,
+        rotated_at: None,
+        revoked_at: None,
+    };
+    keys.create(
+        &NewApiKey {
+            key,
+            hash: hash.clone(),
+        },
+        &audit_event(AuditAction::ApiKeyCreated, Some(user), None),
+    )
+    .await
+    .expect("creating a key");
+    let state = || async {
+        (
+            sessions
+                .find(session.id)
+                .await
+                .expect("find")
+                .expect("the session")
+                .is_active(),
+            devices
+                .find_credentials(device)
+                .await
+                .expect("find_credentials")
+                .expect("the device")
+                .revoked,
+            keys.find_by_hash(&hash)
+                .await
+                .expect("find_by_hash")
+                .expect("the key")
+                .is_revoked(),
+        )
+    };
+    assert_eq!(state().await, (true, false, false), "an enabled account works");
+    let at = t0() + Duration::hours(1);
+    let event = |a| audit_event(a, Some(user), None);
+    let disabled = admin
+        .set_disabled(user, true, at, &event(AuditAction::AccountDisabled))
+        .await
+        .expect("set_disabled failed")
+        .expect("the account");
+    assert_eq!(disabled.disabled_at, Some(at));
+    assert_eq!(
+        state().await,
+        (false, true, true),
+        "a disabled account's session, device and key stop"
+    );
+    let again = admin
+        .set_disabled(
+            user,
+            true,
+            at + Duration::hours(1),
+            &event(AuditAction::AccountDisabled),
+        )
+        .await
+        .expect("set_disabled failed")
+        .expect("the account");
+    assert_eq!(again.disabled_at, Some(at), "the first disabling time stays");
+    assert!(
+        !devices
+            .find_credentials(other_device)
+            .await
+            .expect("find_credentials")
+            .expect("the device")
+            .revoked,
+        "other accounts are untouched"
+    );
+    let enabled = admin
+        .set_disabled(user, false, at, &event(AuditAction::AccountEnabled))
+        .await
+        .expect("set_disabled failed")
+        .expect("the account");
+    assert_eq!(enabled.disabled_at, None);
+    assert_eq!(state().await, (true, false, false), "enabling restores them");
+    assert_eq!(
+        admin
+            .set_disabled(unknown_user(), true, at, &event(AuditAction::AccountDisabled))
+            .await
+            .expect("set_disabled failed"),
+        None,
+        "an unknown account"
+    );
+}
+
 /// Every rule in order on one set of ports; per-rule tests come from
 /// [`admin_repository_contract!`](crate::admin_repository_contract).
 pub async fn admin_repository_contract(
     accounts: &impl AccountRepository,
+    sessions: &impl SessionRepository,
     devices: &impl DeviceRepository,
     signals: &impl SignalRepository,
+    keys: &impl ApiKeyRepository,
     admin: &impl AdminRepository,
 ) {
-    roles_default_to_owner_and_change_once(accounts, devices, signals, admin).await;
-    fleet_stats_count_accounts_devices_and_signals_per_day(accounts, devices, signals, admin).await;
-    deleting_an_account_drops_its_role(accounts, devices, signals, admin).await;
-    accounts_are_listed_newest_first_and_searched(accounts, devices, signals, admin).await;
-    the_audit_log_is_filtered_by_actor_action_device_and_time(accounts, devices, signals, admin).await;
+    roles_default_to_owner_and_change_once(accounts, sessions, devices, signals, keys, admin).await;
+    fleet_stats_count_accounts_devices_and_signals_per_day(accounts, sessions, devices, signals, keys, admin)
+        .await;
+    deleting_an_account_drops_its_role(accounts, sessions, devices, signals, keys, admin).await;
+    accounts_are_listed_newest_first_and_searched(accounts, sessions, devices, signals, keys, admin).await;
+    the_audit_log_is_filtered_by_actor_action_device_and_time(
+        accounts, sessions, devices, signals, keys, admin,
+    )
+    .await;
+    disabling_an_account_stops_its_sessions_keys_and_devices_until_enabled(
+        accounts, sessions, devices, signals, keys, admin,
+    )
+    .await;
 }
 
 /// One `#[tokio::test]` per [`AdminRepository`] rule. `$setup`: an async
-/// block returning `(guard, accounts, devices, signals, admin)` over one store.
+/// block returning `(guard, accounts, sessions, devices, signals, keys,
+/// admin)` over one store.
 #[macro_export]
 macro_rules! admin_repository_contract {
     ($setup:expr) => {
@@ -340,13 +469,14 @@ macro_rules! admin_repository_contract {
             admin_repository_contract,
             admin,
             $setup,
-            (accounts, devices, signals, admin),
+            (accounts, sessions, devices, signals, keys, admin),
             [
                 roles_default_to_owner_and_change_once,
                 fleet_stats_count_accounts_devices_and_signals_per_day,
                 deleting_an_account_drops_its_role,
                 accounts_are_listed_newest_first_and_searched,
                 the_audit_log_is_filtered_by_actor_action_device_and_time,
+                disabling_an_account_stops_its_sessions_keys_and_devices_until_enabled,
             ]
         );
     };

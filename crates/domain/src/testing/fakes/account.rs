@@ -111,6 +111,7 @@ impl AccountRepository for InMemoryAccountRepository {
         state.configs.retain(|scope, _| scope.owner() != id);
         state.api_keys.retain(|_, (k, _)| k.owner != id);
         state.admins.remove(&id);
+        state.disabled.remove(&id);
         state.signals.retain(|r| r.signal.owner != id);
         let sessions: Vec<SessionId> = state
             .sessions

@@ -4,12 +4,27 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::store::InMemoryStore;
+use super::store::{InMemoryStore, State};
 use crate::access::{AccountSummary, AdminRepository, AuditFilter, FleetStats, Role};
 use crate::account::{Email, UserId};
 use crate::audit::AuditEvent;
 use crate::error::UnexpectedError;
 use crate::pagination::{Page, PageRequest};
+
+fn summary(state: &State, u: &crate::account::User) -> AccountSummary {
+    AccountSummary {
+        id: u.id,
+        username: u.username.clone(),
+        email: u.email.clone(),
+        role: if state.admins.contains(&u.id) {
+            Role::Admin
+        } else {
+            Role::Owner
+        },
+        created_at: u.created_at,
+        disabled_at: state.disabled.get(&u.id).copied(),
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct InMemoryAdminRepository(pub(super) InMemoryStore);
@@ -72,17 +87,7 @@ impl AdminRepository for InMemoryAdminRepository {
                 page.after
                     .is_none_or(|c| (u.created_at, u.id.as_uuid()) < (c.at, c.id))
             })
-            .map(|u| AccountSummary {
-                id: u.id,
-                username: u.username.clone(),
-                email: u.email.clone(),
-                role: if state.admins.contains(&u.id) {
-                    Role::Admin
-                } else {
-                    Role::Owner
-                },
-                created_at: u.created_at,
-            })
+            .map(|u| summary(&state, u))
             .collect();
         accounts.sort_by_key(|a| std::cmp::Reverse((a.created_at, a.id)));
         accounts.truncate(page.limit as usize + 1);
@@ -105,6 +110,31 @@ impl AdminRepository for InMemoryAdminRepository {
         events.sort_by_key(|e| std::cmp::Reverse((e.occurred_at, e.id)));
         events.truncate(page.limit as usize + 1);
         Ok(Page::from_overfetch(events, page.limit, AuditEvent::cursor))
+    }
+
+    async fn set_disabled(
+        &self,
+        user: UserId,
+        disabled: bool,
+        at: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<Option<AccountSummary>, UnexpectedError> {
+        let mut state = self.0.state();
+        if !state.users.contains_key(&user) {
+            return Ok(None);
+        }
+        let changed = if disabled {
+            let fresh = !state.disabled.contains_key(&user);
+            state.disabled.entry(user).or_insert(at);
+            fresh
+        } else {
+            state.disabled.remove(&user).is_some()
+        };
+        if changed {
+            state.audit.push(audit.clone());
+        }
+        let u = state.users.get(&user).map(|(u, _)| u.clone());
+        Ok(u.map(|u| summary(&state, &u)))
     }
 
     async fn fleet_stats(&self, since: DateTime<Utc>) -> Result<FleetStats, UnexpectedError> {

@@ -63,13 +63,15 @@ impl ApiKeyRepository for InMemoryApiKeyRepository {
     }
 
     async fn find_by_hash(&self, hash: &ApiKeyHash) -> Result<Option<ApiKey>, UnexpectedError> {
-        Ok(self
-            .0
-            .state()
-            .api_keys
-            .values()
-            .find(|(_, h)| h == hash)
-            .map(|(k, _)| k.clone()))
+        let state = self.0.state();
+        Ok(state.api_keys.values().find(|(_, h)| h == hash).map(|(k, _)| {
+            let mut key = k.clone();
+            // A disabled owner's keys count as revoked.
+            if let Some(at) = state.disabled.get(&key.owner) {
+                key.revoked_at = key.revoked_at.or(Some(*at));
+            }
+            key
+        }))
     }
 
     async fn revoke(

@@ -82,8 +82,10 @@ mod contracts {
         (
             (),
             store.accounts(),
+            store.sessions(),
             store.devices(),
             store.signals(),
+            store.api_keys(),
             store.admin(),
         )
     });
@@ -140,7 +142,15 @@ mod contracts {
         signal_repository_contract(&accounts, &devices, &signals).await;
         config_repository_contract(&accounts, &devices, &store.configs()).await;
         api_key_repository_contract(&accounts, &store.api_keys(), &audit).await;
-        admin_repository_contract(&accounts, &devices, &signals, &store.admin()).await;
+        admin_repository_contract(
+            &accounts,
+            &sessions,
+            &devices,
+            &signals,
+            &store.api_keys(),
+            &store.admin(),
+        )
+        .await;
         let wakeups = store.wakeups(FixedClock::default_start());
         wakeups::signal_wakeups_contract(&accounts, &devices, &signals, &wakeups).await;
         replay_guard_contract(&FakeReplayGuard::default()).await;

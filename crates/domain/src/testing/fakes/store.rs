@@ -54,6 +54,8 @@ pub(super) struct State {
     pub(super) api_keys: HashMap<ApiKeyId, (ApiKey, ApiKeyHash)>,
     /// Accounts with the administrator role.
     pub(super) admins: std::collections::HashSet<UserId>,
+    /// Disabled accounts, with when.
+    pub(super) disabled: HashMap<UserId, DateTime<Utc>>,
 }
 
 /// One in-memory database behind both repository fakes, so cascades and
