@@ -3,8 +3,8 @@
 
 use eagate_domain::UnexpectedError;
 use eagate_domain::access::{
-    AdminListError, ApiKeyAuthError, AuthorizeError, CreateApiKeyError, Denied, ListApiKeysError,
-    RevokeApiKeyError, RotateApiKeyError,
+    AdminListError, ApiKeyAuthError, AuthorizeError, CreateApiKeyError, Denied, DisableAccountError,
+    ListApiKeysError, RevokeApiKeyError, RotateApiKeyError,
 };
 use eagate_domain::account::{
     AuthenticateError, ChangePasswordError, DeleteAccountError, GetUserError, ListAuditError, LoginError,
@@ -539,6 +539,19 @@ impl From<AdminListError> for ApiError {
         match e {
             AdminListError::Invalid(errors) => ApiError::validation(&errors),
             AdminListError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<DisableAccountError> for ApiError {
+    fn from(e: DisableAccountError) -> Self {
+        match e {
+            DisableAccountError::NotFound => ApiError::new(ProblemKind::NotFound, "No such account."),
+            DisableAccountError::OwnAccount => ApiError::new(
+                ProblemKind::CannotDisableSelf,
+                "Administrators cannot disable their own account (another administrator can).",
+            ),
+            DisableAccountError::Unexpected(e) => e.into(),
         }
     }
 }

@@ -83,6 +83,8 @@ pub enum ProblemKind {
     ApiKeyNameTaken,
     /// Rotating a revoked API key (409).
     ApiKeyNotActive,
+    /// An administrator disabling their own account (409).
+    CannotDisableSelf,
     /// Any other refused request (a response the framework made).
     BadRequest,
     Internal,
@@ -132,6 +134,7 @@ impl ProblemKind {
             Self::AddressNotAllowed => "address-not-allowed",
             Self::ApiKeyNameTaken => "api-key-name-taken",
             Self::ApiKeyNotActive => "api-key-not-active",
+            Self::CannotDisableSelf => "cannot-disable-self",
             Self::BadRequest => "bad-request",
             Self::Internal => "internal-error",
         }
@@ -176,6 +179,7 @@ impl ProblemKind {
             | Self::DeviceNotActive
             | Self::ApiKeyNameTaken
             | Self::ApiKeyNotActive
+            | Self::CannotDisableSelf
             | Self::IdempotencyKeyReused
             | Self::AckConflict => StatusCode::CONFLICT,
             Self::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
@@ -227,6 +231,7 @@ impl ProblemKind {
             Self::AddressNotAllowed => "Address not allowed",
             Self::ApiKeyNameTaken => "API key name taken",
             Self::ApiKeyNotActive => "API key is revoked",
+            Self::CannotDisableSelf => "Cannot disable one's own account",
             Self::BadRequest => "Bad request",
             Self::Internal => "Internal server error",
         }
@@ -271,6 +276,7 @@ pub struct Problem<'a> {
     /// service-unavailable, not-ready, non-canonical-path, missing-scope,
     /// session-required, admin-required, api-key-expired, api-key-revoked,
     /// address-not-allowed, api-key-name-taken, api-key-not-active,
+    /// cannot-disable-self,
     /// bad-request, internal-error.
     #[schema(example = "validation-failed")]
     code: &'static str,

@@ -85,6 +85,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/accounts/{id}/disable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Disable an account
+         * @description The account's sessions, API keys and devices stop working at once, on every instance, until it is enabled again. Nothing is deleted. Idempotent. Administrators only; not one's own account.
+         */
+        post: operations["adminDisableAccount"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/accounts/{id}/enable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Enable an account
+         * @description Undoes a disable: the account's sessions, API keys and devices work again. Idempotent. Administrators only.
+         */
+        post: operations["adminEnableAccount"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/audit": {
         parameters: {
             query?: never;
@@ -818,6 +858,11 @@ export interface components {
         AdminAccount: {
             /** Format: date-time */
             created_at: string;
+            /**
+             * Format: date-time
+             * @description When an administrator disabled the account; `null` while it is enabled.
+             */
+            disabled_at?: string | null;
             email: string;
             /** Format: uuid */
             id: string;
@@ -1291,6 +1336,7 @@ export interface components {
              *     service-unavailable, not-ready, non-canonical-path, missing-scope,
              *     session-required, admin-required, api-key-expired, api-key-revoked,
              *     address-not-allowed, api-key-name-taken, api-key-not-active,
+             *     cannot-disable-self,
              *     bad-request, internal-error.
              * @example validation-failed
              */
@@ -1660,6 +1706,88 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AdminAccountList"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminDisableAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The account's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The account, disabled */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminAccount"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminEnableAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The account's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The account, enabled */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminAccount"];
                 };
             };
             /** @description A problem: see its `type` (or `code`) */

@@ -1,20 +1,25 @@
 //! `/api/v1/admin`: for administrators (`eagate admin grant EMAIL`) only.
 //! Nothing here ever shows a secret, a password hash or an API key.
 
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, NaiveDate, Utc};
 use eagate_domain::access::{AccountSummary, AuditQueryInput};
+use eagate_domain::account::UserId;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::Problems;
-use crate::extract::{Authorized, act};
+use crate::extract::{Authorized, act, path_id};
 use crate::problem::ApiError;
 use crate::state::AppState;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 pub fn configure(cfg: &mut ServiceConfig<'_>) {
-    cfg.service(accounts).service(audit).service(stats);
+    cfg.service(accounts)
+        .service(disable)
+        .service(enable)
+        .service(audit)
+        .service(stats);
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -41,6 +46,8 @@ pub(crate) struct AdminAccount {
     #[schema(example = "owner")]
     role: &'static str,
     created_at: DateTime<Utc>,
+    /// When an administrator disabled the account; `null` while it is enabled.
+    disabled_at: Option<DateTime<Utc>>,
 }
 
 impl From<AccountSummary> for AdminAccount {
@@ -51,6 +58,7 @@ impl From<AccountSummary> for AdminAccount {
             email: a.email.as_str().to_owned(),
             role: a.role.as_str(),
             created_at: a.created_at,
+            disabled_at: a.disabled_at,
         }
     }
 }
@@ -86,6 +94,58 @@ pub(crate) async fn accounts(
         next_cursor: page.next.map(|c| c.to_string()),
         items: page.items.into_iter().map(AdminAccount::from).collect(),
     }))
+}
+
+/// Disable an account
+///
+/// The account's sessions, API keys and devices stop working at once, on every instance, until it is enabled again. Nothing is deleted. Idempotent. Administrators only; not one's own account.
+#[utoipa::path(
+    operation_id = "adminDisableAccount",
+    tag = "admin",
+    params(("id" = uuid::Uuid, Path, description = "The account's id")),
+    responses((status = 200, description = "The account, disabled", body = AdminAccount), Problems),
+    security(("bearer" = []))
+)]
+#[post("/accounts/{id}/disable")]
+pub(crate) async fn disable(
+    state: web::Data<AppState>,
+    who: Authorized<act::AdminDisableAccount>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    set_disabled(&state, &who, &id, true).await
+}
+
+/// Enable an account
+///
+/// Undoes a disable: the account's sessions, API keys and devices work again. Idempotent. Administrators only.
+#[utoipa::path(
+    operation_id = "adminEnableAccount",
+    tag = "admin",
+    params(("id" = uuid::Uuid, Path, description = "The account's id")),
+    responses((status = 200, description = "The account, enabled", body = AdminAccount), Problems),
+    security(("bearer" = []))
+)]
+#[post("/accounts/{id}/enable")]
+pub(crate) async fn enable(
+    state: web::Data<AppState>,
+    who: Authorized<act::AdminDisableAccount>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    set_disabled(&state, &who, &id, false).await
+}
+
+async fn set_disabled(
+    state: &AppState,
+    who: &Authorized<act::AdminDisableAccount>,
+    id: &str,
+    disabled: bool,
+) -> Result<HttpResponse, ApiError> {
+    let target = UserId::from_uuid(path_id(id, "account")?);
+    let account = state
+        .admin
+        .set_disabled(who.0.user_id, target, disabled, &who.0.client)
+        .await?;
+    Ok(HttpResponse::Ok().json(AdminAccount::from(account)))
 }
 
 /// Filters stay text: the use case validates them and names each in its 422.

@@ -19,7 +19,7 @@ async fn make_admin(app: &TestApp, username: &str) {
 
 /// Every documented `/api/v1/admin` operation, from the OpenAPI document
 /// (so a new admin route is covered without touching this test).
-async fn admin_operations(app: &TestApp) -> Vec<(String, String)> {
+async fn admin_operations(app: &TestApp, target: &str) -> Vec<(String, String)> {
     let doc: Value = app
         .client
         .get(format!("{}/api/openapi.json", app.base))
@@ -35,7 +35,7 @@ async fn admin_operations(app: &TestApp) -> Vec<(String, String)> {
             && path.starts_with("/admin/")
         {
             for method in item.as_object().unwrap().keys() {
-                let concrete = path.replace("{id}", "0192f5e4-7c1a-7b3e-9a51-3c2d4e5f6a7b");
+                let concrete = path.replace("{id}", target);
                 operations.push((method.to_uppercase(), concrete));
             }
         }
@@ -78,7 +78,9 @@ async fn every_admin_route_refuses_owners_and_api_keys() {
         .as_str()
         .unwrap()
         .to_owned();
-    for (method, path) in admin_operations(&app).await {
+    let target = app.register("targetowner").await;
+    let target = target["id"].as_str().unwrap().to_owned();
+    for (method, path) in admin_operations(&app, &target).await {
         assert_problem(
             call(&app, &method, &path, &owner).await,
             StatusCode::FORBIDDEN,
@@ -217,7 +219,7 @@ async fn an_administrator_lists_and_searches_accounts_without_secrets() {
     let keys: Vec<&String> = all["items"][0].as_object().unwrap().keys().collect();
     assert_eq!(
         keys,
-        ["created_at", "email", "id", "role", "username"],
+        ["created_at", "disabled_at", "email", "id", "role", "username"],
         "no hash, no secret"
     );
     let page: Value = app
