@@ -69,7 +69,7 @@ fi
 echo "==> kustomize + Kubernetes $K8S_VERSION schemas (strict)"
 cp -r deploy/k8s "$scratch/k8s"
 mkdir -p "$scratch/k8s/overlays/production/secrets"
-for f in database-url redis-url metrics-token jwt-ed25519.pem master-keys; do
+for f in database-url redis-url metrics-token jwt-ed25519.pem master-keys api-key-secret; do
     echo placeholder > "$scratch/k8s/overlays/production/secrets/$f"
 done
 for dir in base overlays/production; do

@@ -47,6 +47,7 @@ install -d -m 0750 -o 65532 -g 65532 "$work/keys"
     umask 077
     openssl genpkey -algorithm ed25519 -out "$work/keys/jwt-ed25519.pem"
     EAGATE_DATA_DIR="$work/dev" "$work/eagate" keys generate --id "k$(date +%Y%m)" > "$work/keys/master-keys"
+    EAGATE_DATA_DIR="$work/dev" "$work/eagate" keys api-secret > "$work/keys/api-key-secret"
 )
 chown 65532:65532 "$work/keys/"*
 chmod 0440 "$work/keys/"*
@@ -59,7 +60,8 @@ image() {
     exec setpriv --reuid 65532 --regid 65532 --clear-groups -- env -i PATH=/usr/bin:/bin \
         EAGATE_ENV=production EAGATE_LISTEN="127.0.0.1:$port" EAGATE_DATABASE_URL="$db_url" \
         EAGATE_JWT_PRIVATE_KEY_FILE="$work/keys/jwt-ed25519.pem" \
-        EAGATE_MASTER_KEYS_FILE="$work/keys/master-keys" RUST_LOG=info \
+        EAGATE_MASTER_KEYS_FILE="$work/keys/master-keys" \
+        EAGATE_API_KEY_SECRET_FILE="$work/keys/api-key-secret" RUST_LOG=info \
         "$work/eagate" "$@"
 }
 serve() {

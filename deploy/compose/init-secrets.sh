@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates what the compose stack needs and must never be committed:
-# secrets/ (the JWT signing key, the master keys, the metrics token) and
+# secrets/ (the JWT signing key, the master keys, the API key secret, the
+# metrics token) and
 # .env (the database password and the metrics token, read by compose).
 # Keeps what exists. Back up secrets/master-keys apart from the database.
 set -euo pipefail
@@ -12,6 +13,8 @@ if [ ! -s secrets/master-keys ]; then
     # The same format as `eagate keys generate` (id:base64url of 32 random bytes).
     printf 'k%s:%s\n' "$(date +%Y%m)" "$(openssl rand -base64 32 | tr '+/' '-_' | tr -d '=\n')" > secrets/master-keys
 fi
+# The same format as `eagate keys api-secret` (base64url of 32 random bytes).
+[ -s secrets/api-key-secret ] || openssl rand -base64 32 | tr '+/' '-_' | tr -d '=\n' > secrets/api-key-secret
 [ -s secrets/metrics-token ] || openssl rand -hex 32 > secrets/metrics-token
 if [ ! -s .env ]; then
     printf 'POSTGRES_PASSWORD=%s\nEAGATE_METRICS_TOKEN=%s\n' "$(openssl rand -hex 24)" "$(cat secrets/metrics-token)" > .env

@@ -12,6 +12,10 @@ use serde_json::json;
 
 use crate::presign::Device;
 
+/// The `EAGATE_METRICS_TOKEN` the harness gives its servers: in production
+/// `/metrics` answers 404 without one.
+pub const METRICS_TOKEN: &str = "eagate-load-metrics-token";
+
 /// The password of every account the harness creates (never a real one).
 pub const PASSWORD: &str = "load-test-password-0123";
 
@@ -189,13 +193,16 @@ impl Api {
 
     /// `long_polls_waiting` from `/metrics`.
     pub async fn long_polls_waiting(&self) -> Result<u64> {
-        let text = self
+        let response = self
             .http
             .get(format!("{}/metrics", self.base))
+            .bearer_auth(METRICS_TOKEN)
             .send()
-            .await?
-            .text()
             .await?;
+        if !response.status().is_success() {
+            return Err(anyhow!("GET /metrics answered {}", response.status()));
+        }
+        let text = response.text().await?;
         Ok(metric(&text, "long_polls_waiting").map_or(0, |v| v as u64))
     }
 

@@ -69,6 +69,7 @@ pub struct Ctx {
     pub script: PathBuf,
     jwt_pem: String,
     master_keys: String,
+    api_key_secret: String,
     db: Option<Database>,
     redis_prefix: String,
     pub started: i64,
@@ -111,6 +112,8 @@ impl Ctx {
             .to_pem();
         let master_keys = eagate_crypto::MasterKeyring::generate_entry("load")
             .map_err(|e| anyhow!("generating a master key: {e}"))?;
+        let api_key_secret = eagate_crypto::HmacApiKeys::generate_secret()
+            .map_err(|e| anyhow!("generating an API key secret: {e}"))?;
         Ok(Self {
             redis_prefix: format!("eagate-load-{}-{started}:", std::process::id()),
             opts,
@@ -122,6 +125,7 @@ impl Ctx {
             script,
             jwt_pem,
             master_keys,
+            api_key_secret,
             db: None,
             started,
         })
@@ -150,7 +154,9 @@ impl Ctx {
             ("EAGATE_DATABASE_URL", db.url.as_str()),
             ("EAGATE_JWT_PRIVATE_KEY", self.jwt_pem.as_str()),
             ("EAGATE_MASTER_KEYS", self.master_keys.as_str()),
+            ("EAGATE_API_KEY_SECRET", self.api_key_secret.as_str()),
             ("EAGATE_RATE_LIMITS", "off"),
+            ("EAGATE_METRICS_TOKEN", crate::api::METRICS_TOKEN),
             ("EAGATE_MAX_DEVICES_PER_ACCOUNT", "100000"),
             // Soaks and 10,000-device set-ups outlast the default 15 minutes.
             ("EAGATE_ACCESS_TOKEN_TTL_SECONDS", "7200"),

@@ -49,6 +49,18 @@ pub enum MasterKeySource {
     GeneratedInDataDir,
 }
 
+/// Where the server secret that keys API-key hashes comes from.
+#[derive(Debug, Clone)]
+pub enum ApiKeySecretSource {
+    /// `EAGATE_API_KEY_SECRET`: base64url of at least 32 bytes.
+    Inline(SecretString),
+    /// `EAGATE_API_KEY_SECRET_FILE`: the same, in a file.
+    File(PathBuf),
+    /// Development only: generated on first run in the data directory
+    /// (mode 0600).
+    GeneratedInDataDir,
+}
+
 #[derive(Debug, Clone)]
 pub struct DeviceSettings {
     pub master_keys: MasterKeySource,
@@ -86,6 +98,9 @@ pub struct ProtectionSettings {
     /// Failed device authentications per client IP, per minute (then 429
     /// before any lookup until the minute ends).
     pub device_auth_failures_per_ip_per_minute: u32,
+    /// Requests per API key, per minute (on every instance together when
+    /// Redis is configured).
+    pub api_key_per_minute: u32,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Origins allowed to call the API from a browser.
@@ -131,6 +146,8 @@ pub struct AuthSettings {
     pub session_max_lifetime: Duration,
     pub argon2: Argon2Params,
     pub hash_concurrency: usize,
+    /// Keys the stored hashes of API keys.
+    pub api_key_secret: ApiKeySecretSource,
 }
 
 /// Which finished requests are logged. Errors, refusals and slow requests
@@ -327,6 +344,28 @@ impl Settings {
                 JwtKeySource::GeneratedInDataDir
             }
         };
+        let api_key_secret = match (
+            r.raw("EAGATE_API_KEY_SECRET"),
+            r.raw("EAGATE_API_KEY_SECRET_FILE"),
+        ) {
+            (Some(_), Some(_)) => {
+                r.problems
+                    .push("set only one of EAGATE_API_KEY_SECRET and EAGATE_API_KEY_SECRET_FILE".to_owned());
+                ApiKeySecretSource::GeneratedInDataDir
+            }
+            (Some(secret), None) => ApiKeySecretSource::Inline(SecretString::from(secret.to_owned())),
+            (None, Some(path)) => ApiKeySecretSource::File(PathBuf::from(path)),
+            (None, None) => {
+                if production {
+                    r.problems.push(
+                        "EAGATE_API_KEY_SECRET or EAGATE_API_KEY_SECRET_FILE is required when \
+                         EAGATE_ENV=production (base64url of 32 random bytes; `eagate keys api-secret`)"
+                            .to_owned(),
+                    );
+                }
+                ApiKeySecretSource::GeneratedInDataDir
+            }
+        };
         let default_concurrency = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
         let auth = AuthSettings {
             jwt_key,
@@ -357,6 +396,7 @@ impl Settings {
             },
             hash_concurrency: r.ranged("EAGATE_PASSWORD_HASH_CONCURRENCY", default_concurrency, 1, 1024)
                 as usize,
+            api_key_secret,
         };
         let master_keys = match (r.raw("EAGATE_MASTER_KEYS"), r.raw("EAGATE_MASTER_KEYS_FILE")) {
             (Some(_), Some(_)) => {
@@ -503,6 +543,7 @@ impl Settings {
                 1,
                 1_000_000,
             ) as u32,
+            api_key_per_minute: r.ranged("EAGATE_RATE_LIMIT_API_KEY_PER_MINUTE", 600, 1, 1_000_000) as u32,
             trusted_proxies,
             cors_origins,
             max_header_bytes: r.ranged("EAGATE_MAX_HEADER_BYTES", 16 * 1024, 1024, 1024 * 1024) as usize,
@@ -604,11 +645,13 @@ mod tests {
         assert!(err.contains("EAGATE_DATABASE_URL"), "{err}");
         assert!(err.contains("EAGATE_JWT_PRIVATE_KEY"), "{err}");
         assert!(err.contains("EAGATE_MASTER_KEYS"), "{err}");
+        assert!(err.contains("EAGATE_API_KEY_SECRET"), "{err}");
         let ok = Settings::from_vars(&vars(&[
             ("EAGATE_ENV", "production"),
             ("EAGATE_DATABASE_URL", "postgres://db/eagate"),
             ("EAGATE_JWT_PRIVATE_KEY_FILE", "/etc/eagate/jwt.pem"),
             ("EAGATE_MASTER_KEYS_FILE", "/etc/eagate/master-keys"),
+            ("EAGATE_API_KEY_SECRET_FILE", "/etc/eagate/api-key-secret"),
         ]))
         .unwrap();
         assert_eq!(ok.log_format, LogFormat::Json);
@@ -662,11 +705,14 @@ mod tests {
         let s = Settings::from_vars(&vars(&[
             ("EAGATE_DATABASE_URL", "postgres://u:hunter2@db/eagate"),
             ("EAGATE_JWT_PRIVATE_KEY", "-----BEGIN PRIVATE KEY-----topsecret"),
+            ("EAGATE_API_KEY_SECRET", "apikeysecretvalue"),
         ]))
         .unwrap();
         let debug = format!("{s:?}");
         assert!(
-            !debug.contains("hunter2") && !debug.contains("topsecret"),
+            !debug.contains("hunter2")
+                && !debug.contains("topsecret")
+                && !debug.contains("apikeysecretvalue"),
             "{debug}"
         );
     }

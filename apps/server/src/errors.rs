@@ -2,6 +2,10 @@
 //! a new domain outcome cannot silently become a 500.
 
 use eagate_domain::UnexpectedError;
+use eagate_domain::access::{
+    AdminListError, ApiKeyAuthError, AuthorizeError, CreateApiKeyError, Denied, DisableAccountError,
+    ListApiKeysError, RevokeApiKeyError, RotateApiKeyError,
+};
 use eagate_domain::account::{
     AuthenticateError, ChangePasswordError, DeleteAccountError, GetUserError, ListAuditError, LoginError,
     RefreshError, RegisterError,
@@ -484,6 +488,127 @@ impl From<DeploymentError> for ApiError {
             )
             .with_extension("state", serde_json::json!(state)),
             DeploymentError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+/// A refusal by the access policy: 403 naming what is missing.
+impl From<Denied> for ApiError {
+    fn from(denied: Denied) -> Self {
+        match denied {
+            Denied::MissingScope(scope) => ApiError::new(
+                ProblemKind::MissingScope,
+                format!("This API key lacks the scope `{scope}`; create a key with it."),
+            )
+            .with_extension("scope", serde_json::json!(scope.as_str())),
+            Denied::SessionRequired => ApiError::new(
+                ProblemKind::SessionRequired,
+                "API keys cannot do this (manage keys, change the password, delete the account, read the \
+                 profile or the audit trail); log in with the password.",
+            ),
+            Denied::AdminRequired => {
+                ApiError::new(ProblemKind::AdminRequired, "Only an administrator can do this.")
+            }
+        }
+    }
+}
+
+impl From<AuthorizeError> for ApiError {
+    fn from(e: AuthorizeError) -> Self {
+        match e {
+            AuthorizeError::Denied(denied) => denied.into(),
+            AuthorizeError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<ApiKeyAuthError> for ApiError {
+    fn from(e: ApiKeyAuthError) -> Self {
+        match e {
+            ApiKeyAuthError::Invalid => ApiError::new(
+                ProblemKind::InvalidToken,
+                "The API key is not valid (mistyped, rotated or never issued).",
+            ),
+            ApiKeyAuthError::Expired => ApiError::new(
+                ProblemKind::ApiKeyExpired,
+                "The API key has expired; create a new one.",
+            ),
+            ApiKeyAuthError::Revoked => ApiError::new(ProblemKind::ApiKeyRevoked, "The API key is revoked."),
+            ApiKeyAuthError::AddressNotAllowed => ApiError::new(
+                ProblemKind::AddressNotAllowed,
+                "The API key may not be used from this address (see its allowed_cidrs).",
+            ),
+            ApiKeyAuthError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+fn api_key_not_found() -> ApiError {
+    ApiError::new(ProblemKind::NotFound, "No such API key.")
+}
+
+impl From<CreateApiKeyError> for ApiError {
+    fn from(e: CreateApiKeyError) -> Self {
+        match e {
+            CreateApiKeyError::Invalid(errors) => ApiError::validation(&errors),
+            CreateApiKeyError::NameTaken => ApiError::new(
+                ProblemKind::ApiKeyNameTaken,
+                "You already have an active API key with this name (names are compared ignoring case).",
+            ),
+            CreateApiKeyError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<ListApiKeysError> for ApiError {
+    fn from(e: ListApiKeysError) -> Self {
+        match e {
+            ListApiKeysError::Invalid(errors) => ApiError::validation(&errors),
+            ListApiKeysError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<RevokeApiKeyError> for ApiError {
+    fn from(e: RevokeApiKeyError) -> Self {
+        match e {
+            RevokeApiKeyError::NotFound => api_key_not_found(),
+            RevokeApiKeyError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<RotateApiKeyError> for ApiError {
+    fn from(e: RotateApiKeyError) -> Self {
+        match e {
+            RotateApiKeyError::NotFound => api_key_not_found(),
+            RotateApiKeyError::Revoked => ApiError::new(
+                ProblemKind::ApiKeyNotActive,
+                "The API key is revoked; revoked keys cannot be rotated.",
+            ),
+            RotateApiKeyError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<AdminListError> for ApiError {
+    fn from(e: AdminListError) -> Self {
+        match e {
+            AdminListError::Invalid(errors) => ApiError::validation(&errors),
+            AdminListError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<DisableAccountError> for ApiError {
+    fn from(e: DisableAccountError) -> Self {
+        match e {
+            DisableAccountError::NotFound => ApiError::new(ProblemKind::NotFound, "No such account."),
+            DisableAccountError::OwnAccount => ApiError::new(
+                ProblemKind::CannotDisableSelf,
+                "Administrators cannot disable their own account (another administrator can).",
+            ),
+            DisableAccountError::Unexpected(e) => e.into(),
         }
     }
 }

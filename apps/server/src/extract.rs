@@ -1,14 +1,17 @@
 //! Request extractors that answer with problem responses.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
-use eagate_domain::account::AuthenticatedUser;
+use eagate_domain::access::{Action, ApiKeyAuthError, ApiKeySecret, Denied, Principal, Requirement, Role};
+use eagate_domain::account::{AuthenticatedUser, UserId};
 use eagate_domain::audit::ClientInfo;
 use eagate_domain::device::{AuthenticatedDevice, DeviceRequest};
+use eagate_domain::ratelimit::RateLimit;
 use eagate_protocol::{HeaderProblem, HeaderSlot, SignedHeaders};
 use futures_util::StreamExt as _;
 use serde::de::DeserializeOwned;
@@ -244,16 +247,7 @@ impl FromRequest for Client {
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let trusted = req
-            .app_data::<web::Data<AppState>>()
-            .map(|s| s.rate_limits.settings().trusted_proxies.clone())
-            .unwrap_or_default();
-        let ip = crate::protect::client_ip(req, &trusted);
-        let user_agent = req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok());
-        std::future::ready(Ok(Self(ClientInfo::new(ip, user_agent))))
+        std::future::ready(Ok(Self(client_info(req))))
     }
 }
 
@@ -273,8 +267,10 @@ pub fn path_id(raw: &str, what: &str) -> Result<uuid::Uuid, ApiError> {
 }
 
 /// The user behind a valid `Authorization: Bearer` access token whose
-/// session is still live.
+/// session is still live. Routes use [`Authorized`] instead; this stays for
+/// routes written against it (they refuse API keys until converted).
 #[derive(Debug, Clone, Copy)]
+#[allow(dead_code, reason = "kept for routes written against it on other branches")]
 pub struct Authenticated(pub AuthenticatedUser);
 
 fn bearer_token(req: &HttpRequest) -> Option<String> {
@@ -284,6 +280,9 @@ fn bearer_token(req: &HttpRequest) -> Option<String> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
 }
 
+/// A password session only. Routes should prefer [`Authorized`], which
+/// names the operation so the policy can admit API keys with the right
+/// scope; this extractor refuses every API key (403 `session-required`).
 impl FromRequest for Authenticated {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
@@ -291,12 +290,172 @@ impl FromRequest for Authenticated {
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = bearer_token(req);
+        let client = client_info(req);
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal("application state missing"))?;
             let token = token.ok_or_else(invalid_token)?;
+            if ApiKeySecret::looks_like(&token) {
+                // A valid key is still refused; an invalid one says so.
+                state.api_keys.authenticate(&token, client.ip, &client).await?;
+                return Err(Denied::SessionRequired.into());
+            }
             let who = state.accounts.authenticate(&token).await?;
             tracing::Span::current().record("user_id", tracing::field::display(who.user_id));
             Ok(Self(who))
+        })
+    }
+}
+
+/// The caller's address (as the rate limits resolve it, honouring trusted
+/// proxies) and user agent.
+fn client_info(req: &HttpRequest) -> ClientInfo {
+    let trusted = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.rate_limits.settings().trusted_proxies.clone())
+        .unwrap_or_default();
+    let ip = crate::protect::client_ip(req, &trusted);
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    ClientInfo::new(ip, user_agent)
+}
+
+/// An operation of the HTTP API, as a type: `Authorized<act::PublishSignal>`.
+pub trait Act {
+    const ACTION: Action;
+}
+
+/// One marker type per [`Action`], for [`Authorized`].
+pub mod act {
+    use eagate_domain::access::Action;
+
+    macro_rules! acts {
+        ($($name:ident),+ $(,)?) => {
+            $(
+                #[derive(Debug)]
+                pub struct $name;
+                impl super::Act for $name {
+                    const ACTION: Action = Action::$name;
+                }
+            )+
+        };
+    }
+
+    acts!(
+        ListDevices,
+        ReadDevice,
+        RegisterDevice,
+        RenameDevice,
+        RotateDeviceSecret,
+        RevokeDevice,
+        LabelDevice,
+        PublishSignal,
+        CancelSignal,
+        ListSignals,
+        ReadSignal,
+        ReadConfig,
+        WriteConfig,
+        WriteBundles,
+        WriteDeployments,
+        ReadAudit,
+        ReadProfile,
+        Logout,
+        ManageApiKeys,
+        ChangePassword,
+        DeleteAccount,
+        AdminListAccounts,
+        AdminDisableAccount,
+        AdminReadAudit,
+        AdminFleetStats,
+    );
+}
+
+/// Who is calling an owner route, once the policy allowed the operation.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The account acted on: the session's user or the key's owner.
+    pub user_id: UserId,
+    /// The password session, when the caller is one (never for a key).
+    session: Option<AuthenticatedUser>,
+    pub client: ClientInfo,
+}
+
+impl Caller {
+    /// The password session behind the request. Operations that need one
+    /// require [`Requirement::Session`](eagate_domain::access::Requirement),
+    /// so the policy has already refused API keys.
+    pub fn session(&self) -> Result<AuthenticatedUser, ApiError> {
+        self.session.ok_or_else(|| Denied::SessionRequired.into())
+    }
+}
+
+/// The caller of an owner route, authenticated by `Authorization: Bearer`
+/// with an access token (a live password session) or an API key (checked
+/// on every request: revocation, expiry, the address allowlist, then the
+/// per-key rate limit), and allowed by the access policy to perform
+/// `A::ACTION` — otherwise 401, or 403 naming the missing scope.
+#[derive(Debug)]
+pub struct Authorized<A>(pub Caller, PhantomData<A>);
+
+impl<A: Act + 'static> FromRequest for Authorized<A> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer_token(req);
+        let client = client_info(req);
+        Box::pin(async move {
+            let state = state.ok_or_else(|| ApiError::internal("application state missing"))?;
+            let token = token.ok_or_else(invalid_token)?;
+            let (principal, session) = if ApiKeySecret::looks_like(&token) {
+                let principal = state
+                    .api_keys
+                    .authenticate(&token, client.ip, &client)
+                    .await
+                    .inspect_err(|e| {
+                        let outcome = match e {
+                            ApiKeyAuthError::Invalid => "invalid",
+                            ApiKeyAuthError::Expired => "expired",
+                            ApiKeyAuthError::Revoked => "revoked",
+                            ApiKeyAuthError::AddressNotAllowed => "address_not_allowed",
+                            ApiKeyAuthError::Unexpected(_) => "error",
+                        };
+                        metrics::counter!("api_key_auth_total", "outcome" => outcome).increment(1);
+                    })?;
+                if let Some(key) = principal.api_key() {
+                    tracing::Span::current().record("api_key_id", tracing::field::display(key));
+                    let limit = RateLimit::per_minute(state.rate_limits.settings().api_key_per_minute);
+                    state.rate_limits.check(&format!("apikey:{key}"), limit).await?;
+                }
+                metrics::counter!("api_key_auth_total", "outcome" => "ok").increment(1);
+                (principal, None)
+            } else {
+                let who = state.accounts.authenticate(&token).await?;
+                // Only administrator operations depend on the role: owner
+                // requests do not pay for reading it.
+                let role = match A::ACTION.requirement() {
+                    Requirement::Admin => state.admin.role_of(who.user_id).await?,
+                    Requirement::Scope(_) | Requirement::Session => Role::Owner,
+                };
+                let principal = Principal::Session {
+                    user: who.user_id,
+                    role,
+                };
+                (principal, Some(who))
+            };
+            let user_id = principal.user_id();
+            tracing::Span::current().record("user_id", tracing::field::display(user_id));
+            state.api_keys.authorize(&principal, A::ACTION, &client).await?;
+            Ok(Self(
+                Caller {
+                    user_id,
+                    session,
+                    client,
+                },
+                PhantomData,
+            ))
         })
     }
 }

@@ -371,6 +371,7 @@ pub async fn handle<B: MessageBody + 'static>(
             status = tracing::field::Empty,
             latency_ms = tracing::field::Empty,
             user_id = tracing::field::Empty,
+            api_key_id = tracing::field::Empty,
             device_id = tracing::field::Empty,
         );
         if gateway.traces {

@@ -5,10 +5,10 @@ use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::Path;
 
-use eagate_crypto::{Ed25519Keys, MasterKeyring};
+use eagate_crypto::{Ed25519Keys, HmacApiKeys, MasterKeyring};
 use secrecy::ExposeSecret as _;
 
-use crate::config::{JwtKeySource, MasterKeySource, Settings};
+use crate::config::{ApiKeySecretSource, JwtKeySource, MasterKeySource, Settings};
 
 /// Keys that cannot be read, parsed or written; says which variable or file.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +17,7 @@ pub struct KeyError(String);
 
 const DEV_KEY_FILE: &str = "jwt-ed25519.pem";
 const DEV_MASTER_KEYS_FILE: &str = "master-keys";
+const DEV_API_KEY_SECRET_FILE: &str = "api-key-secret";
 
 pub fn load(settings: &Settings) -> Result<Ed25519Keys, KeyError> {
     match &settings.auth.jwt_key {
@@ -48,6 +49,30 @@ pub fn load_master_keys(settings: &Settings) -> Result<MasterKeyring, KeyError> 
             let text = load_or_create_private_file(&path, "development master keys", || {
                 MasterKeyring::generate_entry("dev1")
                     .map(|entry| format!("# eagate development master keys, current first\n{entry}\n"))
+                    .map_err(|e| e.to_string())
+            })?;
+            parse(&text, &path.display().to_string())
+        }
+    }
+}
+
+/// The keyed hash of API keys, under `EAGATE_API_KEY_SECRET`.
+pub fn load_api_keys(settings: &Settings) -> Result<HmacApiKeys, KeyError> {
+    let parse = |text: &str, source: &str| {
+        HmacApiKeys::from_base64url(text).map_err(|e| KeyError(format!("{source}: {e}")))
+    };
+    match &settings.auth.api_key_secret {
+        ApiKeySecretSource::Inline(text) => parse(text.expose_secret(), "EAGATE_API_KEY_SECRET"),
+        ApiKeySecretSource::File(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| KeyError(format!("EAGATE_API_KEY_SECRET_FILE={}: {e}", path.display())))?;
+            parse(&text, &format!("EAGATE_API_KEY_SECRET_FILE={}", path.display()))
+        }
+        ApiKeySecretSource::GeneratedInDataDir => {
+            let path = settings.data_dir.join(DEV_API_KEY_SECRET_FILE);
+            let text = load_or_create_private_file(&path, "development API key secret", || {
+                HmacApiKeys::generate_secret()
+                    .map(|secret| format!("{secret}\n"))
                     .map_err(|e| e.to_string())
             })?;
             parse(&text, &path.display().to_string())
@@ -127,6 +152,37 @@ mod tests {
         let second = load_or_generate(&path).unwrap();
         assert_eq!(first.key_id(), second.key_id());
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_api_key_secret_is_generated_in_development_and_checked_when_given() {
+        use eagate_domain::access::ApiKeyFactory as _;
+        let dir = std::env::temp_dir().join(format!("eagate-aks-{}", uuid::Uuid::new_v4()));
+        let mut vars = std::collections::HashMap::new();
+        vars.insert("EAGATE_DATA_DIR".to_owned(), dir.display().to_string());
+        let settings = Settings::from_vars(&vars).unwrap();
+        let first = load_api_keys(&settings).unwrap();
+        let path = dir.join(DEV_API_KEY_SECRET_FILE);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let key = first.generate().unwrap();
+        let second = load_api_keys(&settings).unwrap();
+        assert_eq!(
+            second.hash(key.secret.expose()),
+            Some(key.hash),
+            "the same secret is reused"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+        vars.insert("EAGATE_API_KEY_SECRET".to_owned(), "c2hvcnQ".to_owned());
+        let err = load_api_keys(&Settings::from_vars(&vars).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("EAGATE_API_KEY_SECRET") && err.contains("at least 32 bytes"),
+            "{err}"
+        );
     }
 
     #[test]

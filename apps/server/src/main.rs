@@ -35,10 +35,25 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Grant or revoke the administrator role (the only way to make the first administrator).
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminAction {
+    /// Make the account with this email an administrator.
+    Grant { email: String },
+    /// Make the account with this email an owner again.
+    Revoke { email: String },
 }
 
 #[derive(Debug, Subcommand)]
 enum KeysAction {
+    /// Print a new random EAGATE_API_KEY_SECRET (base64url of 32 bytes).
+    ApiSecret,
     /// Print a new random master-key entry `<id>:<key>` to add to EAGATE_MASTER_KEYS(_FILE).
     Generate {
         /// The key id (1–32 of A-Z a-z 0-9 _ -); default `k<unix time>`.
@@ -86,6 +101,7 @@ fn main() -> ExitCode {
             Command::Serve => serve(settings).await,
             Command::Migrate { action } => migrate_command(settings, action).await,
             Command::Keys { action } => keys_command(settings, action).await,
+            Command::Admin { action } => admin_command(settings, action).await,
             Command::Openapi => Ok(()),
         }
     });
@@ -196,6 +212,36 @@ async fn migrate_command(settings: Settings, action: MigrateAction) -> Result<()
     Ok(())
 }
 
+async fn admin_command(settings: Settings, action: AdminAction) -> Result<(), StartupError> {
+    use eagate_domain::access::{AdminService, Role, RoleChange};
+    let (email, role) = match action {
+        AdminAction::Grant { email } => (email, Role::Admin),
+        AdminAction::Revoke { email } => (email, Role::Owner),
+    };
+    let url = resolve_database_url(&settings).await?;
+    if !migrate::is_up_to_date(&url).await? {
+        return Err(StartupError::PendingMigrations);
+    }
+    let pool = eagate_postgres::create_pool(&url, &eagate_postgres::PoolConfig::default())?;
+    let admin = AdminService::new(
+        eagate_postgres::PgAdminRepository::new(pool),
+        eagate_domain::SystemClock,
+        eagate_domain::UuidV7Generator,
+    );
+    let change = admin
+        .set_role(&email, role)
+        .await
+        .map_err(|e| StartupError::Internal(e.to_string()))?;
+    let text = match (change, role) {
+        (RoleChange::Changed, Role::Admin) => format!("{email} is now an administrator"),
+        (RoleChange::Changed, Role::Owner) => format!("{email} is no longer an administrator"),
+        (RoleChange::AlreadySo, Role::Admin) => format!("{email} was already an administrator"),
+        (RoleChange::AlreadySo, Role::Owner) => format!("{email} was not an administrator"),
+    };
+    report(settings.log_format, &text);
+    Ok(())
+}
+
 async fn keys_command(settings: Settings, action: KeysAction) -> Result<(), StartupError> {
     match action {
         KeysAction::Generate { id } => {
@@ -205,6 +251,11 @@ async fn keys_command(settings: Settings, action: KeysAction) -> Result<(), Star
             // Validate the id the same way start-up will.
             eagate_crypto::MasterKeyring::parse(&entry).map_err(|e| StartupError::Keys(e.to_string()))?;
             println!("{entry}");
+        }
+        KeysAction::ApiSecret => {
+            let secret = eagate_crypto::HmacApiKeys::generate_secret()
+                .map_err(|e| StartupError::Keys(e.to_string()))?;
+            println!("{secret}");
         }
         KeysAction::Rotate => {
             let url = resolve_database_url(&settings).await?;

@@ -13,6 +13,10 @@ use crate::problem::{FieldProblem, Problem};
 /// The security scheme of owner routes (`security(("bearer" = []))`).
 const BEARER: &str = "bearer";
 
+/// The alternative on owner routes that API keys may call, with the scope
+/// the key needs (`security(("bearer" = []), ("api_key" = ["signals:publish"]))`).
+const API_KEY: &str = "api_key";
+
 /// The four headers of a protocol v1 signed request, each a security
 /// scheme; device routes require all four together.
 const DEVICE_SIGNING_HEADERS: [(&str, &str, &str); 4] = [
@@ -51,6 +55,21 @@ impl Modify for SecuritySchemes {
                     .bearer_format("JWT")
                     .description(Some(
                         "An access token from POST /api/v1/auth/login or /refresh (EdDSA JWT, 15 minutes).",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            API_KEY,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("eag_live_ API key")
+                    .description(Some(
+                        "An API key from POST /api/v1/api-keys (`eag_live_` + 49 characters), for scripts \
+                         and CI. Each operation lists the one scope it needs; operations that do not list \
+                         this scheme refuse keys (403 session-required), and a key without the scope is \
+                         refused with 403 missing-scope.",
                     ))
                     .build(),
             ),
@@ -97,6 +116,8 @@ impl Modify for SecuritySchemes {
         (name = "auth", description = "Accounts, logins and tokens"),
         (name = "devices", description = "The owner's device registry"),
         (name = "audit", description = "The owner's security events"),
+        (name = "api-keys", description = "The owner's API keys for scripts and CI"),
+        (name = "admin", description = "Administering the installation (administrators only)"),
         (name = "signals", description = "Publishing trading signals"),
         (name = "config", description = "Per-device trading configuration and the account default"),
         (name = "bundles", description = "The owner's EA bundles (uploaded builds)"),

@@ -76,6 +76,25 @@ pub enum ProblemKind {
     /// empty segments: refused before routing, so that the router, the rate
     /// limits and authentication all see one spelling of every route.
     NonCanonicalPath,
+    /// An API key without the scope the operation needs (403; the
+    /// `scope` extension names it).
+    MissingScope,
+    /// An API key where only a password session will do (403).
+    SessionRequired,
+    /// An operation only administrators may perform (403).
+    AdminRequired,
+    /// An API key past its expiry (401).
+    ApiKeyExpired,
+    /// A revoked API key (401).
+    ApiKeyRevoked,
+    /// An API key used from an address off its allowlist (403).
+    AddressNotAllowed,
+    /// An owner's active API key already has the name (409).
+    ApiKeyNameTaken,
+    /// Rotating a revoked API key (409).
+    ApiKeyNotActive,
+    /// An administrator disabling their own account (409).
+    CannotDisableSelf,
     /// Any other refused request (a response the framework made).
     BadRequest,
     Internal,
@@ -122,6 +141,15 @@ impl ProblemKind {
             Self::NotReady => "not-ready",
             Self::CorsDenied => "cors-denied",
             Self::NonCanonicalPath => "non-canonical-path",
+            Self::MissingScope => "missing-scope",
+            Self::SessionRequired => "session-required",
+            Self::AdminRequired => "admin-required",
+            Self::ApiKeyExpired => "api-key-expired",
+            Self::ApiKeyRevoked => "api-key-revoked",
+            Self::AddressNotAllowed => "address-not-allowed",
+            Self::ApiKeyNameTaken => "api-key-name-taken",
+            Self::ApiKeyNotActive => "api-key-not-active",
+            Self::CannotDisableSelf => "cannot-disable-self",
             Self::BadRequest => "bad-request",
             Self::Internal => "internal-error",
         }
@@ -147,17 +175,26 @@ impl ProblemKind {
             | Self::ClockSkew
             | Self::InvalidSignature
             | Self::DeviceRevoked
-            | Self::Replayed => StatusCode::UNAUTHORIZED,
+            | Self::Replayed
+            | Self::ApiKeyExpired
+            | Self::ApiKeyRevoked => StatusCode::UNAUTHORIZED,
             Self::ServiceUnavailable | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::WrongPassword => StatusCode::FORBIDDEN,
+            Self::WrongPassword
+            | Self::MissingScope
+            | Self::SessionRequired
+            | Self::AdminRequired
+            | Self::AddressNotAllowed => StatusCode::FORBIDDEN,
             Self::EmailTaken
             | Self::UsernameTaken
             | Self::DeviceNameTaken
             | Self::DeviceLimitReached
             | Self::DeviceNotActive
+            | Self::ApiKeyNameTaken
+            | Self::ApiKeyNotActive
+            | Self::CannotDisableSelf
             | Self::IdempotencyKeyReused
             | Self::AckConflict
             | Self::BundleVersionTaken
@@ -211,6 +248,15 @@ impl ProblemKind {
             Self::NotReady => "Not ready",
             Self::CorsDenied => "Origin not allowed",
             Self::NonCanonicalPath => "Non-canonical path",
+            Self::MissingScope => "Missing scope",
+            Self::SessionRequired => "Password session required",
+            Self::AdminRequired => "Administrator required",
+            Self::ApiKeyExpired => "API key expired",
+            Self::ApiKeyRevoked => "API key revoked",
+            Self::AddressNotAllowed => "Address not allowed",
+            Self::ApiKeyNameTaken => "API key name taken",
+            Self::ApiKeyNotActive => "API key is revoked",
+            Self::CannotDisableSelf => "Cannot disable one's own account",
             Self::BadRequest => "Bad request",
             Self::Internal => "Internal server error",
         }
@@ -254,8 +300,11 @@ pub struct Problem<'a> {
     /// invalid-transition, deployment-ended, range-not-satisfiable,
     /// rate-limited, cors-denied,
     /// clock-skew, invalid-signature, device-revoked, replayed,
-    /// service-unavailable, not-ready, non-canonical-path, bad-request,
-    /// internal-error.
+    /// service-unavailable, not-ready, non-canonical-path, missing-scope,
+    /// session-required, admin-required, api-key-expired, api-key-revoked,
+    /// address-not-allowed, api-key-name-taken, api-key-not-active,
+    /// cannot-disable-self,
+    /// bad-request, internal-error.
     #[schema(example = "validation-failed")]
     code: &'static str,
     #[schema(example = "Validation failed")]
@@ -325,6 +374,12 @@ fn problem_extensions() -> utoipa::openapi::schema::Object {
             ObjectBuilder::new()
                 .schema_type(Type::String)
                 .description(Some("`deployment-ended`: how the deployment ended.")),
+        )
+        .property(
+            "scope",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some("`missing-scope`: the scope the API key lacks.")),
         )
         .property(
             "checks",

@@ -10,6 +10,7 @@ use eagate_crypto::{
     Argon2Hasher, HmacVerifier, JwtAccessTokens, JwtConfig, OpaqueRefreshTokens, RandomDeviceSecrets,
     XChaChaSealer,
 };
+use eagate_domain::access::{AdminService, ApiKeyPolicy, ApiKeyService};
 use eagate_domain::account::{AccountPolicy, AccountService};
 use eagate_domain::activity::{ActivityBuffer, ActivityWriter};
 use eagate_domain::bundle::{BundlePolicy, BundleService};
@@ -22,9 +23,9 @@ use eagate_domain::signal::{SignalPolicy, SignalService};
 use eagate_domain::{SystemClock, UuidV7Generator};
 use eagate_memory::InMemoryDeviceCache;
 use eagate_postgres::{
-    EmbeddedPostgres, PgAccountRepository, PgAuditLog, PgBundleStore, PgConfigRepository,
-    PgDeploymentRepository, PgDeviceRepository, PgPool, PgSessionRepository, PgSignalRepository,
-    PgSignalWakeups, PoolConfig, create_database_if_missing, create_pool, migrate,
+    EmbeddedPostgres, PgAccountRepository, PgAdminRepository, PgApiKeyRepository, PgAuditLog, PgBundleStore,
+    PgConfigRepository, PgDeploymentRepository, PgDeviceRepository, PgPool, PgSessionRepository,
+    PgSignalRepository, PgSignalWakeups, PoolConfig, create_database_if_missing, create_pool, migrate,
 };
 use secrecy::ExposeSecret as _;
 
@@ -184,6 +185,7 @@ pub struct Application {
     pool: PgPool,
     wakeups: PgSignalWakeups,
     activity: crate::state::Activity,
+    api_keys: crate::state::ApiKeys,
     flusher: tokio::task::JoinHandle<()>,
 }
 
@@ -326,8 +328,17 @@ impl Application {
             PgDeviceRepository::new(pool.clone()),
             PgSignalRepository::new(pool.clone()),
         );
+        let api_keys = ApiKeyService::new(
+            PgApiKeyRepository::new(pool.clone()),
+            keys::load_api_keys(&settings)?,
+            PgAuditLog::new(pool.clone()),
+            SystemClock,
+            UuidV7Generator,
+            ApiKeyPolicy::default(),
+        );
         let flusher = tokio::spawn(flush_activity(
             activity.clone(),
+            api_keys.clone(),
             settings.devices.activity_flush_interval,
         ));
         let configs = ConfigService::new(
@@ -361,6 +372,8 @@ impl Application {
             configs,
             bundles,
             deployments,
+            api_keys: api_keys.clone(),
+            admin: AdminService::new(PgAdminRepository::new(pool.clone()), SystemClock, UuidV7Generator),
             rate_limits,
             pool: pool.clone(),
             wakeups: wakeups.clone(),
@@ -444,16 +457,24 @@ impl Application {
             pool,
             wakeups,
             activity,
+            api_keys,
             flusher,
         })
     }
 
     /// After the server stopped: writes the activity still buffered.
-    async fn finish(activity: crate::state::Activity, flusher: tokio::task::JoinHandle<()>) {
+    async fn finish(
+        activity: crate::state::Activity,
+        api_keys: crate::state::ApiKeys,
+        flusher: tokio::task::JoinHandle<()>,
+    ) {
         flusher.abort();
         match activity.flush().await {
             Ok(devices) => tracing::info!(devices, "wrote the last device activity"),
             Err(e) => tracing::error!(error = %e, "could not write the last device activity; it is lost"),
+        }
+        if let Err(e) = api_keys.flush_usage().await {
+            tracing::error!(error = %e, "could not write the last API key use times; they are lost");
         }
     }
 
@@ -470,7 +491,7 @@ impl Application {
     /// Serves until the server is stopped (see [`Application::run_until_signal`]).
     pub async fn run(self) -> std::io::Result<()> {
         let served = self.server.await;
-        Self::finish(self.activity, self.flusher).await;
+        Self::finish(self.activity, self.api_keys, self.flusher).await;
         served
     }
 
@@ -487,7 +508,7 @@ impl Application {
             handle.stop(true).await;
         });
         let served = self.server.await;
-        Self::finish(self.activity, self.flusher).await;
+        Self::finish(self.activity, self.api_keys, self.flusher).await;
         served
     }
 
@@ -508,14 +529,22 @@ impl Application {
     }
 }
 
-/// Writes buffered device activity every `interval`, until aborted.
-async fn flush_activity(activity: crate::state::Activity, interval: std::time::Duration) {
+/// Writes buffered device activity and API key last-use times every
+/// `interval`, until aborted.
+async fn flush_activity(
+    activity: crate::state::Activity,
+    api_keys: crate::state::ApiKeys,
+    interval: std::time::Duration,
+) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
         if let Err(e) = activity.flush().await {
             tracing::warn!(error = %e, "writing device activity failed; retrying with the next flush");
+        }
+        if let Err(e) = api_keys.flush_usage().await {
+            tracing::warn!(error = %e, "writing API key use times failed; retrying with the next flush");
         }
     }
 }

@@ -4,9 +4,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use eagate_crypto::{
-    Argon2Hasher, HmacVerifier, JwtAccessTokens, OpaqueRefreshTokens, RandomDeviceSecrets, XChaChaSealer,
+    Argon2Hasher, HmacApiKeys, HmacVerifier, JwtAccessTokens, OpaqueRefreshTokens, RandomDeviceSecrets,
+    XChaChaSealer,
 };
 use eagate_domain::UnexpectedError;
+use eagate_domain::access::{AdminService, ApiKeyService};
 use eagate_domain::account::AccountService;
 use eagate_domain::activity::ActivityWriter;
 use eagate_domain::bundle::BundleService;
@@ -20,8 +22,9 @@ use eagate_domain::signal::SignalService;
 use eagate_domain::{SystemClock, UuidV7Generator};
 use eagate_memory::{InMemoryRateLimiter, InMemoryReplayGuard};
 use eagate_postgres::{
-    PgAccountRepository, PgAuditLog, PgBundleStore, PgConfigRepository, PgDeploymentRepository,
-    PgDeviceRepository, PgSessionRepository, PgSignalRepository, PgSignalWakeups,
+    PgAccountRepository, PgAdminRepository, PgApiKeyRepository, PgAuditLog, PgBundleStore,
+    PgConfigRepository, PgDeploymentRepository, PgDeviceRepository, PgSessionRepository, PgSignalRepository,
+    PgSignalWakeups,
 };
 use eagate_redis::RedisReplayGuard;
 
@@ -56,6 +59,12 @@ pub type Signals = SignalService<
     SystemClock,
     UuidV7Generator,
 >;
+
+/// API keys, over the production adapters.
+pub type ApiKeys = ApiKeyService<PgApiKeyRepository, HmacApiKeys, PgAuditLog, SystemClock, UuidV7Generator>;
+
+/// Administration (roles, fleet counts), over the production adapters.
+pub type Admin = AdminService<PgAdminRepository, SystemClock, UuidV7Generator>;
 
 /// Trading configurations, over the production adapters.
 pub type Configs = ConfigService<PgConfigRepository, SystemClock, UuidV7Generator>;
@@ -126,6 +135,8 @@ pub struct AppState {
     pub configs: Configs,
     pub bundles: Bundles,
     pub deployments: Deployments,
+    pub api_keys: ApiKeys,
+    pub admin: Admin,
     pub rate_limits: crate::protect::RateLimits,
     pub pool: eagate_postgres::PgPool,
     pub wakeups: PgSignalWakeups,

@@ -275,9 +275,7 @@ mod tests {
         let logs = tracing_subscriber::fmt::layer()
             .with_writer(std::io::sink)
             .with_filter(EnvFilter::new("info"));
-        let subscriber = tracing_subscriber::registry()
-            .with(logs)
-            .with(db_metrics_layer());
+        let subscriber = tracing_subscriber::registry().with(logs).with(db_metrics_layer());
         assert_eq!(subscriber.max_level_hint(), Some(LevelFilter::INFO));
     }
 }

@@ -36,7 +36,11 @@ fn eagate(db: &TestDatabase, production: bool) -> Command {
                 "EAGATE_JWT_PRIVATE_KEY",
                 Ed25519Keys::generate().unwrap().to_pem(),
             )
-            .env("EAGATE_MASTER_KEYS", MasterKeyring::generate_entry("b1").unwrap());
+            .env("EAGATE_MASTER_KEYS", MasterKeyring::generate_entry("b1").unwrap())
+            .env(
+                "EAGATE_API_KEY_SECRET",
+                eagate_crypto::HmacApiKeys::generate_secret().unwrap(),
+            );
     } else {
         command
             .env("EAGATE_ARGON2_MEMORY_KIB", "64")
@@ -272,4 +276,42 @@ async fn migrate_up_and_status_name_migrations_alike() {
     assert!(pending[0].ends_with("_create_accounts"), "{pending:?}");
     assert_eq!(names(&up, "applied "), pending);
     assert_eq!(names(&applied, "[applied] "), pending);
+}
+
+/// `eagate admin grant|revoke EMAIL`: the only way to make the first
+/// administrator; unknown emails are an error.
+#[tokio::test]
+async fn admin_grant_and_revoke_from_the_command_line() {
+    let db = TestDatabase::migrated().await;
+    {
+        use diesel_async::RunQueryDsl as _;
+        let mut conn = db.connect().await;
+        diesel::sql_query(
+            "INSERT INTO users (id, username, email, password_hash, created_at, updated_at) \
+             VALUES (gen_random_uuid(), 'opsadmin', 'ops@example.com', 'x', now(), now())",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    let run = |args: &[&str]| eagate(&db, false).args(args).output().unwrap();
+    let granted = run(&["admin", "grant", "ops@example.com"]);
+    assert!(granted.status.success(), "{granted:?}");
+    assert!(String::from_utf8_lossy(&granted.stdout).contains("ops@example.com is now an administrator"));
+    let again = run(&["admin", "grant", "OPS@example.com"]);
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("was already an administrator"),
+        "{again:?}"
+    );
+    let revoked = run(&["admin", "revoke", "ops@example.com"]);
+    assert!(
+        String::from_utf8_lossy(&revoked.stdout).contains("is no longer an administrator"),
+        "{revoked:?}"
+    );
+    let unknown = run(&["admin", "grant", "nobody@example.com"]);
+    assert!(!unknown.status.success());
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("no account has the email nobody@example.com"),
+        "{unknown:?}"
+    );
 }

@@ -65,6 +65,170 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/accounts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List and search accounts
+         * @description Every account, newest first, optionally searched by username or email. Administrators only.
+         */
+        get: operations["adminListAccounts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/accounts/{id}/disable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Disable an account
+         * @description The account's sessions, API keys and devices stop working at once, on every instance, until it is enabled again. Nothing is deleted. Idempotent. Administrators only; not one's own account.
+         */
+        post: operations["adminDisableAccount"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/accounts/{id}/enable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Enable an account
+         * @description Undoes a disable: the account's sessions, API keys and devices work again. Idempotent. Administrators only.
+         */
+        post: operations["adminEnableAccount"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read the global audit log
+         * @description Every account's security events, newest first, filtered by actor, action, device and time range. Administrators only.
+         */
+        get: operations["adminListAuditEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Fleet-wide counts
+         * @description Accounts, devices by status and signals per day, over every account. Administrators only.
+         */
+        get: operations["adminFleetStats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/api-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List API keys
+         * @description The caller's keys (revoked ones too), newest first, without their secrets.
+         */
+        get: operations["listApiKeys"];
+        put?: never;
+        /**
+         * Create an API key
+         * @description Returns the key, shown this once. Needs a password session (an API key cannot create keys).
+         */
+        post: operations["createApiKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/api-keys/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke an API key
+         * @description The key stops working at once, on every instance. Idempotent.
+         */
+        delete: operations["revokeApiKey"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/api-keys/{id}/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate an API key
+         * @description Returns a new secret for the key, shown this once; the old one stops working at once. Name, scopes, expiry and allowlist stay.
+         */
+        post: operations["rotateApiKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/audit": {
         parameters: {
             query?: never;
@@ -886,6 +1050,52 @@ export interface components {
             /** Format: double */
             volume?: number | null;
         };
+        /** @description An account as administrators see it (never a password hash, secret or key). */
+        AdminAccount: {
+            /** Format: date-time */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description When an administrator disabled the account; `null` while it is enabled.
+             */
+            disabled_at?: string | null;
+            email: string;
+            /** Format: uuid */
+            id: string;
+            /**
+             * @description `owner` or `admin`.
+             * @example owner
+             */
+            role: string;
+            username: string;
+        };
+        AdminAccountList: {
+            items: components["schemas"]["AdminAccount"][];
+            next_cursor?: string | null;
+        };
+        AdminAuditEvent: {
+            action: string;
+            client_ip?: string | null;
+            details: {
+                [key: string]: string;
+            };
+            /** Format: uuid */
+            device_id?: string | null;
+            /** Format: uuid */
+            id: string;
+            /** Format: date-time */
+            occurred_at: string;
+            user_agent?: string | null;
+            /**
+             * Format: uuid
+             * @description The acting account (or, for a failed login, the targeted one).
+             */
+            user_id?: string | null;
+        };
+        AdminAuditList: {
+            items: components["schemas"]["AdminAuditEvent"][];
+            next_cursor?: string | null;
+        };
         /** @description Where to go from the root. */
         ApiIndex: {
             /**
@@ -917,6 +1127,41 @@ export interface components {
             ready: string;
             /** @example 0.1.0 */
             version: string;
+        };
+        ApiKeyList: {
+            items: components["schemas"]["ApiKeyResponse"][];
+            next_cursor?: string | null;
+        };
+        /** @description An API key as its owner sees it: never the key itself after creation. */
+        ApiKeyResponse: {
+            allowed_cidrs: string[];
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            expires_at?: string | null;
+            /** Format: uuid */
+            id: string;
+            /**
+             * Format: date-time
+             * @description Updated about once a second at most, not on every request.
+             */
+            last_used_at?: string | null;
+            name: string;
+            /**
+             * @description `eag_live_` and the first characters of the key, to tell keys apart.
+             * @example eag_live_Xk3q9Z
+             */
+            prefix: string;
+            /** Format: date-time */
+            revoked_at?: string | null;
+            /** Format: date-time */
+            rotated_at?: string | null;
+            scopes: ("signals:publish" | "signals:read" | "devices:read" | "devices:write" | "config:read" | "config:write" | "bundles:write" | "deployments:write")[];
+        };
+        /** @description A key with its secret, shown this once. */
+        ApiKeyWithSecretResponse: components["schemas"]["ApiKeyResponse"] & {
+            /** @description The key: send it as `Authorization: Bearer <key>`. Shown this once; store it now. */
+            key: string;
         };
         AuditEventResponse: {
             /** @description e.g. `login.failed`, `device.secret_rotated`. */
@@ -1071,6 +1316,26 @@ export interface components {
             rolled_back_to?: number | null;
             /** Format: int32 */
             version: number;
+        };
+        CreateApiKeyRequest: {
+            /**
+             * @description Networks the key may be used from, in CIDR notation (a bare address is one host); anywhere when absent or empty. At most 32.
+             * @example [
+             *       "203.0.113.0/24"
+             *     ]
+             */
+            allowed_cidrs?: string[] | null;
+            /**
+             * Format: date-time
+             * @description When the key stops working (in the future, at most 5 years ahead); never when absent.
+             */
+            expires_at?: string | null;
+            /**
+             * @description Unique among your active keys (ignoring case).
+             * @example TradingView relay
+             */
+            name: string;
+            scopes: ("signals:publish" | "signals:read" | "devices:read" | "devices:write" | "config:read" | "config:write" | "bundles:write" | "deployments:write")[];
         };
         CreateDeploymentRequest: {
             /**
@@ -1276,6 +1541,22 @@ export interface components {
             /** @example must be at least 3 characters */
             message: string;
         };
+        /** @description Counts over the whole installation. */
+        FleetStatsResponse: {
+            /** Format: int64 */
+            accounts: number;
+            /**
+             * Format: int64
+             * @description Accounts with the administrator role.
+             */
+            admins: number;
+            /** Format: int64 */
+            devices_active: number;
+            /** Format: int64 */
+            devices_revoked: number;
+            /** @description Signals published per UTC day over the last 30 days (today included), oldest first; days without signals are left out. */
+            signals_per_day: components["schemas"]["SignalsOnDay"][];
+        };
         HeartbeatRequest: {
             /**
              * Format: int64
@@ -1404,6 +1685,8 @@ export interface components {
              * @description `rate-limited`: seconds until a retry may succeed (also in `Retry-After`).
              */
             retry_after?: number;
+            /** @description `missing-scope`: the scope the API key lacks. */
+            scope?: string;
             /**
              * Format: int64
              * @description `clock-skew`: the server's Unix time.
@@ -1426,8 +1709,11 @@ export interface components {
              *     invalid-transition, deployment-ended, range-not-satisfiable,
              *     rate-limited, cors-denied,
              *     clock-skew, invalid-signature, device-revoked, replayed,
-             *     service-unavailable, not-ready, non-canonical-path, bad-request,
-             *     internal-error.
+             *     service-unavailable, not-ready, non-canonical-path, missing-scope,
+             *     session-required, admin-required, api-key-expired, api-key-revoked,
+             *     address-not-allowed, api-key-name-taken, api-key-not-active,
+             *     cannot-disable-self,
+             *     bad-request, internal-error.
              * @example validation-failed
              */
             code: string;
@@ -1537,6 +1823,15 @@ export interface components {
             /** Format: date-time */
             cancelled_at?: string | null;
             deliveries: components["schemas"]["DeliveryResponse"][];
+        };
+        SignalsOnDay: {
+            /**
+             * Format: date
+             * @description A UTC day.
+             */
+            day: string;
+            /** Format: int64 */
+            signals: number;
         };
         /**
          * @description How a signal's volume becomes the device's: `fixed` lots, a
@@ -1773,6 +2068,406 @@ export interface operations {
                 };
                 content: {
                     "application/json": Record<string, never>;
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminListAccounts: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Text found in the username or email (ignoring case), 1–64 characters.
+                 * @example trader
+                 */
+                q?: string;
+                /**
+                 * @description Accounts per page.
+                 * @example 50
+                 */
+                limit?: number;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accounts, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminAccountList"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminDisableAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The account's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The account, disabled */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminAccount"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminEnableAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The account's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The account, enabled */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminAccount"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminListAuditEvents: {
+        parameters: {
+            query?: {
+                /** @description The acting account's id. */
+                actor?: string;
+                /**
+                 * @description An action such as `login.failed` or `api_key.refused`.
+                 * @example login.failed
+                 */
+                action?: string;
+                /** @description A device's id. */
+                device?: string;
+                /** @description From this time on (RFC 3339, inclusive). */
+                from?: string;
+                /** @description Before this time (RFC 3339, exclusive). */
+                to?: string;
+                /**
+                 * @description Events per page.
+                 * @example 50
+                 */
+                limit?: number;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Matching events, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminAuditList"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminFleetStats: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Counts over the whole installation */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FleetStatsResponse"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listApiKeys: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Keys per page.
+                 * @example 50
+                 */
+                limit?: number;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller's keys, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyList"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateApiKeyRequest"];
+            };
+        };
+        responses: {
+            /** @description The key and its secret, shown this once */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyWithSecretResponse"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    revokeApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The key's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The revoked key */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyResponse"];
+                };
+            };
+            /** @description A problem: see its `type` (or `code`) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Server or dependency failure */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    rotateApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The key's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The key and its new secret, shown this once */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyWithSecretResponse"];
                 };
             };
             /** @description A problem: see its `type` (or `code`) */

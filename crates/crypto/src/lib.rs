@@ -10,7 +10,10 @@
 //! - [`XChaChaSealer`]: device secrets sealed at rest with
 //!   XChaCha20-Poly1305 under a [`MasterKeyring`].
 //! - [`HmacVerifier`]: protocol-v1 signature checks with cached keys.
+//! - [`HmacApiKeys`]: `eag_live_…` API keys, stored as HMAC-SHA256 under a
+//!   server secret.
 
+mod api_keys;
 mod device_secret;
 mod jwt;
 mod password;
@@ -19,6 +22,7 @@ mod refresh;
 mod sealer;
 mod verifier;
 
+pub use api_keys::{ApiKeySecretTooShort, HmacApiKeys, is_well_formed_api_key};
 pub use device_secret::{RandomDeviceSecrets, secret_fingerprint};
 pub use jwt::{Ed25519Keys, JwtAccessTokens, JwtConfig, KeyError};
 pub use password::{Argon2Hasher, Argon2Params, HasherError};

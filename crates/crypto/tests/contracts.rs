@@ -35,6 +35,8 @@ eagate_domain::access_token_issuer_contract!(async {
     )
 });
 
+eagate_domain::api_key_factory_contract!(async { ((), eagate_crypto::HmacApiKeys::new(&[9; 32]).unwrap()) });
+
 eagate_domain::refresh_token_factory_contract!(async { ((), OpaqueRefreshTokens) });
 
 eagate_domain::device_secret_factory_contract!(async { ((), RandomDeviceSecrets) });

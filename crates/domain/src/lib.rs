@@ -30,6 +30,7 @@ macro_rules! id_newtype {
     };
 }
 
+pub mod access;
 pub mod account;
 pub mod activity;
 pub mod audit;

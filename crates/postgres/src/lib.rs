@@ -16,6 +16,6 @@ pub use listener::{PgSignalWakeups, PgWakeupSubscription};
 pub use migrate::{MigrationError, MigrationStatus};
 pub use pool::{PgPool, PoolConfig, PoolSetupError, create_database_if_missing, create_pool};
 pub use repos::{
-    PgAccountRepository, PgAuditLog, PgBundleStore, PgConfigRepository, PgDeploymentRepository,
-    PgDeviceRepository, PgSessionRepository, PgSignalRepository,
+    PgAccountRepository, PgAdminRepository, PgApiKeyRepository, PgAuditLog, PgBundleStore,
+    PgConfigRepository, PgDeploymentRepository, PgDeviceRepository, PgSessionRepository, PgSignalRepository,
 };

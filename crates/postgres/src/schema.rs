@@ -1,6 +1,39 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    account_disabled (user_id) {
+        user_id -> Uuid,
+        disabled_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    account_roles (user_id) {
+        user_id -> Uuid,
+        role -> Text,
+        granted_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Uuid,
+        owner_id -> Uuid,
+        name -> Text,
+        name_key -> Text,
+        prefix -> Text,
+        secret_hash -> Bytea,
+        scopes -> Array<Nullable<Text>>,
+        allowed_cidrs -> Array<Nullable<Text>>,
+        created_at -> Timestamptz,
+        expires_at -> Nullable<Timestamptz>,
+        last_used_at -> Nullable<Timestamptz>,
+        rotated_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     audit_events (id) {
         id -> Uuid,
         occurred_at -> Timestamptz,
@@ -201,6 +234,9 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(account_disabled -> users (user_id));
+diesel::joinable!(account_roles -> users (user_id));
+diesel::joinable!(api_keys -> users (owner_id));
 diesel::joinable!(bundle_chunks -> bundles (bundle_id));
 diesel::joinable!(bundles -> users (owner_id));
 diesel::joinable!(config_versions -> devices (device_id));
@@ -221,6 +257,9 @@ diesel::joinable!(signal_deliveries -> signals (signal_id));
 diesel::joinable!(signals -> users (owner_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    account_disabled,
+    account_roles,
+    api_keys,
     audit_events,
     bundle_chunks,
     bundles,

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use super::Problems;
-use crate::extract::Authenticated;
+use crate::extract::{Authorized, act};
 use crate::problem::ApiError;
 use crate::state::AppState;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -74,13 +74,13 @@ pub(crate) struct AuditList {
 #[get("")]
 pub(crate) async fn list(
     state: web::Data<AppState>,
-    who: Authenticated,
+    who: Authorized<act::ReadAudit>,
     query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
     let page = state
         .accounts
-        .audit_trail(who.0, q.limit.as_deref(), q.cursor.as_deref())
+        .audit_trail(who.0.session()?, q.limit.as_deref(), q.cursor.as_deref())
         .await?;
     Ok(HttpResponse::Ok().json(AuditList {
         next_cursor: page.next.map(|c| c.to_string()),

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::Problems;
 
-use crate::extract::{Authenticated, Client, Json};
+use crate::extract::{Authorized, Client, Json, act};
 use crate::problem::ApiError;
 use crate::state::AppState;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -213,8 +213,11 @@ pub(crate) async fn refresh(
     security(("bearer" = []))
 )]
 #[post("/logout")]
-pub(crate) async fn logout(state: web::Data<AppState>, who: Authenticated) -> Result<HttpResponse, ApiError> {
-    state.accounts.logout(who.0).await?;
+pub(crate) async fn logout(
+    state: web::Data<AppState>,
+    who: Authorized<act::Logout>,
+) -> Result<HttpResponse, ApiError> {
+    state.accounts.logout(who.0.session()?).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -226,8 +229,11 @@ pub(crate) async fn logout(state: web::Data<AppState>, who: Authenticated) -> Re
     security(("bearer" = []))
 )]
 #[get("/me")]
-pub(crate) async fn me(state: web::Data<AppState>, who: Authenticated) -> Result<HttpResponse, ApiError> {
-    let user = state.accounts.current_user(who.0).await?;
+pub(crate) async fn me(
+    state: web::Data<AppState>,
+    who: Authorized<act::ReadProfile>,
+) -> Result<HttpResponse, ApiError> {
+    let user = state.accounts.current_user(who.0.session()?).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(UserResponse::from(user)))
@@ -246,13 +252,18 @@ pub(crate) async fn me(state: web::Data<AppState>, who: Authenticated) -> Result
 #[post("/password")]
 pub(crate) async fn change_password(
     state: web::Data<AppState>,
-    who: Authenticated,
+    who: Authorized<act::ChangePassword>,
     client: Client,
     body: Json<ChangePasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
     state
         .accounts
-        .change_password(who.0, &body.0.current_password, &body.0.new_password, &client.0)
+        .change_password(
+            who.0.session()?,
+            &body.0.current_password,
+            &body.0.new_password,
+            &client.0,
+        )
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -270,13 +281,13 @@ pub(crate) async fn change_password(
 #[delete("/me")]
 pub(crate) async fn delete_me(
     state: web::Data<AppState>,
-    who: Authenticated,
+    who: Authorized<act::DeleteAccount>,
     client: Client,
     body: Json<DeleteAccountRequest>,
 ) -> Result<HttpResponse, ApiError> {
     state
         .accounts
-        .delete_account(who.0, &body.0.password, &client.0)
+        .delete_account(who.0.session()?, &body.0.password, &client.0)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -16,7 +16,7 @@ use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
 use super::Problems;
-use crate::extract::{Authenticated, Client, SignedDevice, path_id};
+use crate::extract::{Authorized, Client, SignedDevice, act, path_id};
 use crate::problem::{ApiError, ProblemKind};
 use crate::state::AppState;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -151,13 +151,13 @@ async fn stream_into(
     params(UploadQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file"),
     responses((status = 201, description = "The stored bundle", body = BundleResponse, headers(("Location" = String, description = "The bundle's URL"))), Problems),
-    security(("bearer" = []))
+    security(("bearer" = []), ("api_key" = ["bundles:write"]))
 )]
 #[post("")]
 pub(crate) async fn upload_bundle(
     req: HttpRequest,
     state: web::Data<AppState>,
-    who: Authenticated,
+    who: Authorized<act::WriteBundles>,
     client: Client,
     query: web::Query<UploadQuery>,
     mut payload: web::Payload,
@@ -212,12 +212,12 @@ pub(crate) async fn upload_bundle(
     tag = "bundles",
     params(BundleListQuery),
     responses((status = 200, description = "The caller's bundles, newest first", body = BundleList), Problems),
-    security(("bearer" = []))
+    security(("bearer" = []), ("api_key" = ["bundles:write"]))
 )]
 #[get("")]
 pub(crate) async fn list(
     state: web::Data<AppState>,
-    who: Authenticated,
+    who: Authorized<act::WriteBundles>,
     query: web::Query<BundleListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = state
@@ -238,12 +238,12 @@ pub(crate) async fn list(
     tag = "bundles",
     params(("id" = uuid::Uuid, Path, description = "The bundle's id")),
     responses((status = 200, description = "The bundle", body = BundleResponse), Problems),
-    security(("bearer" = []))
+    security(("bearer" = []), ("api_key" = ["bundles:write"]))
 )]
 #[get("/{id}")]
 pub(crate) async fn get_one(
     state: web::Data<AppState>,
-    who: Authenticated,
+    who: Authorized<act::WriteBundles>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let bundle = state.bundles.get(who.0.user_id, bundle_id(&id)?).await?;
@@ -258,12 +258,12 @@ pub(crate) async fn get_one(
     tag = "bundles",
     params(("id" = uuid::Uuid, Path, description = "The bundle's id")),
     responses((status = 204, description = "Deleted"), Problems),
-    security(("bearer" = []))
+    security(("bearer" = []), ("api_key" = ["bundles:write"]))
 )]
 #[delete("/{id}")]
 pub(crate) async fn remove(
     state: web::Data<AppState>,
-    who: Authenticated,
+    who: Authorized<act::WriteBundles>,
     client: Client,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::Problems;
-use crate::extract::{Authenticated, Client, Json, optional_header, path_id};
+use crate::extract::{Authorized, Client, Json, act, optional_header, path_id};
 use crate::problem::ApiError;
 use crate::state::AppState;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -223,7 +223,7 @@ fn if_match(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     optional_header(req, "If-Match")
 }
 
-fn device_scope(who: &Authenticated, id: &str) -> Result<ConfigScope, ApiError> {
+fn device_scope<A>(who: &Authorized<A>, id: &str) -> Result<ConfigScope, ApiError> {
     Ok(ConfigScope::Device(
         who.0.user_id,
         DeviceId::from_uuid(path_id(id, "device")?),
@@ -300,12 +300,12 @@ const IF_MATCH_DOC: &str = "The document's current `ETag` (its version in double
     operation_id = "getAccountConfig",
     tag = "config",
     responses((status = 200, description = "The account default", body = TradingConfigResponse, headers(("ETag" = String, description = "The version, quoted"))), Problems),
-    security(("bearer" = []))
+    security(("bearer" = []), ("api_key" = ["config:read"]))
 )]
 #[get("")]
 pub(crate) async fn get_account(
     state: web::Data<AppState>,
-    who: Authenticated,
+    who: Authorized<act::ReadConfig>,
 ) -> Result<HttpResponse, ApiError> {
     read(&state, ConfigScope::Account(who.0.user_id)).await
 }
@@ -319,13 +319,13 @@ pub(crate) async fn get_account(
     params(("If-Match" = String, Header, description = IF_MATCH_DOC)),
     request_body = ConfigDocument,
     responses((status = 200, description = "The new version", body = TradingConfigResponse, headers(("ETag" = String, description = "The new version, quoted"))), Problems),
-    security(("bearer" = []))
+    security(("bearer" = []), ("api_key" = ["config:write"]))
 )]
 #[put("")]
 pub(crate) async fn replace_account(
     req: HttpRequest,
     state: web::Data<AppState>,
-    who: Authenticated,
+    who: Authorized<act::WriteConfig>,
     client: Client,
     body: Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
@@ -348,13 +348,13 @@ pub(crate) async fn replace_account(
     params(("If-Match" = String, Header, description = IF_MATCH_DOC)),
     request_body(content = ConfigDocument, content_type = "application/merge-patch+json"),
     responses((status = 200, description = "The new version", body = TradingConfigResponse, headers(("ETag" = String, description = "The new version, quoted"))), Problems),
-    security(("bearer" = []))
+    security(("bearer" = []), ("api_key" = ["config:write"]))
 )]
 #[patch("")]
 pub(crate) async fn patch_account(
     req: HttpRequest,
     state: web::Data<AppState>,
-    who: Authenticated,
+    who: Authorized<act::WriteConfig>,
     client: Client,
     body: Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
@@ -376,12 +376,12 @@ pub(crate) async fn patch_account(
     tag = "config",
     params(HistoryQuery),
     responses((status = 200, description = "Stored versions, newest first", body = ConfigHistory), Problems),
-    security(("bearer" = []))
+    security(("bearer" = []), ("api_key" = ["config:read"]))
 )]
 #[get("/history")]
 pub(crate) async fn history_account(
     state: web::Data<AppState>,
-    who: Authenticated,
+    who: Authorized<act::ReadConfig>,
     query: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
     history(&state, ConfigScope::Account(who.0.user_id), query.into_inner()).await
@@ -396,13 +396,13 @@ pub(crate) async fn history_account(
     params(("If-Match" = String, Header, description = IF_MATCH_DOC)),
     request_body = RollbackRequest,
     responses((status = 200, description = "The new version", body = TradingConfigResponse, headers(("ETag" = String, description = "The new version, quoted"))), Problems),
-    security(("bearer" = []))
+    security(("bearer" = []), ("api_key" = ["config:write"]))
 )]
 #[post("/rollback")]
 pub(crate) async fn rollback_account(
     req: HttpRequest,
     state: web::Data<AppState>,
-    who: Authenticated,
+    who: Authorized<act::WriteConfig>,
     client: Client,
     body: Json<RollbackRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -424,12 +424,12 @@ pub(crate) async fn rollback_account(
     tag = "config",
     params(("id" = uuid::Uuid, Path, description = "The device's id")),
     responses((status = 200, description = "The device's configuration", body = TradingConfigResponse, headers(("ETag" = String, description = "The device document's version, quoted"))), Problems),
-    security(("bearer" = []))
+    security(("bearer" = []), ("api_key" = ["config:read"]))
 )]
 #[get("/{id}/config")]
 pub(crate) async fn get_device(
     state: web::Data<AppState>,
-    who: Authenticated,
+    who: Authorized<act::ReadConfig>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     read(&state, device_scope(&who, &id)?).await
@@ -444,13 +444,13 @@ pub(crate) async fn get_device(
     params(("id" = uuid::Uuid, Path, description = "The device's id"), ("If-Match" = String, Header, description = IF_MATCH_DOC)),
     request_body = ConfigDocument,
     responses((status = 200, description = "The new version", body = TradingConfigResponse, headers(("ETag" = String, description = "The new version, quoted"))), Problems),
-    security(("bearer" = []))
+    security(("bearer" = []), ("api_key" = ["config:write"]))
 )]
 #[put("/{id}/config")]
 pub(crate) async fn replace_device(
     req: HttpRequest,
     state: web::Data<AppState>,
-    who: Authenticated,
+    who: Authorized<act::WriteConfig>,
     client: Client,
     id: web::Path<String>,
     body: Json<serde_json::Value>,
@@ -467,13 +467,13 @@ pub(crate) async fn replace_device(
     params(("id" = uuid::Uuid, Path, description = "The device's id"), ("If-Match" = String, Header, description = IF_MATCH_DOC)),
     request_body(content = ConfigDocument, content_type = "application/merge-patch+json"),
     responses((status = 200, description = "The new version", body = TradingConfigResponse, headers(("ETag" = String, description = "The new version, quoted"))), Problems),
-    security(("bearer" = []))
+    security(("bearer" = []), ("api_key" = ["config:write"]))
 )]
 #[patch("/{id}/config")]
 pub(crate) async fn patch_device(
     req: HttpRequest,
     state: web::Data<AppState>,
-    who: Authenticated,
+    who: Authorized<act::WriteConfig>,
     client: Client,
     id: web::Path<String>,
     body: Json<serde_json::Value>,
@@ -489,12 +489,12 @@ pub(crate) async fn patch_device(
     tag = "config",
     params(("id" = uuid::Uuid, Path, description = "The device's id"), HistoryQuery),
     responses((status = 200, description = "Stored versions, newest first", body = ConfigHistory), Problems),
-    security(("bearer" = []))
+    security(("bearer" = []), ("api_key" = ["config:read"]))
 )]
 #[get("/{id}/config/history")]
 pub(crate) async fn history_device(
     state: web::Data<AppState>,
-    who: Authenticated,
+    who: Authorized<act::ReadConfig>,
     id: web::Path<String>,
     query: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -510,13 +510,13 @@ pub(crate) async fn history_device(
     params(("id" = uuid::Uuid, Path, description = "The device's id"), ("If-Match" = String, Header, description = IF_MATCH_DOC)),
     request_body = RollbackRequest,
     responses((status = 200, description = "The new version", body = TradingConfigResponse, headers(("ETag" = String, description = "The new version, quoted"))), Problems),
-    security(("bearer" = []))
+    security(("bearer" = []), ("api_key" = ["config:write"]))
 )]
 #[post("/{id}/config/rollback")]
 pub(crate) async fn rollback_device(
     req: HttpRequest,
     state: web::Data<AppState>,
-    who: Authenticated,
+    who: Authorized<act::WriteConfig>,
     client: Client,
     id: web::Path<String>,
     body: Json<RollbackRequest>,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::Problems;
-use crate::extract::{Authenticated, Client, Json, SignedDevice, path_id};
+use crate::extract::{Authorized, Client, Json, SignedDevice, act, path_id};
 use crate::problem::ApiError;
 use crate::routes::bundles::BundleResponse;
 use crate::state::AppState;
@@ -201,12 +201,12 @@ fn deployment_id(raw: &str) -> Result<DeploymentId, ApiError> {
     tag = "deployments",
     request_body = CreateDeploymentRequest,
     responses((status = 201, description = "The deployment and every device's progress", body = DeploymentResponse), Problems),
-    security(("bearer" = []))
+    security(("bearer" = []), ("api_key" = ["deployments:write"]))
 )]
 #[post("")]
 pub(crate) async fn create(
     state: web::Data<AppState>,
-    who: Authenticated,
+    who: Authorized<act::WriteDeployments>,
     client: Client,
     body: Json<CreateDeploymentRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -240,12 +240,12 @@ pub(crate) async fn create(
     tag = "deployments",
     params(DeploymentListQuery),
     responses((status = 200, description = "The caller's deployments, newest first", body = DeploymentList), Problems),
-    security(("bearer" = []))
+    security(("bearer" = []), ("api_key" = ["deployments:write"]))
 )]
 #[get("")]
 pub(crate) async fn list(
     state: web::Data<AppState>,
-    who: Authenticated,
+    who: Authorized<act::WriteDeployments>,
     query: web::Query<DeploymentListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = state
@@ -266,12 +266,12 @@ pub(crate) async fn list(
     tag = "deployments",
     params(("id" = uuid::Uuid, Path, description = "The deployment's id")),
     responses((status = 200, description = "The deployment and every device's progress", body = DeploymentResponse), Problems),
-    security(("bearer" = []))
+    security(("bearer" = []), ("api_key" = ["deployments:write"]))
 )]
 #[get("/{id}")]
 pub(crate) async fn get_one(
     state: web::Data<AppState>,
-    who: Authenticated,
+    who: Authorized<act::WriteDeployments>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let d = state.deployments.get(who.0.user_id, deployment_id(&id)?).await?;
@@ -286,12 +286,12 @@ pub(crate) async fn get_one(
     tag = "deployments",
     params(("id" = uuid::Uuid, Path, description = "The deployment's id")),
     responses((status = 200, description = "The cancelled deployment", body = DeploymentResponse), Problems),
-    security(("bearer" = []))
+    security(("bearer" = []), ("api_key" = ["deployments:write"]))
 )]
 #[post("/{id}/cancel")]
 pub(crate) async fn cancel(
     state: web::Data<AppState>,
-    who: Authenticated,
+    who: Authorized<act::WriteDeployments>,
     client: Client,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -322,12 +322,12 @@ fn device_id(raw: &str) -> Result<DeviceId, ApiError> {
     tag = "deployments",
     params(("id" = uuid::Uuid, Path, description = "The device's id")),
     responses((status = 200, description = "The device's labels", body = DeviceLabels), Problems),
-    security(("bearer" = []))
+    security(("bearer" = []), ("api_key" = ["devices:read"]))
 )]
 #[get("/{id}/labels")]
 pub(crate) async fn get_labels(
     state: web::Data<AppState>,
-    who: Authenticated,
+    who: Authorized<act::ReadDevice>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let labels = state.deployments.labels(who.0.user_id, device_id(&id)?).await?;
@@ -345,12 +345,12 @@ pub(crate) async fn get_labels(
     params(("id" = uuid::Uuid, Path, description = "The device's id")),
     request_body = DeviceLabels,
     responses((status = 200, description = "The device's labels, sorted", body = DeviceLabels), Problems),
-    security(("bearer" = []))
+    security(("bearer" = []), ("api_key" = ["devices:write"]))
 )]
 #[put("/{id}/labels")]
 pub(crate) async fn put_labels(
     state: web::Data<AppState>,
-    who: Authenticated,
+    who: Authorized<act::LabelDevice>,
     client: Client,
     id: web::Path<String>,
     body: Json<DeviceLabels>,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::Problems;
-use crate::extract::{Authenticated, Client, Json, OptionalJson, path_id};
+use crate::extract::{Authorized, Client, Json, OptionalJson, act, path_id};
 use crate::problem::ApiError;
 use crate::state::AppState;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -154,12 +154,12 @@ fn device_id(raw: &str) -> Result<DeviceId, ApiError> {
     tag = "devices",
     request_body = NameRequest,
     responses((status = 201, description = "The device and its secret, shown this once", body = DeviceWithSecretResponse), Problems),
-    security(("bearer" = []))
+    security(("bearer" = []), ("api_key" = ["devices:write"]))
 )]
 #[post("")]
 pub(crate) async fn register(
     state: web::Data<AppState>,
-    who: Authenticated,
+    who: Authorized<act::RegisterDevice>,
     client: Client,
     body: Json<NameRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -182,12 +182,12 @@ pub(crate) async fn register(
     tag = "devices",
     params(ListQuery),
     responses((status = 200, description = "The caller's devices, newest first", body = DeviceList), Problems),
-    security(("bearer" = []))
+    security(("bearer" = []), ("api_key" = ["devices:read"]))
 )]
 #[get("")]
 pub(crate) async fn list(
     state: web::Data<AppState>,
-    who: Authenticated,
+    who: Authorized<act::ListDevices>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
@@ -212,12 +212,12 @@ pub(crate) async fn list(
     tag = "devices",
     params(("id" = uuid::Uuid, Path, description = "The device's id")),
     responses((status = 200, description = "The device", body = DeviceResponse), Problems),
-    security(("bearer" = []))
+    security(("bearer" = []), ("api_key" = ["devices:read"]))
 )]
 #[get("/{id}")]
 pub(crate) async fn get(
     state: web::Data<AppState>,
-    who: Authenticated,
+    who: Authorized<act::ReadDevice>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let device = state.devices.get(who.0.user_id, device_id(&id)?).await?;
@@ -231,12 +231,12 @@ pub(crate) async fn get(
     params(("id" = uuid::Uuid, Path, description = "The device's id")),
     request_body = NameRequest,
     responses((status = 200, description = "The renamed device", body = DeviceResponse), Problems),
-    security(("bearer" = []))
+    security(("bearer" = []), ("api_key" = ["devices:write"]))
 )]
 #[patch("/{id}")]
 pub(crate) async fn rename(
     state: web::Data<AppState>,
-    who: Authenticated,
+    who: Authorized<act::RenameDevice>,
     client: Client,
     id: web::Path<String>,
     body: Json<NameRequest>,
@@ -257,12 +257,12 @@ pub(crate) async fn rename(
     tag = "devices",
     params(("id" = uuid::Uuid, Path, description = "The device's id")),
     responses((status = 204, description = "Revoked, permanently"), Problems),
-    security(("bearer" = []))
+    security(("bearer" = []), ("api_key" = ["devices:write"]))
 )]
 #[post("/{id}/revoke")]
 pub(crate) async fn revoke(
     state: web::Data<AppState>,
-    who: Authenticated,
+    who: Authorized<act::RevokeDevice>,
     client: Client,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -282,12 +282,12 @@ pub(crate) async fn revoke(
     params(("id" = uuid::Uuid, Path, description = "The device's id")),
     request_body = Option<RotateRequest>,
     responses((status = 200, description = "The device and its new secret, shown this once", body = DeviceWithSecretResponse), Problems),
-    security(("bearer" = []))
+    security(("bearer" = []), ("api_key" = ["devices:write"]))
 )]
 #[post("/{id}/rotate-secret")]
 pub(crate) async fn rotate_secret(
     state: web::Data<AppState>,
-    who: Authenticated,
+    who: Authorized<act::RotateDeviceSecret>,
     client: Client,
     id: web::Path<String>,
     body: OptionalJson<RotateRequest>,

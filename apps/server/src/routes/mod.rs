@@ -5,6 +5,8 @@
 //! [`register`]: the same registration serves requests and builds the
 //! OpenAPI document ([`document`]), so the two cannot drift apart.
 
+pub(crate) mod admin;
+pub(crate) mod api_keys;
 pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod bundles;
@@ -68,6 +70,8 @@ fn register(cfg: &mut ServiceConfig<'_>) {
                     .configure(deployments::configure_labels),
             )
             .service(scope("/audit").configure(audit::configure))
+            .service(scope("/api-keys").configure(api_keys::configure))
+            .service(scope("/admin").configure(admin::configure))
             .service(scope("/config").configure(configs::configure_account))
             // The upload streams its raw body (EAGATE_BUNDLE_MAX_BYTES).
             .service(scope("/bundles").configure(bundles::configure))
@@ -365,8 +369,29 @@ mod tests {
                 vec![serde_json::json!({
                     "device_id": [], "device_timestamp": [], "device_nonce": [], "device_signature": []
                 })]
-            } else {
+            } else if path.starts_with("/api/v1/auth/")
+                || path.starts_with("/api/v1/api-keys")
+                || path.starts_with("/api/v1/admin/")
+                || path == "/api/v1/audit"
+            {
+                // A password session only: API keys can never do these.
                 vec![serde_json::json!({"bearer": []})]
+            } else {
+                // An owner route: a session, or an API key with one scope.
+                let scope = security
+                    .get(1)
+                    .and_then(|s| s["api_key"][0].as_str())
+                    .unwrap_or_else(|| panic!("{method} {path} names the scope an API key needs"));
+                assert!(
+                    eagate_domain::access::Scope::ALL
+                        .iter()
+                        .any(|s| s.as_str() == scope),
+                    "{method} {path}: {scope}"
+                );
+                vec![
+                    serde_json::json!({"bearer": []}),
+                    serde_json::json!({"api_key": [scope]}),
+                ]
             };
             assert_eq!(security, &expected, "{method} {path}");
         }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::Problems;
-use crate::extract::{Authenticated, Json, optional_header, path_id};
+use crate::extract::{Authorized, Json, act, optional_header, path_id};
 use crate::problem::ApiError;
 use crate::state::AppState;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -277,13 +277,13 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried publish return the first result")),
     request_body = PublishRequest,
     responses((status = 201, description = "The signal with one delivery per targeted device (also for an idempotent replay)", body = SignalResponse), Problems),
-    security(("bearer" = []))
+    security(("bearer" = []), ("api_key" = ["signals:publish"]))
 )]
 #[post("")]
 pub(crate) async fn publish(
     req: HttpRequest,
     state: web::Data<AppState>,
-    who: Authenticated,
+    who: Authorized<act::PublishSignal>,
     body: Json<PublishRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let key = idempotency_key(&req)?;
@@ -311,12 +311,12 @@ pub(crate) async fn publish(
     tag = "signals",
     params(ListQuery),
     responses((status = 200, description = "The caller's signals, newest first", body = SignalList), Problems),
-    security(("bearer" = []))
+    security(("bearer" = []), ("api_key" = ["signals:read"]))
 )]
 #[get("")]
 pub(crate) async fn list(
     state: web::Data<AppState>,
-    who: Authenticated,
+    who: Authorized<act::ListSignals>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
@@ -339,12 +339,12 @@ pub(crate) async fn list(
     tag = "signals",
     params(("id" = uuid::Uuid, Path, description = "The signal's id")),
     responses((status = 200, description = "The signal and its deliveries", body = SignalResponse), Problems),
-    security(("bearer" = []))
+    security(("bearer" = []), ("api_key" = ["signals:read"]))
 )]
 #[get("/{id}")]
 pub(crate) async fn get(
     state: web::Data<AppState>,
-    who: Authenticated,
+    who: Authorized<act::ReadSignal>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let signal = state.signals.get(who.0.user_id, signal_id(&id)?).await?;
@@ -359,12 +359,12 @@ pub(crate) async fn get(
     tag = "signals",
     params(("id" = uuid::Uuid, Path, description = "The signal's id")),
     responses((status = 200, description = "The cancelled signal", body = SignalResponse), Problems),
-    security(("bearer" = []))
+    security(("bearer" = []), ("api_key" = ["signals:publish"]))
 )]
 #[post("/{id}/cancel")]
 pub(crate) async fn cancel(
     state: web::Data<AppState>,
-    who: Authenticated,
+    who: Authorized<act::CancelSignal>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let signal = state.signals.cancel(who.0.user_id, signal_id(&id)?).await?;

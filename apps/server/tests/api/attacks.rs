@@ -54,6 +54,16 @@
 //! | cross-origin calls from browsers | `protection::cors_preflight_is_allowed_for_configured_origins_only` | 3.4.2 |
 //! | a database outage (no 500, nothing internal) | `protection::health_and_readiness` | 16.5.1, 16.5.2 |
 //! | caching token responses | `auth::token_responses_are_not_cacheable` | 14.3.2 |
+//! | an API key past its expiry | `api_keys::a_key_past_its_expiry_is_refused_and_audited` | 8.3.2 |
+//! | an API key from an address off its allowlist (also spoofing `X-Forwarded-For`) | `api_keys::a_key_from_a_disallowed_address_is_refused_and_audited`, `api_keys::the_allowlist_uses_the_address_a_trusted_proxy_saw` | 4.1.3, 8.3.2 |
+//! | an API key without the scope (403 naming it) | `api_keys::a_key_publishes_a_signal_from_a_script_and_nothing_beyond_its_scopes` | 8.2.1 |
+//! | an API key after revocation, and after rotation | `api_keys::an_owner_creates_lists_rotates_and_revokes_keys` | 7.4.1 |
+//! | the stored hash (hex, base64url, key-shaped) or a look-alike used as a key | `api_keys::the_stored_hash_and_look_alikes_are_not_keys` | 11.4.1 |
+//! | an API key managing keys, changing the password, deleting the account | `api_keys::a_key_cannot_manage_keys_change_the_password_or_delete_the_account` | 8.2.1 |
+//! | another owner's API key (IDOR) | `api_keys::another_owners_key_cannot_be_seen_rotated_or_revoked` | 8.2.2 |
+//! | a disabled account's session, API key or device, on any instance | `attacks::a_disabled_account_stops_at_once_everywhere_until_enabled` | 8.3.2, 7.4.1 |
+//! | an owner or any API key on an admin route | `admin::every_admin_route_refuses_owners_and_api_keys` | 8.2.1 |
+//! | flooding with one API key | `api_keys::each_key_has_its_own_rate_limit` | 2.4.1 |
 //! | plain HTTP where TLS is configured | `protection::a_signed_device_request_over_https` | 12.2.1, 3.4.1 |
 //!
 //! The log capture (`helpers::capture_logs`) installs the server's own
@@ -1769,4 +1779,157 @@ async fn no_secret_reaches_the_logs_even_at_trace_level() {
             &secret[..8]
         );
     }
+}
+
+/// Issue 17: an administrator disables an account; its access token, its
+/// API key and its device stop at once, on every instance (the device
+/// credentials cached by the second instance included); enabling it
+/// restores them. An administrator cannot disable their own account, and
+/// owners cannot disable anyone.
+///
+/// ASVS 5.0 8.3.2, 7.4.1.
+#[tokio::test]
+async fn a_disabled_account_stops_at_once_everywhere_until_enabled() {
+    let app = spawn_app().await;
+    let other = app.second_instance().await;
+    let (admin, _) = app.user_with_tokens("disabler").await;
+    app.execute("INSERT INTO account_roles (user_id, role, granted_at) SELECT id, 'admin', now() FROM users WHERE username = 'disabler'")
+        .await;
+    let (token, id, secret) = device(&app, "disabled_owner").await;
+    let key: Value = app
+        .post_json_auth(
+            "/api-keys",
+            &token,
+            &json!({"name": "script", "scopes": ["devices:read"]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let key = key["key"].as_str().unwrap().to_owned();
+    let me: Value = app.get_auth("/auth/me", &token).await.json().await.unwrap();
+    let account = me["id"].as_str().unwrap().to_owned();
+    let signer = Signer::new(&id, &secret);
+    let works = |base: String| {
+        let (token, key, signer) = (token.clone(), key.clone(), &signer);
+        let client = app.client.clone();
+        async move {
+            let jwt = client
+                .get(format!("{base}/api/v1/devices"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .status();
+            let api_key = client
+                .get(format!("{base}/api/v1/devices"))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .unwrap()
+                .status();
+            let signed = Captured::now(signer).send(&client, &base).await.status();
+            (jwt.as_u16(), api_key.as_u16(), signed.as_u16())
+        }
+    };
+    // Both instances have the device's credentials cached.
+    assert_eq!(works(app.base.clone()).await, (200, 200, 200));
+    assert_eq!(works(other.clone()).await, (200, 200, 200));
+
+    assert_problem(
+        app.post_auth(&format!("/admin/accounts/{account}/disable"), &token)
+            .await,
+        StatusCode::FORBIDDEN,
+        "admin-required",
+    )
+    .await;
+    let disabled = app
+        .post_auth(&format!("/admin/accounts/{account}/disable"), &admin)
+        .await;
+    assert_eq!(disabled.status(), StatusCode::OK);
+    let disabled: Value = disabled.json().await.unwrap();
+    assert!(disabled["disabled_at"].is_string(), "{disabled}");
+    assert_eq!(
+        works(app.base.clone()).await,
+        (401, 401, 401),
+        "at once on this instance"
+    );
+    // The other instance hears of it through the change feed.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = works(other.clone()).await;
+        if now == (401, 401, 401) {
+            break;
+        }
+        assert_eq!(
+            (now.0, now.1),
+            (401, 401),
+            "sessions and keys are read from the database"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the second instance still accepts the device: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let listed: Value = app
+        .get_auth("/admin/accounts?q=disabled_owner", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["items"][0]["disabled_at"], disabled["disabled_at"]);
+    let admin_me: Value = app.get_auth("/auth/me", &admin).await.json().await.unwrap();
+    assert_problem(
+        app.post_auth(
+            &format!("/admin/accounts/{}/disable", admin_me["id"].as_str().unwrap()),
+            &admin,
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "cannot-disable-self",
+    )
+    .await;
+    assert_problem(
+        app.post_auth(
+            "/admin/accounts/0192f5e4-7c1a-7b3e-9a51-3c2d4e5f6a7b/disable",
+            &admin,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not-found",
+    )
+    .await;
+    assert_problem(
+        app.post_auth("/admin/accounts/me/disable", &admin).await,
+        StatusCode::BAD_REQUEST,
+        "malformed-id",
+    )
+    .await;
+
+    let enabled = app
+        .post_auth(&format!("/admin/accounts/{account}/enable"), &admin)
+        .await;
+    assert_eq!(enabled.status(), StatusCode::OK);
+    assert!(enabled.json::<Value>().await.unwrap()["disabled_at"].is_null());
+    assert_eq!(works(app.base.clone()).await, (200, 200, 200), "enabled again");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while works(other.clone()).await != (200, 200, 200) {
+        assert!(
+            Instant::now() < deadline,
+            "the second instance never accepted the device again"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let actions: Vec<String> = app
+        .audit(&token)
+        .await
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .filter(|a| a.starts_with("account."))
+        .collect();
+    assert_eq!(
+        actions,
+        ["account.registered", "account.disabled", "account.enabled"]
+    );
 }

@@ -78,6 +78,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let db = TestDatabase::migrated().await;
     let keys = Ed25519Keys::generate().unwrap();
     let master_keys = eagate_crypto::MasterKeyring::generate_entry("test1").unwrap();
+    let api_key_secret = eagate_crypto::HmacApiKeys::generate_secret().unwrap();
     let data_dir = std::env::temp_dir().join(format!("eagate-test-{}", uuid::Uuid::new_v4()));
     let mut vars: HashMap<String, String> = [
         ("EAGATE_DATABASE_URL", db.url()),
@@ -88,6 +89,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         ("EAGATE_DATABASE_POOL_SIZE", "4"),
         ("EAGATE_JWT_PRIVATE_KEY", &keys.to_pem()),
         ("EAGATE_MASTER_KEYS", &master_keys),
+        ("EAGATE_API_KEY_SECRET", &api_key_secret),
         ("EAGATE_DATA_DIR", &data_dir.display().to_string()),
         // Functional tests send many requests from one address; the rate
         // limits have tests of their own that switch them on.

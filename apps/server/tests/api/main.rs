@@ -1,6 +1,8 @@
 //! HTTP tests through the real actix app against a real PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin;
+mod api_keys;
 mod attacks;
 mod auth;
 mod bad_input;

@@ -68,10 +68,22 @@ pub enum AuditAction {
     DeploymentCompleted,
     /// A device reported (or timed out into) a new status.
     DeploymentDeviceStatus,
+    ApiKeyCreated,
+    ApiKeyRevoked,
+    ApiKeyRotated,
+    /// An API key refused: revoked, expired, from an address off its
+    /// allowlist, or without the scope (details say which).
+    ApiKeyRefused,
+    /// The administrator role granted or revoked (command line).
+    RoleChanged,
+    /// An administrator disabled the account.
+    AccountDisabled,
+    /// An administrator enabled the account again.
+    AccountEnabled,
 }
 
 impl AuditAction {
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 27] = [
         Self::AccountRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -92,6 +104,13 @@ impl AuditAction {
         Self::DeploymentAborted,
         Self::DeploymentCompleted,
         Self::DeploymentDeviceStatus,
+        Self::ApiKeyCreated,
+        Self::ApiKeyRevoked,
+        Self::ApiKeyRotated,
+        Self::ApiKeyRefused,
+        Self::RoleChanged,
+        Self::AccountDisabled,
+        Self::AccountEnabled,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -116,6 +135,13 @@ impl AuditAction {
             Self::DeploymentAborted => "deployment.aborted",
             Self::DeploymentCompleted => "deployment.completed",
             Self::DeploymentDeviceStatus => "deployment.device_status",
+            Self::ApiKeyCreated => "api_key.created",
+            Self::ApiKeyRevoked => "api_key.revoked",
+            Self::ApiKeyRotated => "api_key.rotated",
+            Self::ApiKeyRefused => "api_key.refused",
+            Self::RoleChanged => "role.changed",
+            Self::AccountDisabled => "account.disabled",
+            Self::AccountEnabled => "account.enabled",
         }
     }
 }

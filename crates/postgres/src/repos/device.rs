@@ -20,7 +20,7 @@ use crate::error::DbError;
 use crate::pool::PgPool;
 use crate::rows::{CredentialsRow, DeviceRow, HeartbeatRow, NewDeviceRow, SecretsRow};
 use crate::schema::{
-    device_config_revisions, device_deployment_revisions, device_heartbeats, devices, users,
+    account_disabled, device_config_revisions, device_deployment_revisions, device_heartbeats, devices, users,
 };
 
 const NAME_KEY_INDEX: &str = "devices_owner_name_active_key";
@@ -345,20 +345,28 @@ impl DeviceRepository for PgDeviceRepository {
     #[instrument(name = "db.devices.find_credentials", skip_all, err(Display))]
     async fn find_credentials(&self, id: DeviceId) -> Result<Option<DeviceCredentials>, UnexpectedError> {
         let mut conn = conn(&self.pool).await?;
-        let row: Option<(CredentialsRow, Option<i64>, Option<i64>)> = devices::table
+        // A disabled owner's devices count as revoked (the trigger on
+        // account_disabled tells every instance's cache).
+        let row: Option<(CredentialsRow, Option<i64>, Option<i64>, Option<DateTime<Utc>>)> = devices::table
             .left_join(device_config_revisions::table)
             .left_join(device_deployment_revisions::table)
+            .left_join(account_disabled::table.on(account_disabled::user_id.eq(devices::owner_id)))
             .filter(devices::id.eq(id.as_uuid()))
             .select((
                 CredentialsRow::as_select(),
                 device_config_revisions::revision.nullable(),
                 device_deployment_revisions::revision.nullable(),
+                account_disabled::disabled_at.nullable(),
             ))
             .first(&mut conn)
             .await
             .optional()
             .map_err(DbError::from)?;
-        Ok(row.map(|(r, config, deployment)| r.with_revisions(config, deployment)))
+        Ok(row.map(|(r, config, deployment, disabled)| {
+            let mut credentials = r.with_revisions(config, deployment);
+            credentials.revoked |= disabled.is_some();
+            credentials
+        }))
     }
 
     #[instrument(name = "db.devices.record_activity", skip_all, fields(devices = batch.len()), err(Display))]

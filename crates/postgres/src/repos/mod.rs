@@ -1,6 +1,8 @@
 //! One repository per domain port.
 
 mod account;
+mod admin;
+mod api_keys;
 mod audit;
 mod bundle;
 mod config;
@@ -10,6 +12,8 @@ mod session;
 mod signal;
 
 pub use account::PgAccountRepository;
+pub use admin::PgAdminRepository;
+pub use api_keys::PgApiKeyRepository;
 pub use audit::PgAuditLog;
 pub use bundle::PgBundleStore;
 pub use config::PgConfigRepository;

@@ -15,7 +15,7 @@ use super::conn;
 use crate::error::DbError;
 use crate::pool::PgPool;
 use crate::rows::{NewRefreshTokenRow, NewSessionRow, RefreshTokenRow, SessionRow};
-use crate::schema::{refresh_tokens, sessions};
+use crate::schema::{account_disabled, refresh_tokens, sessions};
 
 /// [`SessionRepository`] on PostgreSQL.
 #[derive(Clone)]
@@ -66,14 +66,20 @@ impl SessionRepository for PgSessionRepository {
     #[instrument(name = "db.sessions.find", skip_all, err(Display))]
     async fn find(&self, id: SessionId) -> Result<Option<Session>, UnexpectedError> {
         let mut conn = conn(&self.pool).await?;
-        let row = sessions::table
-            .find(id.as_uuid())
-            .select(SessionRow::as_select())
+        // A disabled account's sessions count as revoked.
+        let row: Option<(SessionRow, Option<DateTime<Utc>>)> = sessions::table
+            .left_join(account_disabled::table.on(account_disabled::user_id.eq(sessions::user_id)))
+            .filter(sessions::id.eq(id.as_uuid()))
+            .select((SessionRow::as_select(), account_disabled::disabled_at.nullable()))
             .first(&mut conn)
             .await
             .optional()
             .map_err(DbError::from)?;
-        Ok(row.map(Session::from))
+        Ok(row.map(|(row, disabled)| {
+            let mut session = Session::from(row);
+            session.revoked_at = session.revoked_at.or(disabled);
+            session
+        }))
     }
 
     #[instrument(name = "db.refresh_tokens.find", skip_all, err(Display))]

@@ -2,6 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod accounts;
+mod admin;
+mod api_keys;
 mod bundles;
 mod configs;
 mod devices;

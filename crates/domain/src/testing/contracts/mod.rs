@@ -31,6 +31,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod account;
+pub mod admin;
+pub mod api_key_factory;
+pub mod api_keys;
 pub mod audit;
 pub mod bundle;
 pub mod cache;
@@ -48,6 +51,9 @@ pub mod tokens;
 pub mod wakeups;
 
 pub use account::account_repository_contract;
+pub use admin::admin_repository_contract;
+pub use api_key_factory::api_key_factory_contract;
+pub use api_keys::api_key_repository_contract;
 pub use audit::audit_log_contract;
 pub use bundle::bundle_store_contract;
 pub use cache::device_cache_contract;

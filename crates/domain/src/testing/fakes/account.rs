@@ -109,6 +109,9 @@ impl AccountRepository for InMemoryAccountRepository {
         state.audit.push(audit.clone());
         state.devices.retain(|_, d| d.device.owner != id);
         state.configs.retain(|scope, _| scope.owner() != id);
+        state.api_keys.retain(|_, (k, _)| k.owner != id);
+        state.admins.remove(&id);
+        state.disabled.remove(&id);
         state.signals.retain(|r| r.signal.owner != id);
         let sessions: Vec<SessionId> = state
             .sessions

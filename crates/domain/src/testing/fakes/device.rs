@@ -171,11 +171,13 @@ impl DeviceRepository for InMemoryDeviceRepository {
     }
 
     async fn find_credentials(&self, id: DeviceId) -> Result<Option<DeviceCredentials>, UnexpectedError> {
-        Ok(self.0.state().devices.get(&id).map(|r| DeviceCredentials {
+        let state = self.0.state();
+        Ok(state.devices.get(&id).map(|r| DeviceCredentials {
             id,
             owner: r.device.owner,
             name: r.device.name.clone(),
-            revoked: r.device.revoked_at.is_some(),
+            // A disabled owner's devices count as revoked.
+            revoked: r.device.revoked_at.is_some() || state.disabled.contains_key(&r.device.owner),
             current: r.current.clone(),
             previous: r.previous.clone(),
             config_revision: r.config_revision,

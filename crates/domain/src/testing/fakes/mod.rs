@@ -5,6 +5,8 @@
 //! transparent (readable outputs) and deterministic.
 
 mod account;
+mod admin;
+mod api_keys;
 mod audit;
 mod bundle;
 mod cache;
@@ -23,6 +25,8 @@ mod wakeups;
 mod world;
 
 pub use account::InMemoryAccountRepository;
+pub use admin::InMemoryAdminRepository;
+pub use api_keys::{FakeApiKeys, InMemoryApiKeyRepository};
 pub use audit::InMemoryAuditLog;
 pub use bundle::{InMemoryBundleStore, InMemoryDeploymentRepository};
 pub use cache::FakeDeviceCache;
@@ -92,6 +96,26 @@ mod contracts {
         )
     });
 
+    crate::api_key_repository_contract!(async {
+        let store = InMemoryStore::default();
+        ((), store.accounts(), store.api_keys(), store.audit())
+    });
+
+    crate::admin_repository_contract!(async {
+        let store = InMemoryStore::default();
+        (
+            (),
+            store.accounts(),
+            store.sessions(),
+            store.devices(),
+            store.signals(),
+            store.api_keys(),
+            store.admin(),
+        )
+    });
+
+    crate::api_key_factory_contract!(async { ((), FakeApiKeys::default()) });
+
     crate::signal_repository_contract!(async {
         let store = InMemoryStore::default();
         ((), store.accounts(), store.devices(), store.signals())
@@ -143,6 +167,16 @@ mod contracts {
         config_repository_contract(&accounts, &devices, &store.configs()).await;
         bundle_store_contract(&accounts, &devices, &store.bundles(), &store.deployments()).await;
         deployment_repository_contract(&accounts, &devices, &store.bundles(), &store.deployments()).await;
+        api_key_repository_contract(&accounts, &store.api_keys(), &audit).await;
+        admin_repository_contract(
+            &accounts,
+            &sessions,
+            &devices,
+            &signals,
+            &store.api_keys(),
+            &store.admin(),
+        )
+        .await;
         let wakeups = store.wakeups(FixedClock::default_start());
         wakeups::signal_wakeups_contract(&accounts, &devices, &signals, &wakeups).await;
         replay_guard_contract(&FakeReplayGuard::default()).await;

@@ -30,7 +30,14 @@ impl SessionRepository for InMemorySessionRepository {
     }
 
     async fn find(&self, id: SessionId) -> Result<Option<Session>, UnexpectedError> {
-        Ok(self.0.state().sessions.get(&id).cloned())
+        let state = self.0.state();
+        Ok(state.sessions.get(&id).cloned().map(|mut s| {
+            // A disabled account's sessions count as revoked.
+            if let Some(at) = state.disabled.get(&s.user_id) {
+                s.revoked_at = s.revoked_at.or(Some(*at));
+            }
+            s
+        }))
     }
 
     async fn find_refresh_token(

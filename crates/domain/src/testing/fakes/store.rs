@@ -6,9 +6,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 
 use super::{
-    FakeWakeups, FixedClock, InMemoryAccountRepository, InMemoryAuditLog, InMemoryConfigRepository,
-    InMemoryDeviceRepository, InMemorySessionRepository, InMemorySignalRepository,
+    FakeWakeups, FixedClock, InMemoryAccountRepository, InMemoryAdminRepository, InMemoryApiKeyRepository,
+    InMemoryAuditLog, InMemoryConfigRepository, InMemoryDeviceRepository, InMemorySessionRepository,
+    InMemorySignalRepository,
 };
+use crate::access::{ApiKey, ApiKeyHash, ApiKeyId};
 use crate::account::*;
 use crate::audit::AuditEvent;
 use crate::config::{ConfigScope, ConfigVersion};
@@ -62,6 +64,11 @@ pub(super) struct State {
     pub(super) audit: Vec<AuditEvent>,
     /// Per scope, the stored configuration versions, oldest first.
     pub(super) configs: HashMap<ConfigScope, Vec<ConfigVersion>>,
+    pub(super) api_keys: HashMap<ApiKeyId, (ApiKey, ApiKeyHash)>,
+    /// Accounts with the administrator role.
+    pub(super) admins: std::collections::HashSet<UserId>,
+    /// Disabled accounts, with when.
+    pub(super) disabled: HashMap<UserId, DateTime<Utc>>,
 }
 
 /// One in-memory database behind both repository fakes, so cascades and
@@ -96,6 +103,14 @@ impl InMemoryStore {
 
     pub fn deployments(&self) -> super::InMemoryDeploymentRepository {
         super::InMemoryDeploymentRepository(self.clone())
+    }
+
+    pub fn admin(&self) -> InMemoryAdminRepository {
+        InMemoryAdminRepository(self.clone())
+    }
+
+    pub fn api_keys(&self) -> InMemoryApiKeyRepository {
+        InMemoryApiKeyRepository(self.clone())
     }
 
     pub fn signals(&self) -> InMemorySignalRepository {
