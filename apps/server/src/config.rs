@@ -101,8 +101,9 @@ pub struct ProtectionSettings {
     /// Requests per API key, per minute (on every instance together when
     /// Redis is configured).
     pub api_key_per_minute: u32,
-    /// Peers whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Peers whose `X-Forwarded-For` is believed: addresses or networks
+    /// (a load balancer's pod network in Kubernetes, say).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Origins allowed to call the API from a browser.
     pub cors_origins: Vec<String>,
     pub max_header_bytes: usize,
@@ -490,10 +491,15 @@ impl Settings {
         };
         let mut trusted_proxies = Vec::new();
         for entry in list(r.raw("EAGATE_TRUSTED_PROXIES")) {
-            match entry.parse() {
-                Ok(ip) => trusted_proxies.push(ip),
-                Err(_) => r.problems.push(format!(
-                    "EAGATE_TRUSTED_PROXIES entry {entry:?} is not an IP address"
+            match (entry.parse::<ipnet::IpNet>(), entry.parse::<std::net::IpAddr>()) {
+                (Ok(net), _) if net.trunc() == net => trusted_proxies.push(net),
+                (Ok(net), _) => r.problems.push(format!(
+                    "EAGATE_TRUSTED_PROXIES entry {entry:?} has host bits set (did you mean {}?)",
+                    net.trunc()
+                )),
+                (_, Ok(ip)) => trusted_proxies.push(ipnet::IpNet::from(ip)),
+                _ => r.problems.push(format!(
+                    "EAGATE_TRUSTED_PROXIES entry {entry:?} is not an IP address or network (CIDR)"
                 )),
             }
         }
@@ -683,6 +689,35 @@ mod tests {
             "EAGATE_MAX_CLOCK_SKEW_SECONDS",
         ] {
             assert!(err.contains(name), "{name} missing from: {err}");
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks() {
+        let s = Settings::from_vars(&vars(&[(
+            "EAGATE_TRUSTED_PROXIES",
+            "10.0.0.5, 10.244.0.0/16, fd00::/8",
+        )]))
+        .unwrap();
+        let nets: Vec<String> = s
+            .protection
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(nets, ["10.0.0.5/32", "10.244.0.0/16", "fd00::/8"]);
+        for (bad, says) in [
+            ("10.244.1.0/16", "host bits set (did you mean 10.244.0.0/16?)"),
+            ("10.0.0.0/33", "not an IP address or network"),
+            ("proxy.local", "not an IP address or network"),
+        ] {
+            let err = Settings::from_vars(&vars(&[("EAGATE_TRUSTED_PROXIES", bad)]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("EAGATE_TRUSTED_PROXIES") && err.contains(says),
+                "{bad}: {err}"
+            );
         }
     }
 

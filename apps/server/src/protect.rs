@@ -10,6 +10,7 @@ use eagate_domain::UnexpectedError;
 use eagate_domain::ratelimit::{RateDecision, RateLimit, RateLimiter};
 use eagate_memory::InMemoryRateLimiter;
 use eagate_redis::RedisRateLimiter;
+use ipnet::IpNet;
 
 use crate::config::ProtectionSettings;
 use crate::problem::{ApiError, ProblemKind};
@@ -138,9 +139,10 @@ fn forwarded_address(entry: &str) -> Option<IpAddr> {
 /// If that entry is not an address (`unknown`, garbage) the client is
 /// unknown: entries further left were written by the client and prove
 /// nothing.
-pub fn client_ip(req: &HttpRequest, trusted: &[IpAddr]) -> Option<IpAddr> {
+pub fn client_ip(req: &HttpRequest, trusted: &[IpNet]) -> Option<IpAddr> {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     let peer = req.peer_addr()?.ip();
-    if !trusted.contains(&peer) {
+    if !is_trusted(&peer) {
         return Some(peer);
     }
     let entries: Vec<&str> = req
@@ -152,7 +154,7 @@ pub fn client_ip(req: &HttpRequest, trusted: &[IpAddr]) -> Option<IpAddr> {
     let mut client = peer;
     for entry in entries.iter().rev() {
         match forwarded_address(entry) {
-            Some(ip) if trusted.contains(&ip) => client = ip,
+            Some(ip) if is_trusted(&ip) => client = ip,
             Some(ip) => return Some(ip),
             None => return None,
         }
@@ -181,12 +183,16 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
     fn from_proxy(forwarded: &[&str]) -> Option<IpAddr> {
         let mut req = TestRequest::default().peer_addr("10.0.0.1:40000".parse().unwrap());
         for value in forwarded {
             req = req.append_header(("x-forwarded-for", *value));
         }
-        client_ip(&req.to_http_request(), &[ip("10.0.0.1"), ip("10.0.0.2")])
+        client_ip(&req.to_http_request(), &[net("10.0.0.1/32"), net("10.0.0.2/32")])
     }
 
     #[test]
@@ -229,6 +235,22 @@ mod tests {
             .peer_addr("203.0.113.9:1".parse().unwrap())
             .append_header(("x-forwarded-for", "198.51.100.7"))
             .to_http_request();
-        assert_eq!(client_ip(&req, &[ip("10.0.0.1")]), Some(ip("203.0.113.9")));
+        assert_eq!(client_ip(&req, &[net("10.0.0.1/32")]), Some(ip("203.0.113.9")));
+    }
+
+    #[test]
+    fn a_trusted_network_trusts_each_of_its_addresses_and_no_other() {
+        let via = |peer: &str| {
+            let req = TestRequest::default()
+                .peer_addr(format!("{peer}:40000").parse().unwrap())
+                .append_header(("x-forwarded-for", "6.6.6.6, 198.51.100.7, 10.244.3.9"))
+                .to_http_request();
+            client_ip(&req, &[net("10.244.0.0/16")])
+        };
+        // A peer in the network: its entry and the next proxy's (also in
+        // it) are skipped; the client is what the outermost proxy saw.
+        assert_eq!(via("10.244.1.2"), Some(ip("198.51.100.7")));
+        // A peer outside it is the client itself.
+        assert_eq!(via("10.245.0.1"), Some(ip("10.245.0.1")));
     }
 }

@@ -347,7 +347,9 @@ impl DeviceRepository for PgDeviceRepository {
         let mut conn = conn(&self.pool).await?;
         // A disabled owner's devices count as revoked (the trigger on
         // account_disabled tells every instance's cache).
-        let row: Option<(CredentialsRow, Option<i64>, Option<i64>, Option<DateTime<Utc>>)> = devices::table
+        // (credentials, config revision, deployment revision, owner disabled at)
+        type Row = (CredentialsRow, Option<i64>, Option<i64>, Option<DateTime<Utc>>);
+        let row: Option<Row> = devices::table
             .left_join(device_config_revisions::table)
             .left_join(device_deployment_revisions::table)
             .left_join(account_disabled::table.on(account_disabled::user_id.eq(devices::owner_id)))
