@@ -487,6 +487,7 @@ impl From<DeploymentError> for ApiError {
                 format!("The deployment has already ended ({state})."),
             )
             .with_extension("state", serde_json::json!(state)),
+            DeploymentError::Busy => ApiError::dependency_unavailable(e),
             DeploymentError::Unexpected(e) => e.into(),
         }
     }

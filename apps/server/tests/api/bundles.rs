@@ -861,7 +861,9 @@ async fn heartbeats_confirm_installation_silence_times_out_and_owners_cancel() {
     // The poll (served from the device cache) tells the EA to look.
     let seen = eventually_changed(&app, &devs[2], 0).await;
 
-    // Device 0's EA restarts with the new version: its heartbeat confirms.
+    // Device 0 downloads, its EA restarts with the new version: its
+    // heartbeat confirms.
+    reported(&app, &devs[0], &dep, "downloading").await;
     let response = signed(
         &app,
         &devs[0],

@@ -131,10 +131,10 @@ impl BundleVersion {
     }
 
     /// Whether `reported` (e.g. an EA's heartbeat `ea_version`) names this
-    /// version: equal as written, or equal without build metadata.
+    /// version exactly, build metadata included: `2.1.0+b7` and `2.1.0+b8`
+    /// are different builds.
     pub fn matches(&self, reported: &str) -> bool {
-        let strip = |s: &str| s.split('+').next().unwrap_or(s).to_owned();
-        reported == self.text || strip(reported.trim()) == strip(&self.text)
+        reported.trim() == self.text
     }
 
     /// Precedence of the `MAJOR.MINOR.PATCH` parts.
@@ -305,9 +305,10 @@ mod tests {
     }
 
     #[test]
-    fn an_ea_version_matches_with_or_without_build_metadata() {
+    fn an_ea_version_matches_exactly_build_metadata_included() {
         let v = BundleVersion::parse("2.1.0+b7").unwrap();
-        assert!(v.matches("2.1.0+b7") && v.matches("2.1.0"));
+        assert!(v.matches("2.1.0+b7") && v.matches(" 2.1.0+b7 "));
+        assert!(!v.matches("2.1.0") && !v.matches("2.1.0+b8"));
         assert!(!v.matches("2.1.1") && !v.matches("2.1.0-rc.1"));
     }
 

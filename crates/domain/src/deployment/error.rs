@@ -24,6 +24,10 @@ pub enum DeploymentError {
     /// Cancelling a deployment that already ended.
     #[error("the deployment has already ended ({state})")]
     AlreadyEnded { state: &'static str },
+    /// Every save lost a race with another writer (many devices of one
+    /// wave reporting at once): nothing was changed; retry shortly.
+    #[error("the deployment kept changing while being saved")]
+    Busy,
     #[error(transparent)]
     Unexpected(#[from] UnexpectedError),
 }

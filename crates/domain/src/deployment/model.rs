@@ -182,7 +182,9 @@ impl TargetStatus {
             (Pending, Downloading | Installed | Failed)
                 | (Downloading, Downloading | Installed | Failed)
                 | (Installed, Installed)
-                | (Failed, Failed)
+                // A late or retried success wins over a timeout or an
+                // earlier failure (while the deployment runs).
+                | (Failed, Failed | Installed)
         )
     }
 }
@@ -535,8 +537,9 @@ impl Deployment {
         Ok(events)
     }
 
-    /// Applies what time and heartbeats decide: an open device whose EA
-    /// reports the bundle's version is installed; one past the timeout has
+    /// Applies what time and heartbeats decide: a downloading device whose
+    /// EA reports the bundle's version is installed (not a pending one: its
+    /// EA may run that version of another build or name from before); one past the timeout has
     /// failed (`timeout`); a wave over the abort threshold aborts the
     /// deployment; a finished wave starts the next, the last completes it.
     pub fn evaluate(&mut self, now: DateTime<Utc>) -> Vec<DeploymentEvent> {
@@ -552,10 +555,10 @@ impl Deployment {
                 .iter_mut()
                 .filter(|d| d.wave == wave && d.status.is_open())
             {
-                let (status, reason) = if d
-                    .ea_version
-                    .as_deref()
-                    .is_some_and(|v| self.bundle_version.matches(v))
+                let (status, reason) = if d.status == TargetStatus::Downloading
+                    && d.ea_version
+                        .as_deref()
+                        .is_some_and(|v| self.bundle_version.matches(v))
                 {
                     (TargetStatus::Installed, None)
                 } else if let (Some(t), Some(started)) = (timeout, d.started_at)
@@ -748,7 +751,16 @@ mod tests {
         d.report(device(0), TargetStatus::Failed, Some("disk full".into()), at(2))
             .unwrap();
         assert_eq!(d.devices[0].reason.as_deref(), Some("disk full"));
-        assert!(d.report(device(0), TargetStatus::Installed, None, at(3)).is_err());
+        // A retry that worked: a late success wins while the rollout runs.
+        d.report(device(0), TargetStatus::Installed, None, at(3)).unwrap();
+        assert_eq!(d.devices[0].reason, None);
+        assert_eq!(
+            d.report(device(0), TargetStatus::Downloading, None, at(3)),
+            Err(ReportRefused::Invalid {
+                from: TargetStatus::Installed,
+                to: TargetStatus::Downloading
+            })
+        );
         assert_eq!(
             d.report(device(5), TargetStatus::Installed, None, at(3)),
             Err(ReportRefused::NotTargeted)
@@ -795,6 +807,12 @@ mod tests {
     #[test]
     fn silence_past_the_timeout_is_a_failure_and_a_heartbeat_confirms_installation() {
         let mut d = deploy(2, waves(&[100], None, Some(30)));
+        // Running that version before the download proves nothing.
+        d.devices[0].ea_version = Some("2.0.0".into());
+        assert!(d.evaluate(at(1)).is_empty(), "a pending device is not confirmed");
+        d.devices[0].ea_version = None;
+        d.report(device(1), TargetStatus::Downloading, None, at(2))
+            .unwrap();
         d.devices[1].ea_version = Some("2.0.0".into());
         let events = d.evaluate(at(29));
         assert_eq!(
@@ -809,6 +827,17 @@ mod tests {
         assert_eq!(d.devices[0].status, TargetStatus::Failed);
         assert_eq!(d.devices[0].reason.as_deref(), Some("timeout"));
         assert_eq!(d.state, DeploymentState::Completed);
+    }
+
+    #[test]
+    fn an_installation_reported_after_its_timeout_still_counts() {
+        let mut d = deploy(2, waves(&[50, 100], None, Some(30)));
+        d.evaluate(at(31));
+        assert_eq!(d.devices[0].status, TargetStatus::Failed);
+        d.report(device(0), TargetStatus::Installed, None, at(32))
+            .unwrap();
+        assert_eq!(d.devices[0].status, TargetStatus::Installed);
+        assert_eq!(d.devices[0].reason, None, "the timeout reason is gone");
     }
 
     #[test]

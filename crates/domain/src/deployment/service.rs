@@ -324,7 +324,7 @@ where
                 Err(SaveDeploymentError::Unexpected(e)) => return Err(e.into()),
             }
         }
-        Err(crate::error::UnexpectedError::msg("the deployment kept changing while being saved").into())
+        Err(DeploymentError::Busy)
     }
 
     /// Replaces the labels of the owner's device. Audited.
