@@ -266,44 +266,11 @@ pub fn path_id(raw: &str, what: &str) -> Result<uuid::Uuid, ApiError> {
     })
 }
 
-/// The user behind a valid `Authorization: Bearer` access token whose
-/// session is still live. Routes use [`Authorized`] instead; this stays for
-/// routes written against it (they refuse API keys until converted).
-#[derive(Debug, Clone, Copy)]
-#[allow(dead_code, reason = "kept for routes written against it on other branches")]
-pub struct Authenticated(pub AuthenticatedUser);
-
 fn bearer_token(req: &HttpRequest) -> Option<String> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
-}
-
-/// A password session only. Routes should prefer [`Authorized`], which
-/// names the operation so the policy can admit API keys with the right
-/// scope; this extractor refuses every API key (403 `session-required`).
-impl FromRequest for Authenticated {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
-
-    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let token = bearer_token(req);
-        let client = client_info(req);
-        Box::pin(async move {
-            let state = state.ok_or_else(|| ApiError::internal("application state missing"))?;
-            let token = token.ok_or_else(invalid_token)?;
-            if ApiKeySecret::looks_like(&token) {
-                // A valid key is still refused; an invalid one says so.
-                state.api_keys.authenticate(&token, client.ip, &client).await?;
-                return Err(Denied::SessionRequired.into());
-            }
-            let who = state.accounts.authenticate(&token).await?;
-            tracing::Span::current().record("user_id", tracing::field::display(who.user_id));
-            Ok(Self(who))
-        })
-    }
 }
 
 /// The caller's address (as the rate limits resolve it, honouring trusted
