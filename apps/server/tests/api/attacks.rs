@@ -1687,8 +1687,30 @@ async fn stored_password_hashes(app: &TestApp) -> Vec<String> {
     rows.into_iter().map(|r| r.password_hash).collect()
 }
 
+/// Every stored API key hash, as the hex and base64 a log line could show.
+async fn stored_api_key_hashes(app: &TestApp) -> Vec<String> {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        hex: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        base64: String,
+    }
+    use diesel_async::RunQueryDsl as _;
+    let mut conn = app.db.connect().await;
+    let rows: Vec<Row> = diesel::sql_query(
+        "SELECT encode(secret_hash, 'hex') AS hex, encode(secret_hash, 'base64') AS base64 FROM api_keys",
+    )
+    .load(&mut conn)
+    .await
+    .unwrap();
+    assert!(!rows.is_empty(), "the key is stored");
+    rows.into_iter().flat_map(|r| [r.hex, r.base64]).collect()
+}
+
 /// Passwords and their stored hashes, access and refresh tokens, device
-/// secrets, request signatures and the metrics token never reach the logs — at any level:
+/// secrets, request signatures, API keys and their stored hashes and the
+/// metrics token never reach the logs — at any level:
 /// the capture runs with the filter `trace`, and this test checks that
 /// debug and trace lines were indeed captured while it ran.
 ///
@@ -1748,6 +1770,43 @@ async fn no_secret_reaches_the_logs_even_at_trace_level() {
         secrets.push(signature.trim_start_matches("v1=").to_owned());
         assert_eq!(request.send(&app.client, &app.base).await.status(), expected);
     }
+    // API keys: created, used (allowed, refused for a scope, mistyped),
+    // rotated, used again; the keys and their stored hashes are secrets.
+    let created: Value = app
+        .post_json_auth(
+            "/api-keys",
+            &access,
+            &json!({"name": "logged?", "scopes": ["devices:read"]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let key = created["key"].as_str().unwrap().to_owned();
+    let key_id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.get_auth("/devices", &key).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.get_auth("/signals", &key).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let mistyped = format!("{}x", &key[..key.len() - 1]);
+    assert_eq!(
+        app.get_auth("/devices", &mistyped).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let rotated: Value = app
+        .post_auth(&format!("/api-keys/{key_id}/rotate"), &access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let rotated_key = rotated["key"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.get_auth("/devices", &rotated_key).await.status(),
+        StatusCode::OK
+    );
+    secrets.extend([key, mistyped, rotated_key]);
+    secrets.extend(stored_api_key_hashes(&app).await);
     app.client
         .get(format!("{}/metrics", app.base))
         .bearer_auth(METRICS_TOKEN)
