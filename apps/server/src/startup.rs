@@ -186,7 +186,8 @@ pub struct Application {
     wakeups: PgSignalWakeups,
     activity: crate::state::Activity,
     api_keys: crate::state::ApiKeys,
-    flusher: tokio::task::JoinHandle<()>,
+    /// The activity flusher and the deployment sweeper, stopped with the server.
+    background: [tokio::task::JoinHandle<()>; 2],
 }
 
 impl std::fmt::Debug for Application {
@@ -360,10 +361,9 @@ impl Application {
             SystemClock,
             UuidV7Generator,
         );
-        tokio::spawn(sweep_deployments(
-            deployments.clone(),
-            settings.devices.deployment_sweep_interval,
-        ));
+        // Swept once the server is listening (a failed start leaves no task
+        // behind), until it stops.
+        let swept = deployments.clone();
         let state = web::Data::new(AppState {
             accounts,
             devices,
@@ -451,6 +451,10 @@ impl Application {
             source,
         })?
         .run();
+        let sweeper = tokio::spawn(sweep_deployments(
+            swept,
+            settings.devices.deployment_sweep_interval,
+        ));
         Ok(Self {
             server,
             addr,
@@ -458,17 +462,20 @@ impl Application {
             wakeups,
             activity,
             api_keys,
-            flusher,
+            background: [flusher, sweeper],
         })
     }
 
-    /// After the server stopped: writes the activity still buffered.
+    /// After the server stopped: stops the background tasks and writes the
+    /// activity still buffered.
     async fn finish(
         activity: crate::state::Activity,
         api_keys: crate::state::ApiKeys,
-        flusher: tokio::task::JoinHandle<()>,
+        background: [tokio::task::JoinHandle<()>; 2],
     ) {
-        flusher.abort();
+        for task in background {
+            task.abort();
+        }
         match activity.flush().await {
             Ok(devices) => tracing::info!(devices, "wrote the last device activity"),
             Err(e) => tracing::error!(error = %e, "could not write the last device activity; it is lost"),
@@ -491,7 +498,7 @@ impl Application {
     /// Serves until the server is stopped (see [`Application::run_until_signal`]).
     pub async fn run(self) -> std::io::Result<()> {
         let served = self.server.await;
-        Self::finish(self.activity, self.api_keys, self.flusher).await;
+        Self::finish(self.activity, self.api_keys, self.background).await;
         served
     }
 
@@ -508,7 +515,7 @@ impl Application {
             handle.stop(true).await;
         });
         let served = self.server.await;
-        Self::finish(self.activity, self.api_keys, self.flusher).await;
+        Self::finish(self.activity, self.api_keys, self.background).await;
         served
     }
 
