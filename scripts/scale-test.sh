@@ -54,7 +54,24 @@ if [ "$what" = all ] || [ "$what" = cluster ]; then
         rm -rf "$dir"
     }
     trap stop_cluster EXIT
-    free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+    # A cluster node also listens on its port + 10000 (the cluster bus): the
+    # port must stay below 55536 and both must be free.
+    free_port() {
+        python3 -c '
+import socket
+while True:
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+    if port + 10000 > 65535:
+        continue
+    bus = socket.socket()
+    try:
+        bus.bind(("127.0.0.1", port + 10000))
+    except OSError:
+        continue
+    print(port)
+    break
+'
+    }
     nodes=()
     for n in 1 2 3; do
         port=$(free_port)
