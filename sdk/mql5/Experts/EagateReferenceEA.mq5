@@ -483,10 +483,18 @@ void OnTimer()
      {
       EagateHeartbeat heartbeat;
       EagateHeartbeatFromTerminal(heartbeat, EA_VERSION);
+      // A heartbeat is a report, not a precondition for trading: a
+      // refused or failed one is logged and tried again at the next
+      // interval; only a fatal error (wrong secret, revoked device) stops.
       if(!g_client.Heartbeat(heartbeat))
         {
-         OnFailure("heartbeat");
-         return;
+         if(g_client.LastErrorIsFatal())
+           {
+            OnFailure("heartbeat");
+            return;
+           }
+         Print(EA_NAME, ": heartbeat failed: ", g_client.LastError(), "; next one in ",
+               IntegerToString(InpHeartbeatSeconds), " s, polling goes on");
         }
       g_last_heartbeat = now;
      }

@@ -244,6 +244,42 @@ class MQL5Live(unittest.TestCase):
                 self.assertEqual(d["ticket"], first.orders()[0]["ticket"])
                 self.assertEqual(d["fill_price"], 1.08512)
 
+    def wait_for_heartbeat(self):
+        deadline = time.time() + 10
+        while self.owner.device(self.device_id)["heartbeat"] is None and time.time() < deadline:
+            time.sleep(0.05)
+        return self.owner.device(self.device_id)["heartbeat"]
+
+    def test_a_broker_name_with_a_c1_control_is_cleaned_and_trading_goes_on(self):
+        """The server refuses every char::is_control, C1 (U+0080-U+009F)
+        included: the SDK sends a space instead, so the heartbeat is
+        accepted and the signal executed."""
+        signal = self.owner.publish(self.device_id, instrument="EURUSD", side="buy", volume=0.1)
+        run = self.run_program("EagateReferenceEA", {"InpPollWaitSeconds": 1},
+                               {"SHIM_STOP_AFTER_ACKS": "1", "SHIM_BROKER": "Shim\u0085Broker\u009fLtd"})
+        self.assertEqual(run.rc, 0, run.out + run.err)
+        beats = [t for t in run.trace if t["url"].endswith("/api/v1/device/heartbeat")]
+        self.assertEqual([t["status"] for t in beats], [202], run.trace)
+        d = self.owner.delivery(signal["id"], self.device_id)
+        self.assertEqual((d["status"], d["outcome"]), ("acknowledged", "executed"))
+        hb = self.wait_for_heartbeat()
+        self.assertIsNotNone(hb, "the heartbeat reached the owner within 10 s")
+        self.assertEqual(hb["broker"], "Shim Broker Ltd")
+
+    def test_a_failing_heartbeat_does_not_stop_trading(self):
+        """Every heartbeat fails (the network, injected): the EA logs it and
+        still polls, executes and acknowledges."""
+        signal = self.owner.publish(self.device_id, instrument="EURUSD", side="sell", volume=0.1)
+        run = self.run_program("EagateReferenceEA", {"InpPollWaitSeconds": 1},
+                               {"SHIM_STOP_AFTER_ACKS": "1", "SHIM_FAIL_PATH": "/api/v1/device/heartbeat",
+                                "SHIM_FAIL_COUNT": "100"})
+        self.assertEqual(run.rc, 0, run.out + run.err)
+        self.assertIn("heartbeat failed: request-failed", run.out)
+        self.assertIn("polling goes on", run.out)
+        d = self.owner.delivery(signal["id"], self.device_id)
+        self.assertEqual((d["status"], d["outcome"]), ("acknowledged", "executed"))
+        self.assertIsNone(self.owner.device(self.device_id)["heartbeat"])
+
     def test_a_revoked_device_stops_with_a_clear_error(self):
         self.owner.revoke(self.device_id)
         run = self.run_program("EagateReferenceEA", {"InpPollWaitSeconds": 1})

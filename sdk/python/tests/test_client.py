@@ -103,6 +103,15 @@ class Answers(unittest.TestCase):
         self.assertEqual(sent["headers"]["Content-Type"], "application/json")
         self.assertTrue(sent["headers"]["X-Signature"].startswith("v1="))
 
+    def test_c1_controls_are_cleaned_like_the_server_refuses_them(self):
+        t = Scripted((200, {"server_time": 1}), (200, {"signal_id": SIGNAL["id"], "outcome": "rejected",
+                                                         "acknowledged_at": "2025-12-02T20:44:57Z"}))
+        c, _ = client(t)
+        c.heartbeat(ea_version="1.0\u0085", broker="Broker\u0085Name\u009f\u0080\u00a0\x7f")
+        self.assertEqual(json.loads(t.sent[0]["body"]), {"ea_version": "1.0 ", "broker": "Broker Name  \u00a0 "})
+        c.ack(SIGNAL["id"], Outcome.REJECTED, message="line\u0085two\ttab")
+        self.assertEqual(json.loads(t.sent[1]["body"])["message"], "line two tab")
+
 
 class Retries(unittest.TestCase):
     def test_429_waits_for_retry_after_and_uses_a_new_nonce(self):

@@ -212,7 +212,8 @@ string EagateOrderTag(const string signal_id)
 
 //+------------------------------------------------------------------+
 //| Keeps at most max_chars characters (not splitting a surrogate    |
-//| pair) and replaces control characters with spaces.               |
+//| pair) and replaces control characters with spaces: C0 (below     |
+//| 0x20), DEL and C1 (0x80-0x9F), everything the server refuses.    |
 //+------------------------------------------------------------------+
 string EagateCleanText(const string text, const int max_chars)
   {
@@ -222,7 +223,7 @@ string EagateCleanText(const string text, const int max_chars)
    for(int i = 0; i < n && kept < max_chars; i++)
      {
       ushort c = StringGetCharacter(text, i);
-      if(c < 0x20 || c == 0x7F)
+      if(c < 0x20 || (c >= 0x7F && c <= 0x9F))
         {
          out += " ";
          kept++;

@@ -394,6 +394,10 @@ void EagateTestProtocol(void)
    EagateExpectEqual(EagateOrderTag("0192F5E4-7C1A-7B3E-9A51-3C2D4E5F6A7B"), tag, "order tag ignores case");
    EagateExpectEqual(EagateOrderTag("not-a-uuid"), "", "no tag for a non-uuid");
    EagateExpectEqual(EagateCleanText("a" + ShortToString(10) + "b", 10), "a b", "control characters cleaned");
+   EagateExpectEqual(EagateCleanText("a" + ShortToString(0x85) + "b" + ShortToString(0x9F) + ShortToString(0x7F), 10), "a b  ",
+                     "C1 controls (U+0080-U+009F) and DEL cleaned");
+   EagateExpectEqual(EagateCleanText(ShortToString(0x7E) + ShortToString(0xA0) + ShortToString(0x80), 10),
+                     "~" + ShortToString(0xA0) + " ", "U+00A0 kept, U+0080 cleaned");
    EagateExpectEqual(EagateCleanText("abcdef", 3), "abc", "text cut");
    EagateExpectEqual(EagateCleanText("a" + ShortToString(0xD83D) + ShortToString(0xDE00) + "b", 2), "a" + ShortToString(0xD83D) + ShortToString(0xDE00), "a surrogate pair is one character");
   }

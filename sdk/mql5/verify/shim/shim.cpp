@@ -15,6 +15,7 @@
 //   SHIM_HIDE_HEADERS     comma-separated response headers WebRequest does
 //                         not pass on (e.g. "date", to test the other way
 //                         of learning the server's clock)
+//   SHIM_BROKER           the account's company (ACCOUNT_COMPANY), UTF-8
 //   MQL5_INPUT_<name>     value of the program's input <name>
 #include "mql5.h"
 #include "shim_internal.h"
@@ -686,7 +687,10 @@ double AccountInfoDouble(ENUM_ACCOUNT_INFO_DOUBLE property) {
     return 0;
 }
 string AccountInfoString(ENUM_ACCOUNT_INFO_STRING property) {
-    return string(property == ACCOUNT_COMPANY ? "Shim Broker Ltd \xe2\x80\x94 \xe6\x9d\xb1\xe4\xba\xac" : "");
+    if (property != ACCOUNT_COMPANY) return string();
+    const char *broker = getenv("SHIM_BROKER");
+    if (!broker) return string("Shim Broker Ltd \xe2\x80\x94 \xe6\x9d\xb1\xe4\xba\xac");
+    return string::from_u16(utf8_to_u16(broker, false));
 }
 
 // ================================================================ crypto

@@ -144,8 +144,9 @@ def urllib_transport(method: str, url: str, headers: Mapping[str, str], body: Op
 
 
 def _clean_text(text: str, limit: int) -> str:
-    """Control characters become spaces; at most ``limit`` characters."""
-    return "".join(" " if ord(c) < 0x20 or ord(c) == 0x7F else c for c in text[:limit])
+    """Control characters (C0, DEL and C1: U+0080-U+009F, all of which the
+    server refuses) become spaces; at most ``limit`` characters."""
+    return "".join(" " if ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F else c for c in text[:limit])
 
 
 class DeviceClient:
