@@ -5,6 +5,7 @@ library only)."""
 import json
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -35,13 +36,14 @@ class Owner:
         tokens = self.call("POST", "/api/v1/auth/login", {"login": name, "password": password})
         self.token = tokens["access_token"]
 
-    def call(self, method, path, body=None, expect=200, headers=None):
-        data = None if body is None else json.dumps(body).encode()
+    def call(self, method, path, body=None, expect=200, headers=None, raw=None):
+        """A JSON request (or ``raw`` bytes as application/octet-stream)."""
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
         request = urllib.request.Request(self.base + path, data=data, method=method)
         for name, value in (headers or {}).items():
             request.add_header(name, value)
         if data is not None:
-            request.add_header("Content-Type", "application/json")
+            request.add_header("Content-Type", "application/octet-stream" if raw is not None else "application/json")
         token = getattr(self, "token", None)
         if token:
             request.add_header("Authorization", "Bearer " + token)
@@ -80,3 +82,22 @@ class Owner:
             if d["device_id"] == device_id:
                 return d
         raise AssertionError(f"signal {signal_id} has no delivery for {device_id}")
+
+    def upload_bundle(self, name, version, data, notes=""):
+        """Uploads an EA bundle (the file's bytes); returns its record."""
+        query = urllib.parse.urlencode({"name": name, "version": version, "notes": notes})
+        return self.call("POST", "/api/v1/bundles?" + query, raw=data, expect=201)
+
+    def deploy(self, bundle_id, device_ids, **options):
+        body = {"bundle_id": bundle_id, "target": "devices", "device_ids": list(device_ids)}
+        body.update(options)
+        return self.call("POST", "/api/v1/deployments", body, expect=201)
+
+    def deployment(self, deployment_id):
+        return self.call("GET", f"/api/v1/deployments/{deployment_id}")
+
+    def deployment_device(self, deployment_id, device_id):
+        for d in self.deployment(deployment_id)["devices"]:
+            if d["device_id"] == device_id:
+                return d
+        raise AssertionError(f"deployment {deployment_id} does not target {device_id}")

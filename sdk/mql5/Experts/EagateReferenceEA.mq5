@@ -12,7 +12,7 @@
 //| WebRequest for listed URL, add the server URL. See docs/mql5.md. |
 //+------------------------------------------------------------------+
 #property copyright "eagate"
-#property version   "1.00"
+#property version   "1.20"
 #property description "Executes eagate trading signals and acknowledges them."
 #property description "Allow the server URL under Tools > Options > Expert Advisors > Allow WebRequest."
 
@@ -20,7 +20,9 @@
 #include <Eagate/Eagate.mqh>
 
 #define EA_NAME "EagateReferenceEA"
-#define EA_VERSION "1.1.0"
+// Sent as the heartbeat's ea_version: upload this build's bundle with
+// exactly this version, so the server can confirm a deployment of it.
+#define EA_VERSION "1.2.0"
 
 input string InpServerUrl = "https://eagate.example.com"; // eagate server URL (origin only)
 input string InpDeviceId = "";                            // Device id
@@ -31,6 +33,8 @@ input ulong  InpMagic = 5524001;                          // Magic number (the c
 input int    InpDeviationPoints = 20;                     // Maximum slippage, points (the configuration's slippage_points wins)
 input double InpVolumeMultiplier = 1.0;                   // Multiply every signal's volume by
 input string InpSymbolSuffix = "";                        // Broker symbol suffix (EURUSD -> EURUSD.m)
+input bool   InpInstallDeployments = true;                // Download bundles deployed to this device (into MQL5\Files)
+input int    InpDownloadChunkKiB = 1024;                  // Bundle download: KiB per request (a broken one is resumed)
 input bool   InpDebug = false;                            // Log every request (never the secret)
 
 CEagateClient g_client;
@@ -42,6 +46,7 @@ int           g_failures = 0;
 long          g_handled = 0;
 EagateConfig  g_config;
 bool          g_have_config = false;
+long          g_deployment_revision = -1;
 
 //+------------------------------------------------------------------+
 int OnInit()
@@ -66,12 +71,18 @@ int OnInit()
       Print(EA_NAME, ": the volume multiplier must be positive");
       return INIT_PARAMETERS_INCORRECT;
      }
+   if(InpDownloadChunkKiB < 4 || InpDownloadChunkKiB > 16384)
+     {
+      Print(EA_NAME, ": the download chunk must be 4-16384 KiB");
+      return INIT_PARAMETERS_INCORRECT;
+     }
    if(!g_client.Init(InpServerUrl, InpDeviceId, InpDeviceSecret))
      {
       Print(EA_NAME, ": ", g_client.LastError());
       return INIT_PARAMETERS_INCORRECT;
      }
    g_client.SetDebug(InpDebug);
+   g_client.SetDownloadChunk(InpDownloadChunkKiB * 1024);
    g_trade.SetExpertMagicNumber(InpMagic);
    g_trade.SetDeviationInPoints(InpDeviationPoints);
    g_halted = false;
@@ -80,12 +91,13 @@ int OnInit()
    g_failures = 0;
    g_have_config = false;
    g_config.etag = "";
+   g_deployment_revision = -1;
    if(!EventSetTimer(1))
      {
       Print(EA_NAME, ": could not start the timer");
       return INIT_FAILED;
      }
-   Print(EA_NAME, " ", EA_VERSION, ": device ", g_client.DeviceId(), " on ", InpServerUrl);
+   Print(EA_NAME, " ", EA_VERSION, " (eagate MQL5 SDK ", EAGATE_SDK_VERSION, "): device ", g_client.DeviceId(), " on ", InpServerUrl);
    return INIT_SUCCEEDED;
   }
 
@@ -470,6 +482,79 @@ void Handle(const EagateSignal &signal)
   }
 
 //+------------------------------------------------------------------+
+//| Whether a failed report is worth repeating: not when the server  |
+//| refused it for good (409 invalid-transition, 404: the deployment |
+//| moved on, was cancelled or no longer targets this device).       |
+//+------------------------------------------------------------------+
+bool ReportRefused(const string what)
+  {
+   int status = g_client.LastStatus();
+   if(status >= 400 && status < 500 && status != 408 && status != 429)
+     {
+      Print(EA_NAME, ": the server refused the ", what, " report: ", g_client.LastError());
+      return true;
+     }
+   Print(EA_NAME, ": the ", what, " report failed: ", g_client.LastError(), "; trying again after the next poll");
+   return false;
+  }
+
+//+------------------------------------------------------------------+
+//| Works on the deployment the server names for this device: reports|
+//| downloading, downloads the bundle into MQL5\Files as             |
+//| <name>-<version>.ex5 (resumable, SHA-256 verified) and reports    |
+//| installed, or failed with the reason. An EA cannot replace its   |
+//| own program (MQL5 writes only under MQL5\Files): "installed"     |
+//| means saved and verified, ready to be copied into MQL5\Experts;  |
+//| once that build runs, its heartbeat's ea_version confirms it.    |
+//| false: try again after the next poll.                            |
+//+------------------------------------------------------------------+
+bool CheckDeployment(void)
+  {
+   EagateDeployment deployment;
+   bool found = false;
+   if(!g_client.Deployment(deployment, found))
+     {
+      Print(EA_NAME, ": the deployment check failed: ", g_client.LastError(), "; trying again after the next poll");
+      return false;
+     }
+   if(!found)
+      return true;
+   string label = "bundle " + deployment.bundle_name + " " + deployment.bundle_version;
+   if(deployment.status == "pending")
+     {
+      if(!g_client.ReportDeployment(deployment.deployment_id, "downloading", ""))
+         return ReportRefused("downloading");
+      Print(EA_NAME, ": deployment ", deployment.deployment_id, ": downloading ", label, " (",
+            IntegerToString(deployment.bundle_size), " bytes)");
+     }
+   string file = deployment.bundle_name + "-" + deployment.bundle_version + ".ex5";
+   long resumed = 0;
+   if(!g_client.DownloadBundle(deployment, file, resumed))
+     {
+      string code = g_client.LastCode();
+      if(code != EAGATE_ERR_DIGEST_MISMATCH && code != EAGATE_ERR_FILE && code != EAGATE_ERR_BAD_RESPONSE)
+        {
+         Print(EA_NAME, ": the download of ", label, " stopped: ", g_client.LastError(), "; resuming after the next poll");
+         return false;
+        }
+      string reason = g_client.LastError();
+      Print(EA_NAME, ": ", label, " failed: ", reason);
+      if(!g_client.ReportDeployment(deployment.deployment_id, "failed", reason))
+         return ReportRefused("failed");
+      return true;
+     }
+   string resumed_text = "";
+   if(resumed > 0)
+      resumed_text = ", resumed at byte " + IntegerToString(resumed);
+   Print(EA_NAME, ": ", label, " saved as MQL5\\Files\\", file, " (SHA-256 verified", resumed_text, ")");
+   if(!g_client.ReportDeployment(deployment.deployment_id, "installed", ""))
+      return ReportRefused("installed");
+   Print(EA_NAME, ": deployment ", deployment.deployment_id, ": installed");
+   g_last_heartbeat = 0;  // report the running version now
+   return true;
+  }
+
+//+------------------------------------------------------------------+
 //| One cycle: heartbeat when due, long-poll, handle each signal.    |
 //+------------------------------------------------------------------+
 void OnTimer()
@@ -518,6 +603,10 @@ void OnTimer()
    g_failures = 0;
    for(int i = 0; i < ArraySize(signals) && !g_halted && !IsStopped(); i++)
       Handle(signals[i]);
+   // Trading first; then a deployment, when the poll reports a change.
+   if(InpInstallDeployments && !g_halted && !IsStopped() && g_client.DeploymentRevision() != g_deployment_revision)
+      if(CheckDeployment())
+         g_deployment_revision = g_client.DeploymentRevision();
    Comment(EA_NAME, " ", EA_VERSION, " | device ", g_client.DeviceId(), " | signals handled: ",
            IntegerToString(g_handled), " | clock offset: ", IntegerToString(g_client.ClockOffset()), " s");
   }

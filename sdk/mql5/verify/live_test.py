@@ -69,6 +69,7 @@ class MQL5Live(unittest.TestCase):
     def setUp(self):
         self.device_id, self.secret = self.owner.create_device()
         self.state = os.path.join(self.tmp.name, uuid.uuid4().hex + ".state")
+        self.files = os.path.join(self.tmp.name, uuid.uuid4().hex + "-files")
 
     def run_program(self, program, inputs=None, env=None, timeout=90):
         trace = os.path.join(self.tmp.name, uuid.uuid4().hex + ".trace")
@@ -81,6 +82,7 @@ class MQL5Live(unittest.TestCase):
             "SHIM_TRACE": trace,
             "SHIM_STATE": self.state,
             "SHIM_MAX_SECONDS": "60",
+            "SHIM_FILES": self.files,
         })
         for k, v in (inputs or {}).items():
             full["MQL5_INPUT_" + k] = str(v)
@@ -164,7 +166,7 @@ class MQL5Live(unittest.TestCase):
             time.sleep(0.05)
         hb = o.device(self.device_id)["heartbeat"]
         self.assertIsNotNone(hb, "the heartbeat reached the owner within 10 s")
-        self.assertEqual(hb["ea_version"], "1.1.0")
+        self.assertEqual(hb["ea_version"], "1.2.0")
         self.assertEqual(hb["terminal_build"], 4410)
         self.assertEqual(hb["broker"], "Shim Broker Ltd \u2014 \u6771\u4eac")
         self.assertEqual(hb["account_login"], 51234567)
@@ -279,6 +281,72 @@ class MQL5Live(unittest.TestCase):
         d = self.owner.delivery(signal["id"], self.device_id)
         self.assertEqual((d["status"], d["outcome"]), ("acknowledged", "executed"))
         self.assertIsNone(self.owner.device(self.device_id)["heartbeat"])
+
+    # ------------------------------------------------------------------ deployments
+
+    def test_a_deployed_bundle_is_downloaded_resumed_verified_and_installed(self):
+        """The owner deploys a 200,000-byte bundle; the EA downloads it in
+        64 KiB Range requests. First run: the first chunk arrives, then the
+        connection keeps breaking and the EA gives up for now (the partial
+        file stays). Second run (a restart): it resumes at byte 65536, a
+        transfer is cut once more and retried from the same byte, the
+        SHA-256 matches, the file is in MQL5\\Files and the owner sees the
+        device installed."""
+        o = self.owner
+        data = os.urandom(200_000)
+        bundle = o.upload_bundle("RefEA", "2.0.0-rc.1", data, notes="live test")
+        deployment = o.deploy(bundle["id"], [self.device_id])
+        self.assertEqual(o.deployment_device(deployment["id"], self.device_id)["status"], "pending")
+        inputs = {"InpPollWaitSeconds": 1, "InpDownloadChunkKiB": 64}
+        first = self.run_program("EagateReferenceEA", inputs,
+                                 {"SHIM_CUT_PATH": "/api/v1/device/bundles/", "SHIM_CUT_SKIP": "1",
+                                  "SHIM_CUT_COUNT": "100", "SHIM_STOP_AFTER_TIMERS": "1"})
+        self.assertEqual(first.rc, 0, first.out + first.err)
+        self.assertIn("the download of bundle RefEA 2.0.0-rc.1 stopped: request-failed", first.out)
+        gets = [t for t in first.trace if "/api/v1/device/bundles/" in t["url"]]
+        self.assertEqual([(t["range"], t["status"]) for t in gets],
+                         [("bytes=0-65535", 206)] + [("bytes=65536-131071", -1)] * 4, first.trace)
+        self.assertEqual(gets[0]["content_range"], "bytes 0-65535/200000")
+        with open(os.path.join(self.files, "RefEA-2.0.0-rc.1.ex5.part"), "rb") as f:
+            self.assertEqual(f.read(), data[:65536])
+        self.assertEqual(o.deployment_device(deployment["id"], self.device_id)["status"], "downloading")
+
+        second = self.run_program("EagateReferenceEA", inputs,
+                                  {"SHIM_CUT_PATH": "/api/v1/device/bundles/", "SHIM_CUT_SKIP": "1",
+                                   "SHIM_CUT_COUNT": "1", "SHIM_STOP_AFTER_TIMERS": "2"})
+        self.assertEqual(second.rc, 0, second.out + second.err)
+        gets = [t for t in second.trace if "/api/v1/device/bundles/" in t["url"]]
+        self.assertEqual([(t["range"], t["status"]) for t in gets],
+                         [("bytes=65536-131071", 206), ("bytes=131072-196607", -1), ("bytes=131072-196607", 206),
+                          ("bytes=196608-199999", 206)], second.trace)
+        self.assertIn("saved as MQL5\\Files\\RefEA-2.0.0-rc.1.ex5 (SHA-256 verified, resumed at byte 65536)", second.out)
+        with open(os.path.join(self.files, "RefEA-2.0.0-rc.1.ex5"), "rb") as f:
+            self.assertEqual(f.read(), data)
+        self.assertFalse(os.path.exists(os.path.join(self.files, "RefEA-2.0.0-rc.1.ex5.part")))
+        reports = [json.loads(t["body"])["status"] for t in first.trace + second.trace
+                   if t["url"].endswith("/status") and t["status"] == 200]
+        self.assertEqual(reports, ["downloading", "installed"])
+        progress = o.deployment(deployment["id"])
+        self.assertEqual((progress["state"], progress["counts"]["installed"]), ("completed", 1), progress)
+        self.assertEqual(o.deployment_device(deployment["id"], self.device_id)["status"], "installed")
+        self.assertFreshNonces(second)
+
+    def test_a_corrupted_download_is_reported_failed_with_the_reason(self):
+        o = self.owner
+        data = os.urandom(5000)
+        bundle = o.upload_bundle("RefEA", "3.1.4", data)
+        deployment = o.deploy(bundle["id"], [self.device_id])
+        run = self.run_program("EagateReferenceEA", {"InpPollWaitSeconds": 1},
+                               {"SHIM_CORRUPT_PATH": "/api/v1/device/bundles/", "SHIM_CORRUPT_COUNT": "1",
+                                "SHIM_STOP_AFTER_TIMERS": "2"})
+        self.assertEqual(run.rc, 0, run.out + run.err)
+        self.assertIn("bundle RefEA 3.1.4 failed: digest-mismatch", run.out)
+        device = o.deployment_device(deployment["id"], self.device_id)
+        self.assertEqual(device["status"], "failed", device)
+        self.assertIn("digest-mismatch", device["reason"])
+        self.assertIn("the server announced 5000 bytes with " + bundle["sha256"], device["reason"])
+        self.assertFalse(os.path.exists(os.path.join(self.files, "RefEA-3.1.4.ex5")))
+        self.assertFalse(os.path.exists(os.path.join(self.files, "RefEA-3.1.4.ex5.part")))
 
     def test_a_revoked_device_stops_with_a_clear_error(self):
         self.owner.revoke(self.device_id)

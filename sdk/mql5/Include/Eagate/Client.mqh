@@ -19,7 +19,7 @@
 #include "Protocol.mqh"
 #include "Json.mqh"
 
-#define EAGATE_SDK_VERSION "1.0.0"
+#define EAGATE_SDK_VERSION "1.1.0"
 
 // Codes the SDK reports itself; everything else in LastCode() is the
 // server's problem code (docs/protocol.md, docs/api.md).
@@ -34,6 +34,8 @@
 #define EAGATE_ERR_HTTP "http-error"
 #define EAGATE_ERR_STOPPED "stopped"
 #define EAGATE_ERR_CRYPTO "crypto-failed"
+#define EAGATE_ERR_FILE "file-error"
+#define EAGATE_ERR_DIGEST_MISMATCH "digest-mismatch"
 
 // A Date header this far (seconds) from our idea of the server's clock
 // replaces the learned offset.
@@ -165,6 +167,23 @@ bool EagateSymbolAllowed(const EagateConfig &config, const string symbol)
   }
 
 //+------------------------------------------------------------------+
+//| What the device should install now (GET /api/v1/device/deployment).|
+//+------------------------------------------------------------------+
+struct EagateDeployment
+  {
+   string            deployment_id;
+   string            status;          // pending | downloading
+   string            bundle_id;
+   string            bundle_name;
+   string            bundle_version;  // semantic version, exactly as uploaded
+   string            bundle_notes;
+   long              bundle_size;     // bytes
+   string            bundle_sha256;   // 64 lowercase hex digits
+   string            download_path;
+   string            deadline;        // RFC 3339 UTC, "" when none
+  };
+
+//+------------------------------------------------------------------+
 //| The server's record of an acknowledgement (ticket -1 and price 0 |
 //| when absent).                                                    |
 //+------------------------------------------------------------------+
@@ -269,6 +288,8 @@ private:
    long              m_rate_limited;
    long              m_clock_corrections;
    long              m_config_revision;
+   long              m_deployment_revision;
+   int               m_chunk_bytes;
 
    bool              Fail(const int status, const string code, const string detail);
    void              Log(const string text);
@@ -278,6 +299,10 @@ private:
    void              ReadProblem(const int status, const string headers, const string body, long &server_time, int &retry_after);
    int               Backoff(const int attempt);
    bool              ParseObject(const string response);
+   bool              Send(const string method, const string target, const string body, const string extra_headers,
+                          const int timeout_ms, uchar &answer[], string &answer_headers);
+   bool              FileBytes(const string file_name, uchar &bytes[]);
+   bool              AppendFile(const string file_name, const uchar &bytes[], const bool start_over);
 
 public:
                      CEagateClient(void);
@@ -299,6 +324,14 @@ public:
    bool              ConfigIfChanged(EagateConfig &config);
    // The trading configuration revision of the last poll (0 before one).
    long              ConfigRevision(void) const { return m_config_revision; }
+   // The deployment revision of the last poll (0 before one): when it
+   // changes, ask Deployment() for a bundle to install.
+   long              DeploymentRevision(void) const { return m_deployment_revision; }
+   bool              Deployment(EagateDeployment &deployment, bool &found);
+   bool              ReportDeployment(const string deployment_id, const string status, const string reason);
+   // Bytes per download request (Range), 4 KiB-16 MiB; 1 MiB by default.
+   void              SetDownloadChunk(const int bytes) { m_chunk_bytes = MathMax(4096, MathMin(bytes, 16777216)); }
+   bool              DownloadBundle(const EagateDeployment &deployment, const string file_name, long &resumed_from);
    // The last call's outcome: HTTP status (0 when no answer), code and
    // the server's detail; "" code means success.
    int               LastStatus(void) const { return m_status; }
@@ -342,6 +375,8 @@ CEagateClient::CEagateClient(void)
    m_rate_limited = 0;
    m_clock_corrections = 0;
    m_config_revision = 0;
+   m_deployment_revision = 0;
+   m_chunk_bytes = 1048576;
   }
 
 //+------------------------------------------------------------------+
@@ -593,6 +628,23 @@ bool CEagateClient::RequestWith(const string method, const string target, const 
                                 const string extra_headers, const int timeout_ms, string &response)
   {
    response = "";
+   uchar answer[];
+   string answer_headers = "";
+   if(!Send(method, target, body, extra_headers, timeout_ms, answer, answer_headers))
+      return false;
+   response = EagateUtf8String(answer);
+   return true;
+  }
+
+//+------------------------------------------------------------------+
+//| The request loop: signs, sends, retries. On success answer holds |
+//| the answer's bytes and answer_headers its headers.               |
+//+------------------------------------------------------------------+
+bool CEagateClient::Send(const string method, const string target, const string body,
+                         const string extra_headers, const int timeout_ms, uchar &answer[], string &answer_headers)
+  {
+   ArrayResize(answer, 0);
+   answer_headers = "";
    m_status = 0;
    m_code = "";
    m_detail = "";
@@ -653,21 +705,20 @@ bool CEagateClient::RequestWith(const string method, const string target, const 
         {
          LearnClock(result_headers);
          int size = ArraySize(result);
-         uchar answer[];
          ArrayResize(answer, size);
          for(int i = 0; i < size; i++)
             answer[i] = (uchar)result[i];
-         response = EagateUtf8String(answer);
          Log(method + " " + target + " -> " + IntegerToString(status) + " (attempt " + IntegerToString(attempt) + ")");
          if((status >= 200 && status < 300) || status == 304)
            {
             m_status = status;
+            answer_headers = result_headers;
             return true;
            }
          long server_time = 0;
          int retry_after = 0;
-         ReadProblem(status, result_headers, response, server_time, retry_after);
-         response = "";
+         ReadProblem(status, result_headers, EagateUtf8String(answer), server_time, retry_after);
+         ArrayResize(answer, 0);
          if(status == 401 && m_code == "clock-skew" && !clock_corrected && server_time > 0)
            {
             AdoptOffset(server_time - (long)TimeGMT(), "clock-skew answer");
@@ -729,6 +780,7 @@ bool CEagateClient::Poll(const int wait_seconds, EagateSignal &signals[], const 
    if(!ParseObject(response))
       return false;
    m_config_revision = m_json.GetLong(m_json.Root(), "config_revision", m_config_revision);
+   m_deployment_revision = m_json.GetLong(m_json.Root(), "deployment_revision", m_deployment_revision);
    int list = m_json.Get(m_json.Root(), "signals");
    if(m_json.Type(list) != EAGATE_JSON_ARRAY)
       return Fail(m_status, EAGATE_ERR_BAD_RESPONSE, "the answer has no signals array");
@@ -940,6 +992,217 @@ bool CEagateClient::ConfigIfChanged(EagateConfig &config)
    config.max_daily_loss = m_json.GetDouble(trading, "max_daily_loss", 0.0);
    config.slippage_points = m_json.GetLong(trading, "slippage_points", -1);
    config.magic_number = m_json.GetLong(trading, "magic_number", -1);
+   return true;
+  }
+
+//+------------------------------------------------------------------+
+//| The deployment to work on: found is false when there is none     |
+//| (204). Ask when a poll's DeploymentRevision() changed.           |
+//+------------------------------------------------------------------+
+bool CEagateClient::Deployment(EagateDeployment &deployment, bool &found)
+  {
+   found = false;
+   deployment.deployment_id = "";
+   deployment.status = "";
+   deployment.bundle_id = "";
+   deployment.bundle_name = "";
+   deployment.bundle_version = "";
+   deployment.bundle_notes = "";
+   deployment.bundle_size = 0;
+   deployment.bundle_sha256 = "";
+   deployment.download_path = "";
+   deployment.deadline = "";
+   string response = "";
+   if(!Request("GET", "/api/v1/device/deployment", "", m_timeout_ms, response))
+      return false;
+   if(m_status == 204)
+      return true;
+   if(!ParseObject(response))
+      return false;
+   int root = m_json.Root();
+   deployment.deployment_id = m_json.GetString(root, "deployment_id", "");
+   deployment.status = m_json.GetString(root, "status", "");
+   deployment.download_path = m_json.GetString(root, "download_path", "");
+   deployment.deadline = m_json.GetString(root, "deadline", "");
+   int bundle = m_json.Get(root, "bundle");
+   if(m_json.Type(bundle) == EAGATE_JSON_OBJECT)
+     {
+      deployment.bundle_id = m_json.GetString(bundle, "id", "");
+      deployment.bundle_name = m_json.GetString(bundle, "name", "");
+      deployment.bundle_version = m_json.GetString(bundle, "version", "");
+      deployment.bundle_notes = m_json.GetString(bundle, "notes", "");
+      deployment.bundle_size = m_json.GetLong(bundle, "size", 0);
+      deployment.bundle_sha256 = m_json.GetString(bundle, "sha256", "");
+     }
+   if(!EagateIsValidUuid(deployment.deployment_id) || !EagateIsValidUuid(deployment.bundle_id) ||
+      deployment.bundle_size <= 0 || StringLen(deployment.bundle_sha256) != 64 || deployment.bundle_name == "")
+      return Fail(m_status, EAGATE_ERR_BAD_RESPONSE, "the deployment lacks its id or its bundle's id, name, size or sha256");
+   found = true;
+   return true;
+  }
+
+//+------------------------------------------------------------------+
+//| Reports the device's status in a deployment: "downloading",      |
+//| "installed" or "failed" (with a reason, cleaned and cut to 512    |
+//| characters). Repeating the current status is accepted; another   |
+//| move is 409 invalid-transition.                                  |
+//+------------------------------------------------------------------+
+bool CEagateClient::ReportDeployment(const string deployment_id, const string status, const string reason)
+  {
+   if(!EagateIsValidUuid(deployment_id))
+      return Fail(0, EAGATE_ERR_INVALID_ARGUMENT, "the deployment id must be a UUID");
+   if(status != "downloading" && status != "installed" && status != "failed")
+      return Fail(0, EAGATE_ERR_INVALID_ARGUMENT, "status must be downloading, installed or failed");
+   if((status == "failed") != (reason != ""))
+      return Fail(0, EAGATE_ERR_INVALID_ARGUMENT, "a reason goes with failed, and only with failed");
+   string body = "{\"status\":\"" + status + "\"";
+   if(reason != "")
+      body += ",\"reason\":" + EagateJsonQuote(EagateCleanText(reason, 512));
+   body += "}";
+   string response = "";
+   if(!Request("POST", "/api/v1/device/deployments/" + deployment_id + "/status", body, m_timeout_ms, response))
+      return false;
+   return ParseObject(response);
+  }
+
+//+------------------------------------------------------------------+
+//| The bytes of a file in MQL5\Files (false if it cannot be read).   |
+//+------------------------------------------------------------------+
+bool CEagateClient::FileBytes(const string file_name, uchar &bytes[])
+  {
+   ArrayResize(bytes, 0);
+   ResetLastError();
+   int handle = FileOpen(file_name, FILE_READ | FILE_BIN);
+   if(handle == INVALID_HANDLE)
+      return Fail(0, EAGATE_ERR_FILE, "cannot open " + file_name + ", error " + IntegerToString(GetLastError()));
+   ulong size = FileSize(handle);
+   uint got = 0;
+   if(size > 0)
+      got = FileReadArray(handle, bytes, 0, (int)size);
+   FileClose(handle);
+   if(got != size)
+      return Fail(0, EAGATE_ERR_FILE, "read " + IntegerToString(got) + " of the " + IntegerToString((long)size) + " bytes of " + file_name);
+   return true;
+  }
+
+//+------------------------------------------------------------------+
+//| Appends bytes to a file in MQL5\Files (start_over: empties it     |
+//| first). Never relies on FileOpen truncating.                     |
+//+------------------------------------------------------------------+
+bool CEagateClient::AppendFile(const string file_name, const uchar &bytes[], const bool start_over)
+  {
+   if(start_over && FileIsExist(file_name) && !FileDelete(file_name))
+      return Fail(0, EAGATE_ERR_FILE, "cannot delete " + file_name + ", error " + IntegerToString(GetLastError()));
+   ResetLastError();
+   int handle = FileOpen(file_name, FILE_READ | FILE_WRITE | FILE_BIN);
+   if(handle == INVALID_HANDLE)
+      return Fail(0, EAGATE_ERR_FILE, "cannot open " + file_name + " for writing, error " + IntegerToString(GetLastError()));
+   bool ok = FileSeek(handle, 0, SEEK_END);
+   uint written = 0;
+   if(ok)
+      written = FileWriteArray(handle, bytes, 0, ArraySize(bytes));
+   FileClose(handle);
+   if(!ok || written != (uint)ArraySize(bytes))
+      return Fail(0, EAGATE_ERR_FILE, "wrote " + IntegerToString(written) + " of " + IntegerToString(ArraySize(bytes)) +
+                  " bytes to " + file_name + ", error " + IntegerToString(GetLastError()));
+   return true;
+  }
+
+//+------------------------------------------------------------------+
+//| Downloads the deployment's bundle to file_name (in MQL5\Files) and |
+//| checks its SHA-256. Bytes arrive in file_name + ".part", one      |
+//| Range request of SetDownloadChunk() bytes at a time (WebRequest   |
+//| keeps nothing of a broken transfer), so a failure loses at most   |
+//| one chunk and a later call, even after a restart, resumes from    |
+//| what was saved (If-Range: a changed file starts over). A file     |
+//| already there with the right digest is not downloaded again.      |
+//| Errors: digest-mismatch (the partial file is deleted: report      |
+//| failed, or call again to start over), file-error, bad-response,   |
+//| and the request errors. resumed_from: bytes already saved.        |
+//+------------------------------------------------------------------+
+bool CEagateClient::DownloadBundle(const EagateDeployment &deployment, const string file_name, long &resumed_from)
+  {
+   resumed_from = 0;
+   string sha = deployment.bundle_sha256;
+   StringToLower(sha);
+   long size = deployment.bundle_size;
+   if(!EagateIsValidUuid(deployment.bundle_id) || StringLen(sha) != 64 || size <= 0 || file_name == "")
+      return Fail(0, EAGATE_ERR_INVALID_ARGUMENT, "DownloadBundle needs a deployment with its bundle's id, size and sha256, and a file name");
+   uchar content[];
+   if(FileIsExist(file_name) && FileBytes(file_name, content) && ArraySize(content) == size &&
+      EagateSha256Hex(content) == sha)
+     {
+      resumed_from = size;
+      m_code = "";
+      m_detail = "";
+      return true;
+     }
+   string part = file_name + ".part";
+   long have = 0;
+   if(FileIsExist(part))
+     {
+      if(!FileBytes(part, content))
+         return false;
+      have = ArraySize(content);
+      if(have > size)
+        {
+         FileDelete(part);
+         have = 0;
+        }
+     }
+   ArrayResize(content, 0);
+   resumed_from = have;
+   string etag = "\"" + sha + "\"";
+   string target = "/api/v1/device/bundles/" + deployment.bundle_id;
+   bool empty_part = (have == 0);
+   while(have < size)
+     {
+      long last = MathMin(size, have + m_chunk_bytes) - 1;
+      string extra = "Range: bytes=" + IntegerToString(have) + "-" + IntegerToString(last) + "\r\n" +
+                     "If-Range: " + etag + "\r\n";
+      uchar chunk[];
+      string headers = "";
+      if(!Send("GET", target, "", extra, m_timeout_ms, chunk, headers))
+         return false;
+      string served = HeaderValue(headers, "ETag");
+      StringToLower(served);
+      if(served != "" && served != etag)
+         return Fail(m_status, EAGATE_ERR_BAD_RESPONSE, "the server sent another file (ETag " + served + ", expected " + etag + ")");
+      int n = ArraySize(chunk);
+      if(m_status == 206)
+        {
+         string expected = "bytes " + IntegerToString(have) + "-";
+         if(StringFind(HeaderValue(headers, "Content-Range"), expected) != 0 || n == 0 || have + n > size)
+            return Fail(m_status, EAGATE_ERR_BAD_RESPONSE, "the server answered range " + HeaderValue(headers, "Content-Range") +
+                        " to bytes=" + IntegerToString(have) + "-" + IntegerToString(last));
+         if(!AppendFile(part, chunk, empty_part))
+            return false;
+         empty_part = false;
+         have += n;
+         continue;
+        }
+      if(m_status != 200)
+         return Fail(m_status, EAGATE_ERR_BAD_RESPONSE, "a download answered HTTP " + IntegerToString(m_status));
+      // The whole file (the server ignored the range): start over with it.
+      if(!AppendFile(part, chunk, true))
+         return false;
+      have = n;
+      resumed_from = 0;
+      break;
+     }
+   if(!FileBytes(part, content))
+      return false;
+   string actual = EagateSha256Hex(content);
+   if(ArraySize(content) != size || actual != sha)
+     {
+      FileDelete(part);
+      return Fail(m_status, EAGATE_ERR_DIGEST_MISMATCH, "the downloaded " + IntegerToString(ArraySize(content)) + " bytes have SHA-256 " +
+                  actual + ", the server announced " + IntegerToString(size) + " bytes with " + sha + "; the partial file was deleted");
+     }
+   if(!FileMove(part, 0, file_name, FILE_REWRITE))
+      return Fail(0, EAGATE_ERR_FILE, "cannot rename " + part + " to " + file_name + ", error " + IntegerToString(GetLastError()));
+   m_code = "";
+   m_detail = "";
    return true;
   }
 

@@ -250,6 +250,27 @@ int CryptEncode(ENUM_CRYPT_METHOD method, const MqlArray<uchar> &data, const Mql
 int WebRequest(const string &method, const string &url, const string &headers, int timeout,
                const MqlArray<char> &data, MqlArray<char> &result, string &result_headers);
 
+// ---------------------------------------------------------------- files
+// The terminal's sandbox MQL5\Files is the directory SHIM_FILES (default
+// /tmp/eagate-shim-files). Binary files only; names are relative, "\" or
+// "/" separated, without "..". SEEK_SET, SEEK_CUR and SEEK_END come from
+// <cstdio> with MQL5's values (0, 1, 2).
+static_assert(SEEK_SET == 0 && SEEK_CUR == 1 && SEEK_END == 2, "MQL5's ENUM_FILE_POSITION values");
+#define INVALID_HANDLE (-1)
+#define FILE_READ 1
+#define FILE_WRITE 2
+#define FILE_BIN 4
+#define FILE_REWRITE 512
+int FileOpen(const string &file_name, int open_flags, short delimiter = '\t', uint codepage = CP_ACP);
+void FileClose(int file_handle);
+ulong FileSize(int file_handle);
+bool FileSeek(int file_handle, long offset, int origin);
+uint FileWriteArray(int file_handle, const MqlArray<uchar> &array, int start = 0, int count = WHOLE_ARRAY);
+uint FileReadArray(int file_handle, MqlArray<uchar> &array, int start = 0, int count = WHOLE_ARRAY);
+bool FileIsExist(const string &file_name, int common_flag = 0);
+bool FileDelete(const string &file_name, int common_flag = 0);
+bool FileMove(const string &src_file_name, int common_flag, const string &dst_file_name, int mode_flags);
+
 // ---------------------------------------------------------------- symbols, orders, history
 bool SymbolSelect(const string &name, bool select);
 long SymbolInfoInteger(const string &name, ENUM_SYMBOL_INFO_INTEGER property);

@@ -16,15 +16,26 @@
 //                         not pass on (e.g. "date", to test the other way
 //                         of learning the server's clock)
 //   SHIM_BROKER           the account's company (ACCOUNT_COMPANY), UTF-8
+//   SHIM_FILES            the terminal's MQL5\Files folder (FileOpen...;
+//                         default /tmp/eagate-shim-files)
+//   SHIM_CUT_PATH         URL path prefix whose answers are lost mid-transfer
+//                         (sent and answered, then error 5203, no data)...
+//   SHIM_CUT_SKIP         ...after this many such requests went through...
+//   SHIM_CUT_COUNT        ...this many times
+//   SHIM_CORRUPT_PATH     URL path prefix whose next SHIM_CORRUPT_COUNT
+//                         successful answers arrive with their first byte
+//                         flipped (a corrupted download)
 //   MQL5_INPUT_<name>     value of the program's input <name>
 #include "mql5.h"
 #include "shim_internal.h"
 
 #include <curl/curl.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <fstream>
@@ -51,6 +62,11 @@ int g_fail_count = 0;
 std::string g_trace_path;
 std::string g_state_path;
 int g_acks_ok = 0;
+std::string g_cut_path, g_corrupt_path;
+int g_cut_skip = 0, g_cut_count = 0, g_corrupt_count = 0;
+std::string g_files_dir;
+std::map<int, FILE *> g_files;
+int g_next_handle = 1;
 const auto g_start = std::chrono::steady_clock::now();
 
 std::string env(const char *name, const char *fallback = "") {
@@ -357,15 +373,21 @@ std::string header_of(const std::string &headers, const std::string &name) {
 }
 
 void trace(const std::string &method, const std::string &url, const std::string &req_headers, int status,
-           int error, const std::string &body) {
+           int error, const std::string &body_in, const std::string &answer_headers = "") {
     if (g_trace_path.empty()) return;
+    std::string body = body_in;
+    // A file is traced by its size (the trace is JSON text).
+    if (header_of(answer_headers, "Content-Type").rfind("application/octet-stream", 0) == 0)
+        body = "(" + std::to_string(body_in.size()) + " bytes)";
     std::ofstream f(g_trace_path, std::ios::app);
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     f << "{\"at_ms\":" << ms << ",\"method\":\"" << json_escape(method) << "\",\"url\":\"" << json_escape(url)
       << "\",\"timestamp\":\"" << json_escape(header_of(req_headers, "X-Timestamp")) << "\",\"nonce\":\""
       << json_escape(header_of(req_headers, "X-Nonce")) << "\",\"content_type\":\""
       << json_escape(header_of(req_headers, "Content-Type")) << "\",\"status\":" << status
-      << ",\"error\":" << error << ",\"body\":\"" << json_escape(body.substr(0, 4000)) << "\"}\n";
+      << ",\"error\":" << error << ",\"range\":\"" << json_escape(header_of(req_headers, "Range"))
+      << "\",\"content_range\":\"" << json_escape(header_of(answer_headers, "Content-Range"))
+      << "\",\"body\":\"" << json_escape(body.substr(0, 4000)) << "\"}\n";
 }
 
 std::string url_path(const std::string &url) {
@@ -417,6 +439,12 @@ void start() {
     g_fail_count = atoi(env("SHIM_FAIL_COUNT", "0").c_str());
     g_trace_path = env("SHIM_TRACE");
     g_state_path = env("SHIM_STATE");
+    g_cut_path = env("SHIM_CUT_PATH");
+    g_cut_skip = atoi(env("SHIM_CUT_SKIP", "0").c_str());
+    g_cut_count = atoi(env("SHIM_CUT_COUNT", "0").c_str());
+    g_corrupt_path = env("SHIM_CORRUPT_PATH");
+    g_corrupt_count = atoi(env("SHIM_CORRUPT_COUNT", "0").c_str());
+    g_files_dir = env("SHIM_FILES", "/tmp/eagate-shim-files");
     load_state();
 }
 
@@ -775,9 +803,26 @@ int WebRequest(const string &method_s, const string &url_s, const string &header
         trace(method, url, headers, -1, g_last_error, curl_easy_strerror(rc));
         return -1;
     }
+    std::string path = url_path(url);
+    if (!g_cut_path.empty() && path.compare(0, g_cut_path.size(), g_cut_path) == 0 && g_cut_count > 0) {
+        if (g_cut_skip > 0) {
+            g_cut_skip--;
+        } else {
+            g_cut_count--;
+            g_last_error = ERR_WEBREQUEST_REQUEST_FAILED;
+            trace(method, url, headers, -1, g_last_error,
+                  "(injected: the connection was lost after " + std::to_string(body.size() / 2) + " bytes)", rheaders);
+            return -1;
+        }
+    }
+    if (!g_corrupt_path.empty() && path.compare(0, g_corrupt_path.size(), g_corrupt_path) == 0 && g_corrupt_count > 0 &&
+        status >= 200 && status < 300 && !body.empty()) {
+        g_corrupt_count--;
+        body[0] = static_cast<char>(body[0] ^ 0xFF);
+    }
     result.v.assign(body.begin(), body.end());
     result_headers = string::from_u16(utf8_to_u16(without_headers(rheaders, g_hidden), false));
-    trace(method, url, headers, static_cast<int>(status), 0, body);
+    trace(method, url, headers, static_cast<int>(status), 0, body, rheaders);
     if (method == "POST" && url_path(url) == "/api/v1/device/ack" && status >= 200 && status < 300) g_acks_ok++;
     return static_cast<int>(status);
 }
@@ -910,3 +955,117 @@ double GlobalVariableGet(const string &name) {
 }
 bool GlobalVariableCheck(const string &name) { return g_globals.count(name.utf8()) > 0; }
 void GlobalVariablesFlush() { save_state(); }
+
+// ================================================================ files
+namespace {
+// The path of a sandbox file name, or "" for a name outside the sandbox.
+std::string sandbox_path(const string &name) {
+    std::string n = name.utf8();
+    for (auto &c : n)
+        if (c == '\\') c = '/';
+    if (n.empty() || n[0] == '/' || n.find("..") != std::string::npos || n.find(':') != std::string::npos) return "";
+    mkdir(g_files_dir.c_str(), 0700);
+    auto slash = n.rfind('/');
+    if (slash != std::string::npos) {
+        // FileOpen creates the folders a name needs.
+        std::string dir = g_files_dir;
+        for (size_t at = 0; at <= slash;) {
+            auto next = n.find('/', at);
+            dir += "/" + n.substr(at, next - at);
+            mkdir(dir.c_str(), 0700);
+            at = next + 1;
+        }
+    }
+    return g_files_dir + "/" + n;
+}
+FILE *file_of(int handle) {
+    auto it = g_files.find(handle);
+    if (it == g_files.end()) shim::fatal("a file function got a handle FileOpen did not return");
+    return it->second;
+}
+}  // namespace
+
+int FileOpen(const string &file_name, int open_flags, short delimiter, uint codepage) {
+    (void)delimiter;
+    (void)codepage;
+    if (!(open_flags & FILE_BIN)) shim::fatal("FileOpen: only FILE_BIN files are modelled");
+    std::string path = sandbox_path(file_name);
+    if (path.empty()) {
+        g_last_error = 5002;  // ERR_WRONG_FILENAME
+        return INVALID_HANDLE;
+    }
+    bool read = open_flags & FILE_READ, write = open_flags & FILE_WRITE;
+    FILE *f = nullptr;
+    if (read && write) {
+        f = fopen(path.c_str(), "r+b");
+        if (!f) f = fopen(path.c_str(), "w+b");
+    } else if (write) {
+        f = fopen(path.c_str(), "wb");  // FILE_WRITE alone: the file starts empty
+    } else if (read) {
+        f = fopen(path.c_str(), "rb");
+    }
+    if (!f) {
+        g_last_error = 5004;  // ERR_CANNOT_OPEN_FILE
+        return INVALID_HANDLE;
+    }
+    int handle = g_next_handle++;
+    g_files[handle] = f;
+    return handle;
+}
+void FileClose(int file_handle) {
+    fclose(file_of(file_handle));
+    g_files.erase(file_handle);
+}
+ulong FileSize(int file_handle) {
+    FILE *f = file_of(file_handle);
+    long at = ftell(f);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, at, SEEK_SET);
+    return static_cast<ulong>(size);
+}
+bool FileSeek(int file_handle, long offset, int origin) { return fseek(file_of(file_handle), offset, origin) == 0; }
+uint FileWriteArray(int file_handle, const MqlArray<uchar> &array, int start, int count) {
+    int n = ArraySize(array);
+    if (start < 0 || start > n) shim::fatal("FileWriteArray: start out of range");
+    if (count < 0 || start + count > n) count = n - start;
+    FILE *f = file_of(file_handle);
+    size_t written = fwrite(array.v.data() + start, 1, static_cast<size_t>(count), f);
+    fflush(f);
+    return static_cast<uint>(written);
+}
+uint FileReadArray(int file_handle, MqlArray<uchar> &array, int start, int count) {
+    if (start < 0) shim::fatal("FileReadArray: negative start");
+    FILE *f = file_of(file_handle);
+    std::vector<uchar> data;
+    uchar buffer[65536];
+    while (count < 0 || static_cast<int>(data.size()) < count) {
+        size_t want = sizeof buffer;
+        if (count >= 0) want = std::min(want, static_cast<size_t>(count) - data.size());
+        size_t got = fread(buffer, 1, want, f);
+        if (got == 0) break;
+        data.insert(data.end(), buffer, buffer + got);
+    }
+    if (array.v.size() < static_cast<size_t>(start) + data.size()) ArrayResize(array, start + static_cast<int>(data.size()));
+    std::copy(data.begin(), data.end(), array.v.begin() + start);
+    return static_cast<uint>(data.size());
+}
+bool FileIsExist(const string &file_name, int common_flag) {
+    if (common_flag) shim::fatal("FileIsExist: FILE_COMMON is not modelled");
+    std::string path = sandbox_path(file_name);
+    struct stat st;
+    return !path.empty() && stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+bool FileDelete(const string &file_name, int common_flag) {
+    if (common_flag) shim::fatal("FileDelete: FILE_COMMON is not modelled");
+    std::string path = sandbox_path(file_name);
+    return !path.empty() && remove(path.c_str()) == 0;
+}
+bool FileMove(const string &src_file_name, int common_flag, const string &dst_file_name, int mode_flags) {
+    if (common_flag) shim::fatal("FileMove: FILE_COMMON is not modelled");
+    std::string from = sandbox_path(src_file_name), to = sandbox_path(dst_file_name);
+    if (from.empty() || to.empty()) return false;
+    struct stat st;
+    if (!(mode_flags & FILE_REWRITE) && stat(to.c_str(), &st) == 0) return false;
+    return rename(from.c_str(), to.c_str()) == 0;
+}
