@@ -47,6 +47,7 @@ long          g_handled = 0;
 EagateConfig  g_config;
 bool          g_have_config = false;
 long          g_deployment_revision = -1;
+ulong         g_magic = 0;
 
 //+------------------------------------------------------------------+
 int OnInit()
@@ -85,6 +86,7 @@ int OnInit()
    g_client.SetDownloadChunk(InpDownloadChunkKiB * 1024);
    g_trade.SetExpertMagicNumber(InpMagic);
    g_trade.SetDeviationInPoints(InpDeviationPoints);
+   g_magic = InpMagic;
    g_halted = false;
    g_last_heartbeat = 0;
    g_next_attempt = 0;
@@ -274,10 +276,12 @@ bool RefreshConfig(void)
       deviation = (int)g_config.slippage_points;
    g_trade.SetExpertMagicNumber(magic);
    g_trade.SetDeviationInPoints(deviation);
+   g_magic = magic;
    string sizing = g_config.sizing_type + " " + EagateJsonNumber(g_config.sizing_value);
    Print(EA_NAME, ": configuration revision ", IntegerToString(g_config.config_revision), ": mode ", g_config.mode,
          ", sizing ", sizing, ", max_lot ", EagateJsonNumber(g_config.max_lot), ", magic ", IntegerToString((long)magic),
-         ", slippage ", IntegerToString(deviation));
+         ", slippage ", IntegerToString(deviation), ", max_open_trades ", IntegerToString(g_config.max_open_trades),
+         ", max_daily_loss ", EagateJsonNumber(g_config.max_daily_loss));
    return true;
   }
 
@@ -307,6 +311,94 @@ double RiskVolume(const EagateSignal &signal, const string symbol, const bool bu
    double loss_per_lot = distance / tick_size * tick_value;
    double risk = AccountInfoDouble(ACCOUNT_BALANCE) * g_config.sizing_value / 100.0;
    return MathMin(risk / loss_per_lot, signal.volume);
+  }
+
+//+------------------------------------------------------------------+
+//| The EA's open positions (its magic number), all symbols.         |
+//+------------------------------------------------------------------+
+int CountOwnPositions(void)
+  {
+   int count = 0;
+   for(int i = PositionsTotal() - 1; i >= 0; i--)
+      if(PositionGetTicket(i) > 0 && (ulong)PositionGetInteger(POSITION_MAGIC) == g_magic)
+         count++;
+   return count;
+  }
+
+//+------------------------------------------------------------------+
+//| Today's loss of this EA (its magic number) in account currency,  |
+//| 0 when it is up: the closed deals since the trade server's        |
+//| midnight (profit, swap and commission) plus the floating profit  |
+//| of its open positions.                                           |
+//+------------------------------------------------------------------+
+double TodaysLoss(void)
+  {
+   long now = (long)TimeCurrent();
+   long midnight = now - now % 86400;
+   double result = 0.0;
+   if(HistorySelect((datetime)midnight, (datetime)(now + 60)))
+      for(int i = HistoryDealsTotal() - 1; i >= 0; i--)
+        {
+         ulong deal = HistoryDealGetTicket(i);
+         if(deal == 0 || (ulong)HistoryDealGetInteger(deal, DEAL_MAGIC) != g_magic)
+            continue;
+         result += HistoryDealGetDouble(deal, DEAL_PROFIT) + HistoryDealGetDouble(deal, DEAL_SWAP) +
+                   HistoryDealGetDouble(deal, DEAL_COMMISSION);
+        }
+   for(int i = PositionsTotal() - 1; i >= 0; i--)
+      if(PositionGetTicket(i) > 0 && (ulong)PositionGetInteger(POSITION_MAGIC) == g_magic)
+         result += PositionGetDouble(POSITION_PROFIT);
+   return result < 0.0 ? -result : 0.0;
+  }
+
+//+------------------------------------------------------------------+
+//| action close: closes the EA's positions on the symbol that were  |
+//| opened in the signal's direction (all of them; the signal's      |
+//| volume is not used). Outcome as for Execute.                     |
+//+------------------------------------------------------------------+
+void ClosePositions(const EagateSignal &signal, const string symbol, const bool buy, ENUM_EAGATE_OUTCOME &outcome,
+                    long &ticket, double &price, string &message)
+  {
+   ulong tickets[];
+   int n = 0;
+   for(int i = PositionsTotal() - 1; i >= 0; i--)
+     {
+      ulong position = PositionGetTicket(i);
+      if(position == 0 || (ulong)PositionGetInteger(POSITION_MAGIC) != g_magic || PositionGetString(POSITION_SYMBOL) != symbol)
+         continue;
+      long type = PositionGetInteger(POSITION_TYPE);
+      if((buy && type != POSITION_TYPE_BUY) || (!buy && type != POSITION_TYPE_SELL))
+         continue;
+      ArrayResize(tickets, n + 1);
+      tickets[n] = position;
+      n++;
+     }
+   if(n == 0)
+     {
+      outcome = EAGATE_REJECTED;
+      message = "no open " + signal.side + " position of this EA on " + symbol + " to close";
+      return;
+     }
+   int closed = 0;
+   string list = "";
+   for(int i = 0; i < n; i++)
+     {
+      if(!g_trade.PositionClose(tickets[i]))
+        {
+         outcome = closed > 0 ? EAGATE_EXECUTED : EAGATE_FAILED;
+         message = "closing position " + IntegerToString((long)tickets[i]) + ": trade server retcode " +
+                   IntegerToString(g_trade.ResultRetcode()) + ": " + g_trade.ResultRetcodeDescription();
+         if(closed > 0)
+            message = "closed " + IntegerToString(closed) + " of " + IntegerToString(n) + " positions (" + list + "); " + message;
+         return;
+        }
+      closed++;
+      list += (list == "" ? "" : ", ") + IntegerToString((long)tickets[i]);
+      ticket = (long)g_trade.ResultOrder();
+      price = g_trade.ResultPrice();
+     }
+   outcome = EAGATE_EXECUTED;
+   message = "closed " + IntegerToString(closed) + " " + signal.side + " position" + (closed == 1 ? "" : "s") + " on " + symbol + " (" + list + ")";
   }
 
 //+------------------------------------------------------------------+
@@ -345,9 +437,15 @@ void Execute(const EagateSignal &signal, const string tag, ENUM_EAGATE_OUTCOME &
       message = "the device is paused";
       return;
      }
+   string symbol = signal.instrument + InpSymbolSuffix;
    if(signal.action == "close")
      {
-      message = "the reference EA does not close positions (action close)";
+      ClosePositions(signal, symbol, buy, outcome, ticket, price, message);
+      return;
+     }
+   if(signal.action != "open")
+     {
+      message = "unknown action '" + signal.action + "'";
       return;
      }
    if(g_config.mode == "close_only")
@@ -355,7 +453,26 @@ void Execute(const EagateSignal &signal, const string tag, ENUM_EAGATE_OUTCOME &
       message = "the device is close_only and the signal opens a position";
       return;
      }
-   string symbol = signal.instrument + InpSymbolSuffix;
+   if(g_config.max_open_trades > 0)
+     {
+      int open_trades = CountOwnPositions();
+      if(open_trades >= g_config.max_open_trades)
+        {
+         message = "max_open_trades " + IntegerToString(g_config.max_open_trades) + " reached: " +
+                   IntegerToString(open_trades) + " positions open with magic " + IntegerToString((long)g_magic);
+         return;
+        }
+     }
+   if(g_config.max_daily_loss > 0.0)
+     {
+      double loss = TodaysLoss();
+      if(loss >= g_config.max_daily_loss)
+        {
+         message = "max_daily_loss " + EagateJsonNumber(g_config.max_daily_loss) + " reached: today's loss is " +
+                   DoubleToString(loss, 2) + " (closed deals and open positions with magic " + IntegerToString((long)g_magic) + ")";
+         return;
+        }
+     }
    if(!SymbolSelect(symbol, true))
      {
       message = "symbol " + symbol + " is not available at this broker";
@@ -413,8 +530,17 @@ void Execute(const EagateSignal &signal, const string tag, ENUM_EAGATE_OUTCOME &
    uint retcode = g_trade.ResultRetcode();
    if(retcode != TRADE_RETCODE_DONE && retcode != TRADE_RETCODE_DONE_PARTIAL && retcode != TRADE_RETCODE_PLACED)
      {
+      string refused = "trade server retcode " + IntegerToString(retcode) + ": " + g_trade.ResultRetcodeDescription();
+      // An uncertain answer (a timeout, a lost connection) may hide an
+      // order the trade server did place: look before saying failed.
+      if(FindOrder(signal, tag, ticket, price))
+        {
+         outcome = EAGATE_EXECUTED;
+         message = refused + ", but order " + IntegerToString(ticket) + " was placed for this signal";
+         return;
+        }
       outcome = EAGATE_FAILED;
-      message = "trade server retcode " + IntegerToString(retcode) + ": " + g_trade.ResultRetcodeDescription();
+      message = refused;
       return;
      }
    outcome = EAGATE_EXECUTED;

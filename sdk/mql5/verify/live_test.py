@@ -34,6 +34,9 @@ class Run:
     def deals(self):
         return [d for d in self.state if d["kind"] == "deal"]
 
+    def positions(self):
+        return [p for p in self.state if p["kind"] == "position"]
+
 
 def read_state(path):
     rows = []
@@ -48,7 +51,12 @@ def read_state(path):
                              "tp": float(p[8]), "magic": int(p[9]), "comment": p[11]})
             elif p[0] == "deal":
                 rows.append({"kind": "deal", "ticket": int(p[1]), "order": int(p[2]), "type": int(p[3]),
-                             "symbol": p[4], "volume": float(p[5]), "price": float(p[6]), "comment": p[9]})
+                             "symbol": p[4], "volume": float(p[5]), "price": float(p[6]), "magic": int(p[7]),
+                             "comment": p[9], "entry": int(p[10]) if len(p) > 10 else 0,
+                             "profit": float(p[11]) if len(p) > 11 else 0.0})
+            elif p[0] == "position":
+                rows.append({"kind": "position", "ticket": int(p[1]), "type": int(p[2]), "symbol": p[3],
+                             "volume": float(p[4]), "price": float(p[5]), "magic": int(p[8]), "comment": p[10]})
     return rows
 
 
@@ -217,8 +225,73 @@ class MQL5Live(unittest.TestCase):
         self.assertEqual(run.rc, 0, run.out + run.err)
         self.assertIn("mode close_only", run.out)
         d = o.delivery(closing["id"], self.device_id)
-        self.assertEqual(d["outcome"], "rejected", d)
-        self.assertIn("does not close positions", d["message"])
+        self.assertEqual(d["outcome"], "executed", d)
+        self.assertEqual(d["message"], f"closed 1 buy position on EURUSD ({order['ticket']})")
+        self.assertEqual(run.positions(), [])
+        (out,) = [x for x in run.deals() if x["entry"] == 1]
+        self.assertEqual((out["type"], out["volume"], out["price"], out["magic"]), (1, 0.2, 1.085, 777))
+        self.assertEqual(d["fill_price"], 1.085)
+
+    def test_max_open_trades_refuses_and_action_close_frees_a_slot(self):
+        """max_open_trades 2: the third opening signal is rejected with the
+        reason; a close signal closes the EA's buy positions on EURUSD (not
+        its sell), and the next opening signal trades; a close with nothing
+        to close is rejected."""
+        o = self.owner
+        o.configure(self.device_id, {"max_open_trades": 2})
+        first = o.publish(self.device_id, instrument="EURUSD", side="buy", volume=0.1)
+        second = o.publish(self.device_id, instrument="EURUSD", side="sell", volume=0.2)
+        third = o.publish(self.device_id, instrument="USDJPY", side="buy", volume=0.1)
+        close = o.publish(self.device_id, instrument="EURUSD", side="buy", volume=0.1, action="close")
+        fourth = o.publish(self.device_id, instrument="USDJPY", side="buy", volume=0.1)
+        run = self.run_program("EagateReferenceEA", {"InpPollWaitSeconds": 1}, {"SHIM_STOP_AFTER_ACKS": "5"})
+        self.assertEqual(run.rc, 0, run.out + run.err)
+        outcomes = [o.delivery(s["id"], self.device_id) for s in (first, second, third, close, fourth)]
+        self.assertEqual([d["outcome"] for d in outcomes], ["executed", "executed", "rejected", "executed", "executed"])
+        self.assertEqual(outcomes[2]["message"], "max_open_trades 2 reached: 2 positions open with magic 5524001")
+        self.assertEqual(outcomes[3]["message"], f"closed 1 buy position on EURUSD ({outcomes[0]['ticket']})")
+        self.assertEqual(outcomes[3]["fill_price"], 1.085)
+        left = sorted((p["symbol"], p["type"], p["volume"]) for p in run.positions())
+        self.assertEqual(left, [("EURUSD", 1, 0.2), ("USDJPY", 0, 0.1)])
+        nothing = o.publish(self.device_id, instrument="XAUUSD", side="sell", volume=0.1, action="close")
+        run = self.run_program("EagateReferenceEA", {"InpPollWaitSeconds": 1}, {"SHIM_STOP_AFTER_ACKS": "1"})
+        self.assertEqual(run.rc, 0, run.out + run.err)
+        d = o.delivery(nothing["id"], self.device_id)
+        self.assertEqual((d["outcome"], d["message"]),
+                         ("rejected", "no open sell position of this EA on XAUUSD to close"))
+
+    def test_max_daily_loss_refuses_new_trades_once_reached(self):
+        """max_daily_loss 5: a 1-lot EURUSD buy closed at the bid loses the
+        12-point spread (12.00 at 1 per point per lot); the next opening
+        signal is rejected with today's loss."""
+        o = self.owner
+        o.configure(self.device_id, {"max_daily_loss": 5})
+        opening = o.publish(self.device_id, instrument="EURUSD", side="buy", volume=1)
+        closing = o.publish(self.device_id, instrument="EURUSD", side="buy", volume=1, action="close")
+        refused = o.publish(self.device_id, instrument="EURUSD", side="buy", volume=0.1)
+        run = self.run_program("EagateReferenceEA", {"InpPollWaitSeconds": 1}, {"SHIM_STOP_AFTER_ACKS": "3"})
+        self.assertEqual(run.rc, 0, run.out + run.err)
+        self.assertEqual(o.delivery(opening["id"], self.device_id)["outcome"], "executed")
+        self.assertEqual(o.delivery(closing["id"], self.device_id)["outcome"], "executed")
+        (out,) = [x for x in run.deals() if x["entry"] == 1]
+        self.assertEqual(out["profit"], -12.0)
+        d = o.delivery(refused["id"], self.device_id)
+        self.assertEqual((d["outcome"], d["message"]), ("rejected", "max_daily_loss 5 reached: today's loss is 12.00 "
+                                                                    "(closed deals and open positions with magic 5524001)"))
+        self.assertEqual(len(run.positions()), 0)
+
+    def test_an_uncertain_trade_result_looks_for_the_order_before_saying_failed(self):
+        """The trade server places the order but answers 10012 (timeout)
+        without a ticket: the EA finds the order by its comment and
+        acknowledges executed with its ticket."""
+        signal = self.owner.publish(self.device_id, instrument="EURUSD", side="buy", volume=0.1)
+        run = self.run_program("EagateReferenceEA", {"InpPollWaitSeconds": 1},
+                               {"SHIM_STOP_AFTER_ACKS": "1", "SHIM_TRADE_RETCODE": "10012"})
+        self.assertEqual(run.rc, 0, run.out + run.err)
+        (order,) = run.orders()
+        d = self.owner.delivery(signal["id"], self.device_id)
+        self.assertEqual((d["outcome"], d["ticket"], d["fill_price"]), ("executed", order["ticket"], 1.08512))
+        self.assertIn("trade server retcode 10012: request canceled by timeout, but order", d["message"])
 
     def test_a_redelivered_signal_is_acknowledged_not_traded_twice(self):
         """The order is placed but every acknowledgement is lost; the EA is

@@ -148,8 +148,13 @@ enum ENUM_SYMBOL_TRADE_MODE { SYMBOL_TRADE_MODE_DISABLED = 0, SYMBOL_TRADE_MODE_
 enum ENUM_ORDER_PROPERTY_INTEGER { ORDER_TICKET = 0, ORDER_TIME_SETUP = 1, ORDER_TYPE = 2, ORDER_STATE = 3, ORDER_MAGIC = 12 };
 enum ENUM_ORDER_PROPERTY_DOUBLE { ORDER_VOLUME_INITIAL = 0, ORDER_PRICE_OPEN = 2 };
 enum ENUM_ORDER_PROPERTY_STRING { ORDER_SYMBOL = 0, ORDER_COMMENT = 1 };
-enum ENUM_DEAL_PROPERTY_INTEGER { DEAL_TICKET = 0, DEAL_ORDER = 1, DEAL_TIME = 2, DEAL_TYPE = 4, DEAL_MAGIC = 6 };
-enum ENUM_DEAL_PROPERTY_DOUBLE { DEAL_VOLUME = 0, DEAL_PRICE = 1 };
+enum ENUM_DEAL_PROPERTY_INTEGER { DEAL_TICKET = 0, DEAL_ORDER = 1, DEAL_TIME = 2, DEAL_TYPE = 4, DEAL_ENTRY = 5, DEAL_MAGIC = 6, DEAL_POSITION_ID = 8 };
+enum ENUM_DEAL_PROPERTY_DOUBLE { DEAL_VOLUME = 0, DEAL_PRICE = 1, DEAL_COMMISSION = 2, DEAL_SWAP = 3, DEAL_PROFIT = 4 };
+enum ENUM_DEAL_ENTRY { DEAL_ENTRY_IN = 0, DEAL_ENTRY_OUT = 1, DEAL_ENTRY_INOUT = 2, DEAL_ENTRY_OUT_BY = 3 };
+enum ENUM_POSITION_PROPERTY_INTEGER { POSITION_TICKET = 0, POSITION_TIME = 1, POSITION_TYPE = 2, POSITION_MAGIC = 3 };
+enum ENUM_POSITION_PROPERTY_DOUBLE { POSITION_VOLUME = 0, POSITION_PRICE_OPEN = 1, POSITION_PROFIT = 5 };
+enum ENUM_POSITION_PROPERTY_STRING { POSITION_SYMBOL = 0, POSITION_COMMENT = 1 };
+enum ENUM_POSITION_TYPE { POSITION_TYPE_BUY = 0, POSITION_TYPE_SELL = 1 };
 enum ENUM_DEAL_PROPERTY_STRING { DEAL_SYMBOL = 0, DEAL_COMMENT = 1 };
 enum ENUM_ORDER_TYPE_TIME { ORDER_TIME_GTC = 0, ORDER_TIME_DAY = 1, ORDER_TIME_SPECIFIED = 2, ORDER_TIME_SPECIFIED_DAY = 3 };
 
@@ -160,7 +165,9 @@ enum ENUM_ORDER_TYPE_TIME { ORDER_TIME_GTC = 0, ORDER_TIME_DAY = 1, ORDER_TIME_S
 #define TRADE_RETCODE_INVALID_VOLUME 10014
 #define TRADE_RETCODE_INVALID_PRICE 10015
 #define TRADE_RETCODE_INVALID_STOPS 10016
+#define TRADE_RETCODE_TIMEOUT 10012
 #define TRADE_RETCODE_NO_MONEY 10019
+#define TRADE_RETCODE_POSITION_CLOSED 10036
 
 // ---------------------------------------------------------------- strings
 int StringLen(const string &s);
@@ -288,6 +295,11 @@ int HistoryDealsTotal();
 ulong HistoryDealGetTicket(int index);
 long HistoryDealGetInteger(ulong ticket, ENUM_DEAL_PROPERTY_INTEGER property);
 double HistoryDealGetDouble(ulong ticket, ENUM_DEAL_PROPERTY_DOUBLE property);
+int PositionsTotal();
+ulong PositionGetTicket(int index);
+long PositionGetInteger(ENUM_POSITION_PROPERTY_INTEGER property);
+double PositionGetDouble(ENUM_POSITION_PROPERTY_DOUBLE property);
+string PositionGetString(ENUM_POSITION_PROPERTY_STRING property);
 datetime GlobalVariableSet(const string &name, double value);
 double GlobalVariableGet(const string &name);
 bool GlobalVariableCheck(const string &name);
@@ -324,6 +336,8 @@ struct TradeResult {
 // kind: 0 buy, 1 sell, 2 buy limit, 3 sell limit, 4 buy stop, 5 sell stop
 TradeResult trade(int kind, double volume, const string &symbol, double price, double sl, double tp,
                   ulong magic, const string &comment);
+TradeResult close_position(ulong ticket, ulong magic);
+
 string retcode_description(uint retcode);
 }  // namespace shim
 

@@ -25,6 +25,9 @@
 //   SHIM_CORRUPT_PATH     URL path prefix whose next SHIM_CORRUPT_COUNT
 //                         successful answers arrive with their first byte
 //                         flipped (a corrupted download)
+//   SHIM_TRADE_RETCODE    every trade request is carried out but answered
+//                         with this retcode and no ticket (e.g. 10012, a
+//                         timeout: the EA cannot know what happened)
 //   MQL5_INPUT_<name>     value of the program's input <name>
 #include "mql5.h"
 #include "shim_internal.h"
@@ -214,6 +217,20 @@ struct Deal {
     ulong magic = 0;
     long time = 0;
     std::string comment;
+    int entry = 0;  // DEAL_ENTRY_IN 0, DEAL_ENTRY_OUT 1
+    double profit = 0;
+    ulong position = 0;
+};
+// A hedging account: every market order opens its own position, whose
+// ticket is the order's.
+struct Position {
+    ulong ticket = 0;
+    int type = 0;  // POSITION_TYPE_BUY 0, POSITION_TYPE_SELL 1
+    std::string symbol;
+    double volume = 0, price = 0, sl = 0, tp = 0;
+    ulong magic = 0;
+    long time = 0;
+    std::string comment;
 };
 struct Symbol {
     int digits;
@@ -230,6 +247,8 @@ const double kMarginLots = 20.0;
 ulong g_next_ticket = 1000;
 std::vector<Order> g_orders;
 std::vector<Deal> g_deals;
+std::vector<Position> g_positions;
+long g_selected_position = -1;
 std::map<std::string, double> g_globals;
 long g_selected_order = -1;
 std::vector<size_t> g_hist_orders, g_hist_deals;
@@ -253,7 +272,17 @@ void save_state() {
             snprintf(buf, sizeof buf, "%.17g", x);
             f << "\t" << buf;
         }
-        f << "\t" << d.magic << "\t" << d.time << "\t" << d.comment << "\n";
+        snprintf(buf, sizeof buf, "%.17g", d.profit);
+        f << "\t" << d.magic << "\t" << d.time << "\t" << d.comment << "\t" << d.entry << "\t" << buf << "\t"
+          << d.position << "\n";
+    }
+    for (const auto &p : g_positions) {
+        f << "position\t" << p.ticket << "\t" << p.type << "\t" << p.symbol;
+        for (double d : {p.volume, p.price, p.sl, p.tp}) {
+            snprintf(buf, sizeof buf, "%.17g", d);
+            f << "\t" << buf;
+        }
+        f << "\t" << p.magic << "\t" << p.time << "\t" << p.comment << "\n";
     }
     for (const auto &g : g_globals) {
         snprintf(buf, sizeof buf, "%.17g", g.second);
@@ -300,7 +329,7 @@ void load_state() {
             o.time = std::stol(p[10]);
             o.comment = p[11];
             g_orders.push_back(o);
-        } else if (p[0] == "deal" && p.size() == 10) {
+        } else if (p[0] == "deal" && (p.size() == 10 || p.size() == 13)) {
             Deal d;
             d.ticket = std::stoul(p[1]);
             d.order = std::stoul(p[2]);
@@ -311,7 +340,25 @@ void load_state() {
             d.magic = std::stoul(p[7]);
             d.time = std::stol(p[8]);
             d.comment = p[9];
+            if (p.size() == 13) {
+                d.entry = std::stoi(p[10]);
+                d.profit = std::stod(p[11]);
+                d.position = std::stoul(p[12]);
+            }
             g_deals.push_back(d);
+        } else if (p[0] == "position" && p.size() == 11) {
+            Position q;
+            q.ticket = std::stoul(p[1]);
+            q.type = std::stoi(p[2]);
+            q.symbol = p[3];
+            q.volume = std::stod(p[4]);
+            q.price = std::stod(p[5]);
+            q.sl = std::stod(p[6]);
+            q.tp = std::stod(p[7]);
+            q.magic = std::stoul(p[8]);
+            q.time = std::stol(p[9]);
+            q.comment = p[10];
+            g_positions.push_back(q);
         } else if (p[0] == "gv" && p.size() == 3) {
             g_globals[p[1]] = std::stod(p[2]);
         } else if (!line.empty()) {
@@ -458,6 +505,17 @@ bool expert_removed() { return g_removed; }
 int acks_ok() { return g_acks_ok; }
 int return_code() { return g_return_code; }
 
+// SHIM_TRADE_RETCODE: the request was carried out, the answer says otherwise.
+TradeResult injected(TradeResult r) {
+    const char *code = getenv("SHIM_TRADE_RETCODE");
+    if (code && *code && (r.retcode == TRADE_RETCODE_DONE || r.retcode == TRADE_RETCODE_PLACED)) {
+        TradeResult lost;
+        lost.retcode = static_cast<uint>(atoi(code));
+        return lost;
+    }
+    return r;
+}
+
 TradeResult trade(int kind, double volume, const string &symbol_name, double price, double sl, double tp,
                   ulong magic, const string &comment_in) {
     TradeResult r;
@@ -518,7 +576,21 @@ TradeResult trade(int kind, double volume, const string &symbol_name, double pri
         d.magic = magic;
         d.time = o.time;
         d.comment = comment;
+        d.entry = 0;
+        d.position = o.ticket;
         g_deals.push_back(d);
+        Position q;
+        q.ticket = o.ticket;
+        q.type = kind;
+        q.symbol = name;
+        q.volume = volume;
+        q.price = market;
+        q.sl = sl;
+        q.tp = tp;
+        q.magic = magic;
+        q.time = o.time;
+        q.comment = comment;
+        g_positions.push_back(q);
         r.deal = d.ticket;
         r.price = market;
         r.retcode = TRADE_RETCODE_DONE;
@@ -526,7 +598,60 @@ TradeResult trade(int kind, double volume, const string &symbol_name, double pri
         r.retcode = TRADE_RETCODE_PLACED;
     }
     save_state();
-    return r;
+    return injected(r);
+}
+
+// The profit of a position at a price: one tick (one point) is worth 1 per lot.
+double position_profit(const Position &q, double price) {
+    const Symbol *s = find_symbol(q.symbol);
+    double point = std::pow(10.0, -(s ? s->digits : 5));
+    double diff = q.type == 0 ? price - q.price : q.price - price;
+    return std::round(diff / point * q.volume * 100.0) / 100.0;
+}
+
+TradeResult close_position(ulong ticket, ulong magic) {
+    TradeResult r;
+    size_t at = g_positions.size();
+    for (size_t i = 0; i < g_positions.size(); i++)
+        if (g_positions[i].ticket == ticket) at = i;
+    if (at == g_positions.size()) {
+        r.retcode = TRADE_RETCODE_POSITION_CLOSED;
+        return r;
+    }
+    Position q = g_positions[at];
+    const Symbol *s = find_symbol(q.symbol);
+    double price = q.type == 0 ? s->bid : s->ask;
+    Order o;
+    o.ticket = g_next_ticket++;
+    o.active = false;
+    o.type = q.type == 0 ? 1 : 0;
+    o.symbol = q.symbol;
+    o.volume = q.volume;
+    o.price = price;
+    o.magic = magic;
+    o.time = static_cast<long>(TimeCurrent());
+    g_orders.push_back(o);
+    Deal d;
+    d.ticket = g_next_ticket++;
+    d.order = o.ticket;
+    d.type = o.type;
+    d.symbol = q.symbol;
+    d.volume = q.volume;
+    d.price = price;
+    d.magic = magic;
+    d.time = o.time;
+    d.entry = 1;
+    d.profit = position_profit(q, price);
+    d.position = q.ticket;
+    g_deals.push_back(d);
+    g_positions.erase(g_positions.begin() + static_cast<long>(at));
+    r.retcode = TRADE_RETCODE_DONE;
+    r.order = o.ticket;
+    r.deal = d.ticket;
+    r.price = price;
+    r.volume = q.volume;
+    save_state();
+    return injected(r);
 }
 
 string retcode_description(uint retcode) {
@@ -539,6 +664,8 @@ string retcode_description(uint retcode) {
     case TRADE_RETCODE_INVALID_PRICE: text = "invalid price in the request"; break;
     case TRADE_RETCODE_INVALID_STOPS: text = "invalid stops in the request"; break;
     case TRADE_RETCODE_NO_MONEY: text = "there is not enough money to complete the request"; break;
+    case TRADE_RETCODE_TIMEOUT: text = "request canceled by timeout"; break;
+    case TRADE_RETCODE_POSITION_CLOSED: text = "position with the specified identifier has already been closed"; break;
     }
     return string(text);
 }
@@ -931,12 +1058,52 @@ long HistoryDealGetInteger(ulong ticket, ENUM_DEAL_PROPERTY_INTEGER property) {
     if (property == DEAL_TICKET) return static_cast<long>(d->ticket);
     if (property == DEAL_TYPE) return d->type;
     if (property == DEAL_TIME) return d->time;
+    if (property == DEAL_ENTRY) return d->entry;
+    if (property == DEAL_POSITION_ID) return static_cast<long>(d->position);
     return 0;
 }
 double HistoryDealGetDouble(ulong ticket, ENUM_DEAL_PROPERTY_DOUBLE property) {
     const Deal *d = deal_by_ticket(ticket);
     if (!d) return 0;
+    if (property == DEAL_PROFIT) return d->profit;
+    if (property == DEAL_SWAP || property == DEAL_COMMISSION) return 0.0;
     return property == DEAL_PRICE ? d->price : d->volume;
+}
+
+// ================================================================ positions
+int PositionsTotal() { return static_cast<int>(g_positions.size()); }
+ulong PositionGetTicket(int index) {
+    if (index < 0 || index >= PositionsTotal()) {
+        g_selected_position = -1;
+        return 0;
+    }
+    g_selected_position = index;
+    return g_positions[static_cast<size_t>(index)].ticket;
+}
+static const Position &selected_position(const char *what) {
+    if (g_selected_position < 0 || g_selected_position >= PositionsTotal())
+        shim::fatal((std::string(what) + " without a selected position").c_str());
+    return g_positions[static_cast<size_t>(g_selected_position)];
+}
+long PositionGetInteger(ENUM_POSITION_PROPERTY_INTEGER property) {
+    const Position &q = selected_position("PositionGetInteger");
+    if (property == POSITION_TICKET) return static_cast<long>(q.ticket);
+    if (property == POSITION_TYPE) return q.type;
+    if (property == POSITION_MAGIC) return static_cast<long>(q.magic);
+    if (property == POSITION_TIME) return q.time;
+    return 0;
+}
+double PositionGetDouble(ENUM_POSITION_PROPERTY_DOUBLE property) {
+    const Position &q = selected_position("PositionGetDouble");
+    const Symbol *s = find_symbol(q.symbol);
+    if (property == POSITION_VOLUME) return q.volume;
+    if (property == POSITION_PRICE_OPEN) return q.price;
+    if (property == POSITION_PROFIT) return shim::position_profit(q, q.type == 0 ? s->bid : s->ask);
+    return 0;
+}
+string PositionGetString(ENUM_POSITION_PROPERTY_STRING property) {
+    const Position &q = selected_position("PositionGetString");
+    return string(property == POSITION_SYMBOL ? q.symbol.c_str() : q.comment.c_str());
 }
 
 datetime GlobalVariableSet(const string &name, double value) {

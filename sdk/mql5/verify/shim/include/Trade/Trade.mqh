@@ -42,6 +42,13 @@ public:
                   const datetime expiration = 0, const string &comment = string()) {
         return Pending(5, volume, price, symbol, sl, tp, type_time, expiration, comment);
     }
+    // Closes a position by ticket at the market (bid for a buy, ask for a
+    // sell); the closing order carries this CTrade's magic number.
+    bool PositionClose(const ulong ticket, const ulong deviation = ULONG_MAX) {
+        (void)deviation;
+        m_result = shim::close_position(ticket, m_magic);
+        return m_result.retcode == TRADE_RETCODE_DONE;
+    }
     uint ResultRetcode() const { return m_result.retcode; }
     string ResultRetcodeDescription() const { return shim::retcode_description(m_result.retcode); }
     ulong ResultOrder() const { return m_result.order; }
