@@ -87,6 +87,56 @@ class Answers(unittest.TestCase):
         self.assertTrue(t.sent[0]["url"].endswith("/api/v1/device/poll?wait=5&limit=10"))
         self.assertEqual(t.sent[0]["timeout"], 20.0)
 
+    def test_the_poll_carries_the_action_and_both_revisions(self):
+        closing = dict(SIGNAL, id="0192f5e4-7c1a-7b3e-9a51-3c2d4e5f6a7c", action="close")
+        t = Scripted((200, {"signals": [SIGNAL, closing], "server_time": 1, "config_revision": 7,
+                            "deployment_revision": 3}),
+                     (200, {"signals": [], "server_time": 2}))
+        c, _ = client(t)
+        self.assertEqual((c.config_revision, c.deployment_revision), (0, 0))
+        first, second = c.poll()
+        self.assertEqual((first.action, second.action), ("open", "close"))
+        self.assertEqual((c.config_revision, c.deployment_revision), (7, 3))
+        c.poll()  # an answer without them keeps the last ones
+        self.assertEqual((c.config_revision, c.deployment_revision), (7, 3))
+
+    def test_the_trading_configuration_and_if_none_match(self):
+        doc = {"poll_interval_seconds": 5, "long_poll_max_seconds": 30, "server_time": 1, "device_id": ID,
+               "name": "n", "config_revision": 4,
+               "trading": {"mode": "close_only", "sizing": {"type": "risk_percent", "percent": 1.5}, "max_lot": 0.5,
+                           "allowed_symbols": ["EURUSD", "XAUUSD"], "symbol_map": {"XAUUSD": "GOLD.m"},
+                           "max_open_trades": 3, "max_daily_loss": 250.0, "slippage_points": 15,
+                           "magic_number": 777, "future_field": True}}
+        t = Scripted((200, doc, {"etag": '"r4"'}), (304, b""),
+                     (200, dict(doc, config_revision=5, trading={"mode": None, "sizing": None}), {"etag": '"r5"'}))
+        c, _ = client(t)
+        config = c.config()
+        self.assertNotIn("If-None-Match", t.sent[0]["headers"])
+        self.assertEqual((config.config_revision, config.etag), (4, '"r4"'))
+        tr = config.trading
+        self.assertEqual((tr.mode, tr.sizing_type, tr.sizing_value, tr.max_lot), ("close_only", "risk_percent", 1.5, 0.5))
+        self.assertEqual((tr.allowed_symbols, dict(tr.symbol_map)), (("EURUSD", "XAUUSD"), {"XAUUSD": "GOLD.m"}))
+        self.assertEqual((tr.max_open_trades, tr.max_daily_loss, tr.slippage_points, tr.magic_number),
+                         (3, 250.0, 15, 777))
+        self.assertEqual((tr.map_symbol("XAUUSD"), tr.map_symbol("EURUSD")), ("GOLD.m", "EURUSD"))
+        self.assertEqual((tr.symbol_allowed("EURUSD"), tr.symbol_allowed("USDJPY")), (True, False))
+        self.assertIsNone(c.config_if_changed(config.etag))
+        self.assertEqual(t.sent[1]["headers"]["If-None-Match"], '"r4"')
+        changed = c.config_if_changed(config.etag)
+        self.assertEqual((changed.config_revision, changed.etag), (5, '"r5"'))
+        # Unset fields: the built-in defaults, None where there is none.
+        self.assertEqual((changed.trading.mode, changed.trading.sizing_type, changed.trading.sizing_value),
+                         ("active", "multiplier", 1.0))
+        self.assertEqual((changed.trading.max_lot, changed.trading.allowed_symbols, changed.trading.magic_number),
+                         (None, None, None))
+        self.assertTrue(changed.trading.symbol_allowed("ANY"))
+
+    def test_a_304_without_if_none_match_is_an_error(self):
+        c, _ = client(Scripted((304, b"")))
+        with self.assertRaises(EagateError) as e:
+            c.heartbeat()
+        self.assertEqual((e.exception.code, e.exception.status), ("http-error", 304))
+
     def test_malformed_answers_are_errors(self):
         for answer in [b"not json", b"[1]", {"signals": "x"}, {"signals": [{"id": "x"}]}]:
             c, _ = client(Scripted((200, answer)))

@@ -65,6 +65,35 @@ class Live(unittest.TestCase):
                           hb["equity"]),
                          ("py-1.0", 4410, "Soci\u00e9t\u00e9 G\u00e9n\u00e9rale \u2014 \u6771\u4eac", 51234567, 10250.75, 10100.5))
 
+    def test_the_config_is_fetched_with_if_none_match_and_the_poll_reports_revisions(self):
+        o = self.owner
+        o.configure(self.device_id, {"sizing": {"type": "risk_percent", "percent": 1}, "max_lot": 0.5,
+                                     "allowed_symbols": ["EURUSD", "XAUUSD"], "symbol_map": {"XAUUSD": "GOLD.m"},
+                                     "max_open_trades": 3, "max_daily_loss": 250, "magic_number": 777,
+                                     "slippage_points": 15})
+        c = self.client()
+        config = c.config()
+        tr = config.trading
+        self.assertEqual((tr.mode, tr.sizing_type, tr.sizing_value, tr.max_lot), ("active", "risk_percent", 1.0, 0.5))
+        self.assertEqual((tr.allowed_symbols, dict(tr.symbol_map)), (("EURUSD", "XAUUSD"), {"XAUUSD": "GOLD.m"}))
+        self.assertEqual((tr.max_open_trades, tr.max_daily_loss, tr.magic_number, tr.slippage_points),
+                         (3, 250.0, 777, 15))
+        self.assertEqual(config.etag, f'"r{config.config_revision}"')
+        self.assertIsNone(c.config_if_changed(config.etag))
+        self.assertEqual(self.recorder.log[-1]["status"], 304)
+        closing = o.publish(self.device_id, instrument="EURUSD", side="sell", volume=0.1, action="close")
+        [signal] = c.poll()
+        self.assertEqual((signal.id, signal.action), (closing["id"], "close"))
+        self.assertEqual(c.config_revision, config.config_revision)
+        self.assertEqual(c.deployment_revision, 0)
+        o.configure(self.device_id, {"mode": "close_only"})
+        c.poll()
+        self.assertNotEqual(c.config_revision, config.config_revision)
+        changed = c.config_if_changed(config.etag)
+        self.assertIsNotNone(changed)
+        self.assertEqual((changed.config_revision, changed.trading.mode, changed.trading.max_lot),
+                         (c.config_revision, "close_only", None))
+
     def test_poll_execute_acknowledge(self):
         first = self.owner.publish(self.device_id, instrument="EURUSD", side="buy", volume=0.1, stop_loss=1.08,
                                    take_profit=1.1)

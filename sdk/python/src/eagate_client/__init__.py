@@ -19,12 +19,13 @@ from .client import (
     EagateError,
     Outcome,
     Signal,
+    TradingConfig,
     TransportError,
     urllib_transport,
 )
 from .signing import body_sha256_hex, new_nonce, order_tag, sign_headers, signature, string_to_sign
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 
 __all__ = [
     "AckReceipt",
@@ -33,6 +34,7 @@ __all__ = [
     "EagateError",
     "Outcome",
     "Signal",
+    "TradingConfig",
     "TransportError",
     "urllib_transport",
     "body_sha256_hex",

@@ -83,6 +83,9 @@ class Signal:
     comment: Optional[str]
     expires_at: Optional[str]
     created_at: str
+    #: ``open``, or ``close``: close this EA's positions on the instrument
+    #: that were opened in ``side`` direction.
+    action: str = "open"
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -97,12 +100,68 @@ class AckReceipt:
 
 
 @dataclass(frozen=True)
+class TradingConfig:
+    """The device's effective trading configuration (docs/api.md). The
+    server already applied mode, allowed_symbols, symbol_map, fixed and
+    multiplier sizing and max_lot to the signals it delivers; the EA applies
+    risk_percent sizing, max_open_trades, max_daily_loss, slippage_points and
+    magic_number. None: not set."""
+
+    mode: str = "active"  # active | close_only | paused
+    sizing_type: str = "multiplier"  # fixed | multiplier | risk_percent
+    #: lots (fixed), factor (multiplier) or percent of the balance (risk_percent)
+    sizing_value: float = 1.0
+    max_lot: Optional[float] = None
+    allowed_symbols: Optional[tuple[str, ...]] = None
+    symbol_map: Mapping[str, str] = field(default_factory=dict)
+    max_open_trades: Optional[int] = None
+    max_daily_loss: Optional[float] = None
+    slippage_points: Optional[int] = None
+    magic_number: Optional[int] = None
+
+    def map_symbol(self, symbol: str) -> str:
+        """The broker symbol a signal symbol maps to (itself if unmapped)."""
+        return self.symbol_map.get(symbol, symbol)
+
+    def symbol_allowed(self, symbol: str) -> bool:
+        return self.allowed_symbols is None or symbol in self.allowed_symbols
+
+    @classmethod
+    def from_json(cls, doc: Any) -> "TradingConfig":
+        if not isinstance(doc, dict):
+            return cls()
+        sizing = doc.get("sizing") if isinstance(doc.get("sizing"), dict) else {}
+        sizing_type = sizing.get("type") if isinstance(sizing.get("type"), str) else "multiplier"
+        key = {"fixed": "lots", "multiplier": "factor", "risk_percent": "percent"}.get(sizing_type, "factor")
+        value = _opt_num(sizing, key)
+        symbols = doc.get("allowed_symbols")
+        mapping = doc.get("symbol_map") if isinstance(doc.get("symbol_map"), dict) else {}
+        return cls(
+            mode=doc["mode"] if isinstance(doc.get("mode"), str) else "active",
+            sizing_type=sizing_type,
+            sizing_value=value if value is not None else (1.0 if sizing_type == "multiplier" else 0.0),
+            max_lot=_opt_num(doc, "max_lot"),
+            allowed_symbols=tuple(x for x in symbols if isinstance(x, str)) if isinstance(symbols, list) else None,
+            symbol_map={k: v for k, v in mapping.items() if isinstance(v, str)},
+            max_open_trades=_opt_int(doc, "max_open_trades"),
+            max_daily_loss=_opt_num(doc, "max_daily_loss"),
+            slippage_points=_opt_int(doc, "slippage_points"),
+            magic_number=_opt_int(doc, "magic_number"),
+        )
+
+
+@dataclass(frozen=True)
 class DeviceConfig:
     poll_interval_seconds: int
     long_poll_max_seconds: int
     server_time: int
     device_id: str
     name: str
+    #: Polls report it (``DeviceClient.config_revision``): refetch when it differs.
+    config_revision: int = 0
+    #: Send it back with ``config_if_changed`` (``If-None-Match``).
+    etag: str = ""
+    trading: TradingConfig = field(default_factory=TradingConfig)
 
 
 Response = tuple  # (status: int, headers: dict[str, str] with lower-case names, body: bytes)
@@ -198,6 +257,13 @@ class DeviceClient:
         self.retries = 0
         self.rate_limited = 0
         self.clock_corrections = 0
+        #: The trading configuration's revision from the last poll (0 before
+        #: one): when it differs from ``DeviceConfig.config_revision``, call
+        #: ``config_if_changed``.
+        self.config_revision = 0
+        #: The deployment revision from the last poll (0 before one): when it
+        #: changes, GET /api/v1/device/deployment has something new.
+        self.deployment_revision = 0
 
     def __repr__(self) -> str:
         return f"DeviceClient({self._base!r}, device_id={self._device_id!r})"
@@ -225,6 +291,10 @@ class DeviceClient:
         items = doc.get("signals")
         if not isinstance(items, list):
             raise EagateError("bad-response", status, "the answer has no signals array")
+        if _opt_int(doc, "config_revision") is not None:
+            self.config_revision = doc["config_revision"]
+        if _opt_int(doc, "deployment_revision") is not None:
+            self.deployment_revision = doc["deployment_revision"]
         signals = []
         for i, item in enumerate(items):
             try:
@@ -233,7 +303,8 @@ class DeviceClient:
                     order_type=_str(item, "order_type"), volume=_num(item, "volume"),
                     entry_price=_opt_num(item, "entry_price"), stop_loss=_opt_num(item, "stop_loss"),
                     take_profit=_opt_num(item, "take_profit"), comment=_opt_str(item, "comment"),
-                    expires_at=_opt_str(item, "expires_at"), created_at=_str(item, "created_at"), raw=item))
+                    expires_at=_opt_str(item, "expires_at"), created_at=_str(item, "created_at"),
+                    action=_opt_str(item, "action") or "open", raw=item))
             except (KeyError, TypeError, ValueError) as e:
                 raise EagateError("bad-response", status, f"signal {i} lacks a required field: {e}") from e
         return signals
@@ -297,13 +368,29 @@ class DeviceClient:
         return int(doc.get("server_time", 0))
 
     def config(self) -> DeviceConfig:
-        """The device's settings (and a cheap way to test a connection)."""
-        status, doc = self.request("GET", "/api/v1/device/config")
+        """The device's settings and trading configuration (and a cheap way
+        to test a connection)."""
+        config = self.config_if_changed(None)
+        assert config is not None  # no If-None-Match: never 304
+        return config
+
+    def config_if_changed(self, etag: Optional[str]) -> Optional[DeviceConfig]:
+        """The configuration, unless ``etag`` (a ``DeviceConfig.etag``) is
+        still current: then the server answers 304 and this returns None.
+        Call it when a poll's ``config_revision`` differs from the one you
+        hold."""
+        extra = {"If-None-Match": etag} if etag else {}
+        status, headers, doc = self._request(method="GET", target="/api/v1/device/config", extra_headers=extra)
+        if status == 304:
+            return None
         try:
+            revision = _opt_int(doc, "config_revision") or 0
             return DeviceConfig(poll_interval_seconds=int(doc["poll_interval_seconds"]),
                                 long_poll_max_seconds=int(doc["long_poll_max_seconds"]),
                                 server_time=int(doc["server_time"]), device_id=_str(doc, "device_id"),
-                                name=_str(doc, "name"))
+                                name=_str(doc, "name"), config_revision=revision,
+                                etag=headers.get("etag") or f'"r{revision}"',
+                                trading=TradingConfig.from_json(doc.get("trading")))
         except (KeyError, TypeError, ValueError) as e:
             raise EagateError("bad-response", status, f"the configuration lacks {e}") from e
 
@@ -353,6 +440,14 @@ class DeviceClient:
         """Sends one signed request (``target`` = path and query exactly as
         they must be signed) and retries what can be retried. Returns the
         2xx status and the decoded JSON object."""
+        status, _, doc = self._request(method, target, body, timeout)
+        return status, doc
+
+    def _request(self, method: str, target: str, body: Optional[Mapping[str, Any]] = None,
+                 timeout: Optional[float] = None,
+                 extra_headers: Optional[Mapping[str, str]] = None) -> tuple[int, Mapping[str, str], dict]:
+        """request() with extra (unsigned) headers; also returns the answer's
+        headers. A 304 (to If-None-Match) succeeds with an empty object."""
         data = b"" if body is None else json.dumps(body, ensure_ascii=False, separators=(",", ":"),
                                                    allow_nan=False).encode("utf-8")
         url = self._base + target
@@ -363,6 +458,7 @@ class DeviceClient:
             headers = signing.sign_headers(self._secret, method, target, self._device_id, self.server_time(),
                                            signing.new_nonce(), data)
             headers["Accept"] = "application/json"
+            headers.update(extra_headers or {})
             if data:
                 headers["Content-Type"] = "application/json"
             self.requests += 1
@@ -374,8 +470,12 @@ class DeviceClient:
                 delay = self._backoff(attempt)
             else:
                 self._learn_clock(answer_headers.get("date", ""))
+                if status == 304 and extra_headers:
+                    return status, answer_headers, {}
+                if status == 204:
+                    return status, answer_headers, {}
                 if 200 <= status < 300:
-                    return status, self._object(status, raw)
+                    return status, answer_headers, self._object(status, raw)
                 error, server_time, retry_after = self._problem(status, answer_headers, raw)
                 if error.code == "clock-skew" and status == 401 and not clock_corrected and server_time:
                     self._adopt_offset(server_time - int(self._clock()), "clock-skew answer")
@@ -472,6 +572,11 @@ def _num(doc: Mapping[str, Any], key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(key)
     return float(value)
+
+
+def _opt_int(doc: Mapping[str, Any], key: str) -> Optional[int]:
+    value = doc.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _opt_num(doc: Mapping[str, Any], key: str) -> Optional[float]:
