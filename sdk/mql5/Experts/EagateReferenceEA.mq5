@@ -6,7 +6,10 @@
 //| (its acknowledgement was lost) is acknowledged, never traded     |
 //| twice. Follows the device's trading configuration (fetched with  |
 //| If-None-Match whenever a poll reports a new config_revision):    |
-//| mode, risk_percent sizing, max_lot, magic number, slippage.      |
+//| mode, risk_percent sizing, max_lot, magic number, slippage,      |
+//| max_open_trades, max_daily_loss; closes its positions on         |
+//| action close. Downloads the bundles deployed to the device into  |
+//| MQL5\Files (resumable, SHA-256 verified) and reports the status. |
 //|                                                                  |
 //| Before attaching it: Tools > Options > Expert Advisors > Allow   |
 //| WebRequest for listed URL, add the server URL. See docs/mql5.md. |
@@ -256,7 +259,7 @@ double NormalizeVolume(const string symbol, const double wanted, string &reason)
 
 //+------------------------------------------------------------------+
 //| Fetches the trading configuration when none is known or the last |
-//| poll reported another revision (304 while unchanged), and applies |
+//| poll reported another revision (304 while unchanged), and applies|
 //| its magic number and slippage.                                   |
 //+------------------------------------------------------------------+
 bool RefreshConfig(void)
@@ -327,7 +330,7 @@ int CountOwnPositions(void)
 
 //+------------------------------------------------------------------+
 //| Today's loss of this EA (its magic number) in account currency,  |
-//| 0 when it is up: the closed deals since the trade server's        |
+//| 0 when it is up: the closed deals since the trade server's       |
 //| midnight (profit, swap and commission) plus the floating profit  |
 //| of its open positions.                                           |
 //+------------------------------------------------------------------+
@@ -627,7 +630,7 @@ bool ReportRefused(const string what)
 //+------------------------------------------------------------------+
 //| Works on the deployment the server names for this device: reports|
 //| downloading, downloads the bundle into MQL5\Files as             |
-//| <name>-<version>.ex5 (resumable, SHA-256 verified) and reports    |
+//| <name>-<version>.ex5 (resumable, SHA-256 verified) and reports   |
 //| installed, or failed with the reason. An EA cannot replace its   |
 //| own program (MQL5 writes only under MQL5\Files): "installed"     |
 //| means saved and verified, ready to be copied into MQL5\Experts;  |

@@ -11,7 +11,7 @@
 //|   if(!client.Init(url, device_id, secret)) Print(client.LastError());
 //|   EagateSignal signals[];                                        |
 //|   if(client.Poll(20, signals)) ...                               |
-//|   client.Ack(signals[0].id, EAGATE_EXECUTED, ticket, price, "");  |
+//|   client.Ack(signals[0].id, EAGATE_EXECUTED, ticket, price, ""); |
 //+------------------------------------------------------------------+
 #ifndef EAGATE_CLIENT_MQH
 #define EAGATE_CLIENT_MQH
@@ -106,12 +106,12 @@ struct EagateHeartbeat
   };
 
 //+------------------------------------------------------------------+
-//| The device's settings and trading configuration. The server has   |
-//| already applied mode, allowed_symbols, symbol_map, fixed and       |
-//| multiplier sizing and max_lot to the signals it delivers; the EA   |
-//| applies risk_percent sizing, max_open_trades, max_daily_loss,      |
-//| slippage_points and magic_number. Unset numbers are 0 (-1 for      |
-//| slippage_points and magic_number, where 0 is a value).             |
+//| The device's settings and trading configuration. The server has  |
+//| already applied mode, allowed_symbols, symbol_map, fixed and     |
+//| multiplier sizing and max_lot to the signals it delivers; the EA |
+//| applies risk_percent sizing, max_open_trades, max_daily_loss,    |
+//| slippage_points and magic_number. Unset numbers are 0 (-1 for    |
+//| slippage_points and magic_number, where 0 is a value).           |
 //+------------------------------------------------------------------+
 struct EagateConfig
   {
@@ -167,7 +167,7 @@ bool EagateSymbolAllowed(const EagateConfig &config, const string symbol)
   }
 
 //+------------------------------------------------------------------+
-//| What the device should install now (GET /api/v1/device/deployment).|
+//| What the device should install now (GET /api/v1/device/deployment)|
 //+------------------------------------------------------------------+
 struct EagateDeployment
   {
@@ -609,9 +609,9 @@ int CEagateClient::Backoff(const int attempt)
   }
 
 //+------------------------------------------------------------------+
-//| Sends one signed request and retries what can be retried. body  |
+//| Sends one signed request and retries what can be retried. body   |
 //| is JSON text ("" for none); target is "/api/v1/device/...", with |
-//| its query exactly as it must be signed. On success response is  |
+//| its query exactly as it must be signed. On success response is   |
 //| the answer's text and LastStatus() its 2xx status.               |
 //+------------------------------------------------------------------+
 bool CEagateClient::Request(const string method, const string target, const string body,
@@ -1043,7 +1043,7 @@ bool CEagateClient::Deployment(EagateDeployment &deployment, bool &found)
 
 //+------------------------------------------------------------------+
 //| Reports the device's status in a deployment: "downloading",      |
-//| "installed" or "failed" (with a reason, cleaned and cut to 512    |
+//| "installed" or "failed" (with a reason, cleaned and cut to 512   |
 //| characters). Repeating the current status is accepted; another   |
 //| move is 409 invalid-transition.                                  |
 //+------------------------------------------------------------------+
@@ -1066,7 +1066,7 @@ bool CEagateClient::ReportDeployment(const string deployment_id, const string st
   }
 
 //+------------------------------------------------------------------+
-//| The bytes of a file in MQL5\Files (false if it cannot be read).   |
+//| The bytes of a file in MQL5\Files (false if it cannot be read).  |
 //+------------------------------------------------------------------+
 bool CEagateClient::FileBytes(const string file_name, uchar &bytes[])
   {
@@ -1086,7 +1086,7 @@ bool CEagateClient::FileBytes(const string file_name, uchar &bytes[])
   }
 
 //+------------------------------------------------------------------+
-//| Appends bytes to a file in MQL5\Files (start_over: empties it     |
+//| Appends bytes to a file in MQL5\Files (start_over: empties it    |
 //| first). Never relies on FileOpen truncating.                     |
 //+------------------------------------------------------------------+
 bool CEagateClient::AppendFile(const string file_name, const uchar &bytes[], const bool start_over)
@@ -1110,15 +1110,15 @@ bool CEagateClient::AppendFile(const string file_name, const uchar &bytes[], con
 
 //+------------------------------------------------------------------+
 //| Downloads the deployment's bundle to file_name (in MQL5\Files) and |
-//| checks its SHA-256. Bytes arrive in file_name + ".part", one      |
-//| Range request of SetDownloadChunk() bytes at a time (WebRequest   |
-//| keeps nothing of a broken transfer), so a failure loses at most   |
-//| one chunk and a later call, even after a restart, resumes from    |
-//| what was saved (If-Range: a changed file starts over). A file     |
-//| already there with the right digest is not downloaded again.      |
-//| Errors: digest-mismatch (the partial file is deleted: report      |
-//| failed, or call again to start over), file-error, bad-response,   |
-//| and the request errors. resumed_from: bytes already saved.        |
+//| checks its SHA-256. Bytes arrive in file_name + ".part", one     |
+//| Range request of SetDownloadChunk() bytes at a time (WebRequest  |
+//| keeps nothing of a broken transfer), so a failure loses at most  |
+//| one chunk and a later call, even after a restart, resumes from   |
+//| what was saved (If-Range: a changed file starts over). A file    |
+//| already there with the right digest is not downloaded again.     |
+//| Errors: digest-mismatch (the partial file is deleted: report     |
+//| failed, or call again to start over), file-error, bad-response,  |
+//| and the request errors. resumed_from: bytes already saved.       |
 //+------------------------------------------------------------------+
 bool CEagateClient::DownloadBundle(const EagateDeployment &deployment, const string file_name, long &resumed_from)
   {
