@@ -1,8 +1,9 @@
 // Trade/Trade.mqh for the shim: the part of MetaTrader's standard CTrade
 // class the reference EA uses, executing against the simulated account in
-// shim.cpp (market orders fill at the simulated ask/bid; pending orders are
-// placed; volume, price, stop and margin checks answer with the trade
-// server's retcodes).
+// shim.cpp (market orders fill at the simulated ask/bid and open a position
+// of a hedging account; PositionClose closes one at the bid/ask; pending
+// orders are placed; volume, price, stop and margin checks answer with the
+// trade server's retcodes).
 #pragma once
 
 class CTrade {
