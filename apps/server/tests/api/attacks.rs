@@ -794,6 +794,64 @@ async fn a_repeated_unknown_device_id_is_answered_without_a_lookup() {
     assert_eq!(waiting.await.unwrap(), StatusCode::UNAUTHORIZED);
 }
 
+/// Audit of issue 12, gap 1: the failed-authentication budget was kept per
+/// full address, and every device request's look at it made a counter, so
+/// a host taking fresh IPv6 addresses from its /64 had a fresh budget for
+/// each (2^64 of them) and could fill the counters until every new
+/// device address got 429. Now an IPv6 client is counted by its /64 (a
+/// thousand addresses of one /64 share one budget), and a look makes no
+/// counter (`InMemoryRateLimiter`'s `peeks_and_refunded_hits_keep_nothing`);
+/// owner routes count per-address limits the same way.
+///
+/// ASVS 5.0 2.4.1, 6.3.1 (brute force across addresses), 15.2.2.
+#[tokio::test]
+async fn a_thousand_addresses_of_one_ipv6_64_share_one_failure_budget() {
+    let app = spawn_limited_app(&[
+        ("EAGATE_RATE_LIMIT_DEVICE_AUTH_FAILURES_PER_IP_PER_MINUTE", "5"),
+        ("EAGATE_RATE_LIMIT_PER_IP_PER_MINUTE", "3"),
+        ("EAGATE_TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    let (_, id, secret) = device(&app, "neighbour").await;
+    let mut statuses = Vec::new();
+    for n in 0..1000u32 {
+        let address = format!("2001:db8:7:7:{:x}:{:x}::1", n >> 8, n & 0xff);
+        statuses.push(guess(&address).send(&app.client, &app.base).await.status());
+    }
+    let count = |s: StatusCode| statuses.iter().filter(|x| **x == s).count();
+    assert_eq!(
+        (count(StatusCode::UNAUTHORIZED), count(StatusCode::TOO_MANY_REQUESTS)),
+        (5, 995),
+        "one budget for the whole /64"
+    );
+    assert_eq!(statuses[..5], [StatusCode::UNAUTHORIZED; 5]);
+    // The /64 next door, and IPv4 clients, keep their own budgets: a device
+    // there connects.
+    let genuine = |address: &str| {
+        Captured::now(&Signer::new(&id, &secret)).with_header("x-forwarded-for", address)
+    };
+    for address in ["2001:db8:7:8::1", "203.0.113.80"] {
+        assert_eq!(
+            genuine(address).send(&app.client, &app.base).await.status(),
+            StatusCode::OK,
+            "{address}"
+        );
+    }
+    // The same budget for the /64 also on owner routes (3 a minute here).
+    let owner_statuses: Vec<u16> = futures_util::future::join_all((0..6u32).map(|n| {
+        app.client
+            .get(app.url("/auth/me"))
+            .header("x-forwarded-for", format!("2001:db8:9:9::{n:x}"))
+            .send()
+    }))
+    .await
+    .into_iter()
+    .map(|r| r.unwrap().status().as_u16())
+    .collect();
+    let owner = |s: u16| owner_statuses.iter().filter(|x| **x == s).count();
+    assert_eq!((owner(401), owner(429)), (3, 3), "{owner_statuses:?}");
+}
+
 // ---------------------------------------------------------------------------
 // 12.4 Long-polls
 // ---------------------------------------------------------------------------

@@ -17,7 +17,11 @@ use crate::account::UserId;
 use crate::activity::ActivityBuffer;
 use crate::clock::Clock;
 use crate::error::UnexpectedError;
-use crate::ratelimit::{RateDecision, RateLimit, RateLimiter};
+use crate::ratelimit::{AddressKey, RateDecision, RateLimit, RateLimiter};
+
+/// The failed-authentication budget's key: this prefix and the client's
+/// [`limited_address`](crate::ratelimit::limited_address).
+pub const FAILURES_KEY_PREFIX: &str = "device-auth-failures:";
 
 /// A request as the device signed it.
 #[derive(Debug, Clone)]
@@ -183,14 +187,13 @@ where
             });
         }
         // Clients whose address is unknown (their proxy wrote something
-        // that is not an address) share one budget rather than have none.
-        let failure_key = match request.client_ip {
-            Some(ip) => format!("device-auth-failures:{ip}"),
-            None => "device-auth-failures:unknown".to_owned(),
-        };
+        // that is not an address) share one budget rather than have none;
+        // IPv6 clients are counted by their /64.
+        let failure_key = AddressKey::new(FAILURES_KEY_PREFIX, request.client_ip);
+        let failure_key = failure_key.as_str();
         let budget = self
             .failures
-            .peek(&failure_key, self.policy.failures_per_ip)
+            .peek(failure_key, self.policy.failures_per_ip)
             .await?;
         if budget.remaining == 0 {
             return Err(DeviceAuthError::TooManyFailures(budget));
@@ -201,7 +204,7 @@ where
             Some(device) if self.signature_matches(&device, request, now)? => device,
             _ => {
                 self.failures
-                    .hit(&failure_key, self.policy.failures_per_ip)
+                    .hit(failure_key, self.policy.failures_per_ip)
                     .await?;
                 return Err(DeviceAuthError::InvalidSignature);
             }
