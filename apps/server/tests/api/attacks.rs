@@ -852,6 +852,135 @@ async fn a_thousand_addresses_of_one_ipv6_64_share_one_failure_budget() {
     assert_eq!((owner(401), owner(429)), (3, 3), "{owner_statuses:?}");
 }
 
+/// Sends a signed `POST /api/v1/device/heartbeat` of an unknown device from
+/// `address` (behind the trusted proxy) that declares a 64 KiB body and
+/// sends none of it, and waits up to `patience` for the status line: the
+/// status and how long it took, or `None` if none came.
+fn declared_body_never_sent(addr: &str, address: &str, patience: Duration) -> Option<(u16, Duration)> {
+    const TARGET: &str = "/api/v1/device/heartbeat";
+    let ghost = Signer::new(&Uuid::now_v7().to_string(), "eags_a-guessed-secret");
+    let signature = ghost.sign("POST", TARGET, b"", unix_now(), &new_nonce());
+    let mut request = format!(
+        "POST {TARGET} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: 65536\r\n\
+         X-Forwarded-For: {address}\r\n"
+    );
+    for (name, value) in signature.headers() {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    let started = Instant::now();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(patience)).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buffer[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return None;
+            }
+            Err(e) => panic!("reading the answer: {e}"),
+        }
+    }
+    let head = String::from_utf8_lossy(&answer);
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, started.elapsed()))
+}
+
+/// Audit of issue 12, gap 4: the body of a device request was read (up to
+/// 64 KiB, waiting up to the body timeout) and hashed before the failure
+/// budget was consulted, so an exhausted address still cost a body read
+/// each time. Now the clock skew and the budget come first: from an
+/// exhausted address a request that declares 64 KiB and sends nothing is
+/// answered 429 at once, while from a fresh address the same request is
+/// still waiting for its body.
+///
+/// ASVS 5.0 2.4.1, 15.2.2 (costly work is bounded before it starts).
+#[tokio::test]
+async fn an_exhausted_address_is_refused_before_its_body_is_read() {
+    let app = spawn_limited_app(&[
+        ("EAGATE_RATE_LIMIT_DEVICE_AUTH_FAILURES_PER_IP_PER_MINUTE", "3"),
+        ("EAGATE_TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    for _ in 0..3 {
+        let response = guess("203.0.113.90").send(&app.client, &app.base).await;
+        assert_problem(response, StatusCode::UNAUTHORIZED, "invalid-signature").await;
+    }
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let (exhausted, fresh) = {
+        let (a, b) = (addr.clone(), addr);
+        let exhausted = tokio::task::spawn_blocking(move || {
+            declared_body_never_sent(&a, "203.0.113.90", Duration::from_secs(10))
+        });
+        let fresh = tokio::task::spawn_blocking(move || {
+            declared_body_never_sent(&b, "203.0.113.91", Duration::from_secs(2))
+        });
+        (exhausted.await.unwrap(), fresh.await.unwrap())
+    };
+    let (status, took) = exhausted.expect("the exhausted address is answered without its body");
+    assert_eq!(status, 429);
+    assert!(took < Duration::from_secs(2), "answered at once, not after a body timeout: {took:?}");
+    assert_eq!(fresh, None, "control: a fresh address waits for the body it declared");
+}
+
+/// Audit of issue 12, gap 2: the failure budget was looked at before the
+/// lookup and counted after it, so guesses sent at once all passed the
+/// look and each cost a lookup. Now each request takes its unit of the
+/// budget before anything else (given back when the signature is good):
+/// with the devices table locked, 100 concurrent guesses from one address
+/// give exactly the budget (10) waiting for a lookup, the other 90 are
+/// answered 429 at once; once the lock goes, those 10 are 401.
+///
+/// ASVS 5.0 2.4.1, 6.3.1, 15.4.2 (check and count are one step).
+#[tokio::test]
+async fn concurrent_bogus_signatures_from_one_address_get_exactly_the_budget() {
+    let app = spawn_limited_app(&[
+        ("EAGATE_RATE_LIMIT_DEVICE_AUTH_FAILURES_PER_IP_PER_MINUTE", "10"),
+        ("EAGATE_RATE_LIMIT_DEVICE_PER_SECOND", "100"),
+        ("EAGATE_TRUSTED_PROXIES", "127.0.0.1"),
+        // Room for every lookup to wait on the lock rather than the pool.
+        ("EAGATE_DATABASE_POOL_SIZE", "16"),
+        ("EAGATE_DATABASE_POOL_TIMEOUT_SECONDS", "60"),
+    ])
+    .await;
+    let (_, id, secret) = device(&app, "neighbour").await;
+    let locked = DevicesLocked::take(&app).await;
+    let guesses: Vec<_> = (0..100)
+        .map(|_| {
+            let (client, base) = (app.client.clone(), app.base.clone());
+            tokio::spawn(async move { guess("203.0.113.99").send(&client, &base).await.status() })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while guesses.iter().filter(|g| g.is_finished()).count() < 90 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let waiting = guesses.iter().filter(|g| !g.is_finished()).count();
+    assert_eq!(waiting, 10, "exactly the budget waits for a lookup");
+    locked.release().await;
+    let mut statuses = Vec::new();
+    for g in guesses {
+        statuses.push(g.await.unwrap().as_u16());
+    }
+    let count = |s: u16| statuses.iter().filter(|x| **x == s).count();
+    assert_eq!((count(401), count(429)), (10, 90), "{statuses:?}");
+    // A good signature gives its unit back: with the budget spent the
+    // address is refused, and the device from another address connects
+    // again and again without using any budget up.
+    for _ in 0..15 {
+        let genuine =
+            Captured::now(&Signer::new(&id, &secret)).with_header("x-forwarded-for", "203.0.113.100");
+        assert_eq!(genuine.send(&app.client, &app.base).await.status(), StatusCode::OK);
+    }
+    let bogus = guess("203.0.113.100").send(&app.client, &app.base).await;
+    assert_problem(bogus, StatusCode::UNAUTHORIZED, "invalid-signature").await;
+}
+
 // ---------------------------------------------------------------------------
 // 12.4 Long-polls
 // ---------------------------------------------------------------------------
