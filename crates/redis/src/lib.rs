@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use eagate_domain::UnexpectedError;
+use eagate_domain::account::UserId;
 use eagate_domain::device::{Admission, AdmissionPolicy, DeviceId, ReplayGuard};
 use eagate_domain::ratelimit::{RateDecision, RateLimit, RateLimiter, decide};
 use redis::aio::ConnectionManager;
@@ -228,9 +229,13 @@ impl RedisReplayGuard {
 }
 
 impl ReplayGuard for RedisReplayGuard {
+    /// `owner` is not used: Redis is sized by its operator (and in a
+    /// cluster one script may only touch one device's hash slot); each
+    /// device's quota still bounds what it stores.
     async fn admit(
         &self,
         device: DeviceId,
+        _owner: UserId,
         nonce: &str,
         signed_at: DateTime<Utc>,
         policy: &AdmissionPolicy,

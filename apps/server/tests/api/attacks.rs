@@ -586,6 +586,71 @@ async fn one_account_at_its_device_limits_cannot_fill_the_nonce_store_for_anothe
     );
 }
 
+/// Audit of issue 12, gap 3: the per-device quota alone let one account
+/// hold up to its devices × their quotas (about 29 MB at the defaults), so
+/// three accounts at their limits could still fill the in-memory store
+/// for everyone. Now, once the store is more than half full, an account
+/// holding more than its fair share (the store divided by one more than
+/// the accounts holding anything) is throttled. Here three accounts of 8
+/// devices send 1,000 requests per device — 24,000 nonces, more than a
+/// 1 MiB store holds (21,845) — and are throttled (429), never refused
+/// for want of room (503); another account's device is served.
+///
+/// ASVS 5.0 8.4.1 (one tenant cannot affect another), 2.4.1, 15.2.2.
+#[tokio::test]
+async fn three_accounts_at_their_limits_cannot_fill_the_nonce_store_for_a_fourth() {
+    const ACCOUNTS: usize = 3;
+    const DEVICES: usize = 8;
+    const REQUESTS_PER_DEVICE: usize = 1_000;
+    let app = spawn_limited_app(&[
+        ("EAGATE_NONCE_MEMORY_MB", "1"),
+        ("EAGATE_RATE_LIMIT_DEVICE_PER_SECOND", "1"),
+        ("EAGATE_MAX_DEVICES_PER_ACCOUNT", "8"),
+    ])
+    .await;
+    // Within each device's quota (1,202), beyond the store together.
+    const {
+        assert!(REQUESTS_PER_DEVICE < 1_202);
+        assert!(ACCOUNTS * DEVICES * REQUESTS_PER_DEVICE * eagate_memory::NONCE_BYTES > 1 << 20);
+    };
+    let mut signers = Vec::new();
+    for a in 0..ACCOUNTS {
+        let (token, _) = app.user_with_tokens(&format!("hoarder{a}")).await;
+        for i in 0..DEVICES {
+            let (device, secret) = app.create_device(&token, &format!("EA {i}")).await;
+            signers.push(Signer::new(device["id"].as_str().unwrap(), &secret));
+        }
+    }
+    let (_, victim_id, victim_secret) = device(&app, "bystander").await;
+
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let floods: Vec<_> = signers
+        .into_iter()
+        .map(|signer| {
+            let addr = addr.clone();
+            tokio::task::spawn_blocking(move || flood(&addr, &signer, REQUESTS_PER_DEVICE))
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for flood in floods {
+        statuses.extend(flood.await.unwrap());
+    }
+    let count = |s: u16| statuses.iter().filter(|x| **x == s).count();
+    assert_eq!(
+        count(200) + count(429),
+        ACCOUNTS * DEVICES * REQUESTS_PER_DEVICE,
+        "only served or throttled, never 503: {} × 503",
+        count(503)
+    );
+
+    let victim = Signer::new(&victim_id, &victim_secret);
+    for _ in 0..3 {
+        let response = Captured::now(&victim).send(&app.client, &app.base).await;
+        assert_eq!(response.status(), StatusCode::OK, "another account's device is served");
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+}
+
 /// Issue 12.2, in both replay stores: a device flooding past its nonce
 /// quota (`2 × (2 × 30 s / 1 s + 1) × 1/s` = 122 here) makes the store
 /// hold nothing more. Observable from outside: a request refused beyond

@@ -249,7 +249,7 @@ where
         let signed_at = DateTime::from_timestamp(headers.unix_seconds(), 0).unwrap_or(now);
         let admission = self
             .guard
-            .admit(id, headers.nonce(), signed_at, &self.policy.admission())
+            .admit(id, device.owner, headers.nonce(), signed_at, &self.policy.admission())
             .await
             .map_err(DeviceAuthError::ReplayStoreUnavailable)?;
         match admission {
