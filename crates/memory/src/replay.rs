@@ -463,8 +463,9 @@ mod tests {
         }
         let full = guard.admit_now(device(), account(), "n0", now, &p).unwrap_err();
         assert!(full.is_unavailable(), "{full}");
-        let full = guard.admit_now(first, first_owner, "n1", now, &p).unwrap_err();
-        assert!(full.is_unavailable(), "{full}");
+        // (The first account is over its share of the crowded guard by now.)
+        let more = guard.admit_now(first, first_owner, "n1", now, &p);
+        assert!(!matches!(more, Ok(Admission::Admitted)), "{more:?}");
         assert!(guard.bytes() <= 4 * (DEVICE_BYTES + NONCE_BYTES));
         assert_eq!(
             guard.admit_now(first, first_owner, "n0", now, &p).unwrap(),
