@@ -166,7 +166,11 @@ impl Gateway {
         // IPv6 clients are counted by their /64; unknown clients share one
         // budget.
         let ip = client_ip(req.request(), &settings.trusted_proxies);
-        if let Err(e) = self.limits.check(AddressKey::new("ip:", ip).as_str(), per_ip).await {
+        if let Err(e) = self
+            .limits
+            .check(AddressKey::new("ip:", ip).as_str(), per_ip)
+            .await
+        {
             return Some(e);
         }
         if let Some(login) = login

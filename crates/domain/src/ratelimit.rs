@@ -62,7 +62,8 @@ pub trait RateLimiter: Send + Sync + 'static {
     /// Takes back one hit counted on `key` in its current window (never
     /// below zero): for budgets counted before the outcome is known and
     /// given back when it turns out not to count.
-    fn refund(&self, key: &str, limit: RateLimit) -> impl Future<Output = Result<(), UnexpectedError>> + Send;
+    fn refund(&self, key: &str, limit: RateLimit)
+    -> impl Future<Output = Result<(), UnexpectedError>> + Send;
 }
 
 /// The part of a client address that per-address limits count on: an IPv4
@@ -150,7 +151,9 @@ mod tests {
     use super::*;
 
     fn key(ip: &str) -> String {
-        AddressKey::new("failures:", Some(ip.parse().unwrap())).as_str().to_owned()
+        AddressKey::new("failures:", Some(ip.parse().unwrap()))
+            .as_str()
+            .to_owned()
     }
 
     #[test]

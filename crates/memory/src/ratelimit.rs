@@ -193,7 +193,11 @@ mod tests {
         assert_eq!(limiter.len(), 200, "only the failed keys are left");
         limiter.give_back("honest");
         limiter.give_back("never-hit");
-        assert_eq!(limiter.count("honest", limit, 0).remaining, 60, "never below zero");
+        assert_eq!(
+            limiter.count("honest", limit, 0).remaining,
+            60,
+            "never below zero"
+        );
         assert_eq!(limiter.len(), 200);
     }
 

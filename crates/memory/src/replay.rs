@@ -383,7 +383,10 @@ mod tests {
         let p = policy(300, 1000);
         // Signed 299 s ago: still acceptable for a second or two.
         let old = now - chrono::Duration::seconds(299);
-        assert_eq!(guard.admit_now(d, owner(), "n-old", old, &p).unwrap(), Admission::Admitted);
+        assert_eq!(
+            guard.admit_now(d, owner(), "n-old", old, &p).unwrap(),
+            Admission::Admitted
+        );
         // Signed 400 s ago (a request the skew check would have refused):
         // its expiry has passed, so it is forgotten at once.
         let ancient = now - chrono::Duration::seconds(400);
@@ -433,7 +436,11 @@ mod tests {
             if let Some(l) = lock(shard).ledgers.get_mut(&noisy) {
                 l.window = Duration::ZERO;
             }
-            if guard.admit_now(noisy, owner(), &format!("n{n}"), now, &p).unwrap() == Admission::Admitted {
+            if guard
+                .admit_now(noisy, owner(), &format!("n{n}"), now, &p)
+                .unwrap()
+                == Admission::Admitted
+            {
                 admitted += 1;
             }
         }
@@ -495,13 +502,19 @@ mod tests {
         // Each stops at its share of the guard (a quarter: three accounts
         // and room for one more), give or take the nonce that crossed it.
         for (_, owner) in &hoarders {
-            assert!(guard.account_bytes(*owner) <= max / 4 + NONCE_BYTES, "{}", guard.account_bytes(*owner));
+            assert!(
+                guard.account_bytes(*owner) <= max / 4 + NONCE_BYTES,
+                "{}",
+                guard.account_bytes(*owner)
+            );
         }
         assert!(admitted < 100, "{admitted}");
         let (victim, victim_owner) = (device(), account());
         for n in 0..10 {
             assert_eq!(
-                guard.admit_now(victim, victim_owner, &format!("v{n}"), now, &p).unwrap(),
+                guard
+                    .admit_now(victim, victim_owner, &format!("v{n}"), now, &p)
+                    .unwrap(),
                 Admission::Admitted,
                 "another account is served"
             );

@@ -155,7 +155,13 @@ async fn a_devices_keys_share_one_cluster_slot() {
     let guard = guard_with(&prefix);
     let d = device();
     guard
-        .admit(d, owner(), "slot-nonce", Utc::now(), &policy(chrono::Duration::minutes(5)))
+        .admit(
+            d,
+            owner(),
+            "slot-nonce",
+            Utc::now(),
+            &policy(chrono::Duration::minutes(5)),
+        )
         .await
         .unwrap();
     let keys = keys(&format!("{{{prefix}d:{}}}*", d.as_uuid().simple())).await;
@@ -181,7 +187,10 @@ async fn one_device_stores_at_most_its_quota_of_nonces() {
     let (noisy, quiet) = (device(), device());
     let now = Utc::now();
     for n in 0..quota * 3 {
-        let admission = guard.admit(noisy, owner(), &format!("n{n}"), now, &p).await.unwrap();
+        let admission = guard
+            .admit(noisy, owner(), &format!("n{n}"), now, &p)
+            .await
+            .unwrap();
         assert!(
             matches!(admission, Admission::Admitted | Admission::Throttled(_)),
             "{admission:?}"
@@ -215,7 +224,13 @@ async fn concurrent_identical_nonces_have_exactly_one_winner() {
             let guard = Arc::clone(&guard);
             tokio::spawn(async move {
                 guard
-                    .admit(d, owner(), "the-same-nonce-01", now, &policy(chrono::Duration::minutes(5)))
+                    .admit(
+                        d,
+                        owner(),
+                        "the-same-nonce-01",
+                        now,
+                        &policy(chrono::Duration::minutes(5)),
+                    )
                     .await
                     .unwrap()
             })

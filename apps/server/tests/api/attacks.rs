@@ -646,7 +646,11 @@ async fn three_accounts_at_their_limits_cannot_fill_the_nonce_store_for_a_fourth
     let victim = Signer::new(&victim_id, &victim_secret);
     for _ in 0..3 {
         let response = Captured::now(&victim).send(&app.client, &app.base).await;
-        assert_eq!(response.status(), StatusCode::OK, "another account's device is served");
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "another account's device is served"
+        );
         tokio::time::sleep(Duration::from_millis(1100)).await;
     }
 }
@@ -885,16 +889,18 @@ async fn a_thousand_addresses_of_one_ipv6_64_share_one_failure_budget() {
     }
     let count = |s: StatusCode| statuses.iter().filter(|x| **x == s).count();
     assert_eq!(
-        (count(StatusCode::UNAUTHORIZED), count(StatusCode::TOO_MANY_REQUESTS)),
+        (
+            count(StatusCode::UNAUTHORIZED),
+            count(StatusCode::TOO_MANY_REQUESTS)
+        ),
         (5, 995),
         "one budget for the whole /64"
     );
     assert_eq!(statuses[..5], [StatusCode::UNAUTHORIZED; 5]);
     // The /64 next door, and IPv4 clients, keep their own budgets: a device
     // there connects.
-    let genuine = |address: &str| {
-        Captured::now(&Signer::new(&id, &secret)).with_header("x-forwarded-for", address)
-    };
+    let genuine =
+        |address: &str| Captured::now(&Signer::new(&id, &secret)).with_header("x-forwarded-for", address);
     for address in ["2001:db8:7:8::1", "203.0.113.80"] {
         assert_eq!(
             genuine(address).send(&app.client, &app.base).await.status(),
@@ -944,7 +950,12 @@ fn declared_body_never_sent(addr: &str, address: &str, patience: Duration) -> Op
         match stream.read(&mut buffer) {
             Ok(0) => break,
             Ok(n) => answer.extend_from_slice(&buffer[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
                 return None;
             }
             Err(e) => panic!("reading the answer: {e}"),
@@ -988,8 +999,14 @@ async fn an_exhausted_address_is_refused_before_its_body_is_read() {
     };
     let (status, took) = exhausted.expect("the exhausted address is answered without its body");
     assert_eq!(status, 429);
-    assert!(took < Duration::from_secs(2), "answered at once, not after a body timeout: {took:?}");
-    assert_eq!(fresh, None, "control: a fresh address waits for the body it declared");
+    assert!(
+        took < Duration::from_secs(2),
+        "answered at once, not after a body timeout: {took:?}"
+    );
+    assert_eq!(
+        fresh, None,
+        "control: a fresh address waits for the body it declared"
+    );
 }
 
 /// Audit of issue 12, gap 2: the failure budget was looked at before the
@@ -1040,7 +1057,10 @@ async fn concurrent_bogus_signatures_from_one_address_get_exactly_the_budget() {
     for _ in 0..15 {
         let genuine =
             Captured::now(&Signer::new(&id, &secret)).with_header("x-forwarded-for", "203.0.113.100");
-        assert_eq!(genuine.send(&app.client, &app.base).await.status(), StatusCode::OK);
+        assert_eq!(
+            genuine.send(&app.client, &app.base).await.status(),
+            StatusCode::OK
+        );
     }
     let bogus = guess("203.0.113.100").send(&app.client, &app.base).await;
     assert_problem(bogus, StatusCode::UNAUTHORIZED, "invalid-signature").await;

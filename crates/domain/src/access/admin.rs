@@ -73,62 +73,62 @@ impl AuditQueryInput {
     /// Validates the filter and the page, collecting every error (what
     /// [`AdminService::audit`] checks before the query).
     pub fn parse(&self) -> Result<(AuditFilter, PageRequest), ValidationErrors> {
-            let mut errors = ValidationErrors::new();
-            let page = page(self.limit.as_deref(), self.cursor.as_deref(), &mut errors);
-            let uuid = |field: &'static str, raw: &Option<String>, errors: &mut ValidationErrors| {
-                raw.as_deref().and_then(|r| {
-                    errors.collect(
-                        uuid::Uuid::try_parse(r).map_err(|_| FieldError::new(field, "invalid", "must be a UUID")),
-                    )
-                })
-            };
-            let time = |field: &'static str, raw: &Option<String>, errors: &mut ValidationErrors| {
-                raw.as_deref().and_then(|r| {
-                    errors.collect(
-                        DateTime::parse_from_rfc3339(r)
-                            .map(|t| t.with_timezone(&Utc))
-                            .map_err(|_| {
-                                FieldError::new(
-                                    field,
-                                    "invalid",
-                                    "must be an RFC 3339 time such as 2026-12-01T00:00:00Z",
-                                )
-                            }),
-                    )
-                })
-            };
-            let actor = uuid("actor", &self.actor, &mut errors).map(UserId::from_uuid);
-            let device = uuid("device", &self.device, &mut errors).map(DeviceId::from_uuid);
-            let action = self.action.as_deref().and_then(|a| {
-                errors.collect(a.parse::<AuditAction>().map_err(|_| {
-                    FieldError::new(
-                        "action",
-                        "unknown_action",
-                        format!(
-                            "unknown action; known: {}",
-                            AuditAction::ALL.map(AuditAction::as_str).join(", ")
-                        ),
-                    )
-                }))
-            });
-            let from = time("from", &self.from, &mut errors);
-            let to = time("to", &self.to, &mut errors);
-            if let (Some(from), Some(to)) = (from, to)
-                && from >= to
-            {
-                errors.push(FieldError::new("to", "before_from", "must be after `from`"));
-            }
-            let (Some(page), true) = (page, errors.is_empty()) else {
-                return Err(errors);
-            };
-            let filter = AuditFilter {
-                actor,
-                action,
-                device,
-                from,
-                to,
-            };
-            Ok((filter, page))
+        let mut errors = ValidationErrors::new();
+        let page = page(self.limit.as_deref(), self.cursor.as_deref(), &mut errors);
+        let uuid = |field: &'static str, raw: &Option<String>, errors: &mut ValidationErrors| {
+            raw.as_deref().and_then(|r| {
+                errors.collect(
+                    uuid::Uuid::try_parse(r).map_err(|_| FieldError::new(field, "invalid", "must be a UUID")),
+                )
+            })
+        };
+        let time = |field: &'static str, raw: &Option<String>, errors: &mut ValidationErrors| {
+            raw.as_deref().and_then(|r| {
+                errors.collect(
+                    DateTime::parse_from_rfc3339(r)
+                        .map(|t| t.with_timezone(&Utc))
+                        .map_err(|_| {
+                            FieldError::new(
+                                field,
+                                "invalid",
+                                "must be an RFC 3339 time such as 2026-12-01T00:00:00Z",
+                            )
+                        }),
+                )
+            })
+        };
+        let actor = uuid("actor", &self.actor, &mut errors).map(UserId::from_uuid);
+        let device = uuid("device", &self.device, &mut errors).map(DeviceId::from_uuid);
+        let action = self.action.as_deref().and_then(|a| {
+            errors.collect(a.parse::<AuditAction>().map_err(|_| {
+                FieldError::new(
+                    "action",
+                    "unknown_action",
+                    format!(
+                        "unknown action; known: {}",
+                        AuditAction::ALL.map(AuditAction::as_str).join(", ")
+                    ),
+                )
+            }))
+        });
+        let from = time("from", &self.from, &mut errors);
+        let to = time("to", &self.to, &mut errors);
+        if let (Some(from), Some(to)) = (from, to)
+            && from >= to
+        {
+            errors.push(FieldError::new("to", "before_from", "must be after `from`"));
+        }
+        let (Some(page), true) = (page, errors.is_empty()) else {
+            return Err(errors);
+        };
+        let filter = AuditFilter {
+            actor,
+            action,
+            device,
+            from,
+            to,
+        };
+        Ok((filter, page))
     }
 }
 
@@ -140,20 +140,20 @@ pub fn parse_account_search<'a>(
     limit: Option<&str>,
     cursor: Option<&str>,
 ) -> Result<(Option<&'a str>, PageRequest), ValidationErrors> {
-        let mut errors = ValidationErrors::new();
-        let page = page(limit, cursor, &mut errors);
-        let search = search.map(str::trim);
-        if search.is_some_and(|s| s.is_empty() || s.chars().count() > 64 || s.chars().any(char::is_control)) {
-            errors.push(FieldError::new(
-                "q",
-                "invalid",
-                "must be 1 to 64 visible characters",
-            ));
-        }
-        let (Some(page), true) = (page, errors.is_empty()) else {
-            return Err(errors);
-        };
-        Ok((search, page))
+    let mut errors = ValidationErrors::new();
+    let page = page(limit, cursor, &mut errors);
+    let search = search.map(str::trim);
+    if search.is_some_and(|s| s.is_empty() || s.chars().count() > 64 || s.chars().any(char::is_control)) {
+        errors.push(FieldError::new(
+            "q",
+            "invalid",
+            "must be 1 to 64 visible characters",
+        ));
+    }
+    let (Some(page), true) = (page, errors.is_empty()) else {
+        return Err(errors);
+    };
+    Ok((search, page))
 }
 
 #[derive(Debug, thiserror::Error)]

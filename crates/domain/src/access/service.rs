@@ -56,7 +56,11 @@ pub struct ValidApiKeyInput {
 impl CreateApiKeyInput {
     /// Validates every field at `now`, collecting every error (what
     /// [`ApiKeyService::create`] checks before anything else).
-    pub fn parse(&self, now: DateTime<Utc>, max_lifetime: Duration) -> Result<ValidApiKeyInput, ValidationErrors> {
+    pub fn parse(
+        &self,
+        now: DateTime<Utc>,
+        max_lifetime: Duration,
+    ) -> Result<ValidApiKeyInput, ValidationErrors> {
         let mut errors = ValidationErrors::new();
         let name = errors.collect(ApiKeyName::parse(&self.name));
         let scopes = errors.collect(Scopes::parse(&self.scopes));

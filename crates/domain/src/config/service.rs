@@ -167,7 +167,8 @@ where
                 current: current.version,
             });
         }
-        let layer = ConfigLayer::parse_patch(&current.layer.to_json(), patch).map_err(ConfigError::Invalid)?;
+        let layer =
+            ConfigLayer::parse_patch(&current.layer.to_json(), patch).map_err(ConfigError::Invalid)?;
         self.write(
             scope,
             Precondition::Version(current.version),

@@ -108,7 +108,10 @@ impl NewDeploymentInput {
 
 /// Validates a device's status report (what [`DeploymentService::report`]
 /// checks before any lookup): the status it moves to and the reason kept.
-pub fn parse_report(status: &str, reason: Option<&str>) -> Result<(TargetStatus, Option<String>), ValidationErrors> {
+pub fn parse_report(
+    status: &str,
+    reason: Option<&str>,
+) -> Result<(TargetStatus, Option<String>), ValidationErrors> {
     let to = match TargetStatus::parse(status) {
         Some(s @ (TargetStatus::Downloading | TargetStatus::Installed | TargetStatus::Failed)) => s,
         _ => {

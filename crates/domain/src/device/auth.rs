@@ -249,7 +249,13 @@ where
         let signed_at = DateTime::from_timestamp(headers.unix_seconds(), 0).unwrap_or(now);
         let admission = self
             .guard
-            .admit(id, device.owner, headers.nonce(), signed_at, &self.policy.admission())
+            .admit(
+                id,
+                device.owner,
+                headers.nonce(),
+                signed_at,
+                &self.policy.admission(),
+            )
             .await
             .map_err(DeviceAuthError::ReplayStoreUnavailable)?;
         match admission {
@@ -565,7 +571,11 @@ mod tests {
         call_from(&rig, &good, Some(ip)).await.unwrap();
         let replay = call_from(&rig, &good, Some(ip)).await;
         assert!(matches!(replay, Err(DeviceAuthError::Replayed)), "{replay:?}");
-        assert_eq!(rig.failures.count(key), 0, "a success and a replay give their attempt back");
+        assert_eq!(
+            rig.failures.count(key),
+            0,
+            "a success and a replay give their attempt back"
+        );
         // An attempt that never reaches `authenticate` (its body could not
         // be read) stays counted.
         let _dropped = rig.auth.precheck(&good, Some(ip)).await.unwrap();
