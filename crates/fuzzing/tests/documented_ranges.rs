@@ -110,9 +110,12 @@ fn items(field: &str, n: usize) -> Vec<String> {
         .collect()
 }
 
+/// (METHOD, path) of operations.
+type Operations = BTreeSet<(String, String)>;
+
 /// The operations of the document that take a JSON body, and those that
 /// read a query string, as (METHOD, path).
-fn documented_inputs() -> (BTreeSet<(String, String)>, BTreeSet<(String, String)>) {
+fn documented_inputs() -> (Operations, Operations) {
     let document: Value = serde_json::from_str(eagate_server::routes::document()).unwrap();
     let (mut bodies, mut queries) = (BTreeSet::new(), BTreeSet::new());
     for (path, operations) in document["paths"].as_object().unwrap() {

@@ -101,7 +101,9 @@ mod tests {
     /// translated message is not recognised (and would be a 500).
     #[test]
     fn messages_are_recognised_only_in_english() {
-        assert!(query_unavailable(&unknown("canceling statement due to statement timeout")));
+        assert!(query_unavailable(&unknown(
+            "canceling statement due to statement timeout"
+        )));
         for translated in [
             "Abbruch der Anweisung wegen Zeitüberschreitung",
             "annulation de la requête à cause du délai écoulé pour l'exécution de l'instruction",
