@@ -142,8 +142,10 @@ jwt("empty-signature", 0, 900, 60, "Signature", b"")
 jwt("raw-dots", 0, 900, 60, "Raw", "a.b.c")
 
 # -- json_bodies ---------------------------------------------------------------
+# The order of `JsonBody::ALL` (apps/server/src/fuzzing.rs).
 ROUTES = ["Register", "Login", "Refresh", "ChangePassword", "DeleteAccount", "DeviceName", "RotateSecret",
-          "Publish", "Heartbeat", "Ack"]
+          "Publish", "Heartbeat", "Ack", "CreateApiKey", "ConfigPut", "ConfigPatch", "Rollback",
+          "CreateDeployment", "DeploymentStatus", "DeviceLabels"]
 BODIES = {
     "Register": [
         {"email": "Ann@Example.com", "username": "ann_trader", "password": "correct horse battery"},
@@ -182,6 +184,37 @@ BODIES = {
         {"signal_id": "{0192f5e4-7c1a-7b3e-9a51-3c2d4e5f6a7b}", "outcome": "rejected"},
         {"signal_id": "x", "outcome": "done", "ticket": -1},
     ],
+    "CreateApiKey": [
+        {"name": "TradingView relay", "scopes": ["signals:publish", "devices:read"],
+         "expires_at": "2027-01-15T08:30:00Z", "allowed_cidrs": ["203.0.113.0/24", "2001:db8::1"]},
+        {"name": "", "scopes": [], "allowed_cidrs": ["300.1.2.3/8"]},
+        {"name": "x\u202e", "scopes": ["admin"], "expires_at": "1969-12-31T23:59:59Z"},
+    ],
+    "ConfigPut": [
+        {"mode": "live", "max_lot": 2.5, "max_open_trades": 5, "allowed_symbols": ["EURUSD", "XAUUSD"],
+         "symbol_map": {"XAUUSD": "GOLD"}, "sizing": {"type": "fixed", "lots": 0.1}, "slippage_points": 20},
+        {},
+        {"max_lot": 0, "allowed_symbols": [], "magic_number": -1},
+    ],
+    "ConfigPatch": [
+        {"max_lot": None, "symbol_map": {"XAUUSD": None}},
+        {"sizing": {"type": "multiplier", "factor": 1.5}},
+        {"max_daily_loss": 1e13},
+    ],
+    "Rollback": [{"version": 2}, {"version": 0}, {"version": -1}],
+    "CreateDeployment": [
+        {"bundle_id": "0192f5e4-7c1a-7b3e-9a51-3c2d4e5f6a7b", "target": "label", "label": "london",
+         "waves": [10, 50, 100], "abort_failure_percent": 20, "abort_min_finished": 3, "timeout_minutes": 60},
+        {"bundle_id": "0192f5e4-7c1a-7b3e-9a51-3c2d4e5f6a7b", "target": "devices",
+         "device_ids": ["0192f5e4-7c1a-7b3e-9a51-3c2d4e5f6a7b"]},
+        {"bundle_id": "x", "target": "all", "waves": [50, 10], "timeout_minutes": 0},
+    ],
+    "DeploymentStatus": [
+        {"status": "failed", "reason": "digest mismatch"},
+        {"status": "installed"},
+        {"status": "installed", "reason": " \n "},
+    ],
+    "DeviceLabels": [{"labels": ["london", "vps", "london"]}, {"labels": []}, {"labels": ["-bad", "UPPER"]}],
 }
 for route, bodies in BODIES.items():
     for i, body in enumerate(bodies):
@@ -193,7 +226,9 @@ write("json_bodies", "duplicate", bytes([5]) + b'{"name":"x","name":"y"}')
 
 # -- cursor_query --------------------------------------------------------------
 CURSOR = "660e48b0ec25d.01a20542519a7459b239fe5225f79297"
-QUERIES = ["ListDevices", "ListSignals", "ListAudit", "Poll"]
+# The order of `QueryString::ALL` (apps/server/src/fuzzing.rs).
+QUERIES = ["ListDevices", "ListSignals", "ListAudit", "Poll", "AdminAccounts", "AdminAudit", "ListApiKeys",
+           "ListBundles", "UploadBundle", "ConfigHistory", "ListDeployments"]
 
 
 def cursor(name, raw):
@@ -231,3 +266,15 @@ query("audit", "ListAudit", f"cursor={CURSOR}&limit=+100")
 query("poll", "Poll", "limit=10&wait=25")
 query("poll-encoded", "Poll", "limit=%31%30&wait=%2B5")
 query("poll-repeated", "Poll", "limit=1&limit=2")
+query("admin-accounts", "AdminAccounts", "q=%20trader%20&limit=5")
+query("admin-accounts-bad", "AdminAccounts", "q=&limit=0")
+query("admin-audit", "AdminAudit",
+      "actor=0192f5e4-7c1a-7b3e-9a51-3c2d4e5f6a7b&action=login.failed&from=2026-12-01T00:00:00Z"
+      "&to=2026-12-02T00:00:00%2B01:00")
+query("admin-audit-bad", "AdminAudit", "from=2026-12-02T00:00:00Z&to=2026-12-01T00:00:00Z&action=nope")
+query("api-keys", "ListApiKeys", f"limit=50&cursor={CURSOR}")
+query("bundles", "ListBundles", "limit=100")
+query("bundle-upload", "UploadBundle", "name=TrendFollower&version=1.4.2-rc.1&notes=Tighter%20stops")
+query("bundle-upload-bad", "UploadBundle", "name=-x&version=01.2&notes=")
+query("config-history", "ConfigHistory", "limit=3")
+query("deployments", "ListDeployments", "cursor=x&limit=1")

@@ -10,7 +10,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 use eagate_domain::access::{Action, ApiKeyAuthError, ApiKeySecret, Denied, Principal, Requirement, Role};
 use eagate_domain::account::{AuthenticatedUser, UserId};
 use eagate_domain::audit::ClientInfo;
-use eagate_domain::device::{AuthenticatedDevice, DeviceRequest};
+use eagate_domain::device::{AuthenticatedDevice, DeviceAuthError, DeviceRequest};
 use eagate_domain::ratelimit::RateLimit;
 use eagate_protocol::{HeaderProblem, HeaderSlot, SignedHeaders};
 use futures_util::StreamExt as _;
@@ -581,6 +581,19 @@ impl FromRequest for SignedDevice {
             let headers = signed_headers(&req).inspect_err(|e| {
                 metrics::counter!("device_auth_total", "outcome" => e.kind().code()).increment(1);
             })?;
+            let refused = |e: DeviceAuthError| {
+                let error = ApiError::from(e);
+                metrics::counter!("device_auth_total", "outcome" => error.kind().code()).increment(1);
+                error
+            };
+            // The clock skew and the address's failure budget come before
+            // the body: a spent budget costs no body read (nor a lookup).
+            let trusted = &state.rate_limits.settings().trusted_proxies;
+            let attempt = state
+                .device_auth
+                .precheck(&headers, crate::protect::client_ip(&req, trusted))
+                .await
+                .map_err(refused)?;
             let limit = req.app_data::<BodyLimit>().copied().unwrap_or_default().0;
             // A request that declares no body (most GETs) has none to read.
             let bodiless = !req.headers().contains_key(header::CONTENT_LENGTH)
@@ -595,7 +608,6 @@ impl FromRequest for SignedDevice {
             } else {
                 std::borrow::Cow::Owned(eagate_protocol::body_sha256_hex(&body))
             };
-            let trusted = &state.rate_limits.settings().trusted_proxies;
             // The path and query exactly as on the request line.
             let request = DeviceRequest {
                 method: req.method().as_str(),
@@ -603,19 +615,13 @@ impl FromRequest for SignedDevice {
                 query: req.uri().query().unwrap_or(""),
                 headers: &headers,
                 body_sha256_hex: &body_hash,
-                client_ip: crate::protect::client_ip(&req, trusted),
             };
-            let device = match state.device_auth.authenticate(&request).await {
-                Ok(device) => {
-                    metrics::counter!("device_auth_total", "outcome" => "ok").increment(1);
-                    device
-                }
-                Err(e) => {
-                    let error = ApiError::from(e);
-                    metrics::counter!("device_auth_total", "outcome" => error.kind().code()).increment(1);
-                    return Err(error);
-                }
-            };
+            let device = state
+                .device_auth
+                .authenticate(&request, attempt)
+                .await
+                .map_err(refused)?;
+            metrics::counter!("device_auth_total", "outcome" => "ok").increment(1);
             tracing::Span::current().record("device_id", tracing::field::display(device.id));
             actix_web::HttpMessage::extensions_mut(&req).insert(crate::gateway::LoggedDevice(device.id));
             Ok(Self {

@@ -10,7 +10,13 @@
 use actix_web::ResponseError as _;
 use actix_web::web;
 use chrono::{DateTime, Utc};
+use eagate_domain::access::{
+    ApiKeyPolicy, AuditFilter, AuditQueryInput, CreateApiKeyInput, ValidApiKeyInput,
+};
 use eagate_domain::account::{LoginAttempt, Password, Registration};
+use eagate_domain::bundle::{BundleName, BundleVersion, ReleaseNotes};
+use eagate_domain::config::ConfigLayer;
+use eagate_domain::deployment::{Label, NewDeploymentInput, Rollout, Target, TargetStatus};
 use eagate_domain::device::{DeviceName, DevicePolicy, DeviceStatus, Heartbeat, HeartbeatInput};
 use eagate_domain::pagination::PageRequest;
 use eagate_domain::signal::{Ack, AckInput, PublishInput, SignalDraft, SignalId};
@@ -19,9 +25,12 @@ use serde::de::DeserializeOwned;
 
 use crate::extract::{parse_object, parse_optional_object};
 use crate::problem::ApiError;
-use crate::routes::{audit, auth, device_api, devices, signals};
+use crate::routes::{
+    admin, api_keys, audit, auth, bundles, configs, deployments, device_api, devices, signals,
+};
 
-/// Every operation that takes a JSON body.
+/// Every operation that takes a JSON body (`documented_ranges.rs` checks
+/// this list against the OpenAPI document, so a new one cannot be missed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JsonBody {
     /// `POST /api/v1/auth/register`
@@ -44,10 +53,25 @@ pub enum JsonBody {
     Heartbeat,
     /// `POST /api/v1/device/ack`
     Ack,
+    /// `POST /api/v1/api-keys`
+    CreateApiKey,
+    /// `PUT /api/v1/config` and `PUT /api/v1/devices/{id}/config`
+    ConfigPut,
+    /// `PATCH /api/v1/config` and `PATCH /api/v1/devices/{id}/config` (a
+    /// merge patch, here of an empty document)
+    ConfigPatch,
+    /// `POST /api/v1/config/rollback` and `POST /api/v1/devices/{id}/config/rollback`
+    Rollback,
+    /// `POST /api/v1/deployments`
+    CreateDeployment,
+    /// `POST /api/v1/device/deployments/{id}/status`
+    DeploymentStatus,
+    /// `PUT /api/v1/devices/{id}/labels`
+    DeviceLabels,
 }
 
 impl JsonBody {
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 17] = [
         Self::Register,
         Self::Login,
         Self::Refresh,
@@ -58,7 +82,43 @@ impl JsonBody {
         Self::Publish,
         Self::Heartbeat,
         Self::Ack,
+        Self::CreateApiKey,
+        Self::ConfigPut,
+        Self::ConfigPatch,
+        Self::Rollback,
+        Self::CreateDeployment,
+        Self::DeploymentStatus,
+        Self::DeviceLabels,
     ];
+
+    /// The documented operations (method, path) that take this body.
+    pub fn operations(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Self::Register => &[("POST", "/api/v1/auth/register")],
+            Self::Login => &[("POST", "/api/v1/auth/login")],
+            Self::Refresh => &[("POST", "/api/v1/auth/refresh")],
+            Self::ChangePassword => &[("POST", "/api/v1/auth/password")],
+            Self::DeleteAccount => &[("DELETE", "/api/v1/auth/me")],
+            Self::DeviceName => &[("POST", "/api/v1/devices"), ("PATCH", "/api/v1/devices/{id}")],
+            Self::RotateSecret => &[("POST", "/api/v1/devices/{id}/rotate-secret")],
+            Self::Publish => &[("POST", "/api/v1/signals")],
+            Self::Heartbeat => &[("POST", "/api/v1/device/heartbeat")],
+            Self::Ack => &[("POST", "/api/v1/device/ack")],
+            Self::CreateApiKey => &[("POST", "/api/v1/api-keys")],
+            Self::ConfigPut => &[("PUT", "/api/v1/config"), ("PUT", "/api/v1/devices/{id}/config")],
+            Self::ConfigPatch => &[
+                ("PATCH", "/api/v1/config"),
+                ("PATCH", "/api/v1/devices/{id}/config"),
+            ],
+            Self::Rollback => &[
+                ("POST", "/api/v1/config/rollback"),
+                ("POST", "/api/v1/devices/{id}/config/rollback"),
+            ],
+            Self::CreateDeployment => &[("POST", "/api/v1/deployments")],
+            Self::DeploymentStatus => &[("POST", "/api/v1/device/deployments/{id}/status")],
+            Self::DeviceLabels => &[("PUT", "/api/v1/devices/{id}/labels")],
+        }
+    }
 }
 
 /// What a body became: the validated value the handler hands on.
@@ -79,6 +139,14 @@ pub enum ParsedBody {
     Publish(SignalDraft),
     Heartbeat(Heartbeat),
     Ack(SignalId, Ack),
+    CreateApiKey(ValidApiKeyInput),
+    /// A replaced (PUT) or merge-patched (PATCH) configuration document.
+    Config(ConfigLayer),
+    /// The version to roll back to (looked up, not validated further).
+    Rollback(u32),
+    CreateDeployment(Target, Rollout),
+    DeploymentStatus(TargetStatus, Option<String>),
+    DeviceLabels(Vec<Label>),
 }
 
 /// An input refused with a problem.
@@ -165,10 +233,44 @@ pub fn parse_json_body(body: JsonBody, bytes: &[u8], now: DateTime<Utc>) -> Resu
             let (id, ack) = input.parse(now).map_err(invalid)?;
             ParsedBody::Ack(id, ack)
         }
+        JsonBody::CreateApiKey => {
+            let input = CreateApiKeyInput::from(object::<api_keys::CreateApiKeyRequest>(bytes)?);
+            ParsedBody::CreateApiKey(
+                input
+                    .parse(now, ApiKeyPolicy::default().max_lifetime)
+                    .map_err(invalid)?,
+            )
+        }
+        JsonBody::ConfigPut => {
+            let document: serde_json::Value = object(bytes)?;
+            ParsedBody::Config(ConfigLayer::parse(&document).map_err(invalid)?)
+        }
+        JsonBody::ConfigPatch => {
+            let patch: serde_json::Value = object(bytes)?;
+            let empty = ConfigLayer::default().to_json();
+            ParsedBody::Config(ConfigLayer::parse_patch(&empty, &patch).map_err(invalid)?)
+        }
+        JsonBody::Rollback => ParsedBody::Rollback(object::<configs::RollbackRequest>(bytes)?.version),
+        JsonBody::CreateDeployment => {
+            let input = NewDeploymentInput::from(object::<deployments::CreateDeploymentRequest>(bytes)?);
+            let (target, rollout) = input.parse().map_err(invalid)?;
+            ParsedBody::CreateDeployment(target, rollout)
+        }
+        JsonBody::DeploymentStatus => {
+            let b: deployments::StatusReport = object(bytes)?;
+            let (status, reason) =
+                eagate_domain::deployment::parse_report(&b.status, b.reason.as_deref()).map_err(invalid)?;
+            ParsedBody::DeploymentStatus(status, reason)
+        }
+        JsonBody::DeviceLabels => {
+            let b: deployments::DeviceLabels = object(bytes)?;
+            ParsedBody::DeviceLabels(Label::parse_set(&b.labels).map_err(field)?)
+        }
     })
 }
 
-/// Every operation that reads a query string.
+/// Every operation that reads a query string (`documented_ranges.rs`
+/// checks this list against the OpenAPI document).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueryString {
     /// `GET /api/v1/devices`
@@ -179,10 +281,56 @@ pub enum QueryString {
     ListAudit,
     /// `GET /api/v1/device/poll`
     Poll,
+    /// `GET /api/v1/admin/accounts`
+    AdminAccounts,
+    /// `GET /api/v1/admin/audit`
+    AdminAudit,
+    /// `GET /api/v1/api-keys`
+    ListApiKeys,
+    /// `GET /api/v1/bundles`
+    ListBundles,
+    /// `POST /api/v1/bundles` (the bundle's metadata)
+    UploadBundle,
+    /// `GET /api/v1/config/history` and `GET /api/v1/devices/{id}/config/history`
+    ConfigHistory,
+    /// `GET /api/v1/deployments`
+    ListDeployments,
 }
 
 impl QueryString {
-    pub const ALL: [Self; 4] = [Self::ListDevices, Self::ListSignals, Self::ListAudit, Self::Poll];
+    pub const ALL: [Self; 11] = [
+        Self::ListDevices,
+        Self::ListSignals,
+        Self::ListAudit,
+        Self::Poll,
+        Self::AdminAccounts,
+        Self::AdminAudit,
+        Self::ListApiKeys,
+        Self::ListBundles,
+        Self::UploadBundle,
+        Self::ConfigHistory,
+        Self::ListDeployments,
+    ];
+
+    /// The documented operations (method, path) that read this query.
+    pub fn operations(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Self::ListDevices => &[("GET", "/api/v1/devices")],
+            Self::ListSignals => &[("GET", "/api/v1/signals")],
+            Self::ListAudit => &[("GET", "/api/v1/audit")],
+            Self::Poll => &[("GET", "/api/v1/device/poll")],
+            Self::AdminAccounts => &[("GET", "/api/v1/admin/accounts")],
+            Self::AdminAudit => &[("GET", "/api/v1/admin/audit")],
+            Self::ListApiKeys => &[("GET", "/api/v1/api-keys")],
+            Self::ListBundles => &[("GET", "/api/v1/bundles")],
+            Self::UploadBundle => &[("POST", "/api/v1/bundles")],
+            Self::ConfigHistory => &[
+                ("GET", "/api/v1/config/history"),
+                ("GET", "/api/v1/devices/{id}/config/history"),
+            ],
+            Self::ListDeployments => &[("GET", "/api/v1/deployments")],
+        }
+    }
 }
 
 /// What a query string became.
@@ -197,6 +345,20 @@ pub enum ParsedQuery {
     Poll {
         limit: Option<String>,
         wait: Option<String>,
+    },
+    /// An administrator's account search (`q`, trimmed).
+    Accounts {
+        search: Option<String>,
+        page: PageRequest,
+    },
+    AdminAudit {
+        filter: AuditFilter,
+        page: PageRequest,
+    },
+    Upload {
+        name: BundleName,
+        version: BundleVersion,
+        notes: ReleaseNotes,
     },
 }
 
@@ -253,6 +415,50 @@ pub fn parse_query(operation: QueryString, raw: &str) -> Result<ParsedQuery, Ref
                 limit: q.limit,
                 wait: q.wait,
             })
+        }
+        QueryString::AdminAccounts => {
+            let q: admin::AccountsQuery = query(raw)?;
+            let (search, page) = eagate_domain::access::parse_account_search(
+                q.q.as_deref(),
+                q.limit.as_deref(),
+                q.cursor.as_deref(),
+            )
+            .map_err(invalid)?;
+            Ok(ParsedQuery::Accounts {
+                search: search.map(str::to_owned),
+                page,
+            })
+        }
+        QueryString::AdminAudit => {
+            let q: admin::AdminAuditQuery = query(raw)?;
+            let (filter, page) = AuditQueryInput::from(q).parse().map_err(invalid)?;
+            Ok(ParsedQuery::AdminAudit { filter, page })
+        }
+        QueryString::ListApiKeys => {
+            let q: api_keys::ApiKeyListQuery = query(raw)?;
+            page(None, q.limit.as_deref(), q.cursor.as_deref())
+        }
+        QueryString::ListBundles => {
+            let q: bundles::BundleListQuery = query(raw)?;
+            page(None, q.limit.as_deref(), q.cursor.as_deref())
+        }
+        QueryString::UploadBundle => {
+            let q: bundles::UploadQuery = query(raw)?;
+            let (name, version, notes) = eagate_domain::bundle::parse_bundle_meta(
+                q.name.as_deref(),
+                q.version.as_deref(),
+                q.notes.as_deref(),
+            )
+            .map_err(invalid)?;
+            Ok(ParsedQuery::Upload { name, version, notes })
+        }
+        QueryString::ConfigHistory => {
+            let q: configs::HistoryQuery = query(raw)?;
+            page(None, q.limit.as_deref(), q.cursor.as_deref())
+        }
+        QueryString::ListDeployments => {
+            let q: deployments::DeploymentListQuery = query(raw)?;
+            page(None, q.limit.as_deref(), q.cursor.as_deref())
         }
     }
 }

@@ -14,7 +14,7 @@ use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use eagate_domain::ratelimit::RateLimit;
+use eagate_domain::ratelimit::{AddressKey, RateLimit};
 use tracing::Instrument as _;
 
 use crate::config::AccessLog;
@@ -163,13 +163,21 @@ impl Gateway {
             ));
         }
         let (per_ip, login) = ip_limits(path, &self.limits)?;
-        let ip = client_ip(req.request(), &settings.trusted_proxies)
-            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-        if let Err(e) = self.limits.check(&format!("ip:{ip}"), per_ip).await {
+        // IPv6 clients are counted by their /64; unknown clients share one
+        // budget.
+        let ip = client_ip(req.request(), &settings.trusted_proxies);
+        if let Err(e) = self
+            .limits
+            .check(AddressKey::new("ip:", ip).as_str(), per_ip)
+            .await
+        {
             return Some(e);
         }
         if let Some(login) = login
-            && let Err(e) = self.limits.check(&format!("login-ip:{ip}"), login).await
+            && let Err(e) = self
+                .limits
+                .check(AddressKey::new("login-ip:", ip).as_str(), login)
+                .await
         {
             return Some(e);
         }

@@ -61,6 +61,19 @@ impl RateLimiter for Limiter {
             },
         }
     }
+
+    async fn refund(&self, key: &str, limit: RateLimit) -> Result<(), UnexpectedError> {
+        match self {
+            Self::Memory(l) => l.refund(key, limit).await,
+            Self::Redis { shared, local } => match shared.refund(key, limit).await {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    Self::fell_back(&e);
+                    local.refund(key, limit).await
+                }
+            },
+        }
+    }
 }
 
 /// Rate limiting as the routes use it.

@@ -9,7 +9,7 @@ use eagate_crypto::{
 };
 use eagate_domain::UnexpectedError;
 use eagate_domain::access::{AdminService, ApiKeyService};
-use eagate_domain::account::AccountService;
+use eagate_domain::account::{AccountService, UserId};
 use eagate_domain::activity::ActivityWriter;
 use eagate_domain::bundle::BundleService;
 use eagate_domain::cache::{CachedAccounts, CachedDevices, CachedSignals, DeviceStateCache};
@@ -97,13 +97,14 @@ impl ReplayGuard for Guard {
     async fn admit(
         &self,
         device: DeviceId,
+        owner: UserId,
         nonce: &str,
         signed_at: DateTime<Utc>,
         policy: &AdmissionPolicy,
     ) -> Result<Admission, UnexpectedError> {
         match self {
-            Self::Memory(guard) => guard.admit(device, nonce, signed_at, policy).await,
-            Self::Redis(guard) => guard.admit(device, nonce, signed_at, policy).await,
+            Self::Memory(guard) => guard.admit(device, owner, nonce, signed_at, policy).await,
+            Self::Redis(guard) => guard.admit(device, owner, nonce, signed_at, policy).await,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! (a client IP, an account, a device).
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::error::UnexpectedError;
@@ -50,12 +51,75 @@ pub trait RateLimiter: Send + Sync + 'static {
         limit: RateLimit,
     ) -> impl Future<Output = Result<RateDecision, UnexpectedError>> + Send;
 
-    /// Reads the state of `key` without counting a hit.
+    /// Reads the state of `key` without counting a hit (and without
+    /// keeping anything for a key never hit).
     fn peek(
         &self,
         key: &str,
         limit: RateLimit,
     ) -> impl Future<Output = Result<RateDecision, UnexpectedError>> + Send;
+
+    /// Takes back one hit counted on `key` in its current window (never
+    /// below zero): for budgets counted before the outcome is known and
+    /// given back when it turns out not to count.
+    fn refund(&self, key: &str, limit: RateLimit)
+    -> impl Future<Output = Result<(), UnexpectedError>> + Send;
+}
+
+/// The part of a client address that per-address limits count on: an IPv4
+/// address as it is, an IPv4-mapped IPv6 address as its IPv4 address, any
+/// other IPv6 address by its /64 prefix (one subscriber's network: a host
+/// can take any of its 2^64 addresses at will, so counting them one by one
+/// would give it 2^64 budgets).
+pub fn limited_address(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
+    }
+}
+
+/// The key of a per-address limit: `prefix` and the [`limited_address`]
+/// (`unknown` when the address is unknown; such clients share one budget),
+/// built on the stack: the device hot path makes one per request and
+/// allocates nothing for it.
+#[derive(Clone, Copy)]
+pub struct AddressKey {
+    bytes: [u8; Self::CAPACITY],
+    len: usize,
+}
+
+impl AddressKey {
+    /// Enough for a 40-byte prefix and the longest IPv6 text plus `/64`.
+    const CAPACITY: usize = 96;
+
+    pub fn new(prefix: &str, ip: Option<IpAddr>) -> Self {
+        use std::io::Write as _;
+        let mut bytes = [0u8; Self::CAPACITY];
+        let mut cursor = std::io::Cursor::new(&mut bytes[..]);
+        // A write can only fall short for an absurd prefix; the key is then
+        // cut short, still ASCII, still the same for the same address.
+        let _ = match ip.map(limited_address) {
+            Some(IpAddr::V6(v6)) => write!(cursor, "{prefix}{v6}/64"),
+            Some(IpAddr::V4(v4)) => write!(cursor, "{prefix}{v4}"),
+            None => write!(cursor, "{prefix}unknown"),
+        };
+        let len = usize::try_from(cursor.position()).unwrap_or(Self::CAPACITY);
+        Self { bytes, len }
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII is ever written (the prefixes are ASCII literals).
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or("unreadable-address-key")
+    }
+}
+
+impl std::fmt::Debug for AddressKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("AddressKey").field(&self.as_str()).finish()
+    }
 }
 
 /// The decision for a counter at `count` hits with `reset_after` left.
@@ -75,5 +139,40 @@ impl<T: RateLimiter + ?Sized> RateLimiter for std::sync::Arc<T> {
 
     async fn peek(&self, key: &str, limit: RateLimit) -> Result<RateDecision, UnexpectedError> {
         (**self).peek(key, limit).await
+    }
+
+    async fn refund(&self, key: &str, limit: RateLimit) -> Result<(), UnexpectedError> {
+        (**self).refund(key, limit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(ip: &str) -> String {
+        AddressKey::new("failures:", Some(ip.parse().unwrap()))
+            .as_str()
+            .to_owned()
+    }
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64_prefix() {
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), "failures:2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:ffff:ffff:ffff:ffff"), key("2001:db8:1:2::7"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"), "another /64");
+        assert_eq!(
+            key("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
+            "failures:ffff:ffff:ffff:ffff::/64",
+            "the longest address fits"
+        );
+    }
+
+    #[test]
+    fn an_ipv4_client_is_counted_by_its_address_however_it_is_written() {
+        assert_eq!(key("198.51.100.7"), "failures:198.51.100.7");
+        assert_eq!(key("::ffff:198.51.100.7"), "failures:198.51.100.7");
+        assert_ne!(key("198.51.100.7"), key("198.51.100.8"));
+        assert_eq!(AddressKey::new("failures:", None).as_str(), "failures:unknown");
     }
 }

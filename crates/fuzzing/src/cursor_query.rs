@@ -123,6 +123,31 @@ fn check_query(operation: QueryString, raw: &str) {
                 "{operation:?}: {raw:?} written back as {written:?}"
             );
         }
+        Ok(ParsedQuery::Accounts { search, page }) => {
+            assert!((1..=PageRequest::MAX_LIMIT).contains(&page.limit));
+            let mut written = vec![format!("limit={}", page.limit)];
+            if let Some(after) = page.after {
+                written.push(format!("cursor={}", encode(&after.to_string())));
+            }
+            if let Some(search) = &search {
+                assert!((1..=64).contains(&search.chars().count()), "{search:?}");
+                written.push(format!("q={}", encode(search)));
+            }
+            let written = written.join("&");
+            let again = parse_query(operation, &written);
+            assert_eq!(
+                again.as_ref().ok(),
+                Some(&ParsedQuery::Accounts { search, page }),
+                "{operation:?}: {raw:?} written back as {written:?}: {again:?}"
+            );
+        }
+        Ok(ParsedQuery::AdminAudit { filter, page }) => {
+            assert!((1..=PageRequest::MAX_LIMIT).contains(&page.limit));
+            if let (Some(from), Some(to)) = (filter.from, filter.to) {
+                assert!(from < to, "{raw:?}");
+            }
+        }
+        Ok(ParsedQuery::Upload { .. }) => {}
     }
 }
 

@@ -97,6 +97,18 @@ fn serialise(parsed: &ParsedBody) -> Option<Value> {
             ("fill_price", ack.fill_price.map(Value::from)),
             ("message", ack.message.clone().map(Value::from)),
         ]),
+        ParsedBody::Rollback(version) => json!({ "version": version }),
+        ParsedBody::DeploymentStatus(status, reason) => object([
+            ("status", Some(json!(status.as_str()))),
+            ("reason", reason.clone().map(Value::from)),
+        ]),
+        ParsedBody::DeviceLabels(labels) => {
+            json!({ "labels": labels.iter().map(|l| l.as_str()).collect::<Vec<_>>() })
+        }
+        // Accepted and refused like the others; no round trip checked.
+        ParsedBody::CreateApiKey(_) | ParsedBody::Config(_) | ParsedBody::CreateDeployment(..) => {
+            return None;
+        }
     })
 }
 
@@ -122,6 +134,9 @@ fn same(a: &ParsedBody, b: &ParsedBody) -> bool {
         (ParsedBody::Publish(x), ParsedBody::Publish(y)) => x == y,
         (ParsedBody::Heartbeat(x), ParsedBody::Heartbeat(y)) => x == y,
         (ParsedBody::Ack(i, x), ParsedBody::Ack(j, y)) => i == j && x == y,
+        (ParsedBody::Rollback(x), ParsedBody::Rollback(y)) => x == y,
+        (ParsedBody::DeploymentStatus(s, r), ParsedBody::DeploymentStatus(t, q)) => s == t && r == q,
+        (ParsedBody::DeviceLabels(x), ParsedBody::DeviceLabels(y)) => x == y,
         _ => false,
     }
 }

@@ -6,12 +6,17 @@
 //! valid body, and accepted exactly when the document says they are valid.
 //! Lengths count characters (JSON Schema counts code points), so strings
 //! mix scripts. The bounds are read from the document the server serves
-//! (the committed docs/openapi.json is checked to match it).
+//! (the committed docs/openapi.json is checked to match it). And every
+//! operation of that document that takes a JSON body or reads a query
+//! string is one the fuzz targets cover (`JsonBody::ALL`,
+//! `QueryString::ALL`), so a new route cannot go unfuzzed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Utc};
-use eagate_server::fuzzing::{JsonBody, parse_json_body};
+use eagate_server::fuzzing::{JsonBody, QueryString, parse_json_body};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Value, json};
@@ -60,7 +65,113 @@ fn bodies() -> Vec<(JsonBody, &'static str, Value)> {
             "AckRequest",
             json!({"signal_id": "0192f5e4-7c1a-7b3e-9a51-3c2d4e5f6a7b", "outcome": "executed"}),
         ),
+        (
+            JsonBody::CreateApiKey,
+            "CreateApiKeyRequest",
+            json!({"name": "TradingView relay", "scopes": ["signals:publish"]}),
+        ),
+        (JsonBody::ConfigPut, "ConfigDocument", json!({"max_lot": 2.5})),
+        (JsonBody::ConfigPatch, "ConfigDocument", json!({"max_lot": 2.5})),
+        (JsonBody::Rollback, "RollbackRequest", json!({"version": 2})),
+        (
+            JsonBody::CreateDeployment,
+            "CreateDeploymentRequest",
+            json!({
+                "bundle_id": "0192f5e4-7c1a-7b3e-9a51-3c2d4e5f6a7b",
+                "target": "all",
+                "abort_failure_percent": 20,
+                "abort_min_finished": 3,
+                "timeout_minutes": 60
+            }),
+        ),
+        (
+            JsonBody::DeploymentStatus,
+            "StatusReport",
+            json!({"status": "failed", "reason": "digest mismatch"}),
+        ),
+        (
+            JsonBody::DeviceLabels,
+            "DeviceLabels",
+            json!({"labels": ["london", "vps"]}),
+        ),
     ]
+}
+
+/// `n` distinct valid items for the array `field`.
+fn items(field: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| match field {
+            "allowed_cidrs" => format!("203.0.{}.{}/32", i / 256, i % 256),
+            "allowed_symbols" => format!("S{i}"),
+            // Repeats collapse; every item is a known scope.
+            "scopes" => "signals:publish".to_owned(),
+            _ => uuid::Uuid::from_u128(0x0192f5e4_7c1a_7b3e_9a51_000000000000 + i as u128).to_string(),
+        })
+        .collect()
+}
+
+/// (METHOD, path) of operations.
+type Operations = BTreeSet<(String, String)>;
+
+/// The operations of the document that take a JSON body, and those that
+/// read a query string, as (METHOD, path).
+fn documented_inputs() -> (Operations, Operations) {
+    let document: Value = serde_json::from_str(eagate_server::routes::document()).unwrap();
+    let (mut bodies, mut queries) = (BTreeSet::new(), BTreeSet::new());
+    for (path, operations) in document["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            let key = (method.to_uppercase(), path.clone());
+            if operation["requestBody"]["content"]
+                .as_object()
+                .is_some_and(|c| c.keys().any(|k| k.contains("json")))
+            {
+                bodies.insert(key.clone());
+            }
+            if operation["parameters"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"))
+            {
+                queries.insert(key);
+            }
+        }
+    }
+    (bodies, queries)
+}
+
+fn listed(
+    operations: impl Iterator<Item = &'static [(&'static str, &'static str)]>,
+) -> BTreeSet<(String, String)> {
+    operations
+        .flatten()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect()
+}
+
+#[test]
+fn every_json_body_and_query_string_of_the_api_is_fuzzed() {
+    let (documented_bodies, queries) = documented_inputs();
+    assert!(
+        documented_bodies.len() >= 20 && queries.len() >= 12,
+        "{documented_bodies:?} {queries:?}"
+    );
+    assert_eq!(
+        listed(JsonBody::ALL.iter().map(|b| b.operations())),
+        documented_bodies,
+        "JsonBody::ALL (apps/server/src/fuzzing.rs) must cover exactly the documented JSON bodies"
+    );
+    assert_eq!(
+        listed(QueryString::ALL.iter().map(|q| q.operations())),
+        queries,
+        "QueryString::ALL (apps/server/src/fuzzing.rs) must cover exactly the documented query strings"
+    );
+    // And the documented ranges below check every body schema.
+    let checked: Vec<JsonBody> = bodies().into_iter().map(|(b, _, _)| b).collect();
+    for body in JsonBody::ALL {
+        assert!(
+            checked.contains(&body) || body == JsonBody::Refresh,
+            "{body:?} has an example in bodies()"
+        );
+    }
 }
 
 fn schema(name: &str) -> Value {
@@ -250,13 +361,8 @@ fn every_documented_bound_of_every_body_field_is_the_one_enforced() {
                 ];
                 runner
                     .run(&counts, |n| {
-                        let ids: Vec<String> = (0..n as u128)
-                            .map(|i| {
-                                uuid::Uuid::from_u128(0x0192f5e4_7c1a_7b3e_9a51_000000000000 + i).to_string()
-                            })
-                            .collect();
                         let mut body = valid.clone();
-                        body[field] = json!(ids);
+                        body[field] = json!(items(field, n));
                         prop_assert_eq!(
                             accepted(route, &body),
                             bounds.items_ok(n),
@@ -292,6 +398,16 @@ fn every_documented_bound_of_every_body_field_is_the_one_enforced() {
         "HeartbeatRequest.terminal_build",
         "AckRequest.message",
         "AckRequest.ticket",
+        "CreateApiKeyRequest.name",
+        "CreateApiKeyRequest.scopes",
+        "CreateApiKeyRequest.allowed_cidrs",
+        "ConfigDocument.max_lot",
+        "ConfigDocument.allowed_symbols",
+        "ConfigDocument.slippage_points",
+        "RollbackRequest.version",
+        "CreateDeploymentRequest.timeout_minutes",
+        "CreateDeploymentRequest.abort_failure_percent",
+        "StatusReport.reason",
     ] {
         assert!(
             checked.contains(&field.to_owned()),

@@ -1,7 +1,10 @@
 //! [`RateLimiter`] in process memory: fixed-window counters in sharded maps,
 //! keyed by a keyed 64-bit hash of the key (no key text is kept), expired
 //! windows swept as a shard fills. When a shard is full of live windows a
-//! new key is refused (full never means unlimited).
+//! new key is refused (full never means unlimited). Only hits make a
+//! counter: a peek at a key never hit keeps nothing, and a refund that
+//! brings a counter back to zero removes it — so keys that are only looked
+//! at (every device request's failure budget) cannot fill the map.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -23,6 +26,12 @@ struct Window {
 impl Window {
     fn expired(&self, now: Instant) -> bool {
         now.duration_since(self.start) >= self.length
+    }
+
+    fn reset_after(&self, now: Instant) -> Duration {
+        self.length
+            .saturating_sub(now.duration_since(self.start))
+            .max(Duration::from_millis(1))
     }
 }
 
@@ -50,11 +59,18 @@ impl InMemoryRateLimiter {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Counts `add` hits (0: just look).
+    /// Counts `add` hits (0: just look, keeping nothing for a new key).
     pub fn count(&self, key: &str, limit: RateLimit, add: u64) -> RateDecision {
         let now = Instant::now();
         let hash = self.hasher.hash_one(key);
         let mut shard = self.shard(hash);
+        if add == 0 {
+            return match shard.get(&hash) {
+                Some(window) if !window.expired(now) => decide(window.count, limit, window.reset_after(now)),
+                // Never hit, or its window is over: the whole budget.
+                _ => decide(0, limit, limit.window),
+            };
+        }
         if shard.len() >= self.per_shard && !shard.contains_key(&hash) {
             shard.retain(|_, w| !w.expired(now));
             if shard.len() >= self.per_shard {
@@ -75,8 +91,21 @@ impl InMemoryRateLimiter {
             };
         }
         window.count += add;
-        let reset_after = window.length.saturating_sub(now.duration_since(window.start));
-        decide(window.count, limit, reset_after.max(Duration::from_millis(1)))
+        decide(window.count, limit, window.reset_after(now))
+    }
+
+    /// Takes one hit back from `key`'s live window; a counter back at zero
+    /// is removed.
+    pub fn give_back(&self, key: &str) {
+        let now = Instant::now();
+        let hash = self.hasher.hash_one(key);
+        let mut shard = self.shard(hash);
+        if let Some(window) = shard.get_mut(&hash) {
+            window.count = window.count.saturating_sub(1);
+            if window.count == 0 || window.expired(now) {
+                shard.remove(&hash);
+            }
+        }
     }
 
     /// Live counters (after sweeping expired ones), for tests and metrics.
@@ -105,6 +134,11 @@ impl RateLimiter for InMemoryRateLimiter {
     async fn peek(&self, key: &str, limit: RateLimit) -> Result<RateDecision, UnexpectedError> {
         Ok(self.count(key, limit, 0))
     }
+
+    async fn refund(&self, key: &str, _limit: RateLimit) -> Result<(), UnexpectedError> {
+        self.give_back(key);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -130,6 +164,41 @@ mod tests {
             limiter.hit("k", limit).await.unwrap().allowed,
             "a hit after the window reset"
         );
+    }
+
+    #[test]
+    fn peeks_and_refunded_hits_keep_nothing() {
+        let limiter = InMemoryRateLimiter::new(100_000);
+        let limit = RateLimit::per_minute(60);
+        for n in 0..200_000 {
+            let d = limiter.count(&format!("device-auth-failures:{n}"), limit, 0);
+            assert_eq!(d.remaining, 60, "a key never hit has its whole budget");
+        }
+        assert_eq!(limiter.len(), 0, "peeks keep nothing");
+        // A full map still lets an address never hit through a peek.
+        for n in 0..200 {
+            limiter.count(&format!("failed:{n}"), limit, 1);
+        }
+        let tiny = InMemoryRateLimiter::new(SHARDS);
+        for n in 0..SHARDS * 10 {
+            tiny.count(&format!("failed:{n}"), limit, 1);
+        }
+        assert!(tiny.count("never-failed", limit, 0).allowed);
+        // A refunded hit takes its counter away once it is back at zero.
+        limiter.count("honest", limit, 1);
+        limiter.count("honest", limit, 1);
+        limiter.give_back("honest");
+        assert_eq!(limiter.count("honest", limit, 0).remaining, 59);
+        limiter.give_back("honest");
+        assert_eq!(limiter.len(), 200, "only the failed keys are left");
+        limiter.give_back("honest");
+        limiter.give_back("never-hit");
+        assert_eq!(
+            limiter.count("honest", limit, 0).remaining,
+            60,
+            "never below zero"
+        );
+        assert_eq!(limiter.len(), 200);
     }
 
     #[test]

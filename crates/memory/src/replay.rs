@@ -2,23 +2,30 @@
 //! can still arrive (until their timestamp leaves the acceptance window) and
 //! a fixed-window request counter.
 //!
-//! Memory is bounded three ways: a nonce is kept only until `signed_at +
+//! Memory is bounded four ways: a nonce is kept only until `signed_at +
 //! window`; a device holds at most [`AdmissionPolicy::nonce_quota`] nonces
-//! (beyond that it is throttled, so one tenant cannot crowd out another);
-//! and the whole guard holds at most `max_bytes` (beyond that it refuses,
-//! failing closed). A nonce costs [`NONCE_BYTES`]: it is kept as a keyed
-//! 64-bit hash, not as text.
+//! (beyond that it is throttled); once more than half of the guard is in
+//! use, an account holding more than its fair share — `max_bytes` divided
+//! by one more than the number of accounts holding anything, so there is
+//! always room for one more — is throttled (so a few accounts cannot crowd
+//! out another, however many devices they have); and the whole guard holds
+//! at most `max_bytes` (beyond that it refuses, failing closed). A nonce
+//! costs [`NONCE_BYTES`]: it is kept as a keyed 64-bit hash, not as text.
+//! The fair share costs a good request one atomic load and one atomic
+//! add; the account table is only touched when a device's ledger is made
+//! or swept.
 
 use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use eagate_domain::UnexpectedError;
+use eagate_domain::account::UserId;
 use eagate_domain::device::{Admission, AdmissionPolicy, DeviceId, ReplayGuard};
 use eagate_domain::ratelimit::{RateDecision, decide};
 
@@ -43,16 +50,21 @@ struct Ledger {
     window_start: Instant,
     window: Duration,
     count: u64,
+    owner: UserId,
+    /// Bytes held by every ledger of the owner's account.
+    account: Arc<AtomicUsize>,
 }
 
 impl Ledger {
-    fn new(now: Instant) -> Self {
+    fn new(now: Instant, owner: UserId, account: Arc<AtomicUsize>) -> Self {
         Self {
             nonces: HashMap::new(),
             expiries: BinaryHeap::new(),
             window_start: now,
             window: Duration::ZERO,
             count: 0,
+            owner,
+            account,
         }
     }
 
@@ -77,6 +89,13 @@ impl Ledger {
     }
 }
 
+/// One account's bytes and how many device ledgers share them.
+#[derive(Debug)]
+struct Account {
+    bytes: Arc<AtomicUsize>,
+    ledgers: usize,
+}
+
 #[derive(Debug)]
 struct Shard {
     ledgers: HashMap<DeviceId, Ledger>,
@@ -94,6 +113,10 @@ pub struct InMemoryReplayGuard {
     since: DateTime<Utc>,
     max_bytes: usize,
     bytes: AtomicUsize,
+    /// Accounts holding anything. Locked only when a ledger is made or
+    /// swept, always after its shard.
+    accounts: Mutex<HashMap<UserId, Account>>,
+    active_accounts: AtomicUsize,
 }
 
 impl InMemoryReplayGuard {
@@ -119,6 +142,8 @@ impl InMemoryReplayGuard {
             since: DateTime::from_timestamp(since.timestamp(), 0).unwrap_or(since),
             max_bytes,
             bytes: AtomicUsize::new(0),
+            accounts: Mutex::default(),
+            active_accounts: AtomicUsize::new(0),
         }
     }
 
@@ -138,8 +163,7 @@ impl InMemoryReplayGuard {
                     .ledgers
                     .values_mut()
                     .map(|l| {
-                        let purged = l.purge(now);
-                        self.release(purged * NONCE_BYTES);
+                        self.purge(l, now);
                         l.nonces.len()
                     })
                     .sum::<usize>()
@@ -151,10 +175,66 @@ impl InMemoryReplayGuard {
         self.len() == 0
     }
 
+    /// Bytes held by `owner`'s account (tests).
+    #[cfg(test)]
+    fn account_bytes(&self, owner: UserId) -> usize {
+        self.accounts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&owner)
+            .map_or(0, |a| a.bytes.load(Ordering::Relaxed))
+    }
+
     fn release(&self, bytes: usize) {
         if bytes > 0 {
             self.bytes.fetch_sub(bytes, Ordering::Relaxed);
         }
+    }
+
+    /// Forgets the ledger's expired nonces and frees their bytes.
+    fn purge(&self, ledger: &mut Ledger, now_unix: i64) {
+        let freed = ledger.purge(now_unix) * NONCE_BYTES;
+        if freed > 0 {
+            ledger.account.fetch_sub(freed, Ordering::Relaxed);
+            self.release(freed);
+        }
+    }
+
+    /// A ledger for a device of `owner`, counted in its account.
+    fn open_ledger(&self, owner: UserId, now: Instant) -> Result<Ledger, UnexpectedError> {
+        self.reserve(DEVICE_BYTES)?;
+        let mut accounts = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        let account = accounts.entry(owner).or_insert_with(|| {
+            self.active_accounts.fetch_add(1, Ordering::Relaxed);
+            Account {
+                bytes: Arc::default(),
+                ledgers: 0,
+            }
+        });
+        account.ledgers += 1;
+        account.bytes.fetch_add(DEVICE_BYTES, Ordering::Relaxed);
+        Ok(Ledger::new(now, owner, Arc::clone(&account.bytes)))
+    }
+
+    /// Frees an idle ledger (no nonces left) from its account.
+    fn close_ledger(&self, ledger: &Ledger) {
+        ledger.account.fetch_sub(DEVICE_BYTES, Ordering::Relaxed);
+        let mut accounts = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(account) = accounts.get_mut(&ledger.owner) {
+            account.ledgers = account.ledgers.saturating_sub(1);
+            if account.ledgers == 0 {
+                accounts.remove(&ledger.owner);
+                self.active_accounts.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        self.release(DEVICE_BYTES);
+    }
+
+    /// Whether an account holding `held` bytes is over its fair share of a
+    /// crowded guard (more than half in use).
+    fn over_fair_share(&self, held: usize) -> bool {
+        self.bytes.load(Ordering::Relaxed) > self.max_bytes / 2
+            && held >= self.max_bytes / (self.active_accounts.load(Ordering::Relaxed) + 1)
     }
 
     fn reserve(&self, bytes: usize) -> Result<(), UnexpectedError> {
@@ -169,23 +249,22 @@ impl InMemoryReplayGuard {
     }
 
     fn sweep(&self, shard: &mut Shard, now: Instant, now_unix: i64) {
-        let mut freed = 0;
         shard.ledgers.retain(|_, ledger| {
-            freed += ledger.purge(now_unix) * NONCE_BYTES;
+            self.purge(ledger, now_unix);
             if ledger.idle(now) {
-                freed += DEVICE_BYTES;
+                self.close_ledger(ledger);
                 false
             } else {
                 true
             }
         });
         shard.swept = now;
-        self.release(freed);
     }
 
     fn admit_now(
         &self,
         device: DeviceId,
+        owner: UserId,
         nonce: &str,
         signed_at: DateTime<Utc>,
         policy: &AdmissionPolicy,
@@ -203,12 +282,9 @@ impl InMemoryReplayGuard {
         }
         let ledger = match shard.ledgers.entry(device) {
             Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => {
-                self.reserve(DEVICE_BYTES)?;
-                e.insert(Ledger::new(now))
-            }
+            Entry::Vacant(e) => e.insert(self.open_ledger(owner, now)?),
         };
-        self.release(ledger.purge(now_unix) * NONCE_BYTES);
+        self.purge(ledger, now_unix);
         if ledger.nonces.contains_key(&hash) {
             return Ok(Admission::Replayed);
         }
@@ -222,9 +298,12 @@ impl InMemoryReplayGuard {
             .window
             .saturating_sub(now.duration_since(ledger.window_start))
             .max(Duration::from_millis(1));
-        if ledger.nonces.len() as u64 >= policy.nonce_quota() {
-            // More nonces than its rate allows in the window: this device
-            // alone waits for its oldest to expire.
+        if ledger.nonces.len() as u64 >= policy.nonce_quota()
+            || self.over_fair_share(ledger.account.load(Ordering::Relaxed))
+        {
+            // More nonces than its rate allows in the window, or its
+            // account holds more than its share of a crowded guard: this
+            // device alone waits for its oldest nonces to expire.
             return Ok(Admission::Throttled(RateDecision {
                 allowed: false,
                 limit: rate.limit,
@@ -233,6 +312,7 @@ impl InMemoryReplayGuard {
             }));
         }
         self.reserve(NONCE_BYTES)?;
+        ledger.account.fetch_add(NONCE_BYTES, Ordering::Relaxed);
         ledger.nonces.insert(hash, expiry);
         ledger.expiries.push(Reverse((expiry, hash)));
         ledger.count += 1;
@@ -253,11 +333,12 @@ impl ReplayGuard for InMemoryReplayGuard {
     async fn admit(
         &self,
         device: DeviceId,
+        owner: UserId,
         nonce: &str,
         signed_at: DateTime<Utc>,
         policy: &AdmissionPolicy,
     ) -> Result<Admission, UnexpectedError> {
-        self.admit_now(device, nonce, signed_at, policy)
+        self.admit_now(device, owner, nonce, signed_at, policy)
     }
 }
 
@@ -272,6 +353,15 @@ mod tests {
 
     fn device() -> DeviceId {
         DeviceId::from_uuid(Uuid::now_v7())
+    }
+
+    /// The one account of the tests that are not about accounts.
+    fn owner() -> UserId {
+        UserId::from_uuid(Uuid::nil())
+    }
+
+    fn account() -> UserId {
+        UserId::from_uuid(Uuid::now_v7())
     }
 
     fn policy(window_seconds: i64, per_second: u32) -> AdmissionPolicy {
@@ -293,12 +383,15 @@ mod tests {
         let p = policy(300, 1000);
         // Signed 299 s ago: still acceptable for a second or two.
         let old = now - chrono::Duration::seconds(299);
-        assert_eq!(guard.admit_now(d, "n-old", old, &p).unwrap(), Admission::Admitted);
+        assert_eq!(
+            guard.admit_now(d, owner(), "n-old", old, &p).unwrap(),
+            Admission::Admitted
+        );
         // Signed 400 s ago (a request the skew check would have refused):
         // its expiry has passed, so it is forgotten at once.
         let ancient = now - chrono::Duration::seconds(400);
         assert_eq!(
-            guard.admit_now(d, "n-ancient", ancient, &p).unwrap(),
+            guard.admit_now(d, owner(), "n-ancient", ancient, &p).unwrap(),
             Admission::Admitted
         );
         assert_eq!(
@@ -317,13 +410,13 @@ mod tests {
         let p = policy(300, 1000);
         let captured = start - chrono::Duration::seconds(30);
         assert_eq!(
-            guard.admit_now(d, "captured", captured, &p).unwrap(),
+            guard.admit_now(d, owner(), "captured", captured, &p).unwrap(),
             Admission::PredatesMemory {
                 since: DateTime::from_timestamp(start.timestamp(), 0).unwrap()
             }
         );
         assert_eq!(
-            guard.admit_now(d, "fresh", start, &p).unwrap(),
+            guard.admit_now(d, owner(), "fresh", start, &p).unwrap(),
             Admission::Admitted
         );
     }
@@ -343,36 +436,93 @@ mod tests {
             if let Some(l) = lock(shard).ledgers.get_mut(&noisy) {
                 l.window = Duration::ZERO;
             }
-            if guard.admit_now(noisy, &format!("n{n}"), now, &p).unwrap() == Admission::Admitted {
+            if guard
+                .admit_now(noisy, owner(), &format!("n{n}"), now, &p)
+                .unwrap()
+                == Admission::Admitted
+            {
                 admitted += 1;
             }
         }
         assert_eq!(admitted, quota, "the noisy device gets exactly its quota");
         assert_eq!(
-            guard.admit_now(quiet, "n0", now, &p).unwrap(),
+            guard.admit_now(quiet, owner(), "n0", now, &p).unwrap(),
             Admission::Admitted
         );
     }
 
     #[test]
     fn a_full_guard_fails_closed() {
-        let guard = InMemoryReplayGuard::new(DEVICE_BYTES + 3 * NONCE_BYTES);
-        let d = device();
+        // Four accounts, each well within its fair share, fill it.
+        let guard = InMemoryReplayGuard::new(4 * (DEVICE_BYTES + NONCE_BYTES));
         let p = policy(300, 1000);
         let now = Utc::now();
-        for n in 0..3 {
+        let (first, first_owner) = (device(), account());
+        assert_eq!(
+            guard.admit_now(first, first_owner, "n0", now, &p).unwrap(),
+            Admission::Admitted
+        );
+        for _ in 0..3 {
             assert_eq!(
-                guard.admit_now(d, &format!("n{n}"), now, &p).unwrap(),
+                guard.admit_now(device(), account(), "n0", now, &p).unwrap(),
                 Admission::Admitted
             );
         }
-        let full = guard.admit_now(d, "n3", now, &p).unwrap_err();
+        let full = guard.admit_now(device(), account(), "n0", now, &p).unwrap_err();
         assert!(full.is_unavailable(), "{full}");
-        assert!(guard.bytes() <= DEVICE_BYTES + 3 * NONCE_BYTES);
+        // (The first account is over its share of the crowded guard by now.)
+        let more = guard.admit_now(first, first_owner, "n1", now, &p);
+        assert!(!matches!(more, Ok(Admission::Admitted)), "{more:?}");
+        assert!(guard.bytes() <= 4 * (DEVICE_BYTES + NONCE_BYTES));
         assert_eq!(
-            guard.admit_now(d, "n0", now, &p).unwrap(),
+            guard.admit_now(first, first_owner, "n0", now, &p).unwrap(),
             Admission::Replayed,
             "still remembered"
+        );
+    }
+
+    #[test]
+    fn accounts_over_their_fair_share_of_a_crowded_guard_are_throttled_and_others_are_not() {
+        // Room for 100 nonces and four devices.
+        let max = 100 * NONCE_BYTES + 4 * DEVICE_BYTES;
+        let guard = InMemoryReplayGuard::new(max);
+        let p = policy(300, 1000);
+        let now = Utc::now();
+        let hoarders: Vec<(DeviceId, UserId)> = (0..3).map(|_| (device(), account())).collect();
+        let mut admitted = 0;
+        for n in 0..100 {
+            for (d, owner) in &hoarders {
+                match guard.admit_now(*d, *owner, &format!("h{n}"), now, &p) {
+                    Ok(Admission::Admitted) => admitted += 1,
+                    Ok(Admission::Throttled(_)) => {}
+                    other => panic!("a hoarder is throttled, never refused: {other:?}"),
+                }
+            }
+        }
+        // Each stops at its share of the guard (a quarter: three accounts
+        // and room for one more), give or take the nonce that crossed it.
+        for (_, owner) in &hoarders {
+            assert!(
+                guard.account_bytes(*owner) <= max / 4 + NONCE_BYTES,
+                "{}",
+                guard.account_bytes(*owner)
+            );
+        }
+        assert!(admitted < 100, "{admitted}");
+        let (victim, victim_owner) = (device(), account());
+        for n in 0..10 {
+            assert_eq!(
+                guard
+                    .admit_now(victim, victim_owner, &format!("v{n}"), now, &p)
+                    .unwrap(),
+                Admission::Admitted,
+                "another account is served"
+            );
+        }
+        let late = guard.admit_now(hoarders[0].0, hoarders[0].1, "h-late", now, &p);
+        assert!(
+            matches!(late, Ok(Admission::Throttled(_))),
+            "the hoarder is still throttled: {late:?}"
         );
     }
 
@@ -382,7 +532,7 @@ mod tests {
         let p = policy(1, 1000);
         let old = Utc::now() - chrono::Duration::seconds(30);
         for _ in 0..50 {
-            guard.admit_now(device(), "n", old, &p).unwrap();
+            guard.admit_now(device(), owner(), "n", old, &p).unwrap();
         }
         for shard in &guard.shards {
             let mut shard = lock(shard);
@@ -402,7 +552,7 @@ mod tests {
                 let guard = Arc::clone(&guard);
                 std::thread::spawn(move || {
                     guard
-                        .admit_now(d, "the-same-nonce", now, &policy(300, 1000))
+                        .admit_now(d, owner(), "the-same-nonce", now, &policy(300, 1000))
                         .unwrap()
                 })
             })

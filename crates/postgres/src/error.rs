@@ -95,6 +95,24 @@ mod tests {
         DieselError::DatabaseError(DatabaseErrorKind::Unknown, Box::new(message.to_owned()))
     }
 
+    /// The messages are matched in English: PostgreSQL must run eagate's
+    /// role with `lc_messages = 'C'` (docs/deployment.md), since only a
+    /// superuser may set it and diesel gives no SQLSTATE for these. A
+    /// translated message is not recognised (and would be a 500).
+    #[test]
+    fn messages_are_recognised_only_in_english() {
+        assert!(query_unavailable(&unknown(
+            "canceling statement due to statement timeout"
+        )));
+        for translated in [
+            "Abbruch der Anweisung wegen Zeitüberschreitung",
+            "annulation de la requête à cause du délai écoulé pour l'exécution de l'instruction",
+            "Verklemmung (Deadlock) entdeckt",
+        ] {
+            assert!(!query_unavailable(&unknown(translated)), "{translated}");
+        }
+    }
+
     #[test]
     fn timeouts_cancellations_and_deadlocks_are_worth_a_retry() {
         for message in [

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use eagate_domain::UnexpectedError;
+use eagate_domain::account::UserId;
 use eagate_domain::device::{Admission, AdmissionPolicy, DeviceId, ReplayGuard};
 use eagate_domain::ratelimit::{RateDecision, RateLimit, RateLimiter, decide};
 use redis::aio::ConnectionManager;
@@ -228,9 +229,13 @@ impl RedisReplayGuard {
 }
 
 impl ReplayGuard for RedisReplayGuard {
+    /// `owner` is not used: Redis is sized by its operator (and in a
+    /// cluster one script may only touch one device's hash slot); each
+    /// device's quota still bounds what it stores.
     async fn admit(
         &self,
         device: DeviceId,
+        _owner: UserId,
         nonce: &str,
         signed_at: DateTime<Utc>,
         policy: &AdmissionPolicy,
@@ -293,6 +298,11 @@ local t = redis.call('PTTL', KEYS[1]) \
 if t < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) t = tonumber(ARGV[1]) end \
 return {c, t}";
 
+/// Takes one hit back, never below zero (the window's expiry is kept).
+const REFUND: &str = "local c = tonumber(redis.call('GET', KEYS[1]) or '0') \
+if c > 0 then redis.call('DECR', KEYS[1]) end \
+return 0";
+
 /// Keys may hold user-supplied text (a login): Redis sees only a digest.
 fn key_digest(key: &str) -> String {
     use sha2::Digest as _;
@@ -305,6 +315,7 @@ pub struct RedisRateLimiter {
     connection: RedisConnection,
     prefix: String,
     script: redis::Script,
+    refund: redis::Script,
 }
 
 impl RedisRateLimiter {
@@ -314,6 +325,7 @@ impl RedisRateLimiter {
             connection,
             prefix: prefix.to_owned(),
             script: redis::Script::new(HIT),
+            refund: redis::Script::new(REFUND),
         }
     }
 
@@ -340,6 +352,17 @@ impl RateLimiter for RedisRateLimiter {
 
     async fn peek(&self, key: &str, limit: RateLimit) -> Result<RateDecision, UnexpectedError> {
         self.count(key, limit, 0).await
+    }
+
+    async fn refund(&self, key: &str, _limit: RateLimit) -> Result<(), UnexpectedError> {
+        let mut conn = self.connection.link.clone();
+        let _: i64 = self
+            .refund
+            .key(format!("{}rl:{}", self.prefix, key_digest(key)))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(redis_error)?;
+        Ok(())
     }
 }
 

@@ -5,10 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use eagate_domain::account::UserId;
 use eagate_domain::device::{Admission, AdmissionPolicy, DeviceId, ReplayGuard as _};
 use eagate_domain::ratelimit::{RateLimit, RateLimiter as _};
 use eagate_redis::{RedisConnection, RedisRateLimiter, RedisReplayGuard};
 use uuid::Uuid;
+
+fn owner() -> UserId {
+    UserId::from_uuid(Uuid::now_v7())
+}
 
 fn url() -> String {
     eagate_testkit::redis_url()
@@ -93,16 +98,16 @@ async fn a_nonce_is_forgotten_once_its_timestamp_leaves_the_window() {
     let p = policy(chrono::Duration::zero());
     let signed = Utc::now() - chrono::Duration::milliseconds(800);
     assert_eq!(
-        guard.admit(d, "n-0001", signed, &p).await.unwrap(),
+        guard.admit(d, owner(), "n-0001", signed, &p).await.unwrap(),
         Admission::Admitted
     );
     assert_eq!(
-        guard.admit(d, "n-0001", signed, &p).await.unwrap(),
+        guard.admit(d, owner(), "n-0001", signed, &p).await.unwrap(),
         Admission::Replayed
     );
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(
-        guard.admit(d, "n-0001", signed, &p).await.unwrap(),
+        guard.admit(d, owner(), "n-0001", signed, &p).await.unwrap(),
         Admission::Admitted,
         "forgotten after signed_at + window"
     );
@@ -116,11 +121,11 @@ async fn two_instances_share_one_redis() {
     let d = device();
     let p = policy(chrono::Duration::minutes(5));
     assert_eq!(
-        one.admit(d, "shared", Utc::now(), &p).await.unwrap(),
+        one.admit(d, owner(), "shared", Utc::now(), &p).await.unwrap(),
         Admission::Admitted
     );
     assert_eq!(
-        two.admit(d, "shared", Utc::now(), &p).await.unwrap(),
+        two.admit(d, owner(), "shared", Utc::now(), &p).await.unwrap(),
         Admission::Replayed
     );
     // And they share the device's rate.
@@ -130,15 +135,15 @@ async fn two_instances_share_one_redis() {
     };
     let e = device();
     assert_eq!(
-        one.admit(e, "r1", Utc::now(), &tight).await.unwrap(),
+        one.admit(e, owner(), "r1", Utc::now(), &tight).await.unwrap(),
         Admission::Admitted
     );
     assert_eq!(
-        two.admit(e, "r2", Utc::now(), &tight).await.unwrap(),
+        two.admit(e, owner(), "r2", Utc::now(), &tight).await.unwrap(),
         Admission::Admitted
     );
     assert!(matches!(
-        one.admit(e, "r3", Utc::now(), &tight).await.unwrap(),
+        one.admit(e, owner(), "r3", Utc::now(), &tight).await.unwrap(),
         Admission::Throttled(_)
     ));
 }
@@ -150,7 +155,13 @@ async fn a_devices_keys_share_one_cluster_slot() {
     let guard = guard_with(&prefix);
     let d = device();
     guard
-        .admit(d, "slot-nonce", Utc::now(), &policy(chrono::Duration::minutes(5)))
+        .admit(
+            d,
+            owner(),
+            "slot-nonce",
+            Utc::now(),
+            &policy(chrono::Duration::minutes(5)),
+        )
         .await
         .unwrap();
     let keys = keys(&format!("{{{prefix}d:{}}}*", d.as_uuid().simple())).await;
@@ -176,7 +187,10 @@ async fn one_device_stores_at_most_its_quota_of_nonces() {
     let (noisy, quiet) = (device(), device());
     let now = Utc::now();
     for n in 0..quota * 3 {
-        let admission = guard.admit(noisy, &format!("n{n}"), now, &p).await.unwrap();
+        let admission = guard
+            .admit(noisy, owner(), &format!("n{n}"), now, &p)
+            .await
+            .unwrap();
         assert!(
             matches!(admission, Admission::Admitted | Admission::Throttled(_)),
             "{admission:?}"
@@ -188,12 +202,12 @@ async fn one_device_stores_at_most_its_quota_of_nonces() {
     // not taken for a replay; as in process memory, the device is told to
     // retry after the rate window.
     let last = format!("n{}", quota * 3 - 1);
-    match guard.admit(noisy, &last, now, &p).await.unwrap() {
+    match guard.admit(noisy, owner(), &last, now, &p).await.unwrap() {
         Admission::Throttled(d) => assert!(d.reset_after <= Duration::from_secs(1), "{d:?}"),
         other => panic!("{other:?}"),
     }
     assert_eq!(
-        guard.admit(quiet, "n0", now, &p).await.unwrap(),
+        guard.admit(quiet, owner(), "n0", now, &p).await.unwrap(),
         Admission::Admitted,
         "another device is not affected"
     );
@@ -210,7 +224,13 @@ async fn concurrent_identical_nonces_have_exactly_one_winner() {
             let guard = Arc::clone(&guard);
             tokio::spawn(async move {
                 guard
-                    .admit(d, "the-same-nonce-01", now, &policy(chrono::Duration::minutes(5)))
+                    .admit(
+                        d,
+                        owner(),
+                        "the-same-nonce-01",
+                        now,
+                        &policy(chrono::Duration::minutes(5)),
+                    )
                     .await
                     .unwrap()
             })
@@ -238,6 +258,7 @@ async fn an_unreachable_redis_cluster_fails_closed_as_unavailable() {
     let refused = guard
         .admit(
             device(),
+            owner(),
             "nonce-0000000001",
             Utc::now(),
             &policy(chrono::Duration::minutes(5)),
@@ -263,6 +284,7 @@ async fn an_unreachable_redis_fails_closed_as_unavailable() {
     let refused = guard
         .admit(
             device(),
+            owner(),
             "nonce-0000000001",
             Utc::now(),
             &policy(chrono::Duration::minutes(5)),

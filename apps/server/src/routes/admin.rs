@@ -28,12 +28,12 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
 pub(crate) struct AccountsQuery {
     /// Text found in the username or email (ignoring case), 1–64 characters.
     #[param(max_length = 64, min_length = 1, example = "trader")]
-    q: Option<String>,
+    pub(crate) q: Option<String>,
     /// Accounts per page.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 50, example = 50)]
-    limit: Option<String>,
+    pub(crate) limit: Option<String>,
     /// `next_cursor` of the previous page.
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 /// An account as administrators see it (never a password hash, secret or key).
@@ -155,24 +155,38 @@ async fn set_disabled(
 pub(crate) struct AdminAuditQuery {
     /// The acting account's id.
     #[param(value_type = Option<Uuid>)]
-    actor: Option<String>,
+    pub(crate) actor: Option<String>,
     /// An action such as `login.failed` or `api_key.refused`.
     #[param(example = "login.failed")]
-    action: Option<String>,
+    pub(crate) action: Option<String>,
     /// A device's id.
     #[param(value_type = Option<Uuid>)]
-    device: Option<String>,
+    pub(crate) device: Option<String>,
     /// From this time on (RFC 3339, inclusive).
     #[param(value_type = Option<DateTime<Utc>>)]
-    from: Option<String>,
+    pub(crate) from: Option<String>,
     /// Before this time (RFC 3339, exclusive).
     #[param(value_type = Option<DateTime<Utc>>)]
-    to: Option<String>,
+    pub(crate) to: Option<String>,
     /// Events per page.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 50, example = 50)]
-    limit: Option<String>,
+    pub(crate) limit: Option<String>,
     /// `next_cursor` of the previous page.
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
+}
+
+impl From<AdminAuditQuery> for AuditQueryInput {
+    fn from(q: AdminAuditQuery) -> Self {
+        Self {
+            actor: q.actor,
+            action: q.action,
+            device: q.device,
+            from: q.from,
+            to: q.to,
+            limit: q.limit,
+            cursor: q.cursor,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -210,16 +224,7 @@ pub(crate) async fn audit(
     _who: Authorized<act::AdminReadAudit>,
     query: web::Query<AdminAuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let q = query.into_inner();
-    let input = AuditQueryInput {
-        actor: q.actor,
-        action: q.action,
-        device: q.device,
-        from: q.from,
-        to: q.to,
-        limit: q.limit,
-        cursor: q.cursor,
-    };
+    let input = AuditQueryInput::from(query.into_inner());
     let page = state.admin.audit(&input).await?;
     Ok(HttpResponse::Ok().json(AdminAuditList {
         next_cursor: page.next.map(|c| c.to_string()),

@@ -35,15 +35,26 @@ fn scope_list() -> utoipa::openapi::schema::Array {
 pub(crate) struct CreateApiKeyRequest {
     /// Unique among your active keys (ignoring case).
     #[schema(min_length = 1, max_length = 64, example = "TradingView relay")]
-    name: String,
+    pub(crate) name: String,
     /// What the key may do (at least one).
     #[schema(schema_with = scope_list, example = json!(["signals:publish"]))]
-    scopes: Vec<String>,
+    pub(crate) scopes: Vec<String>,
     /// When the key stops working (in the future, at most 5 years ahead); never when absent.
-    expires_at: Option<DateTime<Utc>>,
+    pub(crate) expires_at: Option<DateTime<Utc>>,
     /// Networks the key may be used from, in CIDR notation (a bare address is one host); anywhere when absent or empty. At most 32.
     #[schema(max_items = 32, example = json!(["203.0.113.0/24"]))]
-    allowed_cidrs: Option<Vec<String>>,
+    pub(crate) allowed_cidrs: Option<Vec<String>>,
+}
+
+impl From<CreateApiKeyRequest> for CreateApiKeyInput {
+    fn from(body: CreateApiKeyRequest) -> Self {
+        Self {
+            name: body.name,
+            scopes: body.scopes,
+            expires_at: body.expires_at,
+            allowed_cidrs: body.allowed_cidrs.unwrap_or_default(),
+        }
+    }
 }
 
 /// `limit` stays text: the use case validates it and names it in its 422.
@@ -53,9 +64,9 @@ pub(crate) struct CreateApiKeyRequest {
 pub(crate) struct ApiKeyListQuery {
     /// Keys per page.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 50, example = 50)]
-    limit: Option<String>,
+    pub(crate) limit: Option<String>,
     /// `next_cursor` of the previous page.
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 /// An API key as its owner sees it: never the key itself after creation.
@@ -139,13 +150,7 @@ pub(crate) async fn create(
     who: Authorized<act::ManageApiKeys>,
     body: Json<CreateApiKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.0;
-    let input = CreateApiKeyInput {
-        name: body.name,
-        scopes: body.scopes,
-        expires_at: body.expires_at,
-        allowed_cidrs: body.allowed_cidrs.unwrap_or_default(),
-    };
+    let input = CreateApiKeyInput::from(body.0);
     let created = state
         .api_keys
         .create(who.0.user_id, &input, &who.0.client)

@@ -40,13 +40,13 @@ pub fn configure_device(cfg: &mut ServiceConfig<'_>) {
 pub(crate) struct UploadQuery {
     /// 1 to 64 ASCII letters, digits, `.`, `_`, `-`, starting with a letter or digit.
     #[param(example = "TrendFollower")]
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     /// A semantic version (semver.org), e.g. `1.4.2` or `2.0.0-rc.1`.
     #[param(example = "1.4.2")]
-    version: Option<String>,
+    pub(crate) version: Option<String>,
     /// Release notes, at most 4096 characters (URL-encoded).
     #[param(example = "Tighter stops on gold.")]
-    notes: Option<String>,
+    pub(crate) notes: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -92,9 +92,9 @@ pub(crate) struct BundleList {
 pub(crate) struct BundleListQuery {
     /// Bundles per page.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 50, example = 50)]
-    limit: Option<String>,
+    pub(crate) limit: Option<String>,
     /// `next_cursor` of the previous page.
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 fn bundle_id(raw: &str) -> Result<BundleId, ApiError> {

@@ -205,9 +205,9 @@ impl From<&ConfigVersion> for ConfigVersionResponse {
 pub(crate) struct HistoryQuery {
     /// Versions per page.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 50, example = 50)]
-    limit: Option<String>,
+    pub(crate) limit: Option<String>,
     /// `next_cursor` of the previous page.
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -215,7 +215,7 @@ pub(crate) struct HistoryQuery {
 pub(crate) struct RollbackRequest {
     /// The version whose document becomes current again (as a new version); 0 is the empty document.
     #[schema(minimum = 0, example = 2)]
-    version: u32,
+    pub(crate) version: u32,
 }
 
 /// The `If-Match` header, if sent (once, as visible ASCII).

@@ -45,27 +45,44 @@ fn deployment_state() -> utoipa::openapi::schema::Object {
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateDeploymentRequest {
     /// One of the caller's bundles.
-    bundle_id: Uuid,
+    pub(crate) bundle_id: Uuid,
     /// `devices` (those in `device_ids`), `all` (every active device) or `label` (every active device with `label`).
     #[schema(example = "devices")]
-    target: String,
+    pub(crate) target: String,
     /// With `target: label`: the label (see PUT /api/v1/devices/{id}/labels).
     #[schema(example = "london")]
-    label: Option<String>,
+    pub(crate) label: Option<String>,
     /// With `target: devices`: 1 to 1000 of the caller's active devices, each once. The order decides the waves.
-    device_ids: Option<Vec<Uuid>>,
+    pub(crate) device_ids: Option<Vec<Uuid>>,
     /// Cumulative percentages of the devices per wave, strictly ascending, ending at 100 (default `[100]`: all at once). A wave starts when every device of the previous one installed or failed.
     #[schema(example = json!([10, 50, 100]))]
-    waves: Option<Vec<i64>>,
+    pub(crate) waves: Option<Vec<i64>>,
     /// Abort when more than this % of the finished devices of the current wave failed…
     #[schema(minimum = 0, maximum = 100, example = 20)]
-    abort_failure_percent: Option<i64>,
+    pub(crate) abort_failure_percent: Option<i64>,
     /// …once at least this many of them finished (default 1).
     #[schema(minimum = 1, maximum = 100000, example = 3)]
-    abort_min_finished: Option<i64>,
+    pub(crate) abort_min_finished: Option<i64>,
     /// A device that has not installed or failed this many minutes after its wave started counts as failed (`timeout`).
     #[schema(minimum = 1, maximum = 43200, example = 60)]
-    timeout_minutes: Option<i64>,
+    pub(crate) timeout_minutes: Option<i64>,
+}
+
+impl From<CreateDeploymentRequest> for NewDeploymentInput {
+    fn from(b: CreateDeploymentRequest) -> Self {
+        Self {
+            bundle_id: BundleId::from_uuid(b.bundle_id),
+            target: b.target,
+            label: b.label,
+            device_ids: b
+                .device_ids
+                .map(|ids| ids.into_iter().map(DeviceId::from_uuid).collect()),
+            waves: b.waves,
+            abort_failure_percent: b.abort_failure_percent,
+            abort_min_finished: b.abort_min_finished,
+            timeout_minutes: b.timeout_minutes,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -184,9 +201,9 @@ pub(crate) struct DeploymentList {
 pub(crate) struct DeploymentListQuery {
     /// Deployments per page.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 50, example = 50)]
-    limit: Option<String>,
+    pub(crate) limit: Option<String>,
     /// `next_cursor` of the previous page.
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 fn deployment_id(raw: &str) -> Result<DeploymentId, ApiError> {
@@ -210,19 +227,7 @@ pub(crate) async fn create(
     client: Client,
     body: Json<CreateDeploymentRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let b = body.0;
-    let input = NewDeploymentInput {
-        bundle_id: BundleId::from_uuid(b.bundle_id),
-        target: b.target,
-        label: b.label,
-        device_ids: b
-            .device_ids
-            .map(|ids| ids.into_iter().map(DeviceId::from_uuid).collect()),
-        waves: b.waves,
-        abort_failure_percent: b.abort_failure_percent,
-        abort_min_finished: b.abort_min_finished,
-        timeout_minutes: b.timeout_minutes,
-    };
+    let input = NewDeploymentInput::from(body.0);
     let d = state.deployments.create(who.0.user_id, input, &client.0).await?;
     Ok(HttpResponse::Created()
         .insert_header((
@@ -307,7 +312,7 @@ pub(crate) async fn cancel(
 pub(crate) struct DeviceLabels {
     /// Up to 20 labels, each 1 to 32 lowercase ASCII letters, digits, `.`, `_`, `-` (starting with a letter or digit); repeats are dropped.
     #[schema(example = json!(["london", "vps"]))]
-    labels: Vec<String>,
+    pub(crate) labels: Vec<String>,
 }
 
 fn device_id(raw: &str) -> Result<DeviceId, ApiError> {
@@ -421,10 +426,10 @@ pub(crate) async fn target(
 pub(crate) struct StatusReport {
     /// `downloading`, `installed` or `failed`. From `pending`: any of them; from `downloading`: `installed` or `failed`. Repeating the current status is accepted.
     #[schema(example = "installed")]
-    status: String,
+    pub(crate) status: String,
     /// With `failed` only: why (1 to 512 characters).
-    #[schema(max_length = 512, example = "digest mismatch")]
-    reason: Option<String>,
+    #[schema(min_length = 1, max_length = 512, example = "digest mismatch")]
+    pub(crate) reason: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -586,6 +586,75 @@ async fn one_account_at_its_device_limits_cannot_fill_the_nonce_store_for_anothe
     );
 }
 
+/// Audit of issue 12, gap 3: the per-device quota alone let one account
+/// hold up to its devices × their quotas (about 29 MB at the defaults), so
+/// three accounts at their limits could still fill the in-memory store
+/// for everyone. Now, once the store is more than half full, an account
+/// holding more than its fair share (the store divided by one more than
+/// the accounts holding anything) is throttled. Here three accounts of 8
+/// devices send 1,000 requests per device — 24,000 nonces, more than a
+/// 1 MiB store holds (21,845) — and are throttled (429), never refused
+/// for want of room (503); another account's device is served.
+///
+/// ASVS 5.0 8.4.1 (one tenant cannot affect another), 2.4.1, 15.2.2.
+#[tokio::test]
+async fn three_accounts_at_their_limits_cannot_fill_the_nonce_store_for_a_fourth() {
+    const ACCOUNTS: usize = 3;
+    const DEVICES: usize = 8;
+    const REQUESTS_PER_DEVICE: usize = 1_000;
+    let app = spawn_limited_app(&[
+        ("EAGATE_NONCE_MEMORY_MB", "1"),
+        ("EAGATE_RATE_LIMIT_DEVICE_PER_SECOND", "1"),
+        ("EAGATE_MAX_DEVICES_PER_ACCOUNT", "8"),
+    ])
+    .await;
+    // Within each device's quota (1,202), beyond the store together.
+    const {
+        assert!(REQUESTS_PER_DEVICE < 1_202);
+        assert!(ACCOUNTS * DEVICES * REQUESTS_PER_DEVICE * eagate_memory::NONCE_BYTES > 1 << 20);
+    };
+    let mut signers = Vec::new();
+    for a in 0..ACCOUNTS {
+        let (token, _) = app.user_with_tokens(&format!("hoarder{a}")).await;
+        for i in 0..DEVICES {
+            let (device, secret) = app.create_device(&token, &format!("EA {i}")).await;
+            signers.push(Signer::new(device["id"].as_str().unwrap(), &secret));
+        }
+    }
+    let (_, victim_id, victim_secret) = device(&app, "bystander").await;
+
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let floods: Vec<_> = signers
+        .into_iter()
+        .map(|signer| {
+            let addr = addr.clone();
+            tokio::task::spawn_blocking(move || flood(&addr, &signer, REQUESTS_PER_DEVICE))
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for flood in floods {
+        statuses.extend(flood.await.unwrap());
+    }
+    let count = |s: u16| statuses.iter().filter(|x| **x == s).count();
+    assert_eq!(
+        count(200) + count(429),
+        ACCOUNTS * DEVICES * REQUESTS_PER_DEVICE,
+        "only served or throttled, never 503: {} × 503",
+        count(503)
+    );
+
+    let victim = Signer::new(&victim_id, &victim_secret);
+    for _ in 0..3 {
+        let response = Captured::now(&victim).send(&app.client, &app.base).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "another account's device is served"
+        );
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+}
+
 /// Issue 12.2, in both replay stores: a device flooding past its nonce
 /// quota (`2 × (2 × 30 s / 1 s + 1) × 1/s` = 122 here) makes the store
 /// hold nothing more. Observable from outside: a request refused beyond
@@ -792,6 +861,209 @@ async fn a_repeated_unknown_device_id_is_answered_without_a_lookup() {
     }
     locked.release().await;
     assert_eq!(waiting.await.unwrap(), StatusCode::UNAUTHORIZED);
+}
+
+/// Audit of issue 12, gap 1: the failed-authentication budget was kept per
+/// full address, and every device request's look at it made a counter, so
+/// a host taking fresh IPv6 addresses from its /64 had a fresh budget for
+/// each (2^64 of them) and could fill the counters until every new
+/// device address got 429. Now an IPv6 client is counted by its /64 (a
+/// thousand addresses of one /64 share one budget), and a look makes no
+/// counter (`InMemoryRateLimiter`'s `peeks_and_refunded_hits_keep_nothing`);
+/// owner routes count per-address limits the same way.
+///
+/// ASVS 5.0 2.4.1, 6.3.1 (brute force across addresses), 15.2.2.
+#[tokio::test]
+async fn a_thousand_addresses_of_one_ipv6_64_share_one_failure_budget() {
+    let app = spawn_limited_app(&[
+        ("EAGATE_RATE_LIMIT_DEVICE_AUTH_FAILURES_PER_IP_PER_MINUTE", "5"),
+        ("EAGATE_RATE_LIMIT_PER_IP_PER_MINUTE", "3"),
+        ("EAGATE_TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    let (_, id, secret) = device(&app, "neighbour").await;
+    let mut statuses = Vec::new();
+    for n in 0..1000u32 {
+        let address = format!("2001:db8:7:7:{:x}:{:x}::1", n >> 8, n & 0xff);
+        statuses.push(guess(&address).send(&app.client, &app.base).await.status());
+    }
+    let count = |s: StatusCode| statuses.iter().filter(|x| **x == s).count();
+    assert_eq!(
+        (
+            count(StatusCode::UNAUTHORIZED),
+            count(StatusCode::TOO_MANY_REQUESTS)
+        ),
+        (5, 995),
+        "one budget for the whole /64"
+    );
+    assert_eq!(statuses[..5], [StatusCode::UNAUTHORIZED; 5]);
+    // The /64 next door, and IPv4 clients, keep their own budgets: a device
+    // there connects.
+    let genuine =
+        |address: &str| Captured::now(&Signer::new(&id, &secret)).with_header("x-forwarded-for", address);
+    for address in ["2001:db8:7:8::1", "203.0.113.80"] {
+        assert_eq!(
+            genuine(address).send(&app.client, &app.base).await.status(),
+            StatusCode::OK,
+            "{address}"
+        );
+    }
+    // The same budget for the /64 also on owner routes (3 a minute here).
+    let owner_statuses: Vec<u16> = futures_util::future::join_all((0..6u32).map(|n| {
+        app.client
+            .get(app.url("/auth/me"))
+            .header("x-forwarded-for", format!("2001:db8:9:9::{n:x}"))
+            .send()
+    }))
+    .await
+    .into_iter()
+    .map(|r| r.unwrap().status().as_u16())
+    .collect();
+    let owner = |s: u16| owner_statuses.iter().filter(|x| **x == s).count();
+    assert_eq!((owner(401), owner(429)), (3, 3), "{owner_statuses:?}");
+}
+
+/// Sends a signed `POST /api/v1/device/heartbeat` of an unknown device from
+/// `address` (behind the trusted proxy) that declares a 64 KiB body and
+/// sends none of it, and waits up to `patience` for the status line: the
+/// status and how long it took, or `None` if none came.
+fn declared_body_never_sent(addr: &str, address: &str, patience: Duration) -> Option<(u16, Duration)> {
+    const TARGET: &str = "/api/v1/device/heartbeat";
+    let ghost = Signer::new(&Uuid::now_v7().to_string(), "eags_a-guessed-secret");
+    let signature = ghost.sign("POST", TARGET, b"", unix_now(), &new_nonce());
+    let mut request = format!(
+        "POST {TARGET} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: 65536\r\n\
+         X-Forwarded-For: {address}\r\n"
+    );
+    for (name, value) in signature.headers() {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    let started = Instant::now();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(patience)).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buffer[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return None;
+            }
+            Err(e) => panic!("reading the answer: {e}"),
+        }
+    }
+    let head = String::from_utf8_lossy(&answer);
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, started.elapsed()))
+}
+
+/// Audit of issue 12, gap 4: the body of a device request was read (up to
+/// 64 KiB, waiting up to the body timeout) and hashed before the failure
+/// budget was consulted, so an exhausted address still cost a body read
+/// each time. Now the clock skew and the budget come first: from an
+/// exhausted address a request that declares 64 KiB and sends nothing is
+/// answered 429 at once, while from a fresh address the same request is
+/// still waiting for its body.
+///
+/// ASVS 5.0 2.4.1, 15.2.2 (costly work is bounded before it starts).
+#[tokio::test]
+async fn an_exhausted_address_is_refused_before_its_body_is_read() {
+    let app = spawn_limited_app(&[
+        ("EAGATE_RATE_LIMIT_DEVICE_AUTH_FAILURES_PER_IP_PER_MINUTE", "3"),
+        ("EAGATE_TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    for _ in 0..3 {
+        let response = guess("203.0.113.90").send(&app.client, &app.base).await;
+        assert_problem(response, StatusCode::UNAUTHORIZED, "invalid-signature").await;
+    }
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let (exhausted, fresh) = {
+        let (a, b) = (addr.clone(), addr);
+        let exhausted = tokio::task::spawn_blocking(move || {
+            declared_body_never_sent(&a, "203.0.113.90", Duration::from_secs(10))
+        });
+        let fresh = tokio::task::spawn_blocking(move || {
+            declared_body_never_sent(&b, "203.0.113.91", Duration::from_secs(2))
+        });
+        (exhausted.await.unwrap(), fresh.await.unwrap())
+    };
+    let (status, took) = exhausted.expect("the exhausted address is answered without its body");
+    assert_eq!(status, 429);
+    assert!(
+        took < Duration::from_secs(2),
+        "answered at once, not after a body timeout: {took:?}"
+    );
+    assert_eq!(
+        fresh, None,
+        "control: a fresh address waits for the body it declared"
+    );
+}
+
+/// Audit of issue 12, gap 2: the failure budget was looked at before the
+/// lookup and counted after it, so guesses sent at once all passed the
+/// look and each cost a lookup. Now each request takes its unit of the
+/// budget before anything else (given back when the signature is good):
+/// with the devices table locked, 100 concurrent guesses from one address
+/// give exactly the budget (10) waiting for a lookup, the other 90 are
+/// answered 429 at once; once the lock goes, those 10 are 401.
+///
+/// ASVS 5.0 2.4.1, 6.3.1, 15.4.2 (check and count are one step).
+#[tokio::test]
+async fn concurrent_bogus_signatures_from_one_address_get_exactly_the_budget() {
+    let app = spawn_limited_app(&[
+        ("EAGATE_RATE_LIMIT_DEVICE_AUTH_FAILURES_PER_IP_PER_MINUTE", "10"),
+        ("EAGATE_RATE_LIMIT_DEVICE_PER_SECOND", "100"),
+        ("EAGATE_TRUSTED_PROXIES", "127.0.0.1"),
+        // Room for every lookup to wait on the lock rather than the pool.
+        ("EAGATE_DATABASE_POOL_SIZE", "16"),
+        ("EAGATE_DATABASE_POOL_TIMEOUT_SECONDS", "60"),
+    ])
+    .await;
+    let (_, id, secret) = device(&app, "neighbour").await;
+    let locked = DevicesLocked::take(&app).await;
+    let guesses: Vec<_> = (0..100)
+        .map(|_| {
+            let (client, base) = (app.client.clone(), app.base.clone());
+            tokio::spawn(async move { guess("203.0.113.99").send(&client, &base).await.status() })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while guesses.iter().filter(|g| g.is_finished()).count() < 90 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let waiting = guesses.iter().filter(|g| !g.is_finished()).count();
+    assert_eq!(waiting, 10, "exactly the budget waits for a lookup");
+    locked.release().await;
+    let mut statuses = Vec::new();
+    for g in guesses {
+        statuses.push(g.await.unwrap().as_u16());
+    }
+    let count = |s: u16| statuses.iter().filter(|x| **x == s).count();
+    assert_eq!((count(401), count(429)), (10, 90), "{statuses:?}");
+    // A good signature gives its unit back: with the budget spent the
+    // address is refused, and the device from another address connects
+    // again and again without using any budget up.
+    for _ in 0..15 {
+        let genuine =
+            Captured::now(&Signer::new(&id, &secret)).with_header("x-forwarded-for", "203.0.113.100");
+        assert_eq!(
+            genuine.send(&app.client, &app.base).await.status(),
+            StatusCode::OK
+        );
+    }
+    let bogus = guess("203.0.113.100").send(&app.client, &app.base).await;
+    assert_problem(bogus, StatusCode::UNAUTHORIZED, "invalid-signature").await;
 }
 
 // ---------------------------------------------------------------------------

@@ -69,6 +69,93 @@ pub struct AuditQueryInput {
     pub cursor: Option<String>,
 }
 
+impl AuditQueryInput {
+    /// Validates the filter and the page, collecting every error (what
+    /// [`AdminService::audit`] checks before the query).
+    pub fn parse(&self) -> Result<(AuditFilter, PageRequest), ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let page = page(self.limit.as_deref(), self.cursor.as_deref(), &mut errors);
+        let uuid = |field: &'static str, raw: &Option<String>, errors: &mut ValidationErrors| {
+            raw.as_deref().and_then(|r| {
+                errors.collect(
+                    uuid::Uuid::try_parse(r).map_err(|_| FieldError::new(field, "invalid", "must be a UUID")),
+                )
+            })
+        };
+        let time = |field: &'static str, raw: &Option<String>, errors: &mut ValidationErrors| {
+            raw.as_deref().and_then(|r| {
+                errors.collect(
+                    DateTime::parse_from_rfc3339(r)
+                        .map(|t| t.with_timezone(&Utc))
+                        .map_err(|_| {
+                            FieldError::new(
+                                field,
+                                "invalid",
+                                "must be an RFC 3339 time such as 2026-12-01T00:00:00Z",
+                            )
+                        }),
+                )
+            })
+        };
+        let actor = uuid("actor", &self.actor, &mut errors).map(UserId::from_uuid);
+        let device = uuid("device", &self.device, &mut errors).map(DeviceId::from_uuid);
+        let action = self.action.as_deref().and_then(|a| {
+            errors.collect(a.parse::<AuditAction>().map_err(|_| {
+                FieldError::new(
+                    "action",
+                    "unknown_action",
+                    format!(
+                        "unknown action; known: {}",
+                        AuditAction::ALL.map(AuditAction::as_str).join(", ")
+                    ),
+                )
+            }))
+        });
+        let from = time("from", &self.from, &mut errors);
+        let to = time("to", &self.to, &mut errors);
+        if let (Some(from), Some(to)) = (from, to)
+            && from >= to
+        {
+            errors.push(FieldError::new("to", "before_from", "must be after `from`"));
+        }
+        let (Some(page), true) = (page, errors.is_empty()) else {
+            return Err(errors);
+        };
+        let filter = AuditFilter {
+            actor,
+            action,
+            device,
+            from,
+            to,
+        };
+        Ok((filter, page))
+    }
+}
+
+/// Validates an account search (`q`: 1–64 visible characters, trimmed) and
+/// its page, collecting every error (what [`AdminService::list_accounts`]
+/// checks before the query).
+pub fn parse_account_search<'a>(
+    search: Option<&'a str>,
+    limit: Option<&str>,
+    cursor: Option<&str>,
+) -> Result<(Option<&'a str>, PageRequest), ValidationErrors> {
+    let mut errors = ValidationErrors::new();
+    let page = page(limit, cursor, &mut errors);
+    let search = search.map(str::trim);
+    if search.is_some_and(|s| s.is_empty() || s.chars().count() > 64 || s.chars().any(char::is_control)) {
+        errors.push(FieldError::new(
+            "q",
+            "invalid",
+            "must be 1 to 64 visible characters",
+        ));
+    }
+    let (Some(page), true) = (page, errors.is_empty()) else {
+        return Err(errors);
+    };
+    Ok((search, page))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DisableAccountError {
     #[error("no such account")]
@@ -235,80 +322,14 @@ impl<R: AdminRepository, C: Clock, I: IdGenerator> AdminService<R, C, I> {
         limit: Option<&str>,
         cursor: Option<&str>,
     ) -> Result<Page<AccountSummary>, AdminListError> {
-        let mut errors = ValidationErrors::new();
-        let page = page(limit, cursor, &mut errors);
-        let search = search.map(str::trim);
-        if search.is_some_and(|s| s.is_empty() || s.chars().count() > 64 || s.chars().any(char::is_control)) {
-            errors.push(FieldError::new(
-                "q",
-                "invalid",
-                "must be 1 to 64 visible characters",
-            ));
-        }
-        let (Some(page), true) = (page, errors.is_empty()) else {
-            return Err(AdminListError::Invalid(errors));
-        };
+        let (search, page) = parse_account_search(search, limit, cursor).map_err(AdminListError::Invalid)?;
         Ok(self.admins.list_accounts(search, &page).await?)
     }
 
     /// Every account's audit events, filtered, newest first.
     #[instrument(skip_all)]
     pub async fn audit(&self, q: &AuditQueryInput) -> Result<Page<AuditEvent>, AdminListError> {
-        let mut errors = ValidationErrors::new();
-        let page = page(q.limit.as_deref(), q.cursor.as_deref(), &mut errors);
-        let uuid = |field: &'static str, raw: &Option<String>, errors: &mut ValidationErrors| {
-            raw.as_deref().and_then(|r| {
-                errors.collect(
-                    uuid::Uuid::try_parse(r).map_err(|_| FieldError::new(field, "invalid", "must be a UUID")),
-                )
-            })
-        };
-        let time = |field: &'static str, raw: &Option<String>, errors: &mut ValidationErrors| {
-            raw.as_deref().and_then(|r| {
-                errors.collect(
-                    DateTime::parse_from_rfc3339(r)
-                        .map(|t| t.with_timezone(&Utc))
-                        .map_err(|_| {
-                            FieldError::new(
-                                field,
-                                "invalid",
-                                "must be an RFC 3339 time such as 2026-12-01T00:00:00Z",
-                            )
-                        }),
-                )
-            })
-        };
-        let actor = uuid("actor", &q.actor, &mut errors).map(UserId::from_uuid);
-        let device = uuid("device", &q.device, &mut errors).map(DeviceId::from_uuid);
-        let action = q.action.as_deref().and_then(|a| {
-            errors.collect(a.parse::<AuditAction>().map_err(|_| {
-                FieldError::new(
-                    "action",
-                    "unknown_action",
-                    format!(
-                        "unknown action; known: {}",
-                        AuditAction::ALL.map(AuditAction::as_str).join(", ")
-                    ),
-                )
-            }))
-        });
-        let from = time("from", &q.from, &mut errors);
-        let to = time("to", &q.to, &mut errors);
-        if let (Some(from), Some(to)) = (from, to)
-            && from >= to
-        {
-            errors.push(FieldError::new("to", "before_from", "must be after `from`"));
-        }
-        let (Some(page), true) = (page, errors.is_empty()) else {
-            return Err(AdminListError::Invalid(errors));
-        };
-        let filter = AuditFilter {
-            actor,
-            action,
-            device,
-            from,
-            to,
-        };
+        let (filter, page) = q.parse().map_err(AdminListError::Invalid)?;
         Ok(self.admins.audit(&filter, &page).await?)
     }
 

@@ -13,4 +13,6 @@ pub use error::*;
 pub use model::*;
 pub use policy::*;
 pub use ports::*;
-pub use service::{ApiKeyPolicy, ApiKeyService, ApiKeyUsage, CreateApiKeyInput, CreatedApiKey};
+pub use service::{
+    ApiKeyPolicy, ApiKeyService, ApiKeyUsage, CreateApiKeyInput, CreatedApiKey, ValidApiKeyInput,
+};

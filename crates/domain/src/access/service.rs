@@ -44,6 +44,40 @@ pub struct CreateApiKeyInput {
     pub allowed_cidrs: Vec<String>,
 }
 
+/// A [`CreateApiKeyInput`] that passed validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidApiKeyInput {
+    pub name: ApiKeyName,
+    pub scopes: Scopes,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub allowed: AllowedNetworks,
+}
+
+impl CreateApiKeyInput {
+    /// Validates every field at `now`, collecting every error (what
+    /// [`ApiKeyService::create`] checks before anything else).
+    pub fn parse(
+        &self,
+        now: DateTime<Utc>,
+        max_lifetime: Duration,
+    ) -> Result<ValidApiKeyInput, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let name = errors.collect(ApiKeyName::parse(&self.name));
+        let scopes = errors.collect(Scopes::parse(&self.scopes));
+        let expires_at = errors.collect(parse_expiry(self.expires_at, now, max_lifetime));
+        let allowed = errors.collect(AllowedNetworks::parse(&self.allowed_cidrs));
+        match (name, scopes, expires_at, allowed) {
+            (Some(name), Some(scopes), Some(expires_at), Some(allowed)) => Ok(ValidApiKeyInput {
+                name,
+                scopes,
+                expires_at,
+                allowed,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
 /// A key and its secret, shown this once.
 #[derive(Debug, Clone)]
 pub struct CreatedApiKey {
@@ -163,15 +197,14 @@ where
         client: &ClientInfo,
     ) -> Result<CreatedApiKey, CreateApiKeyError> {
         let now = self.clock.now();
-        let mut errors = ValidationErrors::new();
-        let name = errors.collect(ApiKeyName::parse(&input.name));
-        let scopes = errors.collect(Scopes::parse(&input.scopes));
-        let expires_at = errors.collect(parse_expiry(input.expires_at, now, self.policy.max_lifetime));
-        let allowed = errors.collect(AllowedNetworks::parse(&input.allowed_cidrs));
-        let (Some(name), Some(scopes), Some(expires_at), Some(allowed)) = (name, scopes, expires_at, allowed)
-        else {
-            return Err(CreateApiKeyError::Invalid(errors));
-        };
+        let ValidApiKeyInput {
+            name,
+            scopes,
+            expires_at,
+            allowed,
+        } = input
+            .parse(now, self.policy.max_lifetime)
+            .map_err(CreateApiKeyError::Invalid)?;
         let generated = self.factory.generate()?;
         let key = ApiKey {
             id: ApiKeyId::from_uuid(self.ids.new_id()),

@@ -9,4 +9,6 @@ pub mod service;
 pub use error::*;
 pub use model::*;
 pub use ports::*;
-pub use service::{BundlePolicy, BundleService, ByteRange, RangeAnswer, Upload, parse_range};
+pub use service::{
+    BundlePolicy, BundleService, ByteRange, RangeAnswer, Upload, parse_bundle_meta, parse_range,
+};

@@ -139,6 +139,36 @@ pub struct BundleService<S, C, I> {
     policy: BundlePolicy,
 }
 
+/// Validates an upload's metadata (the query of `POST /api/v1/bundles`),
+/// collecting every error: what [`BundleService::begin_upload`] checks
+/// before anything else.
+pub fn parse_bundle_meta(
+    name: Option<&str>,
+    version: Option<&str>,
+    notes: Option<&str>,
+) -> Result<(BundleName, BundleVersion, ReleaseNotes), ValidationErrors> {
+    let mut errors = ValidationErrors::new();
+    let name = match name {
+        None => {
+            errors.push(FieldError::new("name", "required", "is required"));
+            None
+        }
+        Some(n) => errors.collect(BundleName::parse(n)),
+    };
+    let version = match version {
+        None => {
+            errors.push(FieldError::new("version", "required", "is required"));
+            None
+        }
+        Some(v) => errors.collect(BundleVersion::parse(v)),
+    };
+    let notes = errors.collect(ReleaseNotes::parse(notes.unwrap_or("")));
+    match (name, version, notes) {
+        (Some(name), Some(version), Some(notes)) => Ok((name, version, notes)),
+        _ => Err(errors),
+    }
+}
+
 impl<S, C, I> BundleService<S, C, I>
 where
     S: BundleStore,
@@ -169,31 +199,16 @@ where
         notes: Option<&str>,
         declared_len: Option<u64>,
     ) -> Result<Upload, UploadError> {
-        let mut errors = ValidationErrors::new();
-        let name = match name {
-            None => {
-                errors.push(FieldError::new("name", "required", "is required"));
-                None
-            }
-            Some(n) => errors.collect(BundleName::parse(n)),
+        let (meta, mut errors) = match parse_bundle_meta(name, version, notes) {
+            Ok(meta) => (Some(meta), ValidationErrors::new()),
+            Err(errors) => (None, errors),
         };
-        let version = match version {
-            None => {
-                errors.push(FieldError::new("version", "required", "is required"));
-                None
-            }
-            Some(v) => errors.collect(BundleVersion::parse(v)),
-        };
-        let notes = errors.collect(ReleaseNotes::parse(notes.unwrap_or("")));
         if declared_len == Some(0) {
             errors.push(empty_file());
         }
-        let (Some(name), Some(version), Some(notes)) = (name, version, notes) else {
+        let (Some((name, version, notes)), true) = (meta, errors.is_empty()) else {
             return Err(UploadError::Invalid(errors));
         };
-        if !errors.is_empty() {
-            return Err(UploadError::Invalid(errors));
-        }
         if declared_len.is_some_and(|n| n > self.policy.max_bytes) {
             return Err(UploadError::TooLarge {
                 max: self.policy.max_bytes,

@@ -454,6 +454,23 @@ pub fn patch_document(current: &Value, patch: &Value) -> Value {
     doc
 }
 
+impl ConfigLayer {
+    /// The document `patch` (a merge patch, see [`patch_document`]) makes
+    /// of `current` (as [`ConfigLayer::to_json`] writes it), validated:
+    /// what `ConfigService::patch` stores.
+    pub fn parse_patch(current: &Value, patch: &Value) -> Result<Self, ValidationErrors> {
+        if !patch.is_object() {
+            return Err(FieldError::new(
+                "document",
+                "invalid",
+                "a merge patch of the configuration must be a JSON object",
+            )
+            .into());
+        }
+        Self::parse(&patch_document(current, patch))
+    }
+}
+
 /// Whose configuration a document is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConfigScope {

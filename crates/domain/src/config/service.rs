@@ -167,8 +167,8 @@ where
                 current: current.version,
             });
         }
-        let patched = patch_document(&current.layer.to_json(), patch);
-        let layer = ConfigLayer::parse(&patched).map_err(ConfigError::Invalid)?;
+        let layer =
+            ConfigLayer::parse_patch(&current.layer.to_json(), patch).map_err(ConfigError::Invalid)?;
         self.write(
             scope,
             Precondition::Version(current.version),

@@ -34,6 +34,112 @@ pub struct NewDeploymentInput {
     pub timeout_minutes: Option<i64>,
 }
 
+impl NewDeploymentInput {
+    /// Validates the request's fields, collecting every error (what
+    /// [`DeploymentService::create`] checks before any lookup): its target
+    /// and rollout.
+    pub fn parse(&self) -> Result<(Target, Rollout), ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let target = match (self.target.as_str(), &self.label) {
+            ("devices", _) => Some(Target::Devices),
+            ("all", _) => Some(Target::All),
+            ("label", Some(l)) => errors
+                .collect(Label::parse(l).map_err(|e| FieldError { field: "label", ..e }))
+                .map(Target::Label),
+            ("label", None) => {
+                errors.push(FieldError::new(
+                    "label",
+                    "required",
+                    "is required when target is `label`",
+                ));
+                None
+            }
+            _ => {
+                errors.push(FieldError::new(
+                    "target",
+                    "invalid",
+                    "must be `devices`, `all` or `label`",
+                ));
+                None
+            }
+        };
+        if self.label.is_some() && self.target != "label" {
+            errors.push(FieldError::new(
+                "label",
+                "not_allowed",
+                "is only for target `label`",
+            ));
+        }
+        match (&target, &self.device_ids) {
+            (None, _) => {}
+            (Some(Target::Devices), None) => errors.push(FieldError::new(
+                "device_ids",
+                "required",
+                "is required when target is `devices`",
+            )),
+            (Some(Target::Devices), Some(ids)) if ids.is_empty() || ids.len() > 1000 => errors.push(
+                FieldError::new("device_ids", "invalid_length", "must name 1 to 1000 devices"),
+            ),
+            (Some(Target::All | Target::Label(_)), Some(_)) => errors.push(FieldError::new(
+                "device_ids",
+                "not_allowed",
+                "is only for target `devices`",
+            )),
+            _ => {}
+        }
+        let rollout = match Rollout::parse(
+            self.waves.as_deref(),
+            self.abort_failure_percent,
+            self.abort_min_finished,
+            self.timeout_minutes,
+        ) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                e.errors().iter().for_each(|e| errors.push(e.clone()));
+                None
+            }
+        };
+        match (target, rollout) {
+            (Some(target), Some(rollout)) if errors.is_empty() => Ok((target, rollout)),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// Validates a device's status report (what [`DeploymentService::report`]
+/// checks before any lookup): the status it moves to and the reason kept.
+pub fn parse_report(
+    status: &str,
+    reason: Option<&str>,
+) -> Result<(TargetStatus, Option<String>), ValidationErrors> {
+    let to = match TargetStatus::parse(status) {
+        Some(s @ (TargetStatus::Downloading | TargetStatus::Installed | TargetStatus::Failed)) => s,
+        _ => {
+            return Err(FieldError::new(
+                "status",
+                "invalid",
+                "must be `downloading`, `installed` or `failed`",
+            )
+            .into());
+        }
+    };
+    let reason = match reason.map(str::trim) {
+        Some(r) if r.is_empty() || r.chars().count() > MAX_REASON || r.chars().any(char::is_control) => {
+            return Err(FieldError::new(
+                "reason",
+                "invalid",
+                format!("must be 1 to {MAX_REASON} characters without control characters"),
+            )
+            .into());
+        }
+        Some(_) if to != TargetStatus::Failed => {
+            return Err(FieldError::new("reason", "not_allowed", "is only for `failed`").into());
+        }
+        r => r.map(str::to_owned),
+    };
+    Ok((to, reason))
+}
+
 /// Which deployment an update loads: the owner's, or one targeting a device.
 #[derive(Debug, Clone, Copy)]
 enum Load {
@@ -139,69 +245,7 @@ where
         input: NewDeploymentInput,
         client: &ClientInfo,
     ) -> Result<Deployment, DeploymentError> {
-        let mut errors = ValidationErrors::new();
-        let target = match (input.target.as_str(), &input.label) {
-            ("devices", _) => Some(Target::Devices),
-            ("all", _) => Some(Target::All),
-            ("label", Some(l)) => errors
-                .collect(Label::parse(l).map_err(|e| FieldError { field: "label", ..e }))
-                .map(Target::Label),
-            ("label", None) => {
-                errors.push(FieldError::new(
-                    "label",
-                    "required",
-                    "is required when target is `label`",
-                ));
-                None
-            }
-            _ => {
-                errors.push(FieldError::new(
-                    "target",
-                    "invalid",
-                    "must be `devices`, `all` or `label`",
-                ));
-                None
-            }
-        };
-        if input.label.is_some() && input.target != "label" {
-            errors.push(FieldError::new(
-                "label",
-                "not_allowed",
-                "is only for target `label`",
-            ));
-        }
-        match (&target, &input.device_ids) {
-            (None, _) => {}
-            (Some(Target::Devices), None) => errors.push(FieldError::new(
-                "device_ids",
-                "required",
-                "is required when target is `devices`",
-            )),
-            (Some(Target::Devices), Some(ids)) if ids.is_empty() || ids.len() > 1000 => errors.push(
-                FieldError::new("device_ids", "invalid_length", "must name 1 to 1000 devices"),
-            ),
-            (Some(Target::All | Target::Label(_)), Some(_)) => errors.push(FieldError::new(
-                "device_ids",
-                "not_allowed",
-                "is only for target `devices`",
-            )),
-            _ => {}
-        }
-        let rollout = match Rollout::parse(
-            input.waves.as_deref(),
-            input.abort_failure_percent,
-            input.abort_min_finished,
-            input.timeout_minutes,
-        ) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                e.errors().iter().for_each(|e| errors.push(e.clone()));
-                None
-            }
-        };
-        let (Some(target), Some(rollout), true) = (target, rollout, errors.is_empty()) else {
-            return Err(DeploymentError::Invalid(errors));
-        };
+        let (target, rollout) = input.parse().map_err(DeploymentError::Invalid)?;
         let bundle = self
             .bundles
             .get(owner, input.bundle_id)
@@ -457,37 +501,7 @@ where
         reason: Option<&str>,
         client: &ClientInfo,
     ) -> Result<Deployment, DeploymentError> {
-        let to = match TargetStatus::parse(status) {
-            Some(s @ (TargetStatus::Downloading | TargetStatus::Installed | TargetStatus::Failed)) => s,
-            _ => {
-                return Err(DeploymentError::Invalid(
-                    FieldError::new(
-                        "status",
-                        "invalid",
-                        "must be `downloading`, `installed` or `failed`",
-                    )
-                    .into(),
-                ));
-            }
-        };
-        let reason = match reason.map(str::trim) {
-            Some(r) if r.is_empty() || r.chars().count() > MAX_REASON || r.chars().any(char::is_control) => {
-                return Err(DeploymentError::Invalid(
-                    FieldError::new(
-                        "reason",
-                        "invalid",
-                        format!("must be 1 to {MAX_REASON} characters without control characters"),
-                    )
-                    .into(),
-                ));
-            }
-            Some(_) if to != TargetStatus::Failed => {
-                return Err(DeploymentError::Invalid(
-                    FieldError::new("reason", "not_allowed", "is only for `failed`").into(),
-                ));
-            }
-            r => r.map(str::to_owned),
-        };
+        let (to, reason) = parse_report(status, reason).map_err(DeploymentError::Invalid)?;
         self.update(
             Load::Device(device, id),
             |d, now| {

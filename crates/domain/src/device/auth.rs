@@ -17,7 +17,11 @@ use crate::account::UserId;
 use crate::activity::ActivityBuffer;
 use crate::clock::Clock;
 use crate::error::UnexpectedError;
-use crate::ratelimit::{RateDecision, RateLimit, RateLimiter};
+use crate::ratelimit::{AddressKey, RateDecision, RateLimit, RateLimiter};
+
+/// The failed-authentication budget's key: this prefix and the client's
+/// [`limited_address`](crate::ratelimit::limited_address).
+pub const FAILURES_KEY_PREFIX: &str = "device-auth-failures:";
 
 /// A request as the device signed it.
 #[derive(Debug, Clone)]
@@ -30,9 +34,19 @@ pub struct DeviceRequest<'a> {
     pub headers: &'a SignedHeaders,
     /// Lowercase hex SHA-256 of the exact body bytes.
     pub body_sha256_hex: &'a str,
-    /// Where the request came from, for the failed-authentication budget
-    /// (`None`: unknown; such requests share one budget).
-    pub client_ip: Option<IpAddr>,
+}
+
+/// A request let through by [`DeviceAuthService::precheck`]: its timestamp
+/// is in the window and it holds one unit of its address's failure budget,
+/// counted before anything costly (reading the body, the lookup), so
+/// concurrent guesses from one address get exactly the budget.
+/// [`DeviceAuthService::authenticate`] gives it back unless the signature
+/// turns out wrong; an attempt dropped before that (the body could not be
+/// read, the client went away) stays counted as a failure.
+#[derive(Debug)]
+#[must_use = "an attempt is spent by `authenticate`"]
+pub struct Attempt {
+    failure_key: AddressKey,
 }
 
 /// A device whose request passed every check.
@@ -167,13 +181,16 @@ where
         self.clock.now()
     }
 
-    /// Runs the protocol's checks 2–5 (the headers were parsed already).
-    #[instrument(level = "debug", skip_all, fields(device_id = %request.headers.device_id()))]
-    pub async fn authenticate(
+    /// The checks that cost nothing and come before the body is read: the
+    /// clock skew (protocol check 2), then one unit of the failure budget of
+    /// the client's address (`None`: unknown; such clients share one
+    /// budget), counted now — an address whose budget is spent is refused
+    /// here, before its body is read or any lookup.
+    pub async fn precheck(
         &self,
-        request: &DeviceRequest<'_>,
-    ) -> Result<AuthenticatedDevice, DeviceAuthError> {
-        let headers = request.headers;
+        headers: &SignedHeaders,
+        client_ip: Option<IpAddr>,
+    ) -> Result<Attempt, DeviceAuthError> {
         let now = self.clock.now();
         let skew = now.timestamp().saturating_sub(headers.unix_seconds());
         if skew.unsigned_abs() > self.policy.max_clock_skew.num_seconds().unsigned_abs() {
@@ -182,29 +199,49 @@ where
                 skew_seconds: skew,
             });
         }
-        // Clients whose address is unknown (their proxy wrote something
-        // that is not an address) share one budget rather than have none.
-        let failure_key = match request.client_ip {
-            Some(ip) => format!("device-auth-failures:{ip}"),
-            None => "device-auth-failures:unknown".to_owned(),
-        };
+        let failure_key = AddressKey::new(FAILURES_KEY_PREFIX, client_ip);
         let budget = self
             .failures
-            .peek(&failure_key, self.policy.failures_per_ip)
+            .hit(failure_key.as_str(), self.policy.failures_per_ip)
             .await?;
-        if budget.remaining == 0 {
+        if !budget.allowed {
             return Err(DeviceAuthError::TooManyFailures(budget));
         }
+        Ok(Attempt { failure_key })
+    }
 
+    /// Runs the protocol's checks 3–5 on a request that passed
+    /// [`precheck`](Self::precheck), and settles its attempt: a wrong
+    /// signature (or unknown device) keeps it counted as a failure, any
+    /// other outcome gives it back.
+    #[instrument(level = "debug", skip_all, fields(device_id = %request.headers.device_id()))]
+    pub async fn authenticate(
+        &self,
+        request: &DeviceRequest<'_>,
+        attempt: Attempt,
+    ) -> Result<AuthenticatedDevice, DeviceAuthError> {
+        let outcome = self.verify(request).await;
+        if !matches!(outcome, Err(DeviceAuthError::InvalidSignature))
+            && let Err(e) = self
+                .failures
+                .refund(attempt.failure_key.as_str(), self.policy.failures_per_ip)
+                .await
+        {
+            // The request's own outcome stands; the address merely keeps
+            // one more failure on its count until the window ends.
+            tracing::warn!(error = %e, "could not give back a failed-authentication attempt");
+        }
+        outcome
+    }
+
+    /// Protocol checks 3–5: signature, revocation, replay and rate.
+    async fn verify(&self, request: &DeviceRequest<'_>) -> Result<AuthenticatedDevice, DeviceAuthError> {
+        let headers = request.headers;
+        let now = self.clock.now();
         let id = DeviceId::from_uuid(uuid::Uuid::from_bytes(headers.device_uuid_bytes()));
         let device = match self.devices.find_credentials(id).await? {
             Some(device) if self.signature_matches(&device, request, now)? => device,
-            _ => {
-                self.failures
-                    .hit(&failure_key, self.policy.failures_per_ip)
-                    .await?;
-                return Err(DeviceAuthError::InvalidSignature);
-            }
+            _ => return Err(DeviceAuthError::InvalidSignature),
         };
         if device.revoked {
             return Err(DeviceAuthError::Revoked);
@@ -212,7 +249,13 @@ where
         let signed_at = DateTime::from_timestamp(headers.unix_seconds(), 0).unwrap_or(now);
         let admission = self
             .guard
-            .admit(id, headers.nonce(), signed_at, &self.policy.admission())
+            .admit(
+                id,
+                device.owner,
+                headers.nonce(),
+                signed_at,
+                &self.policy.admission(),
+            )
             .await
             .map_err(DeviceAuthError::ReplayStoreUnavailable)?;
         match admission {
@@ -382,9 +425,9 @@ mod tests {
             query: "",
             headers,
             body_sha256_hex: "bodyhash",
-            client_ip,
         };
-        rig.auth.authenticate(&request).await
+        let attempt = rig.auth.precheck(headers, client_ip).await?;
+        rig.auth.authenticate(&request, attempt).await
     }
 
     impl Rig {
@@ -515,6 +558,32 @@ mod tests {
         .expect("the refused request did not burn its nonce, and the honest address is fine");
         // Successes are never counted.
         assert_eq!(rig.failures.count("device-auth-failures:198.51.100.7"), 0);
+    }
+
+    #[tokio::test]
+    async fn only_a_wrong_signature_keeps_its_attempt_counted() {
+        let rig = rig().await;
+        let d = rig.device("EA").await;
+        let id = d.device.id.to_string();
+        let ip: IpAddr = "198.51.100.8".parse().unwrap();
+        let key = "device-auth-failures:198.51.100.8";
+        let good = signed(&id, d.secret.expose(), rig.now(), "kept-nonce-000001", "bodyhash");
+        call_from(&rig, &good, Some(ip)).await.unwrap();
+        let replay = call_from(&rig, &good, Some(ip)).await;
+        assert!(matches!(replay, Err(DeviceAuthError::Replayed)), "{replay:?}");
+        assert_eq!(
+            rig.failures.count(key),
+            0,
+            "a success and a replay give their attempt back"
+        );
+        // An attempt that never reaches `authenticate` (its body could not
+        // be read) stays counted.
+        let _dropped = rig.auth.precheck(&good, Some(ip)).await.unwrap();
+        assert_eq!(rig.failures.count(key), 1);
+        let wrong = signed(&id, "eags_wrong", rig.now(), "kept-nonce-000002", "bodyhash");
+        let r = call_from(&rig, &wrong, Some(ip)).await;
+        assert!(matches!(r, Err(DeviceAuthError::InvalidSignature)), "{r:?}");
+        assert_eq!(rig.failures.count(key), 2, "a wrong signature stays counted");
     }
 
     #[tokio::test]

@@ -208,9 +208,13 @@ pub trait ReplayGuard: Send + Sync + 'static {
     /// is not counted). Fails — and the request must be refused — when the
     /// store is unreachable or out of room; one device exceeding its
     /// [`AdmissionPolicy::nonce_quota`] is throttled, never the others.
+    /// `owner` is the device's account: a store with a fixed capacity may
+    /// throttle an account holding more than its fair share of it, so that
+    /// no account can fill it for the others.
     fn admit(
         &self,
         device: DeviceId,
+        owner: UserId,
         nonce: &str,
         signed_at: DateTime<Utc>,
         policy: &AdmissionPolicy,

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::fixtures::unknown_device;
+use super::fixtures::{unknown_device, unknown_user};
 use crate::device::*;
 use crate::ratelimit::RateLimit;
 
@@ -17,7 +17,7 @@ fn policy(per_minute: u32) -> AdmissionPolicy {
 async fn admit(guard: &impl ReplayGuard, device: DeviceId, nonce: &str, per_minute: u32) -> Admission {
     let now: DateTime<Utc> = Utc::now();
     guard
-        .admit(device, nonce, now, &policy(per_minute))
+        .admit(device, unknown_user(), nonce, now, &policy(per_minute))
         .await
         .unwrap_or_else(|e| panic!("admit({nonce:?}) failed: {e}"))
 }

@@ -102,6 +102,28 @@ pub async fn keys_are_counted_independently(limiter: &impl RateLimiter) {
     assert_eq!(d.remaining, LIMIT.limit - 1, "a key counts only its own hits");
 }
 
+pub async fn a_refund_gives_one_hit_back_and_never_more(limiter: &impl RateLimiter) {
+    let key = fresh_key();
+    for _ in 0..LIMIT.limit {
+        hit(limiter, &key).await;
+    }
+    limiter.refund(&key, LIMIT).await.expect("refund");
+    let d = hit(limiter, &key).await;
+    assert!(d.allowed, "a refunded hit is free again: {d:?}");
+    assert_eq!(d.remaining, 0, "one refund gives back exactly one hit");
+    let never_hit = fresh_key();
+    for _ in 0..3 {
+        limiter.refund(&never_hit, LIMIT).await.expect("refund");
+    }
+    for expected_remaining in [2, 1, 0] {
+        let d = hit(limiter, &never_hit).await;
+        assert_eq!(
+            d.remaining, expected_remaining,
+            "refunds never take a counter below zero: {d:?}"
+        );
+    }
+}
+
 /// Runs every rule in order on one limiter; prefer
 /// [`rate_limiter_contract!`](crate::rate_limiter_contract), which gives
 /// each rule a test of its own.
@@ -112,6 +134,7 @@ pub async fn rate_limiter_contract(limiter: &impl RateLimiter) {
     peeking_counts_nothing(limiter).await;
     reset_after_lies_within_the_window(limiter).await;
     keys_are_counted_independently(limiter).await;
+    a_refund_gives_one_hit_back_and_never_more(limiter).await;
 }
 
 /// One `#[tokio::test]` per [`RateLimiter`] rule, in a module
@@ -132,6 +155,7 @@ macro_rules! rate_limiter_contract {
                 peeking_counts_nothing,
                 reset_after_lies_within_the_window,
                 keys_are_counted_independently,
+                a_refund_gives_one_hit_back_and_never_more,
             ]
         );
     };

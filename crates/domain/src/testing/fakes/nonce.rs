@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 
 use super::store::lock;
+use crate::account::UserId;
 use crate::device::*;
 use crate::error::UnexpectedError;
 use crate::ratelimit::decide;
@@ -43,6 +44,7 @@ impl ReplayGuard for FakeReplayGuard {
     async fn admit(
         &self,
         device: DeviceId,
+        _owner: UserId,
         nonce: &str,
         signed_at: DateTime<Utc>,
         policy: &AdmissionPolicy,

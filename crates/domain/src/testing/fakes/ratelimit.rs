@@ -31,4 +31,12 @@ impl RateLimiter for FakeRateLimiter {
     async fn peek(&self, key: &str, limit: RateLimit) -> Result<RateDecision, UnexpectedError> {
         Ok(decide(self.count(key), limit, limit.window))
     }
+
+    async fn refund(&self, key: &str, _limit: RateLimit) -> Result<(), UnexpectedError> {
+        let mut counts = lock(&self.counts);
+        if let Some(count) = counts.get_mut(key) {
+            *count = count.saturating_sub(1);
+        }
+        Ok(())
+    }
 }
