@@ -5,7 +5,9 @@
 # freshly started server on a fresh database. Everything runs twice on the
 # same server, to prove the walk-throughs can be repeated (no name is taken
 # twice, nothing depends on an empty database). Fails on the first failing
-# command, and if the server logged an error or answered a 5xx.
+# command, and if the server logged an error or answered a 5xx. The
+# documents check their own outputs (`jq -e '… | select(…)'`, `grep -x`,
+# `test`), so a command that succeeds with the wrong answer fails too.
 #
 #   scripts/walkthroughs.sh                 # run them all (CI)
 #   scripts/walkthroughs.sh --print FILE    # print FILE's walk-through script
