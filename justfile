@@ -48,7 +48,7 @@ fmt:
 lint:
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Checks on the scripts: scratch databases only through scripts/lib/db.sh (a look-alike name survives).
+# Checks on the scripts: scratch databases only through scripts/lib/db.sh (a look-alike name survives), every recipe described, `db-stop` repeatable.
 check-scripts:
     scripts/check-scripts.sh
 

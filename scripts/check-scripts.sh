@@ -9,9 +9,14 @@
 #      of its own, or with a copied harness marker, in turn) makes db_create fail and
 #      survives the script's cleanup with its data; a database the helper
 #      did create is marked with the test harness's marker and dropped.
+#   2. `just --list` describes every recipe.
+#   3. `just db-stop` exits 0 however often it runs: with no cluster, on a
+#      running one, on a stopped one (a cluster of its own in a scratch
+#      directory; this checkout's clusters are never touched).
 #
 # Needs psql and a PostgreSQL server (EAGATE_TEST_DATABASE_URL, else
-# postgres://postgres@127.0.0.1:5432/postgres).
+# postgres://postgres@127.0.0.1:5432/postgres), the PostgreSQL server
+# binaries (initdb, pg_ctl) and just (installed with pip if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -119,6 +124,67 @@ planted+=("$mine")
 [ -n "$(q -c "SELECT 1 FROM pg_database WHERE datname = '$mine'")" ] \
     && ok "a database whose marker was replaced is not dropped" \
     || fail "db_cleanup dropped $mine although its marker was replaced"
+
+# ---------------------------------------------------------------- just
+JUST_VERSION=1.59.0
+if ! command -v just >/dev/null 2>&1; then
+    echo "check-scripts: installing just $JUST_VERSION (pip install rust-just)"
+    python3 -m pip install --quiet --disable-pip-version-check "rust-just==$JUST_VERSION" 2>&1 \
+        | grep -v "Running pip as the 'root' user" || true
+fi
+
+# `just --list` explains every recipe: each has a comment above it.
+undocumented=$(just --justfile justfile --dump --dump-format json | python3 -c '
+import json, sys
+recipes = json.load(sys.stdin)["recipes"]
+print(" ".join(sorted(n for n, r in recipes.items() if not r.get("private") and not (r.get("doc") or "").strip())))
+')
+if [ -n "$undocumented" ]; then
+    fail "just recipes without a description (a comment line above them): $undocumented"
+else
+    ok "every just recipe has a description in \`just --list\`"
+fi
+
+# `just db-stop` is safe to repeat: with nothing there, on a running
+# cluster, on a stopped one. In a scratch directory of its own (the recipe
+# looks under the working directory and EAGATE_DATA_DIR), never at this
+# checkout's clusters.
+scratch=$(mktemp -d /tmp/eagate-db-stop.XXXXXX)
+chmod 0755 "$scratch"
+pg_bin=$(dirname "$(command -v pg_ctl || ls -d /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | sort -V | tail -n1 || echo /nonexistent/pg_ctl)")
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+data="$scratch/data/postgres/data"
+stop_scratch() {
+    as_pg "$pg_bin/pg_ctl" stop -D "$data" -m immediate >/dev/null 2>&1 || true
+    rm -rf "$scratch"
+}
+trap 'stop_scratch; check_cleanup' EXIT
+db_stop() { EAGATE_DATA_DIR="$scratch/data" just --justfile "$PWD/justfile" --working-directory "$scratch" db-stop 2>&1; }
+for run in 1 2; do
+    if out=$(db_stop) && [[ $out == *"no embedded database"* ]]; then :; else
+        fail "just db-stop with no cluster (run $run): ${out:-exit $?}"
+    fi
+done
+if [ ! -x "$pg_bin/initdb" ]; then
+    fail "no initdb next to pg_ctl ($pg_bin): install the PostgreSQL server (scripts/ensure-services.sh)"
+else
+    mkdir -p "$(dirname "$data")"
+    [ "$(id -u)" != 0 ] || chown -R postgres "$scratch/data"
+    as_pg "$pg_bin/initdb" -D "$data" -A trust -U postgres --no-sync >/dev/null
+    # A socket in the scratch directory only: no port to clash with.
+    as_pg "$pg_bin/pg_ctl" start -D "$data" -w -l "$data/../log" \
+        -o "-c listen_addresses='' -k $scratch/data" >/dev/null
+    expected=("stopped the cluster" "is not running" "is not running")
+    for run in 1 2 3; do
+        if out=$(db_stop) && [[ $out == *"${expected[$((run - 1))]}"* ]]; then :; else
+            fail "just db-stop on a cluster (run $run, expected \"${expected[$((run - 1))]}\"): ${out:-exit $?}"
+        fi
+        if as_pg "$pg_bin/pg_ctl" status -D "$data" >/dev/null 2>&1; then
+            fail "the cluster still runs after just db-stop (run $run)"
+        fi
+    done
+fi
+ok "just db-stop exits 0 every time: no cluster (twice), a running cluster, then stopped (twice)"
 
 if [ "$failures" -gt 0 ]; then
     echo "check-scripts: $failures check(s) failed" >&2
