@@ -116,6 +116,10 @@ spec-lint:
 contract:
     scripts/contract-test.sh
 
+# Follow docs/deployment.md's install steps as written (as root; user, role, database, /etc and port moved aside), then its removal steps.
+deployment-check:
+    scripts/deployment-check.sh
+
 # Run the README and docs walk-throughs against a fresh server, twice (CI runs this).
 walkthroughs:
     scripts/walkthroughs.sh

@@ -30,8 +30,14 @@ q() { db_psql "$@"; }
 
 # Static: only the helper creates or drops databases.
 # (This check plants and drops its own look-alikes below, by exact name.)
+# scripts/deployment-check.sh runs docs/deployment.md's own createdb and
+# dropdb lines: under a name with its pid that it checks is free first,
+# marked (db_adopt) right after createdb, and dropped only while
+# db_is_own says the marker is still there.
 offenders=$(grep -l -i -E 'create database|drop database|\bcreatedb\b|\bdropdb\b' scripts/*.sh justfile \
-    | grep -v '^scripts/check-scripts.sh$' || true)
+    | grep -v -x -E 'scripts/check-scripts.sh|scripts/deployment-check.sh' || true)
+grep -q 'db_is_own' scripts/deployment-check.sh && grep -q 'db_adopt' scripts/deployment-check.sh \
+    || fail "scripts/deployment-check.sh no longer marks (db_adopt) and checks (db_is_own) the database it makes"
 if [ -n "$offenders" ]; then
     fail "these create or drop databases without scripts/lib/db.sh: $offenders"
 else

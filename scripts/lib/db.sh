@@ -66,24 +66,51 @@ db_create() {
     fi
 }
 
-# Drops $1 if this process created it and it still carries our marker.
-db_drop_own() {
+# Whether database $1 exists on the server.
+db_exists() {
+    [ -n "$(db_psql -c "SELECT 1 FROM pg_database WHERE datname = '$1'")" ]
+}
+
+# For a database this process has just created by other means (a
+# documented `createdb` step that scripts/deployment-check.sh runs as
+# written): marks and tracks it as db_create does. Only right after that
+# command succeeded, for a name checked free (db_exists) before it ran.
+db_adopt() {
+    local name=$1 marker
+    db_valid "$name" || return 1
+    marker="$DB_MARKER:$(date +%s)"
+    db_psql -c "COMMENT ON DATABASE \"$name\" IS '$marker'" >/dev/null || return 1
+    db_created[$name]=$marker
+}
+
+# Whether $1 is this process's: created (or adopted) here and still
+# carrying the marker written then. Fails, saying why, otherwise; succeeds
+# with nothing to do when the database is already gone (prints `gone`).
+db_is_own() {
     local name=$1 comment
     if [ -z "${db_created[$name]+set}" ]; then
-        echo "db.sh: refusing to drop database $name: this script did not create it" >&2
+        echo "db.sh: database $name is not this script's: it did not create it" >&2
         return 1
     fi
     # One row `:<comment>` when the database exists, none when it is gone.
     comment=$(db_psql -c "SELECT ':' || coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = '$name'") || return 1
     if [ -z "$comment" ]; then
-        unset 'db_created[$name]'
+        echo gone
         return 0
     fi
     if [ "${comment#:}" != "${db_created[$name]}" ]; then
-        echo "db.sh: refusing to drop database $name: its comment is no longer this script's marker (${db_created[$name]})" >&2
+        echo "db.sh: database $name is no longer this script's: its comment is not the marker it wrote (${db_created[$name]})" >&2
         return 1
     fi
-    db_psql -c "DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)" >/dev/null || return 1
+}
+
+# Drops $1 if this process created it and it still carries our marker.
+db_drop_own() {
+    local name=$1 state
+    state=$(db_is_own "$name") || { echo "db.sh: refusing to drop database $name" >&2; return 1; }
+    if [ "$state" != gone ]; then
+        db_psql -c "DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)" >/dev/null || return 1
+    fi
     unset 'db_created[$name]'
 }
 
