@@ -4,7 +4,8 @@
 #   1. No script drops a database it did not create. Every script that needs
 #      a scratch database goes through scripts/lib/db.sh (nothing else in
 #      scripts/ or the justfile says CREATE/DROP DATABASE, createdb or
-#      dropdb), and against the real server: for every name a script would
+#      dropdb, but deployment-check.sh running the document's own lines
+#      through db_adopt/db_is_own), and against the real server: for every name a script would
 #      use, a database that already has that name (unmarked, with a comment
 #      of its own, or with a copied harness marker, in turn) makes db_create fail and
 #      survives the script's cleanup with its data; a database the helper
