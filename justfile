@@ -48,6 +48,10 @@ fmt:
 lint:
     cargo clippy --workspace --all-targets -- -D warnings
 
+# Checks on the scripts: scratch databases only through scripts/lib/db.sh (a look-alike name survives), every recipe described, `db-stop` repeatable.
+check-scripts:
+    scripts/check-scripts.sh
+
 # The domain crate must stay framework-free.
 check-deps:
     scripts/check-domain-deps.sh
@@ -61,12 +65,12 @@ schema:
     #!/usr/bin/env bash
     set -euo pipefail
     command -v diesel >/dev/null || cargo install diesel_cli --no-default-features --features postgres --locked
-    admin=${EAGATE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
-    db="schema_gen_$$"
-    psql "$admin" -qc "CREATE DATABASE $db"
-    trap 'psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"' EXIT
-    diesel migration run --database-url "${admin%/*}/$db" --migration-dir migrations
-    diesel print-schema --database-url "${admin%/*}/$db" > crates/postgres/src/schema.rs
+    . scripts/lib/db.sh
+    db=$(db_name schema_gen)
+    trap db_cleanup EXIT
+    db_create "$db"
+    diesel migration run --database-url "$(db_url "$db")" --migration-dir migrations
+    diesel print-schema --database-url "$(db_url "$db")" > crates/postgres/src/schema.rs
 
 # Stop the embedded PostgreSQL clusters (development and tests; data is kept). Safe to repeat.
 db-stop:
@@ -111,6 +115,10 @@ spec-lint:
 # Contract tests: schemathesis against a live server (installs it from PyPI).
 contract:
     scripts/contract-test.sh
+
+# Follow docs/deployment.md's install steps as written (as root; user, role, database, /etc and port moved aside), then its removal steps.
+deployment-check:
+    scripts/deployment-check.sh
 
 # Run the README and docs walk-throughs against a fresh server, twice (CI runs this).
 walkthroughs:

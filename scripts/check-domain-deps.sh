@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The domain crate must stay framework-free. Fails if its normal (non-dev)
 # dependency tree contains a web framework, an ORM, a pool, an async
-# runtime, a concrete crypto implementation, Redis or anyhow.
+# runtime, a concrete crypto implementation, Redis or anyhow. Then checks
+# that every assert in the domain's port contract suites has a message
+# (scripts/check-contract-asserts.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,3 +16,4 @@ if [ -n "$offenders" ]; then
     exit 1
 fi
 echo "check-domain-deps: eagate-domain is framework-free ($(printf '%s\n' "$tree" | awk '{print $1}' | sort -u | wc -l) crates)"
+scripts/check-contract-asserts.py

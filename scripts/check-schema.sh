@@ -13,14 +13,13 @@ if ! command -v diesel >/dev/null 2>&1; then
         exit 1
     fi
 fi
-admin=${EAGATE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
-base=${admin%/*}
-db="schema_check_$$"
-psql "$admin" -qc "CREATE DATABASE $db" >/dev/null
-trap 'psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null' EXIT
-diesel migration run --database-url "$base/$db" --migration-dir migrations --locked-schema >/dev/null
+. scripts/lib/db.sh
+db=$(db_name schema_check)
 generated=$(mktemp)
-diesel print-schema --database-url "$base/$db" > "$generated"
+trap 'db_cleanup; rm -f "$generated"' EXIT
+db_create "$db"
+diesel migration run --database-url "$(db_url "$db")" --migration-dir migrations --locked-schema >/dev/null
+diesel print-schema --database-url "$(db_url "$db")" > "$generated"
 if ! diff -u crates/postgres/src/schema.rs "$generated"; then
     echo "check-schema: schema.rs is stale; run \`just schema\`" >&2
     exit 1

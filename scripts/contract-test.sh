@@ -15,22 +15,22 @@ if ! command -v st >/dev/null 2>&1 || ! st --version 2>/dev/null | grep -q "$ST_
 fi
 ST=$(command -v st || echo "python3 -m schemathesis.cli")
 
-admin=${EAGATE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
-db="eagate_contract_$$"
+. scripts/lib/db.sh
+db=$(db_name contract)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
 data=$(mktemp -d)
 server_pid=""
 cleanup() {
     [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
-    psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+    db_cleanup
     rm -rf "$data"
 }
 trap cleanup EXIT
-psql "$admin" -qc "CREATE DATABASE $db" >/dev/null
+db_create "$db"
 
 cargo build -q -p eagate-server
-EAGATE_DATABASE_URL="${admin%/*}/$db" EAGATE_LISTEN="127.0.0.1:$port" EAGATE_DATA_DIR="$data" \
+EAGATE_DATABASE_URL="$(db_url "$db")" EAGATE_LISTEN="127.0.0.1:$port" EAGATE_DATA_DIR="$data" \
     EAGATE_RATE_LIMITS=off EAGATE_ARGON2_MEMORY_KIB=64 EAGATE_ARGON2_ITERATIONS=1 RUST_LOG=warn \
     target/debug/eagate serve > "$data/server.log" 2>&1 &
 server_pid=$!

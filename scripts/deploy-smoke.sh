@@ -15,7 +15,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-admin=${EAGATE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 bin=${EAGATE_BIN:-target/debug/eagate}
 [ -x "$bin" ] || cargo build -q -p eagate-server
 [ "$(id -u)" = 0 ] || { echo "deploy-smoke: run as root (it runs eagate as uid 65532, like the image)" >&2; exit 1; }
@@ -23,15 +22,16 @@ for tool in psql pg_dump pg_restore openssl curl python3 setpriv; do
     command -v "$tool" >/dev/null || { echo "deploy-smoke: $tool is missing" >&2; exit 1; }
 done
 
-db="eagate_smoke_$$"
-db_url="${admin%/*}/$db"
+. scripts/lib/db.sh
+db=$(db_name deploy_smoke)
+db_url=$(db_url "$db")
 work=$(mktemp -d /tmp/eagate-deploy-smoke.XXXXXX)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
 server=""
 cleanup() {
     [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
-    psql -q "$admin" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+    db_cleanup
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -51,7 +51,7 @@ install -d -m 0750 -o 65532 -g 65532 "$work/keys"
 )
 chown 65532:65532 "$work/keys/"*
 chmod 0440 "$work/keys/"*
-psql -q "$admin" -c "CREATE DATABASE $db" >/dev/null
+db_create "$db"
 
 # As in deploy/Dockerfile (USER 65532, ENV EAGATE_ENV=production) plus the
 # variables compose / Kubernetes set.
@@ -126,10 +126,10 @@ ls -l "$work/eagate.dump" | awk '{print $5 " bytes"}'
 
 step "disaster: the server stopped, the database dropped"
 stop
-psql -q "$admin" -c "DROP DATABASE $db WITH (FORCE)"
+db_drop_own "$db"
 
 step "restore: a new empty database, pg_restore, the server started again"
-psql -q "$admin" -c "CREATE DATABASE $db"
+db_create "$db"
 pg_restore --no-owner --exit-on-error -d "$db_url" "$work/eagate.dump"
 (image migrate status) | grep -c '^\[applied\]' | sed 's/$/ migrations applied/'
 if (image migrate status) | grep -q '^\[pending\]'; then

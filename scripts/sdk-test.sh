@@ -41,12 +41,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 tmp=$(mktemp -d)
-admin=${EAGATE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
-db="eagate_sdk_$$"
+. scripts/lib/db.sh
+db=$(db_name sdk)
 server_pid=""
 cleanup() {
     if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
-    psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+    db_cleanup
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -80,14 +80,14 @@ PYTHONPATH="$tmp/site" python3 -m unittest discover -s sdk/python/tests -p 'test
 step "eagate server on a fresh database"
 # A no-op when the binary is fresh (CI's cargo test built it already).
 cargo build -q -p eagate-server
-psql "$admin" -qc "CREATE DATABASE $db" >/dev/null
+db_create "$db"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
 # Redis keeps the replay memory across restarts: a terminal whose clock is
 # behind (inside the window) is served from its first request. (A server
 # with the in-memory guard refuses requests signed before it started.)
 redis_url=${EAGATE_TEST_REDIS_URL:-redis://127.0.0.1:6379}
-EAGATE_DATABASE_URL="${admin%/*}/$db" EAGATE_LISTEN="127.0.0.1:$port" EAGATE_DATA_DIR="$tmp/data" \
+EAGATE_DATABASE_URL="$(db_url "$db")" EAGATE_LISTEN="127.0.0.1:$port" EAGATE_DATA_DIR="$tmp/data" \
     EAGATE_REDIS_URL="$redis_url" EAGATE_REDIS_KEY_PREFIX="eagate-sdk-test:$db:" \
     EAGATE_RATE_LIMIT_DEVICE_PER_SECOND=3 EAGATE_RATE_LIMIT_PER_IP_PER_MINUTE=100000 \
     EAGATE_RATE_LIMIT_LOGIN_PER_IP_PER_MINUTE=1000 \

@@ -5,7 +5,9 @@
 # freshly started server on a fresh database. Everything runs twice on the
 # same server, to prove the walk-throughs can be repeated (no name is taken
 # twice, nothing depends on an empty database). Fails on the first failing
-# command, and if the server logged an error or answered a 5xx.
+# command, and if the server logged an error or answered a 5xx. The
+# documents check their own outputs (`jq -e '… | select(…)'`, `grep -x`,
+# `test`), so a command that succeeds with the wrong answer fails too.
 #
 #   scripts/walkthroughs.sh                 # run them all (CI)
 #   scripts/walkthroughs.sh --print FILE    # print FILE's walk-through script
@@ -54,17 +56,17 @@ for doc in "${DOCUMENTS[@]}"; do
     fi
 done
 
-admin=${EAGATE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
-db="eagate_walkthrough_$$"
+. scripts/lib/db.sh
+db=$(db_name walkthrough)
 work=$(mktemp -d)
 server_pid=""
 cleanup() {
     if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null; fi
-    psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+    db_cleanup
     rm -rf "$work"
 }
 trap cleanup EXIT
-psql "$admin" -qc "CREATE DATABASE $db" >/dev/null
+db_create "$db"
 
 echo "walkthroughs: building eagate and eagate-device"
 cargo build -q -p eagate-server -p eagate-client
@@ -73,7 +75,7 @@ cargo build -q -p eagate-server -p eagate-client
 # port. Two passes over three documents from one address stay under the
 # default per-IP limits only barely; raise them (the rate limits have tests
 # of their own).
-EAGATE_DATABASE_URL="${admin%/*}/$db" EAGATE_LISTEN=127.0.0.1:0 EAGATE_DATA_DIR="$work/data" \
+EAGATE_DATABASE_URL="$(db_url "$db")" EAGATE_LISTEN=127.0.0.1:0 EAGATE_DATA_DIR="$work/data" \
     EAGATE_RATE_LIMIT_PER_IP_PER_MINUTE=1000 EAGATE_RATE_LIMIT_LOGIN_PER_IP_PER_MINUTE=100 \
     target/debug/eagate serve > "$work/server.log" 2>&1 &
 server_pid=$!

@@ -9,10 +9,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use diesel::QueryableByName;
-use diesel::sql_types::Text;
+use diesel::sql_types::{Nullable, Text};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
+use eagate_testkit::databases::{PREFIX, database_marker, is_marked};
 
 /// A database created for one harness run and dropped at its end.
+///
+/// Named `eagate_test_load_<pid>_<unix time>` and marked with the test
+/// harness's `COMMENT ON DATABASE` marker (`eagate_testkit::databases`), so
+/// the same rule holds as for the tests: only a database with both the name
+/// and the marker is ever dropped, by this harness (its own, or one left by
+/// a harness process that no longer exists) or by the tests' sweep once it
+/// is two hours old. Anything else on the server is left alone, whatever
+/// its name.
 #[derive(Debug)]
 pub struct Database {
     admin_url: String,
@@ -20,10 +29,13 @@ pub struct Database {
     pub url: String,
 }
 
-#[derive(QueryableByName)]
-struct Name {
+/// A database on the server, with its comment.
+#[derive(Debug, Clone, QueryableByName)]
+struct ServerDatabase {
     #[diesel(sql_type = Text)]
-    datname: String,
+    name: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    comment: Option<String>,
 }
 
 /// `postgres://…/db` with the database name replaced.
@@ -43,45 +55,78 @@ pub fn url_with_database(url: &str, name: &str) -> String {
     }
 }
 
-/// The pid in a harness database name `eagate_load_<pid>_<n>`.
+/// What every load harness database name starts with.
+fn load_prefix() -> String {
+    format!("{PREFIX}load_")
+}
+
+/// The pid in a harness database name `eagate_test_load_<pid>_<n>`.
 pub fn owner_pid(database: &str) -> Option<u32> {
     database
-        .strip_prefix("eagate_load_")?
+        .strip_prefix(&load_prefix())?
         .split('_')
         .next()?
         .parse()
         .ok()
 }
 
+/// Whether the start-up sweep drops `name`: a load harness database (name
+/// and marker) whose process is gone.
+fn left_by_a_dead_run(name: &str, comment: Option<&str>, alive: impl Fn(u32) -> bool) -> bool {
+    is_marked(name, comment) && owner_pid(name).is_some_and(|pid| !alive(pid))
+}
+
+fn process_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+async fn load_databases(
+    conn: &mut AsyncPgConnection,
+    filter: &str,
+    value: &str,
+) -> Result<Vec<ServerDatabase>> {
+    let sql = format!(
+        "SELECT datname AS name, shobj_description(oid, 'pg_database') AS comment \
+         FROM pg_database WHERE {filter}"
+    );
+    Ok(diesel::sql_query(sql).bind::<Text, _>(value).load(conn).await?)
+}
+
 impl Database {
-    /// Creates `eagate_load_<pid>_<unix time>`, first dropping databases
-    /// left by harness processes that no longer exist.
+    /// Creates and marks `eagate_test_load_<pid>_<unix time>`, first
+    /// dropping marked load databases of harness processes that no longer
+    /// exist.
     pub async fn create(admin_url: &str) -> Result<Self> {
         let mut conn = AsyncPgConnection::establish(admin_url).await.with_context(|| {
             format!("connecting to PostgreSQL at {admin_url} (is it running? scripts/ensure-services.sh)")
         })?;
-        let existing: Vec<Name> =
-            diesel::sql_query("SELECT datname FROM pg_database WHERE datname LIKE 'eagate\\_load\\_%'")
-                .load(&mut conn)
-                .await?;
-        for db in existing {
-            if let Some(pid) = owner_pid(&db.datname)
-                && !Path::new(&format!("/proc/{pid}")).exists()
-            {
-                diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", db.datname))
+        for db in load_databases(&mut conn, "starts_with(datname, $1)", &load_prefix()).await? {
+            if left_by_a_dead_run(&db.name, db.comment.as_deref(), process_alive) {
+                diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", db.name))
                     .execute(&mut conn)
                     .await?;
             }
         }
-        let name = format!(
-            "eagate_load_{}_{}",
-            std::process::id(),
-            crate::presign::unix_now()
-        );
+        let now = u64::try_from(crate::presign::unix_now()).unwrap_or_default();
+        let name = format!("{}{}_{now}", load_prefix(), std::process::id());
         diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
             .execute(&mut conn)
             .await
-            .with_context(|| format!("creating database {name}"))?;
+            .with_context(|| format!("creating database {name} (an existing one is left alone)"))?;
+        // The marker is ours: letters, digits and colons only.
+        let marked = diesel::sql_query(format!(
+            "COMMENT ON DATABASE \"{name}\" IS '{}'",
+            database_marker(now)
+        ))
+        .execute(&mut conn)
+        .await;
+        if let Err(e) = marked {
+            // Created a moment ago and unmarked: ours to drop.
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .execute(&mut conn)
+                .await;
+            return Err(e).with_context(|| format!("marking database {name}"));
+        }
         Ok(Self {
             admin_url: admin_url.to_owned(),
             url: url_with_database(admin_url, &name),
@@ -89,8 +134,18 @@ impl Database {
         })
     }
 
+    /// Drops the database, if it still carries the marker.
     pub async fn drop_now(&self) -> Result<()> {
         let mut conn = AsyncPgConnection::establish(&self.admin_url).await?;
+        let Some(db) = load_databases(&mut conn, "datname = $1", &self.name).await?.pop() else {
+            return Ok(());
+        };
+        if !is_marked(&db.name, db.comment.as_deref()) {
+            bail!(
+                "refusing to drop database {}: it no longer carries the harness marker",
+                db.name
+            );
+        }
         diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name))
             .execute(&mut conn)
             .await?;
@@ -275,9 +330,119 @@ mod tests {
             "postgres://u:p@h/x?sslmode=disable"
         );
         assert_eq!(url_with_database("postgres://h:1", "x"), "postgres://h:1/x");
-        assert_eq!(owner_pid("eagate_load_1234_1795305600"), Some(1234));
+        assert_eq!(owner_pid("eagate_test_load_1234_1795305600"), Some(1234));
         assert_eq!(owner_pid("eagate_template"), None);
-        assert_eq!(owner_pid("eagate_load_x_1"), None);
+        assert_eq!(owner_pid("eagate_test_load_x_1"), None);
+        assert_eq!(
+            owner_pid("eagate_load_1234_1795305600"),
+            None,
+            "the old unmarked names"
+        );
+    }
+
+    #[test]
+    fn only_marked_load_databases_of_dead_runs_are_swept() {
+        let marker = database_marker(1_795_305_600);
+        let dead = |_| false;
+        let alive = |_| true;
+        assert!(
+            left_by_a_dead_run("eagate_test_load_42_1795305600", Some(&marker), dead),
+            "our own leftover of a dead run"
+        );
+        assert!(
+            !left_by_a_dead_run("eagate_test_load_42_1795305600", Some(&marker), alive),
+            "a live run's database"
+        );
+        for (name, comment) in [
+            ("eagate_load_42_1795305600", None),
+            ("eagate_load_42_1795305600", Some(marker.as_str())),
+            ("eagate_test_load_42_1795305600", None),
+            ("eagate_test_load_42_1795305600", Some("customer data")),
+            ("eagate_test_load_x_1795305600", Some(marker.as_str())),
+            ("eagate_test_42_1795305600", Some(marker.as_str())),
+            ("test_42_1795305600", Some(marker.as_str())),
+        ] {
+            assert!(
+                !left_by_a_dead_run(name, comment, dead),
+                "{name} with comment {comment:?} is not ours to drop"
+            );
+        }
+    }
+
+    fn admin_url() -> String {
+        std::env::var("EAGATE_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    }
+
+    async fn exists(conn: &mut AsyncPgConnection, name: &str) -> Option<ServerDatabase> {
+        load_databases(conn, "datname = $1", name).await.unwrap().pop()
+    }
+
+    /// Against the real server: look-alikes of every kind survive a
+    /// harness start and end; the harness's own leftover of a dead run and
+    /// its own database are dropped.
+    #[tokio::test]
+    async fn look_alike_databases_survive_the_load_harness() {
+        let admin = admin_url();
+        let mut conn = AsyncPgConnection::establish(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {admin}: {e}"));
+        // Above Linux's largest pid_max: never a live process.
+        let dead = 9_000_000 + std::process::id() % 100_000;
+        let marker = database_marker(u64::try_from(crate::presign::unix_now()).unwrap());
+        let foreign = [
+            (format!("eagate_load_{dead}_1"), None),
+            (format!("{}{dead}_2", load_prefix()), None),
+            (format!("{}{dead}_3", load_prefix()), Some("customer data")),
+            (format!("eagate_test_{dead}_4"), Some(marker.as_str())),
+        ];
+        let leftover = format!("{}{dead}_5", load_prefix());
+        for (name, comment) in foreign
+            .iter()
+            .map(|(n, c)| (n.as_str(), *c))
+            .chain([(leftover.as_str(), Some(marker.as_str()))])
+        {
+            diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            if let Some(comment) = comment {
+                diesel::sql_query(format!("COMMENT ON DATABASE \"{name}\" IS '{comment}'"))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        }
+
+        let db = Database::create(&admin).await.unwrap();
+        let own = exists(&mut conn, &db.name)
+            .await
+            .expect("the run's database exists");
+        assert!(
+            is_marked(&own.name, own.comment.as_deref()),
+            "{} is marked: {:?}",
+            own.name,
+            own.comment
+        );
+        assert!(
+            exists(&mut conn, &leftover).await.is_none(),
+            "the marked leftover of a dead run is swept"
+        );
+        db.drop_now().await.unwrap();
+        assert!(
+            exists(&mut conn, &db.name).await.is_none(),
+            "the run's database is dropped"
+        );
+
+        let mut survivors = Vec::new();
+        for (name, _) in &foreign {
+            survivors.push(exists(&mut conn, name).await.is_some());
+            diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        assert_eq!(survivors, [true; 4], "every look-alike in {foreign:?} survives");
     }
 
     #[test]

@@ -13,6 +13,12 @@
 //! `template` (the migrated template of one migration set; the time is its
 //! last use, refreshed by every test process that uses it) and `building`
 //! (a template being migrated).
+//!
+//! The other tools that make scratch databases on the same server use the
+//! same prefix and `database` marker, so the same rules hold for them:
+//! the load harness through [`database_marker`] and [`is_marked`]
+//! (`apps/load/src/servers.rs`), the scripts through `scripts/lib/db.sh`
+//! (kept in step by a test below).
 
 use std::time::Duration;
 
@@ -20,8 +26,9 @@ use diesel::QueryableByName;
 use diesel::sql_types::{Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-/// Every name the harness gives a database starts with this.
-pub(crate) const PREFIX: &str = "eagate_test_";
+/// Every name the harness (and every other eagate tool) gives a scratch
+/// database starts with this.
+pub const PREFIX: &str = "eagate_test_";
 
 /// Templates: `eagate_test_template_<migrations fingerprint>`.
 pub(crate) const TEMPLATE_PREFIX: &str = "eagate_test_template_";
@@ -117,6 +124,26 @@ impl ServerDatabase {
         }
         now.saturating_sub(marker.at) > STALE_AFTER.as_secs()
     }
+}
+
+/// The marker of a scratch database created at `at` (unix seconds), for
+/// tools outside the test harness (the load harness) to write with
+/// `COMMENT ON DATABASE` right after `CREATE DATABASE`. The harness's sweep
+/// drops such a database once it is two hours old.
+pub fn database_marker(at: u64) -> String {
+    Marker::new(Kind::Database, at).text()
+}
+
+/// Whether a database called `name` with the comment `comment` carries the
+/// harness's marks (the [`PREFIX`] and an exact marker): the only databases
+/// an eagate tool may ever drop.
+pub fn is_marked(name: &str, comment: Option<&str>) -> bool {
+    ServerDatabase {
+        name: name.to_owned(),
+        comment: comment.map(str::to_owned),
+    }
+    .marker()
+    .is_some()
 }
 
 /// `name` as a quoted SQL identifier.
@@ -233,6 +260,34 @@ mod tests {
             name: name.to_owned(),
             comment: comment.map(str::to_owned),
         }
+    }
+
+    #[test]
+    fn the_public_marker_is_the_harness_marker() {
+        let marker = database_marker(1_767_225_600);
+        assert_eq!(
+            Marker::parse(&marker),
+            Some(Marker::new(Kind::Database, 1_767_225_600)),
+            "database_marker writes what the sweep reads"
+        );
+        assert!(is_marked("eagate_test_load_1_2", Some(&marker)));
+        assert!(!is_marked("eagate_load_1_2", Some(&marker)), "prefix required");
+        assert!(!is_marked("eagate_test_load_1_2", None), "marker required");
+        assert!(!is_marked("eagate_test_load_1_2", Some("customer data")));
+    }
+
+    /// scripts/lib/db.sh writes the marker in shell: the same prefix and
+    /// the same `database` marker, or killed scripts' databases would never
+    /// be swept (and the scripts' refusal rules would differ from ours).
+    #[test]
+    fn the_scripts_helper_uses_the_same_prefix_and_marker() {
+        let path = crate::workspace_root().join("scripts/lib/db.sh");
+        let helper =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        let prefix = format!("\nDB_PREFIX={PREFIX}\n");
+        assert!(helper.contains(&prefix), "{} lacks {prefix:?}", path.display());
+        let marker = format!("\nDB_MARKER={MARKER}:{}\n", Kind::Database.as_str());
+        assert!(helper.contains(&marker), "{} lacks {marker:?}", path.display());
     }
 
     #[test]

@@ -618,3 +618,146 @@ async fn graceful_shutdown_answers_long_polls_and_stops() {
         "no longer accepting"
     );
 }
+
+/// Set in the child process that runs a test alone (see [`run_alone`]).
+const ALONE: &str = "EAGATE_TEST_ALONE";
+
+/// Runs the test `name` (its full path, `module::test`) in a new process of
+/// this test binary, alone, and fails with its output unless it ran and
+/// passed. For tests that read process-wide metrics, which every other test
+/// running in this process in parallel moves too.
+fn run_alone(name: &str) {
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(ALONE, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "{name}, run alone, failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+}
+
+/// Reads one unlabelled gauge from `GET /metrics` (the scrape itself is a
+/// request in flight: every reading includes it alike).
+async fn gauges(app: &TestApp) -> (f64, f64) {
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let read = |name: &str| {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(name)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+    };
+    (read("http_requests_in_flight"), read("long_polls_waiting"))
+}
+
+/// Waits until `(in flight, waiting)` reads `expected`, at most `within`.
+async fn gauges_reach(app: &TestApp, expected: (f64, f64), within: Duration, what: &str) {
+    let deadline = Instant::now() + within;
+    loop {
+        let now = gauges(app).await;
+        if now == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: (http_requests_in_flight, long_polls_waiting) is {now:?}, not {expected:?} after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Sends a signed `GET /api/v1/device/poll?wait=<wait>` on a connection of
+/// its own and returns the connection, the answer unread.
+async fn start_poll(app: &TestApp, signer: &Signer, wait: u32) -> tokio::net::TcpStream {
+    let addr = app.base.strip_prefix("http://").unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let target = format!("/api/v1/device/poll?wait={wait}");
+    let sig = signer.sign("GET", &target, b"", now, &new_nonce());
+    let mut request = format!("GET {target} HTTP/1.1\r\nhost: {addr}\r\n");
+    for (k, v) in sig.headers() {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())
+        .await
+        .unwrap();
+    stream
+}
+
+/// Closes `stream` with a reset (RST), as a crashed client's connection
+/// ends.
+fn reset(stream: tokio::net::TcpStream) {
+    // The deprecation warns that a non-zero linger blocks the dropping
+    // thread; a zero linger never waits, it resets.
+    #[allow(deprecated)]
+    stream.set_linger(Some(Duration::ZERO)).unwrap();
+    drop(stream);
+}
+
+/// Issue 11.23: a long-poll whose client goes away must not stay counted.
+/// The in-flight gauge came down only for requests that finished, so a
+/// poll dropped with its connection left it one higher for good; a drop
+/// guard now decrements it however the request ends. Both ways a client
+/// leaves:
+///
+/// - the connection is reset (a crashed terminal, a killed process with
+///   unread data): the server drops the waiting poll at once, and both
+///   gauges are back within 10 s, long before the poll's 20 s wait ends;
+/// - the connection is closed (FIN): the server cannot tell a half-close
+///   from a client still reading, so the poll waits out its `wait` (here
+///   2 s) and both gauges are back once it did.
+#[tokio::test]
+async fn a_long_poll_whose_client_disconnects_brings_the_gauges_back_down() {
+    if std::env::var_os(ALONE).is_none() {
+        // The gauges are process-wide and other tests' requests are in
+        // flight in this process: measure in a process of its own.
+        return run_alone("protection::a_long_poll_whose_client_disconnects_brings_the_gauges_back_down");
+    }
+    let app = spawn_app().await;
+    let (id, secret) = signed_device(&app, "leaver").await;
+    let signer = Signer::new(&id, &secret);
+    let before = gauges(&app).await;
+    assert_eq!(before.1, 0.0, "no poll waits yet");
+    let waiting = (before.0 + 1.0, 1.0);
+    let soon = Duration::from_secs(10);
+
+    for round in 1..=2 {
+        let poll = start_poll(&app, &signer, 20).await;
+        // Accepted, authenticated and waiting: the readiness signal.
+        gauges_reach(&app, waiting, soon, &format!("reset {round}: the poll waits")).await;
+        reset(poll);
+        gauges_reach(&app, before, soon, &format!("reset {round}: the client left")).await;
+    }
+
+    let poll = start_poll(&app, &signer, 2).await;
+    gauges_reach(&app, waiting, soon, "close: the poll waits").await;
+    drop(poll); // FIN
+    gauges_reach(
+        &app,
+        before,
+        Duration::from_secs(2) + soon,
+        "close: the client left",
+    )
+    .await;
+}

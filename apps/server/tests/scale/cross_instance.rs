@@ -108,17 +108,31 @@ async fn rate_limits_hold_across_both_instances() {
     assert_eq!(allowed, LOGINS, "the login limit counts across both instances");
 
     // Signed requests of one device, alternating: one per-second budget.
-    let started = Instant::now();
-    let mut answers = Vec::new();
-    for n in 0..2 * DEVICE {
-        let api = if n % 2 == 0 { &a } else { &b };
-        answers.push(config(api, &device).await);
-    }
-    assert!(
-        started.elapsed() < Duration::from_millis(900),
-        "the burst fits in one rate window: {:?}",
-        started.elapsed()
-    );
+    // The window opens with the burst's first request and lasts a second.
+    // A burst that took longer (a busy machine) may have spanned two
+    // windows and proves nothing either way: it is sent again once its
+    // windows have closed, instead of failing the test.
+    let mut attempt = 1;
+    let answers = loop {
+        let started = Instant::now();
+        let mut answers = Vec::new();
+        for n in 0..2 * DEVICE {
+            let api = if n % 2 == 0 { &a } else { &b };
+            answers.push(config(api, &device).await);
+        }
+        let took = started.elapsed();
+        if took < Duration::from_millis(900) {
+            break answers;
+        }
+        eprintln!("scale: burst {attempt} took {took:?}, maybe more than one rate window: sending it again");
+        assert!(
+            attempt < 5,
+            "5 bursts of {} requests each took 900 ms or more: the machine is too busy to see one rate window",
+            2 * DEVICE
+        );
+        attempt += 1;
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+    };
     let ok = answers.iter().filter(|r| r.is(200)).count();
     let limited = answers.iter().filter(|r| r.is(429)).count();
     eprintln!(

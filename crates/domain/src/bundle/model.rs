@@ -206,12 +206,7 @@ impl Sha256Hex {
 
     /// From the digest's 32 bytes.
     pub fn from_bytes(bytes: &[u8; 32]) -> Self {
-        use fmt::Write as _;
-        let mut s = String::with_capacity(64);
-        for b in bytes {
-            let _ = write!(s, "{b:02x}");
-        }
-        Self(s)
+        Self(eagate_protocol::hex(bytes))
     }
 
     /// The digest's 32 bytes.

@@ -48,7 +48,8 @@ pub async fn roles_default_to_owner_and_change_once(
             .account_by_email(&user.email)
             .await
             .expect("account_by_email failed"),
-        Some(user.id)
+        Some(user.id),
+        "an account is found by its email"
     );
     let nobody = Email::parse("nobody-here@example.com").expect("an email");
     assert_eq!(
@@ -56,7 +57,8 @@ pub async fn roles_default_to_owner_and_change_once(
             .account_by_email(&nobody)
             .await
             .expect("account_by_email failed"),
-        None
+        None,
+        "an unknown email finds no account"
     );
     assert!(
         set(admin, user.id, Role::Admin).await,
@@ -66,7 +68,11 @@ pub async fn roles_default_to_owner_and_change_once(
         !set(admin, user.id, Role::Admin).await,
         "granting twice changes nothing"
     );
-    assert_eq!(role(user.id).await.expect("role_of failed"), Role::Admin);
+    assert_eq!(
+        role(user.id).await.expect("role_of failed"),
+        Role::Admin,
+        "granted: the account is an admin"
+    );
     assert!(
         set(admin, user.id, Role::Owner).await,
         "revoking changes the role back"
@@ -75,7 +81,11 @@ pub async fn roles_default_to_owner_and_change_once(
         !set(admin, user.id, Role::Owner).await,
         "revoking twice changes nothing"
     );
-    assert_eq!(role(user.id).await.expect("role_of failed"), Role::Owner);
+    assert_eq!(
+        role(user.id).await.expect("role_of failed"),
+        Role::Owner,
+        "revoked: the account is an owner again"
+    );
     assert!(
         !admin
             .set_role(unknown_user(), Role::Admin, &role_event(user.id))
@@ -170,7 +180,11 @@ pub async fn deleting_an_account_drops_its_role(
         .delete(user, &audit_event(AuditAction::AccountDeleted, Some(user), None))
         .await
         .expect("delete failed");
-    assert_eq!(admin.role_of(user).await.expect("role_of failed"), Role::Owner);
+    assert_eq!(
+        admin.role_of(user).await.expect("role_of failed"),
+        Role::Owner,
+        "a deleted account keeps no admin role (owner, the default)"
+    );
 }
 
 pub async fn accounts_are_listed_newest_first_and_searched(
@@ -208,13 +222,17 @@ pub async fn accounts_are_listed_newest_first_and_searched(
         "newest first, searched ignoring case"
     );
     assert_eq!(first.items[0].role, Role::Admin, "the role is shown");
-    assert_eq!(first.items[1].role, Role::Owner);
+    assert_eq!(first.items[1].role, Role::Owner, "the other account is an owner");
     let rest = admin
         .list_accounts(Some(tag), &page(2, first.next))
         .await
         .expect("list_accounts failed");
-    assert_eq!(rest.items.iter().map(|a| a.id).collect::<Vec<_>>(), [ids[0]]);
-    assert!(rest.next.is_none());
+    assert_eq!(
+        rest.items.iter().map(|a| a.id).collect::<Vec<_>>(),
+        [ids[0]],
+        "the second page holds the oldest account"
+    );
+    assert!(rest.next.is_none(), "the last page says so");
     let by_email = admin
         .list_accounts(Some(first.items[1].email.as_str()), &page(10, None))
         .await
@@ -261,14 +279,18 @@ pub async fn the_audit_log_is_filtered_by_actor_action_device_and_time(
     };
     let all = list(mine).await;
     assert_eq!(all.len(), 2, "the account's registration and its device: {all:?}");
-    assert!(all.contains(&AuditAction::AccountRegistered) && all.contains(&AuditAction::DeviceRegistered));
+    assert!(
+        all.contains(&AuditAction::AccountRegistered) && all.contains(&AuditAction::DeviceRegistered),
+        "both the registration and the device are listed: {all:?}"
+    );
     assert_eq!(
         list(AuditFilter {
             action: Some(AuditAction::DeviceRegistered),
             ..mine
         })
         .await,
-        [AuditAction::DeviceRegistered]
+        [AuditAction::DeviceRegistered],
+        "the action filter keeps only that action"
     );
     assert_eq!(
         list(AuditFilter {
@@ -286,7 +308,8 @@ pub async fn the_audit_log_is_filtered_by_actor_action_device_and_time(
             ..mine
         })
         .await
-        .is_empty()
+        .is_empty(),
+        "`from` after every entry finds none"
     );
     assert!(
         list(AuditFilter { to: Some(at), ..mine }).await.is_empty(),
@@ -300,7 +323,8 @@ pub async fn the_audit_log_is_filtered_by_actor_action_device_and_time(
         })
         .await
         .len(),
-        2
+        2,
+        "`from` is inclusive: both entries of that second"
     );
     let one = admin
         .audit(
@@ -323,7 +347,10 @@ pub async fn the_audit_log_is_filtered_by_actor_action_device_and_time(
         .await
         .expect("audit failed");
     assert_eq!(one.items.len() + next.items.len(), 2, "paged");
-    assert_ne!(one.items[0].id, next.items[0].id);
+    assert_ne!(
+        one.items[0].id, next.items[0].id,
+        "the second page does not repeat the first"
+    );
 }
 
 pub async fn disabling_an_account_stops_its_sessions_keys_and_devices_until_enabled(
@@ -391,7 +418,7 @@ pub async fn disabling_an_account_stops_its_sessions_keys_and_devices_until_enab
         .await
         .expect("set_disabled failed")
         .expect("the account");
-    assert_eq!(disabled.disabled_at, Some(at));
+    assert_eq!(disabled.disabled_at, Some(at), "disabling records when");
     assert_eq!(
         state().await,
         (false, true, true),
@@ -422,7 +449,7 @@ pub async fn disabling_an_account_stops_its_sessions_keys_and_devices_until_enab
         .await
         .expect("set_disabled failed")
         .expect("the account");
-    assert_eq!(enabled.disabled_at, None);
+    assert_eq!(enabled.disabled_at, None, "enabling clears disabled_at");
     assert_eq!(state().await, (true, false, false), "enabling restores them");
     assert_eq!(
         admin

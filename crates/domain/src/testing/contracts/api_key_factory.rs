@@ -26,7 +26,7 @@ pub async fn keys_are_unique_prefixed_and_hash_stably(factory: &impl ApiKeyFacto
 pub async fn tokens_that_are_not_keys_have_no_hash(factory: &impl ApiKeyFactory) {
     let key = factory.generate().expect("generate failed");
     let secret = key.secret.expose();
-    let hex: String = key.hash.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let hex = eagate_protocol::hex(key.hash.as_bytes());
     for token in [
         "",
         ApiKeySecret::PREFIX,

@@ -174,7 +174,8 @@ pub async fn revocation_is_scoped_to_the_owner_and_keeps_the_first_time(
             .await
             .expect("still stored")
             .revoked_at
-            .is_none()
+            .is_none(),
+        "another owner's revoke leaves the key active"
     );
     let at = t0() + Duration::hours(1);
     let revoked = keys
@@ -182,7 +183,7 @@ pub async fn revocation_is_scoped_to_the_owner_and_keeps_the_first_time(
         .await
         .expect("revoke failed")
         .expect("the owner's key");
-    assert_eq!(revoked.revoked_at, Some(at));
+    assert_eq!(revoked.revoked_at, Some(at), "revoking records when");
     let again = keys
         .revoke(owner, key.key.id, at + Duration::hours(1), &event())
         .await
@@ -233,10 +234,11 @@ pub async fn rotation_replaces_the_hash_of_active_keys_only(
         rotated.prefix, "eag_live_NeWpRe",
         "the shown prefix follows the secret"
     );
-    assert_eq!(rotated.rotated_at, Some(at));
+    assert_eq!(rotated.rotated_at, Some(at), "rotating records when");
     assert_eq!(
         (rotated.name.clone(), rotated.scopes.clone()),
-        (key.key.name.clone(), key.key.scopes.clone())
+        (key.key.name.clone(), key.key.scopes.clone()),
+        "rotating keeps the name and scopes"
     );
     assert_eq!(found(keys, &key.hash).await, None, "the old secret stops working");
     assert_eq!(found(keys, &new.hash).await, Some(rotated), "the new one works");
@@ -262,7 +264,8 @@ pub async fn rotation_replaces_the_hash_of_active_keys_only(
             AuditAction::ApiKeyCreated,
             AuditAction::ApiKeyRotated,
             AuditAction::ApiKeyRevoked
-        ]
+        ],
+        "create, rotate and revoke are audited in order"
     );
 }
 

@@ -118,7 +118,8 @@ pub async fn an_upload_is_listed_once_completed_and_reads_back_in_ranges(
     );
     assert_eq!(
         bundles.get(owner, new.id).await.expect("get failed"),
-        Some(done.clone())
+        Some(done.clone()),
+        "the completed bundle reads back as returned"
     );
     let read = async |offset, max| bundles.read(new.id, offset, max).await.expect("read failed");
     assert_eq!(read(0, 100).await, b"01234567", "the whole file");
@@ -188,7 +189,8 @@ pub async fn an_upload_cut_off_long_ago_frees_its_name_and_version(
         .expect("complete failed");
     assert_eq!(
         bundles.read(done.id, 0, 100).await.expect("read failed"),
-        b"whole"
+        b"whole",
+        "a completed bundle reads back its bytes"
     );
     let late = new_bundle(owner, "Crashed", "1.0.0", 600);
     assert!(

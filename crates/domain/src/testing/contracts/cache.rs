@@ -113,7 +113,11 @@ pub async fn cache_forgets_what_a_change_names(cache: &impl DeviceStateCache) {
         "a device change forgets credentials"
     );
     assert!(is_idle(cache, b), "another device is untouched");
-    assert_eq!(hit_credentials(cache, b), Some(Some(false)));
+    assert_eq!(
+        hit_credentials(cache, b),
+        Some(Some(false)),
+        "another device keeps its credentials"
+    );
     cache.apply(Change::Everything);
     assert!(
         !is_idle(cache, b) && hit_credentials(cache, b).is_none(),
@@ -138,12 +142,16 @@ pub async fn cache_keeps_nothing_while_not_live(cache: &impl DeviceStateCache) {
         None,
         "fills are ignored while not live"
     );
-    assert!(!is_idle(cache, a));
+    assert!(!is_idle(cache, a), "idle fills are ignored while not live");
     cache.set_live(true);
     assert_eq!(hit_credentials(cache, a), None, "live again, starting empty");
     let t = ticket(cache.credentials(a), "credentials");
     cache.fill_credentials(t, Some(credentials(a, true)));
-    assert_eq!(hit_credentials(cache, a), Some(Some(true)));
+    assert_eq!(
+        hit_credentials(cache, a),
+        Some(Some(true)),
+        "live again: fills are kept"
+    );
 }
 
 /// Runs every rule in order on one cache; prefer

@@ -102,7 +102,11 @@ pub async fn a_scope_starts_empty_at_version_zero(
         "another owner's device has no effective configuration"
     );
     let eff = effective(configs, owner, device).await;
-    assert_eq!((eff.account_version, eff.device_version), (0, Some(0)));
+    assert_eq!(
+        (eff.account_version, eff.device_version),
+        (0, Some(0)),
+        "a device starts with version 0 at both levels"
+    );
     assert_eq!(eff.mode(), Mode::Active, "built-in values apply");
 }
 
@@ -128,14 +132,18 @@ pub async fn writes_store_the_next_version_and_history_lists_them_newest_first(
         .await
         .expect("current failed")
         .expect("exists");
-    assert_eq!(current.version, 3);
+    assert_eq!(current.version, 3, "three writes: version 3");
     assert_eq!(current.layer.max_lot, Some(3.0), "the latest document is current");
     let first = configs
         .history(scope, &PageRequest::first(2))
         .await
         .expect("history failed")
         .expect("the owner's device");
-    assert_eq!(first.items.iter().map(|v| v.version).collect::<Vec<_>>(), [3, 2]);
+    assert_eq!(
+        first.items.iter().map(|v| v.version).collect::<Vec<_>>(),
+        [3, 2],
+        "history is newest first, paged"
+    );
     let after = PageRequest {
         limit: 2,
         after: first.next,
@@ -145,7 +153,11 @@ pub async fn writes_store_the_next_version_and_history_lists_them_newest_first(
         .await
         .expect("history failed")
         .expect("exists");
-    assert_eq!(rest.items.iter().map(|v| v.version).collect::<Vec<_>>(), [1]);
+    assert_eq!(
+        rest.items.iter().map(|v| v.version).collect::<Vec<_>>(),
+        [1],
+        "the second page holds the oldest version"
+    );
     assert_eq!(rest.next, None, "the last page says so");
     assert_eq!(
         rest.items[0],
@@ -158,9 +170,14 @@ pub async fn writes_store_the_next_version_and_history_lists_them_newest_first(
             .await
             .expect("version failed")
             .map(|v| v.layer.max_lot),
-        Some(Some(2.0))
+        Some(Some(2.0)),
+        "an old version reads back as written"
     );
-    assert_eq!(configs.version(scope, 9).await.expect("version failed"), None);
+    assert_eq!(
+        configs.version(scope, 9).await.expect("version failed"),
+        None,
+        "a version never written is not found"
+    );
     assert!(
         configs
             .history(
@@ -250,7 +267,11 @@ pub async fn writes_change_the_revision_of_the_devices_they_affect(
         a1,
         "the account default changes every device's revision"
     );
-    assert_ne!(revision(devices, b).await, b0);
+    assert_ne!(
+        revision(devices, b).await,
+        b0,
+        "the account default changes every device's revision, b's too"
+    );
     assert_eq!(
         revision(devices, c).await,
         c0,
@@ -291,10 +312,22 @@ pub async fn the_effective_configuration_inherits_field_by_field(
     .expect("device write");
     let eff = effective(configs, owner, a).await;
     assert_eq!(eff.values.max_lot, Some(0.5), "the device's value wins");
-    assert_eq!(eff.sources["max_lot"], Source::Device);
+    assert_eq!(
+        eff.sources["max_lot"],
+        Source::Device,
+        "max_lot comes from the device"
+    );
     assert_eq!(eff.mode(), Mode::CloseOnly, "the account default fills the rest");
-    assert_eq!(eff.sources["mode"], Source::Account);
-    assert_eq!((eff.account_version, eff.device_version), (1, Some(1)));
+    assert_eq!(
+        eff.sources["mode"],
+        Source::Account,
+        "mode comes from the account default"
+    );
+    assert_eq!(
+        (eff.account_version, eff.device_version),
+        (1, Some(1)),
+        "the effective configuration names both versions"
+    );
     let both = configs
         .effective_for_devices(owner, &[a, b, unknown_device()])
         .await
@@ -306,7 +339,11 @@ pub async fn the_effective_configuration_inherits_field_by_field(
         Some(2.0),
         "b inherits the account's max_lot"
     );
-    assert_eq!(both.iter().find(|(d, _)| *d == a).map(|(_, e)| e), Some(&eff));
+    assert_eq!(
+        both.iter().find(|(d, _)| *d == a).map(|(_, e)| e),
+        Some(&eff),
+        "the batch read agrees with the single read"
+    );
 }
 
 pub async fn deleting_the_owner_deletes_the_configurations(

@@ -112,9 +112,21 @@ pub async fn saves_are_optimistic_and_store_what_changed(
         .expect("get failed")
         .expect("exists");
     assert_eq!(read.revision, d.revision + 1, "a save advances the revision");
-    assert_eq!((read.current_wave, read.state), (1, DeploymentState::Running));
-    assert_eq!(read.devices[0].status, TargetStatus::Failed);
-    assert_eq!(read.devices[0].reason.as_deref(), Some("disk full"));
+    assert_eq!(
+        (read.current_wave, read.state),
+        (1, DeploymentState::Running),
+        "the saved wave and state read back"
+    );
+    assert_eq!(
+        read.devices[0].status,
+        TargetStatus::Failed,
+        "the failed status is stored"
+    );
+    assert_eq!(
+        read.devices[0].reason.as_deref(),
+        Some("disk full"),
+        "the failure reason is stored"
+    );
     assert_eq!(read.devices[1].started_at, Some(now), "timestamps are stored");
     assert!(
         matches!(
@@ -186,7 +198,7 @@ pub async fn devices_find_their_open_deployment_and_carry_their_ea_version(
         .await
         .expect("open_for_device failed")
         .expect("a is pending");
-    assert_eq!(open.id, d.id);
+    assert_eq!(open.id, d.id, "the device's open deployment is found");
     assert_eq!(
         open.devices[0].ea_version.as_deref(),
         Some("1.0.0"),
@@ -299,19 +311,22 @@ pub async fn labels_are_replaced_per_device_and_select_active_devices(
         deployments
             .set_labels(owner, a, &[label("vps"), label("london")], &audit())
             .await
-            .expect("set_labels failed")
+            .expect("set_labels failed"),
+        "the owner labels their device"
     );
     assert!(
         deployments
             .set_labels(owner, b, &[label("london")], &audit())
             .await
-            .expect("set_labels failed")
+            .expect("set_labels failed"),
+        "the owner labels another device"
     );
     assert!(
         deployments
             .set_labels(other, theirs, &[label("london")], &audit())
             .await
-            .expect("set_labels failed")
+            .expect("set_labels failed"),
+        "another owner labels their own device"
     );
     assert!(
         !deployments
@@ -320,7 +335,11 @@ pub async fn labels_are_replaced_per_device_and_select_active_devices(
             .expect("set_labels failed"),
         "another owner's device is not found"
     );
-    assert_eq!(deployments.labels(other, a).await.expect("labels failed"), None);
+    assert_eq!(
+        deployments.labels(other, a).await.expect("labels failed"),
+        None,
+        "another owner cannot read the labels"
+    );
     assert_eq!(
         deployments.labels(owner, a).await.expect("labels failed"),
         Some(vec![label("london"), label("vps")]),
@@ -341,12 +360,13 @@ pub async fn labels_are_replaced_per_device_and_select_active_devices(
         vec![a, b],
         "the owner's devices with the label, in creation order"
     );
-    assert_eq!(selected("vps").await, vec![a]);
+    assert_eq!(selected("vps").await, vec![a], "only a carries vps");
     assert!(
         deployments
             .set_labels(owner, a, &[label("vps")], &audit())
             .await
-            .expect("set_labels failed")
+            .expect("set_labels failed"),
+        "the owner replaces a's labels"
     );
     assert_eq!(selected("london").await, vec![b], "setting replaces the labels");
     devices

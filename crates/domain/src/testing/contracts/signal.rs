@@ -582,7 +582,7 @@ pub async fn pending_orders_are_adapted_for_their_device(
         .pending_for_device(ids[0], t0() + Duration::minutes(2), 10)
         .await
         .expect("pending_for_device failed");
-    assert_eq!(got.len(), 1);
+    assert_eq!(got.len(), 1, "the adapted signal is pending for the device");
     assert_eq!(
         got[0].order.instrument.as_str(),
         "EURUSD.m",
@@ -621,7 +621,11 @@ pub async fn a_skipped_delivery_is_kept_but_never_pending(
     let (owner, ids) = owner_with_devices(accounts, devices, 1).await;
     let mut new = new_signal(owner, 1, &ids, None);
     let paused = adapted(serde_json::json!({"mode": "paused"}));
-    assert_eq!(paused.skipped(), Some(crate::config::SkipReason::Paused));
+    assert_eq!(
+        paused.skipped(),
+        Some(crate::config::SkipReason::Paused),
+        "the fixture: a paused device skips the signal"
+    );
     new.deliveries[0].1 = paused.clone();
     signals.insert(&new).await.expect("insert failed");
     assert!(
@@ -633,7 +637,11 @@ pub async fn a_skipped_delivery_is_kept_but_never_pending(
     let found = find(signals, owner, new.signal.id).await.expect("found");
     let d = delivery_to(&found, ids[0]);
     assert_eq!(d.adaptation, Some(paused), "the skip is recorded with its reason");
-    assert_eq!(d.status(&found.signal, t0()), DeliveryStatus::Skipped);
+    assert_eq!(
+        d.status(&found.signal, t0()),
+        DeliveryStatus::Skipped,
+        "its status reads skipped"
+    );
 }
 
 /// Runs every rule in order on one store; prefer

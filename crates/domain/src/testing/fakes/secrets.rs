@@ -21,9 +21,7 @@ pub(super) fn hash32(item: impl Hash) -> [u8; 32] {
     out
 }
 
-pub(super) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub(super) use eagate_protocol::hex;
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
