@@ -59,6 +59,7 @@ impl From<LoginError> for ApiError {
             LoginError::TooManyAttempts(decision) => {
                 crate::protect::too_many(&decision, "Too many login attempts for this account")
             }
+            LoginError::AccountDisabled => account_disabled(),
             LoginError::Unexpected(e) => e.into(),
         }
     }
@@ -71,9 +72,17 @@ impl From<RefreshError> for ApiError {
                 ProblemKind::InvalidRefreshToken,
                 "The refresh token is invalid, expired or already used; log in again.",
             ),
+            RefreshError::AccountDisabled => account_disabled(),
             RefreshError::Unexpected(e) => e.into(),
         }
     }
+}
+
+fn account_disabled() -> ApiError {
+    ApiError::new(
+        ProblemKind::AccountDisabled,
+        "An administrator disabled this account; no session is opened until it is enabled again.",
+    )
 }
 
 impl From<AuthenticateError> for ApiError {

@@ -95,6 +95,9 @@ pub enum ProblemKind {
     ApiKeyNotActive,
     /// An administrator disabling their own account (409).
     CannotDisableSelf,
+    /// The right password (or a valid refresh token) of an account an
+    /// administrator disabled (403).
+    AccountDisabled,
     /// Any other refused request (a response the framework made).
     BadRequest,
     Internal,
@@ -150,6 +153,7 @@ impl ProblemKind {
             Self::ApiKeyNameTaken => "api-key-name-taken",
             Self::ApiKeyNotActive => "api-key-not-active",
             Self::CannotDisableSelf => "cannot-disable-self",
+            Self::AccountDisabled => "account-disabled",
             Self::BadRequest => "bad-request",
             Self::Internal => "internal-error",
         }
@@ -186,7 +190,8 @@ impl ProblemKind {
             | Self::MissingScope
             | Self::SessionRequired
             | Self::AdminRequired
-            | Self::AddressNotAllowed => StatusCode::FORBIDDEN,
+            | Self::AddressNotAllowed
+            | Self::AccountDisabled => StatusCode::FORBIDDEN,
             Self::EmailTaken
             | Self::UsernameTaken
             | Self::DeviceNameTaken
@@ -257,6 +262,7 @@ impl ProblemKind {
             Self::ApiKeyNameTaken => "API key name taken",
             Self::ApiKeyNotActive => "API key is revoked",
             Self::CannotDisableSelf => "Cannot disable one's own account",
+            Self::AccountDisabled => "Account disabled",
             Self::BadRequest => "Bad request",
             Self::Internal => "Internal server error",
         }
@@ -303,7 +309,7 @@ pub struct Problem<'a> {
     /// service-unavailable, not-ready, non-canonical-path, missing-scope,
     /// session-required, admin-required, api-key-expired, api-key-revoked,
     /// address-not-allowed, api-key-name-taken, api-key-not-active,
-    /// cannot-disable-self,
+    /// cannot-disable-self, account-disabled,
     /// bad-request, internal-error.
     #[schema(example = "validation-failed")]
     code: &'static str,
