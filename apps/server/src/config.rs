@@ -78,8 +78,12 @@ pub struct DeviceSettings {
     pub long_poll_max: Duration,
     /// The largest EA bundle an owner may upload, in bytes.
     pub bundle_max_bytes: u64,
-    /// How often running deployments are swept for timeouts and due waves.
+    /// How often running deployments are swept for timeouts and due waves
+    /// (and abandoned uploads dropped).
     pub deployment_sweep_interval: Duration,
+    /// How many running deployments one sweep takes, least recently swept
+    /// first.
+    pub deployment_sweep_batch: u32,
 }
 
 /// Abuse protection and transport limits.
@@ -454,6 +458,7 @@ impl Settings {
                 1,
                 3600,
             )),
+            deployment_sweep_batch: r.ranged("EAGATE_DEPLOYMENT_SWEEP_BATCH", 200, 1, 100_000) as u32,
         };
         let redis_url = r.raw("EAGATE_REDIS_URL").map(str::to_owned);
         if let Some(url) = &redis_url

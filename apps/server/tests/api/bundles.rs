@@ -1192,3 +1192,125 @@ async fn the_sweep_moves_a_rollout_on_while_nobody_reads_it() {
         "its device learns its target"
     );
 }
+
+/// Waits up to 10 s for `sql` (a `count(*) AS n`) to give `n`.
+async fn until_count(app: &TestApp, sql: &str, n: i64, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while app.count(sql).await != n {
+        assert!(std::time::Instant::now() < deadline, "{what}: not within 10 s");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// An upload whose server died (or whose client vanished) mid-way is not
+/// kept until someone uploads the same name and version again: the
+/// periodic sweep drops it and its chunks once it is over an hour old. A
+/// younger upload in progress and completed bundles stay.
+#[tokio::test]
+async fn the_sweep_drops_an_abandoned_upload_and_its_chunks() {
+    let app = spawn_app_with(&[("EAGATE_DEPLOYMENT_SWEEP_SECONDS", "1")]).await;
+    let (token, _) = app.user_with_tokens("abandoner").await;
+    let kept = uploaded(&app, &token, "Kept", "1.0.0", file(300_000)).await;
+    // What a server that died mid-upload leaves behind: the row and the
+    // chunks stored so far, never completed.
+    let (abandoned, recent) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    for (id, name, age) in [
+        (abandoned, "Abandoned", "2 hours"),
+        (recent, "Recent", "10 minutes"),
+    ] {
+        app.execute(&format!(
+            "INSERT INTO bundles (id, owner_id, name, version, notes, created_at) \
+             SELECT '{id}', id, '{name}', '1.0.0', '', now() - interval '{age}' FROM users WHERE username = 'abandoner'"
+        ))
+        .await;
+        app.execute(&format!(
+            "INSERT INTO bundle_chunks (bundle_id, start, data) VALUES ('{id}', 0, '\\x0102'::bytea), ('{id}', 2, '\\x03'::bytea)"
+        ))
+        .await;
+    }
+    let chunks = |id: &dyn std::fmt::Display| {
+        format!("SELECT count(*) AS n FROM bundle_chunks WHERE bundle_id = '{id}'")
+    };
+    until_count(
+        &app,
+        &chunks(&abandoned),
+        0,
+        "the abandoned upload's chunks dropped",
+    )
+    .await;
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM bundles WHERE id = '{abandoned}'"
+        ))
+        .await,
+        0,
+        "and its row"
+    );
+    assert_eq!(
+        app.count(&chunks(&recent)).await,
+        2,
+        "a recent upload may still be running"
+    );
+    assert_eq!(
+        app.count(&chunks(&kept["id"].as_str().unwrap())).await,
+        2,
+        "a completed bundle keeps its chunks"
+    );
+    uploaded(&app, &token, "Abandoned", "1.0.0", file(10)).await;
+}
+
+/// More running deployments than one sweep takes (a batch of 1 here), the
+/// first of them failing to load: the sweep neither stops at the failing
+/// one nor takes it again and again, so the others still time out.
+#[tokio::test]
+async fn the_sweep_goes_round_running_deployments_and_past_a_failing_one() {
+    let app = spawn_app_with(&[
+        ("EAGATE_DEPLOYMENT_SWEEP_SECONDS", "1"),
+        ("EAGATE_DEPLOYMENT_SWEEP_BATCH", "1"),
+    ])
+    .await;
+    let (token, _) = app.user_with_tokens("roundsweeper").await;
+    let devs = devices(&app, &token, 3).await;
+    let bundle = uploaded(&app, &token, "EA", "1.0.0", file(10)).await;
+    let mut deployments = Vec::new();
+    for dev in &devs {
+        let d = deploy(
+            &app,
+            &token,
+            json!({"bundle_id": bundle["id"], "target": "devices", "device_ids": [dev.0], "timeout_minutes": 1}),
+        )
+        .await;
+        deployments.push(d["id"].as_str().unwrap().to_owned());
+    }
+    // The first (the sweep's first pick) cannot be loaded.
+    app.execute(&format!(
+        "UPDATE deployments SET waves = '{{300}}' WHERE id = '{}'",
+        deployments[0]
+    ))
+    .await;
+    app.execute(&format!(
+        "UPDATE deployment_devices SET started_at = started_at - interval '2 minutes' WHERE deployment_id IN ('{}')",
+        deployments.join("','")
+    ))
+    .await;
+    for dep in &deployments[1..] {
+        until_count(
+            &app,
+            &format!(
+                "SELECT count(*) AS n FROM deployment_devices WHERE deployment_id = '{dep}' AND status = 'failed' AND reason = 'timeout'"
+            ),
+            1,
+            "a silent device behind the failing deployment timed out",
+        )
+        .await;
+    }
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM deployments WHERE id = '{}' AND swept_at IS NOT NULL",
+            deployments[0]
+        ))
+        .await,
+        1,
+        "the failing deployment was tried too"
+    );
+}

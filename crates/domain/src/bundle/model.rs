@@ -18,8 +18,10 @@ id_newtype!(
 pub const CHUNK_BYTES: usize = 256 * 1024;
 
 /// How long an upload may stay incomplete before another upload of the
-/// same name and version replaces it (one that never completes was cut off
-/// by a crash).
+/// same name and version replaces it, or the periodic sweep drops it (one
+/// that never completes was cut off by a crash or a vanished client). The
+/// upload deadline (`EAGATE_BUNDLE_UPLOAD_TIMEOUT_SECONDS`) is kept below
+/// it, so no live upload is ever taken for abandoned.
 pub const STALE_UPLOAD: chrono::Duration = chrono::Duration::hours(1);
 
 /// The largest bundle the server accepts unless configured otherwise.

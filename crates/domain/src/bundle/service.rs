@@ -12,6 +12,7 @@ use crate::account::UserId;
 use crate::audit::{AuditAction, AuditEvent, ClientInfo};
 use crate::clock::Clock;
 use crate::device::DeviceId;
+use crate::error::UnexpectedError;
 use crate::id::IdGenerator;
 use crate::pagination::{Page, PageRequest};
 use crate::validation::{FieldError, ValidationErrors};
@@ -263,6 +264,15 @@ where
             ]),
         };
         Ok(self.store.complete(b.id, upload.written, sha256, &audit).await?)
+    }
+
+    /// Drops the uploads that were begun long ago
+    /// ([`STALE_UPLOAD`]) and never completed, every owner's: what the
+    /// periodic sweep calls, so an upload whose client vanished or whose
+    /// server died does not keep its chunks until the same name and version
+    /// is uploaded again. Returns how many were dropped.
+    pub async fn drop_stale_uploads(&self) -> Result<u64, UnexpectedError> {
+        self.store.drop_stale_uploads(self.clock.now()).await
     }
 
     /// Drops a failed upload.

@@ -9,4 +9,4 @@ pub mod service;
 pub use error::*;
 pub use model::*;
 pub use ports::*;
-pub use service::{DeploymentService, MAX_REASON, NewDeploymentInput};
+pub use service::{DeploymentService, MAX_REASON, NewDeploymentInput, SweepReport};

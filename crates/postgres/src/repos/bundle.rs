@@ -209,6 +209,23 @@ impl BundleStore for PgBundleStore {
         Ok(())
     }
 
+    #[instrument(name = "db.bundles.drop_stale_uploads", skip_all, err(Display))]
+    async fn drop_stale_uploads(&self, now: chrono::DateTime<chrono::Utc>) -> Result<u64, UnexpectedError> {
+        let mut conn = conn(&self.pool).await?;
+        // The chunks go with their row (ON DELETE CASCADE).
+        let dropped = diesel::delete(
+            bundles::table.filter(
+                bundles::completed_at
+                    .is_null()
+                    .and(bundles::created_at.lt(now - STALE_UPLOAD)),
+            ),
+        )
+        .execute(&mut conn)
+        .await
+        .map_err(DbError::from)?;
+        Ok(dropped as u64)
+    }
+
     #[instrument(name = "db.bundles.get", skip_all, err(Display))]
     async fn get(&self, owner: UserId, id: BundleId) -> Result<Option<Bundle>, UnexpectedError> {
         let mut conn = conn(&self.pool).await?;

@@ -305,6 +305,57 @@ pub async fn a_deployed_bundle_reaches_started_devices_and_cannot_be_deleted(
     );
 }
 
+pub async fn the_sweep_drops_only_uploads_abandoned_long_ago(
+    accounts: &impl AccountRepository,
+    _devices: &impl DeviceRepository,
+    bundles: &impl BundleStore,
+    _deployments: &impl DeploymentRepository,
+) {
+    let owner = registered(accounts).await.id;
+    let other = registered(accounts).await.id;
+    let now = t0() + Duration::minutes(90);
+    // What other rules left in a shared store goes first.
+    bundles.drop_stale_uploads(now).await.expect("sweep failed");
+    let abandoned = new_bundle(owner, "Abandoned", "1.0.0", 0);
+    bundles.begin(&abandoned).await.expect("begin failed");
+    bundles
+        .append(abandoned.id, 0, b"half a file")
+        .await
+        .expect("append failed");
+    let elsewhere = new_bundle(other, "Elsewhere", "1.0.0", 1);
+    bundles.begin(&elsewhere).await.expect("begin failed");
+    let recent = new_bundle(owner, "Recent", "1.0.0", 40);
+    bundles.begin(&recent).await.expect("begin failed");
+    let done = uploaded(bundles, &new_bundle(owner, "Done", "1.0.0", 0), &[b"whole"]).await;
+    assert_eq!(
+        bundles.drop_stale_uploads(now).await.expect("sweep failed"),
+        2,
+        "both owners' uploads begun over an hour ago are dropped"
+    );
+    assert!(
+        bundles.append(abandoned.id, 11, b"rest").await.is_err(),
+        "a dropped upload takes no more chunks"
+    );
+    bundles
+        .begin(&new_bundle(owner, "Abandoned", "1.0.0", 90))
+        .await
+        .expect("its name and version are free again");
+    bundles
+        .append(recent.id, 0, b"still coming")
+        .await
+        .expect("a recent upload is kept");
+    assert_eq!(
+        bundles.read(done.id, 0, 100).await.expect("read failed"),
+        b"whole",
+        "a completed bundle is kept, however old"
+    );
+    assert_eq!(
+        bundles.drop_stale_uploads(now).await.expect("sweep failed"),
+        0,
+        "a second sweep finds nothing"
+    );
+}
+
 /// Every [`BundleStore`] rule, in order, on one set of ports.
 pub async fn bundle_store_contract(
     accounts: &impl AccountRepository,
@@ -319,6 +370,7 @@ pub async fn bundle_store_contract(
     bundles_are_private_and_listed_newest_first(accounts, devices, bundles, deployments).await;
     a_deployed_bundle_reaches_started_devices_and_cannot_be_deleted(accounts, devices, bundles, deployments)
         .await;
+    the_sweep_drops_only_uploads_abandoned_long_ago(accounts, devices, bundles, deployments).await;
 }
 
 /// One `#[tokio::test]` per [`BundleStore`] rule, in a module
@@ -338,6 +390,7 @@ macro_rules! bundle_store_contract {
                 an_upload_cut_off_long_ago_frees_its_name_and_version,
                 bundles_are_private_and_listed_newest_first,
                 a_deployed_bundle_reaches_started_devices_and_cannot_be_deleted,
+                the_sweep_drops_only_uploads_abandoned_long_ago,
             ]
         );
     };
