@@ -78,6 +78,9 @@ pub struct DeviceSettings {
     pub long_poll_max: Duration,
     /// The largest EA bundle an owner may upload, in bytes.
     pub bundle_max_bytes: u64,
+    /// The most one owner's bundles may take, completed and being
+    /// uploaded, in bytes.
+    pub bundle_storage_max_bytes_per_account: u64,
     /// How often running deployments are swept for timeouts and due waves
     /// (and abandoned uploads dropped).
     pub deployment_sweep_interval: Duration,
@@ -451,6 +454,12 @@ impl Settings {
                 eagate_domain::bundle::DEFAULT_MAX_BYTES,
                 1,
                 1024 * 1024 * 1024,
+            ),
+            bundle_storage_max_bytes_per_account: r.ranged(
+                "EAGATE_BUNDLE_STORAGE_MAX_BYTES_PER_ACCOUNT",
+                eagate_domain::bundle::DEFAULT_MAX_STORED_BYTES,
+                1,
+                1 << 50,
             ),
             deployment_sweep_interval: Duration::from_secs(r.ranged(
                 "EAGATE_DEPLOYMENT_SWEEP_SECONDS",

@@ -458,6 +458,14 @@ impl From<UploadError> for ApiError {
                 ProblemKind::PayloadTooLarge,
                 format!("The bundle exceeds the limit of {max} bytes."),
             ),
+            UploadError::StorageFull { max, stored } => ApiError::new(
+                ProblemKind::BundleStorageFull,
+                format!(
+                    "Your bundles may take {max} bytes in all and take {stored} (uploads in progress included); this upload would exceed that. Delete bundles you no longer deploy, then upload again."
+                ),
+            )
+            .with_extension("max_bytes", max.into())
+            .with_extension("stored_bytes", stored.into()),
             UploadError::Unexpected(e) => e.into(),
         }
     }

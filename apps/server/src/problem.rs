@@ -98,6 +98,9 @@ pub enum ProblemKind {
     /// The right password (or a valid refresh token) of an account an
     /// administrator disabled (403).
     AccountDisabled,
+    /// An upload that would take the owner's stored bundles past
+    /// `EAGATE_BUNDLE_STORAGE_MAX_BYTES_PER_ACCOUNT` (409).
+    BundleStorageFull,
     /// Any other refused request (a response the framework made).
     BadRequest,
     Internal,
@@ -154,6 +157,7 @@ impl ProblemKind {
             Self::ApiKeyNotActive => "api-key-not-active",
             Self::CannotDisableSelf => "cannot-disable-self",
             Self::AccountDisabled => "account-disabled",
+            Self::BundleStorageFull => "bundle-storage-full",
             Self::BadRequest => "bad-request",
             Self::Internal => "internal-error",
         }
@@ -204,6 +208,7 @@ impl ProblemKind {
             | Self::AckConflict
             | Self::BundleVersionTaken
             | Self::BundleInUse
+            | Self::BundleStorageFull
             | Self::InvalidTransition
             | Self::DeploymentEnded => StatusCode::CONFLICT,
             Self::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
@@ -263,6 +268,7 @@ impl ProblemKind {
             Self::ApiKeyNotActive => "API key is revoked",
             Self::CannotDisableSelf => "Cannot disable one's own account",
             Self::AccountDisabled => "Account disabled",
+            Self::BundleStorageFull => "Bundle storage full",
             Self::BadRequest => "Bad request",
             Self::Internal => "Internal server error",
         }
@@ -309,7 +315,7 @@ pub struct Problem<'a> {
     /// service-unavailable, not-ready, non-canonical-path, missing-scope,
     /// session-required, admin-required, api-key-expired, api-key-revoked,
     /// address-not-allowed, api-key-name-taken, api-key-not-active,
-    /// cannot-disable-self, account-disabled,
+    /// cannot-disable-self, account-disabled, bundle-storage-full,
     /// bad-request, internal-error.
     #[schema(example = "validation-failed")]
     code: &'static str,

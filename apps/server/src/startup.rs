@@ -353,6 +353,7 @@ impl Application {
             UuidV7Generator,
             BundlePolicy {
                 max_bytes: settings.devices.bundle_max_bytes,
+                max_stored_bytes: settings.devices.bundle_storage_max_bytes_per_account,
             },
         );
         let deployments = DeploymentService::new(

@@ -144,7 +144,7 @@ async fn stream_into(
 
 /// Upload a bundle
 ///
-/// The request body is the file itself (any content type, e.g. `application/octet-stream`; not compressed), at most `EAGATE_BUNDLE_MAX_BYTES` (20 MiB by default). Name, version and release notes go in the query string: `curl --data-binary @EA.ex5 "$BASE/api/v1/bundles?name=TrendFollower&version=1.4.2"`. The server computes size and SHA-256 while storing the file. Audited.
+/// The request body is the file itself (any content type, e.g. `application/octet-stream`; not compressed), at most `EAGATE_BUNDLE_MAX_BYTES` (20 MiB by default, else 413 `payload-too-large`); all of the account's bundles, uploads in progress included, may take `EAGATE_BUNDLE_STORAGE_MAX_BYTES_PER_ACCOUNT` (1 GiB by default): an upload that would go past it is 409 `bundle-storage-full` (its `max_bytes` and `stored_bytes` members say how far), before the body is read when `Content-Length` says so, else as soon as it crosses it, and nothing of it is kept. Name, version and release notes go in the query string: `curl --data-binary @EA.ex5 "$BASE/api/v1/bundles?name=TrendFollower&version=1.4.2"`. The server computes size and SHA-256 while storing the file. Audited.
 #[utoipa::path(
     operation_id = "uploadBundle",
     tag = "bundles",

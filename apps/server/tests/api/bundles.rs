@@ -1314,3 +1314,72 @@ async fn the_sweep_goes_round_running_deployments_and_past_a_failing_one() {
         "the failing deployment was tried too"
     );
 }
+
+/// An account's bundles, uploads in progress included, may take
+/// `EAGATE_BUNDLE_STORAGE_MAX_BYTES_PER_ACCOUNT`: an upload that would go
+/// past it is refused with `409 bundle-storage-full` before the body is read
+/// (declared length) or while it streams (chunked), and nothing of it is
+/// kept; other accounts are unaffected, and up to the limit is fine.
+#[tokio::test]
+async fn uploads_past_the_accounts_storage_limit_are_refused_and_leave_nothing() {
+    let app = spawn_app_with(&[("EAGATE_BUNDLE_STORAGE_MAX_BYTES_PER_ACCOUNT", "600000")]).await;
+    let (token, _) = app.user_with_tokens("hoarder").await;
+    let (other, _) = app.user_with_tokens("neighbour").await;
+    let first = uploaded(&app, &token, "EA", "1.0.0", file(400_000)).await;
+    let declared = assert_problem(
+        upload(&app, &token, "name=EA&version=2.0.0", file(300_000)).await,
+        StatusCode::CONFLICT,
+        "bundle-storage-full",
+    )
+    .await;
+    assert_eq!(
+        (&declared["max_bytes"], &declared["stored_bytes"]),
+        (&json!(600_000), &json!(400_000)),
+        "{declared}"
+    );
+    // Without a declared length: refused at the chunk that would cross it.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..3).map(|_| Ok(file(100_000))).collect();
+    let response = app
+        .client
+        .post(app.url("/bundles?name=EA&version=2.0.0"))
+        .bearer_auth(&token)
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, StatusCode::CONFLICT, "bundle-storage-full").await;
+    let first_id = first["id"].as_str().unwrap();
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM bundles b JOIN users u ON u.id = b.owner_id WHERE u.username = 'hoarder' AND b.id <> '{first_id}'"
+        ))
+        .await,
+        0,
+        "no row of a refused upload is left"
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM bundle_chunks WHERE bundle_id <> '{first_id}'"
+        ))
+        .await,
+        0,
+        "no chunk of it either"
+    );
+    uploaded(&app, &other, "EA", "1.0.0", file(500_000)).await;
+    uploaded(&app, &token, "EA", "2.0.0", file(200_000)).await;
+    assert_problem(
+        upload(&app, &token, "name=EA&version=3.0.0", file(1)).await,
+        StatusCode::CONFLICT,
+        "bundle-storage-full",
+    )
+    .await;
+    let delete = app
+        .client
+        .delete(app.url(&format!("/bundles/{first_id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), StatusCode::NO_CONTENT);
+    uploaded(&app, &token, "EA", "3.0.0", file(1)).await;
+}

@@ -27,6 +27,10 @@ pub const STALE_UPLOAD: chrono::Duration = chrono::Duration::hours(1);
 /// The largest bundle the server accepts unless configured otherwise.
 pub const DEFAULT_MAX_BYTES: u64 = 20 * 1024 * 1024;
 
+/// How many bytes of bundles (completed and being uploaded) one owner may
+/// store unless configured otherwise: 1 GiB.
+pub const DEFAULT_MAX_STORED_BYTES: u64 = 1024 * 1024 * 1024;
+
 /// A bundle's name: 1 to 64 characters, ASCII letters, digits, `.`, `_`
 /// and `-`, starting with a letter or digit (e.g. `TrendFollower`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

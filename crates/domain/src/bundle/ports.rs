@@ -60,6 +60,10 @@ pub trait BundleStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<u64, UnexpectedError>> + Send;
 
+    /// The bytes the owner's bundles take: the size of each completed one
+    /// plus what uploads in progress stored so far.
+    fn stored_bytes(&self, owner: UserId) -> impl Future<Output = Result<u64, UnexpectedError>> + Send;
+
     /// The owner's completed bundle.
     fn get(
         &self,

@@ -22,12 +22,16 @@ use crate::validation::{FieldError, ValidationErrors};
 pub struct BundlePolicy {
     /// The largest file accepted, in bytes (`EAGATE_BUNDLE_MAX_BYTES`).
     pub max_bytes: u64,
+    /// The most one owner's bundles may take, completed and being uploaded
+    /// (`EAGATE_BUNDLE_STORAGE_MAX_BYTES_PER_ACCOUNT`).
+    pub max_stored_bytes: u64,
 }
 
 impl Default for BundlePolicy {
     fn default() -> Self {
         Self {
             max_bytes: DEFAULT_MAX_BYTES,
+            max_stored_bytes: DEFAULT_MAX_STORED_BYTES,
         }
     }
 }
@@ -200,6 +204,9 @@ where
                 max: self.policy.max_bytes,
             });
         }
+        // A declared length is checked before a byte is read; without one,
+        // the file has at least one byte.
+        self.check_storage(owner, declared_len.unwrap_or(1)).await?;
         let bundle = NewBundle {
             id: BundleId::from_uuid(self.ids.new_id()),
             owner,
@@ -229,6 +236,9 @@ where
         if after > upload.max {
             return Err(UploadError::TooLarge { max: upload.max });
         }
+        // Counted again for every chunk: other uploads of the owner's may
+        // be storing at the same time.
+        self.check_storage(upload.bundle.owner, data.len() as u64).await?;
         self.store.append(upload.bundle.id, upload.written, data).await?;
         upload.written = after;
         Ok(())
@@ -264,6 +274,19 @@ where
             ]),
         };
         Ok(self.store.complete(b.id, upload.written, sha256, &audit).await?)
+    }
+
+    /// `StorageFull` when `more` bytes would take the owner's stored bundles
+    /// past the limit.
+    async fn check_storage(&self, owner: UserId, more: u64) -> Result<(), UploadError> {
+        let stored = self.store.stored_bytes(owner).await?;
+        if stored.saturating_add(more) > self.policy.max_stored_bytes {
+            return Err(UploadError::StorageFull {
+                max: self.policy.max_stored_bytes,
+                stored,
+            });
+        }
+        Ok(())
     }
 
     /// Drops the uploads that were begun long ago

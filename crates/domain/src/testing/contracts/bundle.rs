@@ -356,6 +356,44 @@ pub async fn the_sweep_drops_only_uploads_abandoned_long_ago(
     );
 }
 
+pub async fn stored_bytes_count_completed_bundles_and_uploads_in_progress(
+    accounts: &impl AccountRepository,
+    _devices: &impl DeviceRepository,
+    bundles: &impl BundleStore,
+    _deployments: &impl DeploymentRepository,
+) {
+    let owner = registered(accounts).await.id;
+    let other = registered(accounts).await.id;
+    let stored = async |who| bundles.stored_bytes(who).await.expect("stored_bytes failed");
+    assert_eq!(stored(owner).await, 0, "nothing stored yet");
+    uploaded(
+        bundles,
+        &new_bundle(owner, "Stored", "1.0.0", 0),
+        &[b"12345", b"678"],
+    )
+    .await;
+    let progress = new_bundle(owner, "Stored", "2.0.0", 1);
+    bundles.begin(&progress).await.expect("begin failed");
+    bundles
+        .append(progress.id, 0, b"abc")
+        .await
+        .expect("append failed");
+    uploaded(
+        bundles,
+        &new_bundle(other, "Stored", "1.0.0", 0),
+        &[b"0123456789"],
+    )
+    .await;
+    assert_eq!(
+        stored(owner).await,
+        11,
+        "a completed bundle's size plus what an upload in progress stored"
+    );
+    assert_eq!(stored(other).await, 10, "per owner");
+    bundles.abandon(progress.id).await.expect("abandon failed");
+    assert_eq!(stored(owner).await, 8, "an abandoned upload frees what it stored");
+}
+
 /// Every [`BundleStore`] rule, in order, on one set of ports.
 pub async fn bundle_store_contract(
     accounts: &impl AccountRepository,
@@ -371,6 +409,8 @@ pub async fn bundle_store_contract(
     a_deployed_bundle_reaches_started_devices_and_cannot_be_deleted(accounts, devices, bundles, deployments)
         .await;
     the_sweep_drops_only_uploads_abandoned_long_ago(accounts, devices, bundles, deployments).await;
+    stored_bytes_count_completed_bundles_and_uploads_in_progress(accounts, devices, bundles, deployments)
+        .await;
 }
 
 /// One `#[tokio::test]` per [`BundleStore`] rule, in a module
@@ -391,6 +431,7 @@ macro_rules! bundle_store_contract {
                 bundles_are_private_and_listed_newest_first,
                 a_deployed_bundle_reaches_started_devices_and_cannot_be_deleted,
                 the_sweep_drops_only_uploads_abandoned_long_ago,
+                stored_bytes_count_completed_bundles_and_uploads_in_progress,
             ]
         );
     };

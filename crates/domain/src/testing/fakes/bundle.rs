@@ -105,6 +105,17 @@ impl BundleStore for InMemoryBundleStore {
         Ok((before - state.bundles.len()) as u64)
     }
 
+    async fn stored_bytes(&self, owner: UserId) -> Result<u64, UnexpectedError> {
+        Ok(self
+            .0
+            .state()
+            .bundles
+            .values()
+            .filter(|r| r.new.owner == owner)
+            .map(|r| r.done.as_ref().map_or(r.data.len() as u64, |(size, _)| *size))
+            .sum())
+    }
+
     async fn get(&self, owner: UserId, id: BundleId) -> Result<Option<Bundle>, UnexpectedError> {
         Ok(self
             .0
