@@ -81,6 +81,9 @@ pub struct DeviceSettings {
     /// The most one owner's bundles may take, completed and being
     /// uploaded, in bytes.
     pub bundle_storage_max_bytes_per_account: u64,
+    /// How long one bundle upload may take in all (kept below the hour
+    /// after which an incomplete upload counts as abandoned).
+    pub bundle_upload_timeout: Duration,
     /// How often running deployments are swept for timeouts and due waves
     /// (and abandoned uploads dropped).
     pub deployment_sweep_interval: Duration,
@@ -461,6 +464,12 @@ impl Settings {
                 1,
                 1 << 50,
             ),
+            bundle_upload_timeout: Duration::from_secs(r.ranged(
+                "EAGATE_BUNDLE_UPLOAD_TIMEOUT_SECONDS",
+                600,
+                1,
+                3000,
+            )),
             deployment_sweep_interval: Duration::from_secs(r.ranged(
                 "EAGATE_DEPLOYMENT_SWEEP_SECONDS",
                 30,

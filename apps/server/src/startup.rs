@@ -408,6 +408,7 @@ impl Application {
             settings.access_log,
         );
         let body_timeout = crate::protect::BodyTimeout(protection.request_timeout);
+        let upload_timeout = crate::protect::UploadTimeout(settings.devices.bundle_upload_timeout);
         let server = HttpServer::new(move || {
             let cors = {
                 let mut cors = actix_cors::Cors::default()
@@ -429,6 +430,7 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .app_data(body_timeout)
+                .app_data(upload_timeout)
                 // Without configured origins there is no CORS layer at all:
                 // a browser's cross-origin request is simply not allowed.
                 .wrap(actix_web::middleware::Condition::new(

@@ -1383,3 +1383,72 @@ async fn uploads_past_the_accounts_storage_limit_are_refused_and_leave_nothing()
     assert_eq!(delete.status(), StatusCode::NO_CONTENT);
     uploaded(&app, &token, "EA", "3.0.0", file(1)).await;
 }
+
+/// An upload that keeps trickling in (never idle long enough for the body
+/// read timeout) is still ended at `EAGATE_BUNDLE_UPLOAD_TIMEOUT_SECONDS`
+/// with a 408 problem, and the chunk it had stored is dropped.
+#[tokio::test]
+async fn a_slow_upload_is_ended_at_its_deadline_and_leaves_nothing() {
+    use std::io::{Read as _, Write as _};
+    use std::time::{Duration, Instant};
+
+    // The body read timeout stays at its default 60 s.
+    let app = spawn_app_with(&[("EAGATE_BUNDLE_UPLOAD_TIMEOUT_SECONDS", "2")]).await;
+    let (token, _) = app.user_with_tokens("trickler").await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let (text, elapsed) = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            stream,
+            "POST /api/v1/bundles?name=Slow&version=1.0.0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000000\r\n\r\n"
+        )
+        .unwrap();
+        // More than a chunk at once (so one is stored), then a byte every
+        // 100 ms: never idle, never done.
+        stream.write_all(&file(300_000)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let started = Instant::now();
+        let mut text = Vec::new();
+        let mut buf = [0u8; 4096];
+        while started.elapsed() < Duration::from_secs(15) {
+            match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    text.extend_from_slice(&buf[..n]);
+                    if text.ends_with(b"}") {
+                        break;
+                    }
+                }
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    // The server may stop reading once it answered.
+                    let _ = stream.write_all(b"x");
+                }
+                Err(_) => break,
+            }
+        }
+        (String::from_utf8_lossy(&text).into_owned(), started.elapsed())
+    })
+    .await
+    .unwrap();
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(
+        text.contains("application/problem+json")
+            && text.contains("request-timeout")
+            && text.contains("within 2 s"),
+        "{text}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "ended by the 2 s upload deadline, not the 60 s body read timeout ({elapsed:?})"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM bundles").await,
+        0,
+        "no bundle row is left"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM bundle_chunks").await,
+        0,
+        "the stored chunk is dropped"
+    );
+}
