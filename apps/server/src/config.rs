@@ -78,8 +78,18 @@ pub struct DeviceSettings {
     pub long_poll_max: Duration,
     /// The largest EA bundle an owner may upload, in bytes.
     pub bundle_max_bytes: u64,
-    /// How often running deployments are swept for timeouts and due waves.
+    /// The most one owner's bundles may take, completed and being
+    /// uploaded, in bytes.
+    pub bundle_storage_max_bytes_per_account: u64,
+    /// How long one bundle upload may take in all (kept below the hour
+    /// after which an incomplete upload counts as abandoned).
+    pub bundle_upload_timeout: Duration,
+    /// How often running deployments are swept for timeouts and due waves
+    /// (and abandoned uploads dropped).
     pub deployment_sweep_interval: Duration,
+    /// How many running deployments one sweep takes, least recently swept
+    /// first.
+    pub deployment_sweep_batch: u32,
 }
 
 /// Abuse protection and transport limits.
@@ -448,12 +458,25 @@ impl Settings {
                 1,
                 1024 * 1024 * 1024,
             ),
+            bundle_storage_max_bytes_per_account: r.ranged(
+                "EAGATE_BUNDLE_STORAGE_MAX_BYTES_PER_ACCOUNT",
+                eagate_domain::bundle::DEFAULT_MAX_STORED_BYTES,
+                1,
+                1 << 50,
+            ),
+            bundle_upload_timeout: Duration::from_secs(r.ranged(
+                "EAGATE_BUNDLE_UPLOAD_TIMEOUT_SECONDS",
+                600,
+                1,
+                3000,
+            )),
             deployment_sweep_interval: Duration::from_secs(r.ranged(
                 "EAGATE_DEPLOYMENT_SWEEP_SECONDS",
                 30,
                 1,
                 3600,
             )),
+            deployment_sweep_batch: r.ranged("EAGATE_DEPLOYMENT_SWEEP_BATCH", 200, 1, 100_000) as u32,
         };
         let redis_url = r.raw("EAGATE_REDIS_URL").map(str::to_owned);
         if let Some(url) = &redis_url

@@ -59,6 +59,7 @@ impl From<LoginError> for ApiError {
             LoginError::TooManyAttempts(decision) => {
                 crate::protect::too_many(&decision, "Too many login attempts for this account")
             }
+            LoginError::AccountDisabled => account_disabled(),
             LoginError::Unexpected(e) => e.into(),
         }
     }
@@ -71,9 +72,17 @@ impl From<RefreshError> for ApiError {
                 ProblemKind::InvalidRefreshToken,
                 "The refresh token is invalid, expired or already used; log in again.",
             ),
+            RefreshError::AccountDisabled => account_disabled(),
             RefreshError::Unexpected(e) => e.into(),
         }
     }
+}
+
+fn account_disabled() -> ApiError {
+    ApiError::new(
+        ProblemKind::AccountDisabled,
+        "An administrator disabled this account; no session is opened until it is enabled again.",
+    )
 }
 
 impl From<AuthenticateError> for ApiError {
@@ -449,6 +458,14 @@ impl From<UploadError> for ApiError {
                 ProblemKind::PayloadTooLarge,
                 format!("The bundle exceeds the limit of {max} bytes."),
             ),
+            UploadError::StorageFull { max, stored } => ApiError::new(
+                ProblemKind::BundleStorageFull,
+                format!(
+                    "Your bundles may take {max} bytes in all and take {stored} (uploads in progress included); this upload would exceed that. Delete bundles you no longer deploy, then upload again."
+                ),
+            )
+            .with_extension("max_bytes", max.into())
+            .with_extension("stored_bytes", stored.into()),
             UploadError::Unexpected(e) => e.into(),
         }
     }

@@ -95,6 +95,12 @@ pub enum ProblemKind {
     ApiKeyNotActive,
     /// An administrator disabling their own account (409).
     CannotDisableSelf,
+    /// The right password (or a valid refresh token) of an account an
+    /// administrator disabled (403).
+    AccountDisabled,
+    /// An upload that would take the owner's stored bundles past
+    /// `EAGATE_BUNDLE_STORAGE_MAX_BYTES_PER_ACCOUNT` (409).
+    BundleStorageFull,
     /// Any other refused request (a response the framework made).
     BadRequest,
     Internal,
@@ -150,6 +156,8 @@ impl ProblemKind {
             Self::ApiKeyNameTaken => "api-key-name-taken",
             Self::ApiKeyNotActive => "api-key-not-active",
             Self::CannotDisableSelf => "cannot-disable-self",
+            Self::AccountDisabled => "account-disabled",
+            Self::BundleStorageFull => "bundle-storage-full",
             Self::BadRequest => "bad-request",
             Self::Internal => "internal-error",
         }
@@ -186,7 +194,8 @@ impl ProblemKind {
             | Self::MissingScope
             | Self::SessionRequired
             | Self::AdminRequired
-            | Self::AddressNotAllowed => StatusCode::FORBIDDEN,
+            | Self::AddressNotAllowed
+            | Self::AccountDisabled => StatusCode::FORBIDDEN,
             Self::EmailTaken
             | Self::UsernameTaken
             | Self::DeviceNameTaken
@@ -199,6 +208,7 @@ impl ProblemKind {
             | Self::AckConflict
             | Self::BundleVersionTaken
             | Self::BundleInUse
+            | Self::BundleStorageFull
             | Self::InvalidTransition
             | Self::DeploymentEnded => StatusCode::CONFLICT,
             Self::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
@@ -257,6 +267,8 @@ impl ProblemKind {
             Self::ApiKeyNameTaken => "API key name taken",
             Self::ApiKeyNotActive => "API key is revoked",
             Self::CannotDisableSelf => "Cannot disable one's own account",
+            Self::AccountDisabled => "Account disabled",
+            Self::BundleStorageFull => "Bundle storage full",
             Self::BadRequest => "Bad request",
             Self::Internal => "Internal server error",
         }
@@ -303,7 +315,7 @@ pub struct Problem<'a> {
     /// service-unavailable, not-ready, non-canonical-path, missing-scope,
     /// session-required, admin-required, api-key-expired, api-key-revoked,
     /// address-not-allowed, api-key-name-taken, api-key-not-active,
-    /// cannot-disable-self,
+    /// cannot-disable-self, account-disabled, bundle-storage-full,
     /// bad-request, internal-error.
     #[schema(example = "validation-failed")]
     code: &'static str,

@@ -186,6 +186,17 @@ pub fn body_timeout(req: &HttpRequest) -> Duration {
         .map_or(Duration::from_secs(60), |t| t.0)
 }
 
+/// How long a bundle upload may take in all, however steadily its bytes
+/// arrive (`EAGATE_BUNDLE_UPLOAD_TIMEOUT_SECONDS`), registered as app data.
+#[derive(Debug, Clone, Copy)]
+pub struct UploadTimeout(pub Duration);
+
+/// The whole-upload deadline of a bundle upload.
+pub fn upload_timeout(req: &HttpRequest) -> Duration {
+    req.app_data::<UploadTimeout>()
+        .map_or(Duration::from_secs(600), |t| t.0)
+}
+
 #[cfg(test)]
 mod tests {
     use actix_web::test::TestRequest;

@@ -353,6 +353,7 @@ impl Application {
             UuidV7Generator,
             BundlePolicy {
                 max_bytes: settings.devices.bundle_max_bytes,
+                max_stored_bytes: settings.devices.bundle_storage_max_bytes_per_account,
             },
         );
         let deployments = DeploymentService::new(
@@ -363,7 +364,7 @@ impl Application {
         );
         // Swept once the server is listening (a failed start leaves no task
         // behind), until it stops.
-        let swept = deployments.clone();
+        let swept = (deployments.clone(), bundles.clone());
         let state = web::Data::new(AppState {
             accounts,
             devices,
@@ -407,6 +408,7 @@ impl Application {
             settings.access_log,
         );
         let body_timeout = crate::protect::BodyTimeout(protection.request_timeout);
+        let upload_timeout = crate::protect::UploadTimeout(settings.devices.bundle_upload_timeout);
         let server = HttpServer::new(move || {
             let cors = {
                 let mut cors = actix_cors::Cors::default()
@@ -428,6 +430,7 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .app_data(body_timeout)
+                .app_data(upload_timeout)
                 // Without configured origins there is no CORS layer at all:
                 // a browser's cross-origin request is simply not allowed.
                 .wrap(actix_web::middleware::Condition::new(
@@ -451,9 +454,10 @@ impl Application {
             source,
         })?
         .run();
-        let sweeper = tokio::spawn(sweep_deployments(
+        let sweeper = tokio::spawn(sweep(
             swept,
             settings.devices.deployment_sweep_interval,
+            settings.devices.deployment_sweep_batch,
         ));
         Ok(Self {
             server,
@@ -556,19 +560,37 @@ async fn flush_activity(
     }
 }
 
-/// Applies timeouts and starts due waves of running deployments, so a
-/// rollout moves on while nobody reads it (reads and reports apply the same
-/// rules). Every instance sweeps; saves are optimistic, so they never
-/// conflict in effect.
-async fn sweep_deployments(deployments: crate::state::Deployments, interval: std::time::Duration) {
+/// Every interval: applies timeouts and starts due waves of a batch of
+/// running deployments (the least recently swept), so a rollout moves on
+/// while nobody reads it (reads and reports apply the same rules), and drops
+/// uploads abandoned long ago with their chunks. Every instance sweeps;
+/// saves are optimistic and claims skip what another instance holds, so
+/// they never conflict in effect.
+async fn sweep(
+    (deployments, bundles): (crate::state::Deployments, crate::state::Bundles),
+    interval: std::time::Duration,
+    batch: u32,
+) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        match deployments.sweep(1000).await {
-            Ok(0) => {}
-            Ok(changed) => tracing::info!(changed, "deployment sweep applied timeouts or started waves"),
+        match deployments.sweep(batch).await {
+            Ok(report) if report.changed == 0 && report.failed == 0 => {}
+            Ok(report) => tracing::info!(
+                swept = report.swept,
+                changed = report.changed,
+                failed = report.failed,
+                "deployment sweep applied timeouts or started waves"
+            ),
             Err(e) => tracing::warn!(error = %e, "sweeping deployments failed; retrying with the next sweep"),
+        }
+        match bundles.drop_stale_uploads().await {
+            Ok(0) => {}
+            Ok(dropped) => tracing::info!(dropped, "dropped abandoned bundle uploads"),
+            Err(e) => {
+                tracing::warn!(error = %e, "dropping abandoned uploads failed; retrying with the next sweep")
+            }
         }
     }
 }

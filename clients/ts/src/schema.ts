@@ -260,7 +260,7 @@ export interface paths {
         put?: never;
         /**
          * Log in
-         * @description Exchanges a username or email and its password for an access token and a refresh token.
+         * @description Exchanges a username or email and its password for an access token and a refresh token. The right password of an account an administrator disabled gets 403 `account-disabled` and no tokens (audited as `login.refused`).
          */
         post: operations["login"];
         delete?: never;
@@ -341,7 +341,7 @@ export interface paths {
         put?: never;
         /**
          * Refresh the tokens
-         * @description Exchanges a refresh token for a new token pair. The presented refresh token is spent: reusing it ends the session.
+         * @description Exchanges a refresh token for a new token pair. The presented refresh token is spent: reusing it ends the session. A disabled account's refresh token gets 403 `account-disabled` (and is not spent).
          */
         post: operations["refreshTokens"];
         delete?: never;
@@ -385,7 +385,7 @@ export interface paths {
         put?: never;
         /**
          * Upload a bundle
-         * @description The request body is the file itself (any content type, e.g. `application/octet-stream`; not compressed), at most `EAGATE_BUNDLE_MAX_BYTES` (20 MiB by default). Name, version and release notes go in the query string: `curl --data-binary @EA.ex5 "$BASE/api/v1/bundles?name=TrendFollower&version=1.4.2"`. The server computes size and SHA-256 while storing the file. Audited.
+         * @description The request body is the file itself (any content type, e.g. `application/octet-stream`; not compressed), at most `EAGATE_BUNDLE_MAX_BYTES` (20 MiB by default, else 413 `payload-too-large`); all of the account's bundles, uploads in progress included, may take `EAGATE_BUNDLE_STORAGE_MAX_BYTES_PER_ACCOUNT` (1 GiB by default): an upload that would go past it is 409 `bundle-storage-full` (its `max_bytes` and `stored_bytes` members say how far), before the body is read when `Content-Length` says so, else as soon as it crosses it, and nothing of it is kept. The whole upload must finish within `EAGATE_BUNDLE_UPLOAD_TIMEOUT_SECONDS` (600 s by default), else 408 `request-timeout` and nothing is kept. Name, version and release notes go in the query string: `curl --data-binary @EA.ex5 "$BASE/api/v1/bundles?name=TrendFollower&version=1.4.2"`. The server computes size and SHA-256 while storing the file. Audited.
          */
         post: operations["uploadBundle"];
         delete?: never;
@@ -1712,7 +1712,7 @@ export interface components {
              *     service-unavailable, not-ready, non-canonical-path, missing-scope,
              *     session-required, admin-required, api-key-expired, api-key-revoked,
              *     address-not-allowed, api-key-name-taken, api-key-not-active,
-             *     cannot-disable-self,
+             *     cannot-disable-self, account-disabled, bundle-storage-full,
              *     bad-request, internal-error.
              * @example validation-failed
              */

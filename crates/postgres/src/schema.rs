@@ -109,6 +109,7 @@ diesel::table! {
         revision -> Int8,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        swept_at -> Nullable<Timestamptz>,
     }
 }
 

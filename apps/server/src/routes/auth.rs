@@ -157,7 +157,7 @@ pub(crate) async fn register(
 
 /// Log in
 ///
-/// Exchanges a username or email and its password for an access token and a refresh token.
+/// Exchanges a username or email and its password for an access token and a refresh token. The right password of an account an administrator disabled gets 403 `account-disabled` and no tokens (audited as `login.refused`).
 #[utoipa::path(
     operation_id = "login",
     tag = "auth",
@@ -177,6 +177,7 @@ pub(crate) async fn login(
         Ok(_) => "succeeded",
         Err(LoginError::InvalidCredentials) => "failed",
         Err(LoginError::TooManyAttempts(_)) => "rate_limited",
+        Err(LoginError::AccountDisabled) => "refused",
         Err(LoginError::Invalid(_) | LoginError::Unexpected(_)) => "error",
     };
     metrics::counter!("logins_total", "outcome" => outcome).increment(1);
@@ -186,7 +187,7 @@ pub(crate) async fn login(
 
 /// Refresh the tokens
 ///
-/// Exchanges a refresh token for a new token pair. The presented refresh token is spent: reusing it ends the session.
+/// Exchanges a refresh token for a new token pair. The presented refresh token is spent: reusing it ends the session. A disabled account's refresh token gets 403 `account-disabled` (and is not spent).
 #[utoipa::path(
     operation_id = "refreshTokens",
     tag = "auth",

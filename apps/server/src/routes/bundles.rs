@@ -110,16 +110,37 @@ async fn stream_into(
     upload: &mut eagate_domain::bundle::Upload,
 ) -> Result<Sha256Hex, ApiError> {
     let idle = crate::protect::body_timeout(req);
+    let limit = crate::protect::upload_timeout(req);
+    let deadline = tokio::time::Instant::now() + limit;
+    let too_slow = || {
+        ApiError::new(
+            ProblemKind::RequestTimeout,
+            format!(
+                "The upload did not finish within {} s; nothing of it was kept.",
+                limit.as_secs()
+            ),
+        )
+    };
     let max = state.bundles.policy().max_bytes;
     let mut hasher = Sha256::new();
     let mut buffer: Vec<u8> = Vec::with_capacity(CHUNK_BYTES);
     loop {
-        let next = tokio::time::timeout(idle, payload.next()).await.map_err(|_| {
-            ApiError::new(
-                ProblemKind::RequestTimeout,
-                format!("The upload stalled for {} s.", idle.as_secs()),
-            )
-        })?;
+        // A stalled body and one trickling in past the whole-upload
+        // deadline both end here.
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return Err(too_slow());
+        }
+        let next = match tokio::time::timeout(idle.min(left), payload.next()).await {
+            Ok(next) => next,
+            Err(_) if idle >= left => return Err(too_slow()),
+            Err(_) => {
+                return Err(ApiError::new(
+                    ProblemKind::RequestTimeout,
+                    format!("The upload stalled for {} s.", idle.as_secs()),
+                ));
+            }
+        };
         let Some(bytes) = next else { break };
         let bytes = bytes.map_err(|e| {
             ApiError::new(
@@ -144,7 +165,7 @@ async fn stream_into(
 
 /// Upload a bundle
 ///
-/// The request body is the file itself (any content type, e.g. `application/octet-stream`; not compressed), at most `EAGATE_BUNDLE_MAX_BYTES` (20 MiB by default). Name, version and release notes go in the query string: `curl --data-binary @EA.ex5 "$BASE/api/v1/bundles?name=TrendFollower&version=1.4.2"`. The server computes size and SHA-256 while storing the file. Audited.
+/// The request body is the file itself (any content type, e.g. `application/octet-stream`; not compressed), at most `EAGATE_BUNDLE_MAX_BYTES` (20 MiB by default, else 413 `payload-too-large`); all of the account's bundles, uploads in progress included, may take `EAGATE_BUNDLE_STORAGE_MAX_BYTES_PER_ACCOUNT` (1 GiB by default): an upload that would go past it is 409 `bundle-storage-full` (its `max_bytes` and `stored_bytes` members say how far), before the body is read when `Content-Length` says so, else as soon as it crosses it, and nothing of it is kept. The whole upload must finish within `EAGATE_BUNDLE_UPLOAD_TIMEOUT_SECONDS` (600 s by default), else 408 `request-timeout` and nothing is kept. Name, version and release notes go in the query string: `curl --data-binary @EA.ex5 "$BASE/api/v1/bundles?name=TrendFollower&version=1.4.2"`. The server computes size and SHA-256 while storing the file. Audited.
 #[utoipa::path(
     operation_id = "uploadBundle",
     tag = "bundles",

@@ -2140,6 +2140,10 @@ async fn a_disabled_account_stops_at_once_everywhere_until_enabled() {
     let key = key["key"].as_str().unwrap().to_owned();
     let me: Value = app.get_auth("/auth/me", &token).await.json().await.unwrap();
     let account = me["id"].as_str().unwrap().to_owned();
+    let refresh = app.login("disabled_owner", PASSWORD).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let signer = Signer::new(&id, &secret);
     let works = |base: String| {
         let (token, key, signer) = (token.clone(), key.clone(), &signer);
@@ -2185,6 +2189,30 @@ async fn a_disabled_account_stops_at_once_everywhere_until_enabled() {
         (401, 401, 401),
         "at once on this instance"
     );
+    // Logging in and refreshing open no session: the right password (and
+    // only the right one) learns why.
+    let login = async |password: &str| {
+        app.post_json(
+            "/auth/login",
+            &json!({"login": "disabled_owner", "password": password}),
+        )
+        .await
+    };
+    let refused = assert_problem(login(PASSWORD).await, StatusCode::FORBIDDEN, "account-disabled").await;
+    assert!(refused.get("access_token").is_none(), "{refused}");
+    assert_problem(
+        login("Wrong-but-long-enough-9").await,
+        StatusCode::UNAUTHORIZED,
+        "invalid-credentials",
+    )
+    .await;
+    assert_problem(
+        app.post_json("/auth/refresh", &json!({"refresh_token": refresh}))
+            .await,
+        StatusCode::FORBIDDEN,
+        "account-disabled",
+    )
+    .await;
     // The other instance hears of it through the change feed.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -2244,6 +2272,15 @@ async fn a_disabled_account_stops_at_once_everywhere_until_enabled() {
     assert_eq!(enabled.status(), StatusCode::OK);
     assert!(enabled.json::<Value>().await.unwrap()["disabled_at"].is_null());
     assert_eq!(works(app.base.clone()).await, (200, 200, 200), "enabled again");
+    let refreshed = app
+        .post_json("/auth/refresh", &json!({"refresh_token": refresh}))
+        .await;
+    assert_eq!(
+        refreshed.status(),
+        StatusCode::OK,
+        "the refused refresh token was not used up"
+    );
+    app.login("disabled_owner", PASSWORD).await;
     let deadline = Instant::now() + Duration::from_secs(5);
     while works(other.clone()).await != (200, 200, 200) {
         assert!(
@@ -2257,10 +2294,20 @@ async fn a_disabled_account_stops_at_once_everywhere_until_enabled() {
         .await
         .iter()
         .map(|e| e["action"].as_str().unwrap().to_owned())
-        .filter(|a| a.starts_with("account."))
+        .filter(|a| a.starts_with("account.") || a.starts_with("login."))
         .collect();
     assert_eq!(
         actions,
-        ["account.registered", "account.disabled", "account.enabled"]
+        [
+            "account.registered",
+            "login.succeeded",
+            "login.succeeded",
+            "account.disabled",
+            "login.refused",
+            "login.failed",
+            "account.enabled",
+            "login.succeeded",
+        ],
+        "the refused login is audited as such"
     );
 }

@@ -1192,3 +1192,263 @@ async fn the_sweep_moves_a_rollout_on_while_nobody_reads_it() {
         "its device learns its target"
     );
 }
+
+/// Waits up to 10 s for `sql` (a `count(*) AS n`) to give `n`.
+async fn until_count(app: &TestApp, sql: &str, n: i64, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while app.count(sql).await != n {
+        assert!(std::time::Instant::now() < deadline, "{what}: not within 10 s");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// An upload whose server died (or whose client vanished) mid-way is not
+/// kept until someone uploads the same name and version again: the
+/// periodic sweep drops it and its chunks once it is over an hour old. A
+/// younger upload in progress and completed bundles stay.
+#[tokio::test]
+async fn the_sweep_drops_an_abandoned_upload_and_its_chunks() {
+    let app = spawn_app_with(&[("EAGATE_DEPLOYMENT_SWEEP_SECONDS", "1")]).await;
+    let (token, _) = app.user_with_tokens("abandoner").await;
+    let kept = uploaded(&app, &token, "Kept", "1.0.0", file(300_000)).await;
+    // What a server that died mid-upload leaves behind: the row and the
+    // chunks stored so far, never completed.
+    let (abandoned, recent) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    for (id, name, age) in [
+        (abandoned, "Abandoned", "2 hours"),
+        (recent, "Recent", "10 minutes"),
+    ] {
+        app.execute(&format!(
+            "INSERT INTO bundles (id, owner_id, name, version, notes, created_at) \
+             SELECT '{id}', id, '{name}', '1.0.0', '', now() - interval '{age}' FROM users WHERE username = 'abandoner'"
+        ))
+        .await;
+        app.execute(&format!(
+            "INSERT INTO bundle_chunks (bundle_id, start, data) VALUES ('{id}', 0, '\\x0102'::bytea), ('{id}', 2, '\\x03'::bytea)"
+        ))
+        .await;
+    }
+    let chunks = |id: &dyn std::fmt::Display| {
+        format!("SELECT count(*) AS n FROM bundle_chunks WHERE bundle_id = '{id}'")
+    };
+    until_count(
+        &app,
+        &chunks(&abandoned),
+        0,
+        "the abandoned upload's chunks dropped",
+    )
+    .await;
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM bundles WHERE id = '{abandoned}'"
+        ))
+        .await,
+        0,
+        "and its row"
+    );
+    assert_eq!(
+        app.count(&chunks(&recent)).await,
+        2,
+        "a recent upload may still be running"
+    );
+    assert_eq!(
+        app.count(&chunks(&kept["id"].as_str().unwrap())).await,
+        2,
+        "a completed bundle keeps its chunks"
+    );
+    uploaded(&app, &token, "Abandoned", "1.0.0", file(10)).await;
+}
+
+/// More running deployments than one sweep takes (a batch of 1 here), the
+/// first of them failing to load: the sweep neither stops at the failing
+/// one nor takes it again and again, so the others still time out.
+#[tokio::test]
+async fn the_sweep_goes_round_running_deployments_and_past_a_failing_one() {
+    let app = spawn_app_with(&[
+        ("EAGATE_DEPLOYMENT_SWEEP_SECONDS", "1"),
+        ("EAGATE_DEPLOYMENT_SWEEP_BATCH", "1"),
+    ])
+    .await;
+    let (token, _) = app.user_with_tokens("roundsweeper").await;
+    let devs = devices(&app, &token, 3).await;
+    let bundle = uploaded(&app, &token, "EA", "1.0.0", file(10)).await;
+    let mut deployments = Vec::new();
+    for dev in &devs {
+        let d = deploy(
+            &app,
+            &token,
+            json!({"bundle_id": bundle["id"], "target": "devices", "device_ids": [dev.0], "timeout_minutes": 1}),
+        )
+        .await;
+        deployments.push(d["id"].as_str().unwrap().to_owned());
+    }
+    // The first (the sweep's first pick) cannot be loaded.
+    app.execute(&format!(
+        "UPDATE deployments SET waves = '{{300}}' WHERE id = '{}'",
+        deployments[0]
+    ))
+    .await;
+    app.execute(&format!(
+        "UPDATE deployment_devices SET started_at = started_at - interval '2 minutes' WHERE deployment_id IN ('{}')",
+        deployments.join("','")
+    ))
+    .await;
+    for dep in &deployments[1..] {
+        until_count(
+            &app,
+            &format!(
+                "SELECT count(*) AS n FROM deployment_devices WHERE deployment_id = '{dep}' AND status = 'failed' AND reason = 'timeout'"
+            ),
+            1,
+            "a silent device behind the failing deployment timed out",
+        )
+        .await;
+    }
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM deployments WHERE id = '{}' AND swept_at IS NOT NULL",
+            deployments[0]
+        ))
+        .await,
+        1,
+        "the failing deployment was tried too"
+    );
+}
+
+/// An account's bundles, uploads in progress included, may take
+/// `EAGATE_BUNDLE_STORAGE_MAX_BYTES_PER_ACCOUNT`: an upload that would go
+/// past it is refused with `409 bundle-storage-full` before the body is read
+/// (declared length) or while it streams (chunked), and nothing of it is
+/// kept; other accounts are unaffected, and up to the limit is fine.
+#[tokio::test]
+async fn uploads_past_the_accounts_storage_limit_are_refused_and_leave_nothing() {
+    let app = spawn_app_with(&[("EAGATE_BUNDLE_STORAGE_MAX_BYTES_PER_ACCOUNT", "600000")]).await;
+    let (token, _) = app.user_with_tokens("hoarder").await;
+    let (other, _) = app.user_with_tokens("neighbour").await;
+    let first = uploaded(&app, &token, "EA", "1.0.0", file(400_000)).await;
+    let declared = assert_problem(
+        upload(&app, &token, "name=EA&version=2.0.0", file(300_000)).await,
+        StatusCode::CONFLICT,
+        "bundle-storage-full",
+    )
+    .await;
+    assert_eq!(
+        (&declared["max_bytes"], &declared["stored_bytes"]),
+        (&json!(600_000), &json!(400_000)),
+        "{declared}"
+    );
+    // Without a declared length: refused at the chunk that would cross it.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..3).map(|_| Ok(file(100_000))).collect();
+    let response = app
+        .client
+        .post(app.url("/bundles?name=EA&version=2.0.0"))
+        .bearer_auth(&token)
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, StatusCode::CONFLICT, "bundle-storage-full").await;
+    let first_id = first["id"].as_str().unwrap();
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM bundles b JOIN users u ON u.id = b.owner_id WHERE u.username = 'hoarder' AND b.id <> '{first_id}'"
+        ))
+        .await,
+        0,
+        "no row of a refused upload is left"
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM bundle_chunks WHERE bundle_id <> '{first_id}'"
+        ))
+        .await,
+        0,
+        "no chunk of it either"
+    );
+    uploaded(&app, &other, "EA", "1.0.0", file(500_000)).await;
+    uploaded(&app, &token, "EA", "2.0.0", file(200_000)).await;
+    assert_problem(
+        upload(&app, &token, "name=EA&version=3.0.0", file(1)).await,
+        StatusCode::CONFLICT,
+        "bundle-storage-full",
+    )
+    .await;
+    let delete = app
+        .client
+        .delete(app.url(&format!("/bundles/{first_id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), StatusCode::NO_CONTENT);
+    uploaded(&app, &token, "EA", "3.0.0", file(1)).await;
+}
+
+/// An upload that keeps trickling in (never idle long enough for the body
+/// read timeout) is still ended at `EAGATE_BUNDLE_UPLOAD_TIMEOUT_SECONDS`
+/// with a 408 problem, and the chunk it had stored is dropped.
+#[tokio::test]
+async fn a_slow_upload_is_ended_at_its_deadline_and_leaves_nothing() {
+    use std::io::{Read as _, Write as _};
+    use std::time::{Duration, Instant};
+
+    // The body read timeout stays at its default 60 s.
+    let app = spawn_app_with(&[("EAGATE_BUNDLE_UPLOAD_TIMEOUT_SECONDS", "2")]).await;
+    let (token, _) = app.user_with_tokens("trickler").await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let (text, elapsed) = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            stream,
+            "POST /api/v1/bundles?name=Slow&version=1.0.0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000000\r\n\r\n"
+        )
+        .unwrap();
+        // More than a chunk at once (so one is stored), then a byte every
+        // 100 ms: never idle, never done.
+        stream.write_all(&file(300_000)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let started = Instant::now();
+        let mut text = Vec::new();
+        let mut buf = [0u8; 4096];
+        while started.elapsed() < Duration::from_secs(15) {
+            match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    text.extend_from_slice(&buf[..n]);
+                    if text.ends_with(b"}") {
+                        break;
+                    }
+                }
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    // The server may stop reading once it answered.
+                    let _ = stream.write_all(b"x");
+                }
+                Err(_) => break,
+            }
+        }
+        (String::from_utf8_lossy(&text).into_owned(), started.elapsed())
+    })
+    .await
+    .unwrap();
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(
+        text.contains("application/problem+json")
+            && text.contains("request-timeout")
+            && text.contains("within 2 s"),
+        "{text}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "ended by the 2 s upload deadline, not the 60 s body read timeout ({elapsed:?})"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM bundles").await,
+        0,
+        "no bundle row is left"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM bundle_chunks").await,
+        0,
+        "the stored chunk is dropped"
+    );
+}

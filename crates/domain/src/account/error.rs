@@ -26,6 +26,9 @@ pub enum LoginError {
     /// The account's (or the login's) password checks are used up for now.
     #[error("too many login attempts for this account")]
     TooManyAttempts(RateDecision),
+    /// The password is right but an administrator disabled the account.
+    #[error("the account is disabled")]
+    AccountDisabled,
     #[error(transparent)]
     Unexpected(#[from] UnexpectedError),
 }
@@ -36,6 +39,9 @@ pub enum RefreshError {
     /// token also revokes its whole session.
     #[error("the refresh token is invalid or expired")]
     InvalidRefreshToken,
+    /// A valid refresh token of an account an administrator disabled.
+    #[error("the account is disabled")]
+    AccountDisabled,
     #[error(transparent)]
     Unexpected(#[from] UnexpectedError),
 }

@@ -239,6 +239,9 @@ pub struct User {
 pub struct UserCredentials {
     pub user: User,
     pub password_hash: PasswordHash,
+    /// An administrator disabled the account: the password may be right,
+    /// but no session is opened.
+    pub disabled: bool,
 }
 
 /// What a registration stores.
@@ -458,6 +461,8 @@ pub struct RefreshTokenRecord {
     pub expires_at: DateTime<Utc>,
     /// Set once the token has been exchanged for a new one.
     pub rotated_at: Option<DateTime<Utc>>,
+    /// An administrator disabled the session's account.
+    pub account_disabled: bool,
 }
 
 /// The caller behind a verified access token with a live session.

@@ -236,6 +236,16 @@ where
             PasswordVerification::ValidNeedsRehash => self.rehash(&user, &attempt.password).await,
             PasswordVerification::Valid => {}
         }
+        if credentials.disabled {
+            // Said only to whoever knows the password.
+            tracing::info!(user_id = %user.id, "login refused: the account is disabled");
+            let mut event = self.audit_event(AuditAction::LoginRefused, Some(user.id), client);
+            event
+                .details
+                .insert("reason".to_owned(), "account_disabled".to_owned());
+            self.audit.record(&event).await?;
+            return Err(LoginError::AccountDisabled);
+        }
         let now = self.clock.now();
         let session = Session {
             id: SessionId::from_uuid(self.ids.new_id()),
@@ -285,6 +295,9 @@ where
         }
         if record.expires_at <= now || session.created_at + self.policy.session_max_lifetime <= now {
             return Err(RefreshError::InvalidRefreshToken);
+        }
+        if record.account_disabled {
+            return Err(RefreshError::AccountDisabled);
         }
         let (refresh_token, next) = self.new_refresh_token(session.id, session.created_at, now)?;
         if !self.sessions.rotate_refresh_token(&hash, &next, now).await? {

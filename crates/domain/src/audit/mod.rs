@@ -44,6 +44,9 @@ pub enum AuditAction {
     AccountRegistered,
     LoginSucceeded,
     LoginFailed,
+    /// The right password for an account an administrator disabled: no
+    /// session was opened.
+    LoginRefused,
     /// A wrong current password given to confirm a password change or an
     /// account deletion.
     ReauthenticationFailed,
@@ -83,10 +86,11 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [Self; 27] = [
+    pub const ALL: [Self; 28] = [
         Self::AccountRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
+        Self::LoginRefused,
         Self::ReauthenticationFailed,
         Self::PasswordChanged,
         Self::AccountDeleted,
@@ -118,6 +122,7 @@ impl AuditAction {
             Self::AccountRegistered => "account.registered",
             Self::LoginSucceeded => "login.succeeded",
             Self::LoginFailed => "login.failed",
+            Self::LoginRefused => "login.refused",
             Self::ReauthenticationFailed => "reauthentication.failed",
             Self::PasswordChanged => "password.changed",
             Self::AccountDeleted => "account.deleted",

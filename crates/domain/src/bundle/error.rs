@@ -14,6 +14,10 @@ pub enum UploadError {
     /// The file is larger than the configured maximum.
     #[error("the file exceeds {max} bytes")]
     TooLarge { max: u64 },
+    /// The upload would take the owner's stored bundles (completed and
+    /// being uploaded) past the configured total.
+    #[error("the owner's bundles would exceed {max} bytes")]
+    StorageFull { max: u64, stored: u64 },
     #[error(transparent)]
     Unexpected(#[from] UnexpectedError),
 }

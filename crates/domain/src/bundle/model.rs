@@ -18,12 +18,18 @@ id_newtype!(
 pub const CHUNK_BYTES: usize = 256 * 1024;
 
 /// How long an upload may stay incomplete before another upload of the
-/// same name and version replaces it (one that never completes was cut off
-/// by a crash).
+/// same name and version replaces it, or the periodic sweep drops it (one
+/// that never completes was cut off by a crash or a vanished client). The
+/// upload deadline (`EAGATE_BUNDLE_UPLOAD_TIMEOUT_SECONDS`) is kept below
+/// it, so no live upload is ever taken for abandoned.
 pub const STALE_UPLOAD: chrono::Duration = chrono::Duration::hours(1);
 
 /// The largest bundle the server accepts unless configured otherwise.
 pub const DEFAULT_MAX_BYTES: u64 = 20 * 1024 * 1024;
+
+/// How many bytes of bundles (completed and being uploaded) one owner may
+/// store unless configured otherwise: 1 GiB.
+pub const DEFAULT_MAX_STORED_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// A bundle's name: 1 to 64 characters, ASCII letters, digits, `.`, `_`
 /// and `-`, starting with a letter or digit (e.g. `TrendFollower`).

@@ -2,6 +2,8 @@
 
 use std::future::Future;
 
+use chrono::{DateTime, Utc};
+
 use super::error::{BeginUploadError, DeleteBundleError};
 use super::model::{Bundle, BundleId, NewBundle, Sha256Hex};
 use crate::account::UserId;
@@ -48,6 +50,19 @@ pub trait BundleStore: Send + Sync + 'static {
     /// Drops an upload in progress and whatever it stored (a no-op for a
     /// completed bundle or an unknown id).
     fn abandon(&self, id: BundleId) -> impl Future<Output = Result<(), UnexpectedError>> + Send;
+
+    /// Drops every owner's uploads begun more than
+    /// [`STALE_UPLOAD`](crate::bundle::STALE_UPLOAD) before `now` and never
+    /// completed, with whatever they stored; returns how many. Completed
+    /// bundles and younger uploads stay.
+    fn drop_stale_uploads(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, UnexpectedError>> + Send;
+
+    /// The bytes the owner's bundles take: the size of each completed one
+    /// plus what uploads in progress stored so far.
+    fn stored_bytes(&self, owner: UserId) -> impl Future<Output = Result<u64, UnexpectedError>> + Send;
 
     /// The owner's completed bundle.
     fn get(

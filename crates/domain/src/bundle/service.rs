@@ -12,6 +12,7 @@ use crate::account::UserId;
 use crate::audit::{AuditAction, AuditEvent, ClientInfo};
 use crate::clock::Clock;
 use crate::device::DeviceId;
+use crate::error::UnexpectedError;
 use crate::id::IdGenerator;
 use crate::pagination::{Page, PageRequest};
 use crate::validation::{FieldError, ValidationErrors};
@@ -21,12 +22,16 @@ use crate::validation::{FieldError, ValidationErrors};
 pub struct BundlePolicy {
     /// The largest file accepted, in bytes (`EAGATE_BUNDLE_MAX_BYTES`).
     pub max_bytes: u64,
+    /// The most one owner's bundles may take, completed and being uploaded
+    /// (`EAGATE_BUNDLE_STORAGE_MAX_BYTES_PER_ACCOUNT`).
+    pub max_stored_bytes: u64,
 }
 
 impl Default for BundlePolicy {
     fn default() -> Self {
         Self {
             max_bytes: DEFAULT_MAX_BYTES,
+            max_stored_bytes: DEFAULT_MAX_STORED_BYTES,
         }
     }
 }
@@ -214,6 +219,9 @@ where
                 max: self.policy.max_bytes,
             });
         }
+        // A declared length is checked before a byte is read; without one,
+        // the file has at least one byte.
+        self.check_storage(owner, declared_len.unwrap_or(1)).await?;
         let bundle = NewBundle {
             id: BundleId::from_uuid(self.ids.new_id()),
             owner,
@@ -243,6 +251,9 @@ where
         if after > upload.max {
             return Err(UploadError::TooLarge { max: upload.max });
         }
+        // Counted again for every chunk: other uploads of the owner's may
+        // be storing at the same time.
+        self.check_storage(upload.bundle.owner, data.len() as u64).await?;
         self.store.append(upload.bundle.id, upload.written, data).await?;
         upload.written = after;
         Ok(())
@@ -278,6 +289,28 @@ where
             ]),
         };
         Ok(self.store.complete(b.id, upload.written, sha256, &audit).await?)
+    }
+
+    /// `StorageFull` when `more` bytes would take the owner's stored bundles
+    /// past the limit.
+    async fn check_storage(&self, owner: UserId, more: u64) -> Result<(), UploadError> {
+        let stored = self.store.stored_bytes(owner).await?;
+        if stored.saturating_add(more) > self.policy.max_stored_bytes {
+            return Err(UploadError::StorageFull {
+                max: self.policy.max_stored_bytes,
+                stored,
+            });
+        }
+        Ok(())
+    }
+
+    /// Drops the uploads that were begun long ago
+    /// ([`STALE_UPLOAD`]) and never completed, every owner's: what the
+    /// periodic sweep calls, so an upload whose client vanished or whose
+    /// server died does not keep its chunks until the same name and version
+    /// is uploaded again. Returns how many were dropped.
+    pub async fn drop_stale_uploads(&self) -> Result<u64, UnexpectedError> {
+        self.store.drop_stale_uploads(self.clock.now()).await
     }
 
     /// Drops a failed upload.

@@ -9,4 +9,4 @@ pub mod service;
 pub use error::*;
 pub use model::*;
 pub use ports::*;
-pub use service::{DeploymentService, MAX_REASON, NewDeploymentInput, parse_report};
+pub use service::{DeploymentService, MAX_REASON, NewDeploymentInput, SweepReport, parse_report};

@@ -2,6 +2,8 @@
 
 use std::future::Future;
 
+use chrono::{DateTime, Utc};
+
 use super::error::SaveDeploymentError;
 use super::model::{Deployment, DeploymentId, DeviceProgress, DeviceSelection, Label};
 use crate::account::UserId;
@@ -64,11 +66,15 @@ pub trait DeploymentRepository: Send + Sync + 'static {
         page: &PageRequest,
     ) -> impl Future<Output = Result<Page<Deployment>, UnexpectedError>> + Send;
 
-    /// Up to `limit` running deployments (owner and id), least recently
-    /// updated first: what a periodic sweep applies timeouts and wave
-    /// starts to.
-    fn running(
+    /// Claims up to `limit` running deployments (owner and id) for a
+    /// periodic sweep, which applies timeouts and wave starts to them:
+    /// never swept first, then least recently swept (ties by id), each
+    /// marked swept at `now`. So however many deployments run, each gets
+    /// its turn within a few sweeps, whatever the others do. Instances
+    /// sweeping at once may claim different batches.
+    fn claim_for_sweep(
         &self,
+        now: DateTime<Utc>,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<(UserId, DeploymentId)>, UnexpectedError>> + Send;
 

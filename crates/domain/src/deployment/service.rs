@@ -413,21 +413,37 @@ where
     }
 
     /// Applies what time decided (timeouts, and the wave starts and aborts
-    /// they cause) to up to `limit` running deployments, so a rollout moves
-    /// on even when nobody reads it and its silent devices never report.
-    /// Returns how many deployments changed. Safe on every instance at once
-    /// (saves are optimistic).
-    pub async fn sweep(&self, limit: u32) -> Result<usize, DeploymentError> {
-        let mut changed = 0;
-        for (owner, id) in self.deployments.running(limit).await? {
-            let before = self.deployments.get(owner, id).await?.map(|d| d.revision);
-            match self.get(owner, id).await {
-                Ok(after) if Some(after.revision) != before => changed += 1,
-                Ok(_) | Err(DeploymentError::NotFound) => {}
-                Err(e) => return Err(e),
+    /// they cause) to a batch of up to `limit` running deployments, the
+    /// least recently swept first, so a rollout moves on even when nobody
+    /// reads it and its silent devices never report, and every running
+    /// deployment gets its turn however many there are. A deployment that
+    /// fails is logged and counted, and the sweep goes on with the next
+    /// one. Fails only when no batch could be claimed. Safe on every
+    /// instance at once (saves are optimistic).
+    pub async fn sweep(&self, limit: u32) -> Result<SweepReport, DeploymentError> {
+        let mut report = SweepReport::default();
+        for (owner, id) in self.deployments.claim_for_sweep(self.clock.now(), limit).await? {
+            report.swept += 1;
+            match self.sweep_one(owner, id).await {
+                Ok(true) => report.changed += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    report.failed += 1;
+                    tracing::warn!(deployment_id = %id, error = %e, "sweeping a deployment failed; the sweep goes on");
+                }
             }
         }
-        Ok(changed)
+        Ok(report)
+    }
+
+    /// Applies time to one deployment; whether it changed.
+    async fn sweep_one(&self, owner: UserId, id: DeploymentId) -> Result<bool, DeploymentError> {
+        let before = self.deployments.get(owner, id).await?.map(|d| d.revision);
+        match self.get(owner, id).await {
+            Ok(after) => Ok(Some(after.revision) != before),
+            Err(DeploymentError::NotFound) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// The owner's deployment, with time-driven rules applied.
@@ -516,6 +532,17 @@ where
     }
 }
 
+/// What one sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Running deployments looked at.
+    pub swept: usize,
+    /// Those that changed (a timeout, a wave started, an abort).
+    pub changed: usize,
+    /// Those that failed (logged); the sweep went on past them.
+    pub failed: usize,
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::Duration;
@@ -557,11 +584,15 @@ mod tests {
             .create(owner, input, &ClientInfo::default())
             .await
             .unwrap();
-        assert_eq!(service.sweep(100).await.unwrap(), 0, "nothing is due yet");
+        assert_eq!(service.sweep(100).await.unwrap().changed, 0, "nothing is due yet");
         clock.advance(Duration::minutes(10));
         assert_eq!(
             service.sweep(100).await.unwrap(),
-            1,
+            SweepReport {
+                swept: 1,
+                changed: 1,
+                failed: 0
+            },
             "the silent device timed out"
         );
         let after = service.get(owner, d.id).await.unwrap();
@@ -577,5 +608,74 @@ mod tests {
         assert_eq!(after.progress_of(second).unwrap().status, TargetStatus::Pending);
         let audited: Vec<AuditAction> = store.audit_events().iter().map(|e| e.action).collect();
         assert!(audited.contains(&AuditAction::DeploymentWaveStarted));
+    }
+
+    /// More running deployments than one sweep takes, the first ones with
+    /// nothing to do: the sweep goes round them instead of taking the same
+    /// batch every time, so the one that is due is reached.
+    #[tokio::test]
+    async fn a_sweep_reaches_every_running_deployment_in_turn() {
+        let store = InMemoryStore::default();
+        let clock = FixedClock::default_start();
+        let service = DeploymentService::new(
+            store.deployments(),
+            store.bundles(),
+            clock.clone(),
+            SequentialIds::default(),
+        );
+        let owner = registered(&store.accounts()).await.id;
+        let bundle = crate::testing::contracts::bundle::uploaded(
+            &store.bundles(),
+            &crate::testing::contracts::bundle::new_bundle(owner, "EA", "1.0.0", 0),
+            &[b"ea"],
+        )
+        .await;
+        let mut created = Vec::new();
+        for (i, timeout) in [None, None, Some(10)].into_iter().enumerate() {
+            let device = stored_device(&store.devices(), owner, &format!("T{i}"), i as i64)
+                .await
+                .id;
+            let input = NewDeploymentInput {
+                bundle_id: bundle.id,
+                target: "devices".into(),
+                device_ids: Some(vec![device]),
+                label: None,
+                waves: None,
+                abort_failure_percent: None,
+                abort_min_finished: None,
+                timeout_minutes: timeout,
+            };
+            let d = service
+                .create(owner, input, &ClientInfo::default())
+                .await
+                .unwrap();
+            created.push((d.id, device));
+        }
+        clock.advance(Duration::minutes(10));
+        assert_eq!(
+            service.sweep(2).await.unwrap(),
+            SweepReport {
+                swept: 2,
+                changed: 0,
+                failed: 0
+            },
+            "the first batch has nothing to do"
+        );
+        assert_eq!(
+            service.sweep(2).await.unwrap(),
+            SweepReport {
+                swept: 2,
+                changed: 1,
+                failed: 0
+            },
+            "the next batch starts with the deployment not swept yet"
+        );
+        let (due, device) = created[2];
+        let after = service.get(owner, due).await.unwrap();
+        assert_eq!(
+            after.progress_of(device).unwrap().reason.as_deref(),
+            Some("timeout"),
+            "its silent device timed out"
+        );
     }
 }

@@ -14,9 +14,16 @@ use super::conn;
 use crate::error::DbError;
 use crate::pool::PgPool;
 use crate::rows::{NewUserRow, UserRow};
-use crate::schema::{sessions, users};
+use crate::schema::{account_disabled, sessions, users};
 
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+/// Credentials, disabled when `account_disabled` has a row for the user.
+fn with_disabled((row, disabled): (UserRow, Option<uuid::Uuid>)) -> UserCredentials {
+    let mut credentials = row.into_credentials();
+    credentials.disabled = disabled.is_some();
+    credentials
+}
 
 /// [`AccountRepository`] on PostgreSQL.
 #[derive(Clone)]
@@ -74,7 +81,10 @@ impl AccountRepository for PgAccountRepository {
         login: &LoginId,
     ) -> Result<Option<UserCredentials>, UnexpectedError> {
         let mut conn = conn(&self.pool).await?;
-        let query = users::table.select(UserRow::as_select()).into_boxed();
+        let query = users::table
+            .left_join(account_disabled::table)
+            .select((UserRow::as_select(), account_disabled::user_id.nullable()))
+            .into_boxed();
         let query = match login {
             LoginId::Email(email) => query.filter(users::email.eq(email.as_str())),
             LoginId::Username(name) => {
@@ -82,20 +92,21 @@ impl AccountRepository for PgAccountRepository {
             }
         };
         let row = query.first(&mut conn).await.optional().map_err(DbError::from)?;
-        Ok(row.map(UserRow::into_credentials))
+        Ok(row.map(with_disabled))
     }
 
     #[instrument(name = "db.users.find_credentials_by_id", skip_all, err(Display))]
     async fn find_credentials_by_id(&self, id: UserId) -> Result<Option<UserCredentials>, UnexpectedError> {
         let mut conn = conn(&self.pool).await?;
         let row = users::table
-            .find(id.as_uuid())
-            .select(UserRow::as_select())
+            .left_join(account_disabled::table)
+            .filter(users::id.eq(id.as_uuid()))
+            .select((UserRow::as_select(), account_disabled::user_id.nullable()))
             .first(&mut conn)
             .await
             .optional()
             .map_err(DbError::from)?;
-        Ok(row.map(UserRow::into_credentials))
+        Ok(row.map(with_disabled))
     }
 
     #[instrument(name = "db.users.update_password_hash", skip_all, err(Display))]

@@ -92,6 +92,12 @@ fn offset(n: u64) -> Result<i64, UnexpectedError> {
     i64::try_from(n).map_err(|_| UnexpectedError::msg("bundle offset out of range"))
 }
 
+#[derive(Debug, QueryableByName)]
+struct StoredRow {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
 /// Why a delete's transaction rolled back.
 enum DeleteFailure {
     NotFound,
@@ -207,6 +213,39 @@ impl BundleStore for PgBundleStore {
         .await
         .map_err(DbError::from)?;
         Ok(())
+    }
+
+    #[instrument(name = "db.bundles.drop_stale_uploads", skip_all, err(Display))]
+    async fn drop_stale_uploads(&self, now: chrono::DateTime<chrono::Utc>) -> Result<u64, UnexpectedError> {
+        let mut conn = conn(&self.pool).await?;
+        // The chunks go with their row (ON DELETE CASCADE).
+        let dropped = diesel::delete(
+            bundles::table.filter(
+                bundles::completed_at
+                    .is_null()
+                    .and(bundles::created_at.lt(now - STALE_UPLOAD)),
+            ),
+        )
+        .execute(&mut conn)
+        .await
+        .map_err(DbError::from)?;
+        Ok(dropped as u64)
+    }
+
+    #[instrument(name = "db.bundles.stored_bytes", skip_all, err(Display))]
+    async fn stored_bytes(&self, owner: UserId) -> Result<u64, UnexpectedError> {
+        let mut conn = conn(&self.pool).await?;
+        // COALESCE evaluates the chunk sum only for uploads in progress.
+        let row: StoredRow = diesel::sql_query(
+            "SELECT COALESCE(SUM(COALESCE(b.size_bytes, \
+               (SELECT COALESCE(SUM(octet_length(c.data)), 0) FROM bundle_chunks c WHERE c.bundle_id = b.id))), 0)::bigint AS n \
+             FROM bundles b WHERE b.owner_id = $1",
+        )
+        .bind::<SqlUuid, _>(owner.as_uuid())
+        .get_result(&mut conn)
+        .await
+        .map_err(DbError::from)?;
+        u64::try_from(row.n).map_err(|_| UnexpectedError::msg("negative stored size"))
     }
 
     #[instrument(name = "db.bundles.get", skip_all, err(Display))]

@@ -64,6 +64,14 @@ struct DeploymentRow {
     updated_at: chrono::DateTime<chrono::Utc>,
 }
 
+#[derive(Debug, QueryableByName)]
+struct SweptRow {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    owner_id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
+}
+
 #[derive(Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = deployment_devices, check_for_backend(diesel::pg::Pg))]
 struct ProgressRow {
@@ -433,20 +441,29 @@ impl DeploymentRepository for PgDeploymentRepository {
         Ok(Page::from_overfetch(items, page.limit, Deployment::cursor))
     }
 
-    #[instrument(name = "db.deployments.running", skip_all, err(Display))]
-    async fn running(&self, limit: u32) -> Result<Vec<(UserId, DeploymentId)>, UnexpectedError> {
+    #[instrument(name = "db.deployments.claim_for_sweep", skip_all, err(Display))]
+    async fn claim_for_sweep(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<Vec<(UserId, DeploymentId)>, UnexpectedError> {
         let mut conn = conn(&self.pool).await?;
-        let rows: Vec<(Uuid, Uuid)> = deployments::table
-            .filter(deployments::state.eq(DeploymentState::Running.as_str()))
-            .order((deployments::updated_at, deployments::id))
-            .limit(i64::from(limit))
-            .select((deployments::owner_id, deployments::id))
-            .load(&mut conn)
-            .await
-            .map_err(DbError::from)?;
+        // One statement: pick the batch (rows another instance is claiming
+        // or saving right now are skipped, not waited for) and mark it.
+        let rows: Vec<SweptRow> = diesel::sql_query(
+            "UPDATE deployments SET swept_at = $1 WHERE id IN ( \
+               SELECT id FROM deployments WHERE state = 'running' \
+               ORDER BY swept_at NULLS FIRST, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
+             RETURNING owner_id, id",
+        )
+        .bind::<diesel::sql_types::Timestamptz, _>(now)
+        .bind::<diesel::sql_types::BigInt, _>(i64::from(limit))
+        .load(&mut conn)
+        .await
+        .map_err(DbError::from)?;
         Ok(rows
             .into_iter()
-            .map(|(owner, id)| (UserId::from_uuid(owner), DeploymentId::from_uuid(id)))
+            .map(|r| (UserId::from_uuid(r.owner_id), DeploymentId::from_uuid(r.id)))
             .collect())
     }
 

@@ -90,16 +90,22 @@ impl SessionRepository for PgSessionRepository {
         let mut conn = conn(&self.pool).await?;
         let row = refresh_tokens::table
             .inner_join(sessions::table)
+            .left_join(account_disabled::table.on(account_disabled::user_id.eq(sessions::user_id)))
             .filter(refresh_tokens::token_hash.eq(hash.as_bytes()))
-            .select((RefreshTokenRow::as_select(), SessionRow::as_select()))
-            .first::<(RefreshTokenRow, SessionRow)>(&mut conn)
+            .select((
+                RefreshTokenRow::as_select(),
+                SessionRow::as_select(),
+                account_disabled::disabled_at.nullable(),
+            ))
+            .first::<(RefreshTokenRow, SessionRow, Option<DateTime<Utc>>)>(&mut conn)
             .await
             .optional()
             .map_err(DbError::from)?;
-        Ok(row.map(|(token, session)| RefreshTokenRecord {
+        Ok(row.map(|(token, session, disabled)| RefreshTokenRecord {
             session: session.into(),
             expires_at: token.expires_at,
             rotated_at: token.rotated_at,
+            account_disabled: disabled.is_some(),
         }))
     }
 

@@ -35,6 +35,7 @@ impl UserRow {
                 updated_at: self.updated_at,
             },
             password_hash: PasswordHash::new(self.password_hash),
+            disabled: false,
         }
     }
 }

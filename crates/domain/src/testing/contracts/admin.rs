@@ -361,9 +361,10 @@ pub async fn disabling_an_account_stops_its_sessions_keys_and_devices_until_enab
     keys: &impl ApiKeyRepository,
     admin: &impl AdminRepository,
 ) {
-    let user = registered(accounts).await.id;
+    let registered_user = registered(accounts).await;
+    let user = registered_user.id;
     let bystander = registered(accounts).await.id;
-    let (session, _) = logged_in(sessions, user).await;
+    let (session, first) = logged_in(sessions, user).await;
     let device = stored_device(devices, user, "Disabled", 0).await.id;
     let other_device = stored_device(devices, bystander, "Bystander", 0).await.id;
     let hash = ApiKeyHash::new(uuid::Uuid::new_v4().as_bytes().to_vec());
@@ -390,13 +391,35 @@ pub async fn disabling_an_account_stops_its_sessions_keys_and_devices_until_enab
     .await
     .expect("creating a key");
     let state = || async {
+        let login = LoginId::parse(registered_user.email.as_str()).expect("a login");
+        let credentials = accounts
+            .find_credentials_by_login(&login)
+            .await
+            .expect("find_credentials_by_login")
+            .expect("the credentials");
+        let by_id = accounts
+            .find_credentials_by_id(user)
+            .await
+            .expect("find_credentials_by_id")
+            .expect("the credentials");
+        let refresh = sessions
+            .find_refresh_token(&first.hash)
+            .await
+            .expect("find_refresh_token")
+            .expect("the refresh token");
+        assert_eq!(
+            (credentials.disabled, by_id.disabled),
+            (refresh.account_disabled, refresh.account_disabled),
+            "credentials and refresh tokens agree on whether the account is disabled"
+        );
         (
-            sessions
-                .find(session.id)
-                .await
-                .expect("find")
-                .expect("the session")
-                .is_active(),
+            !refresh.account_disabled
+                && sessions
+                    .find(session.id)
+                    .await
+                    .expect("find")
+                    .expect("the session")
+                    .is_active(),
             devices
                 .find_credentials(device)
                 .await

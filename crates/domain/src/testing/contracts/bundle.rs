@@ -307,6 +307,95 @@ pub async fn a_deployed_bundle_reaches_started_devices_and_cannot_be_deleted(
     );
 }
 
+pub async fn the_sweep_drops_only_uploads_abandoned_long_ago(
+    accounts: &impl AccountRepository,
+    _devices: &impl DeviceRepository,
+    bundles: &impl BundleStore,
+    _deployments: &impl DeploymentRepository,
+) {
+    let owner = registered(accounts).await.id;
+    let other = registered(accounts).await.id;
+    let now = t0() + Duration::minutes(90);
+    // What other rules left in a shared store goes first.
+    bundles.drop_stale_uploads(now).await.expect("sweep failed");
+    let abandoned = new_bundle(owner, "Abandoned", "1.0.0", 0);
+    bundles.begin(&abandoned).await.expect("begin failed");
+    bundles
+        .append(abandoned.id, 0, b"half a file")
+        .await
+        .expect("append failed");
+    let elsewhere = new_bundle(other, "Elsewhere", "1.0.0", 1);
+    bundles.begin(&elsewhere).await.expect("begin failed");
+    let recent = new_bundle(owner, "Recent", "1.0.0", 40);
+    bundles.begin(&recent).await.expect("begin failed");
+    let done = uploaded(bundles, &new_bundle(owner, "Done", "1.0.0", 0), &[b"whole"]).await;
+    assert_eq!(
+        bundles.drop_stale_uploads(now).await.expect("sweep failed"),
+        2,
+        "both owners' uploads begun over an hour ago are dropped"
+    );
+    assert!(
+        bundles.append(abandoned.id, 11, b"rest").await.is_err(),
+        "a dropped upload takes no more chunks"
+    );
+    bundles
+        .begin(&new_bundle(owner, "Abandoned", "1.0.0", 90))
+        .await
+        .expect("its name and version are free again");
+    bundles
+        .append(recent.id, 0, b"still coming")
+        .await
+        .expect("a recent upload is kept");
+    assert_eq!(
+        bundles.read(done.id, 0, 100).await.expect("read failed"),
+        b"whole",
+        "a completed bundle is kept, however old"
+    );
+    assert_eq!(
+        bundles.drop_stale_uploads(now).await.expect("sweep failed"),
+        0,
+        "a second sweep finds nothing"
+    );
+}
+
+pub async fn stored_bytes_count_completed_bundles_and_uploads_in_progress(
+    accounts: &impl AccountRepository,
+    _devices: &impl DeviceRepository,
+    bundles: &impl BundleStore,
+    _deployments: &impl DeploymentRepository,
+) {
+    let owner = registered(accounts).await.id;
+    let other = registered(accounts).await.id;
+    let stored = async |who| bundles.stored_bytes(who).await.expect("stored_bytes failed");
+    assert_eq!(stored(owner).await, 0, "nothing stored yet");
+    uploaded(
+        bundles,
+        &new_bundle(owner, "Stored", "1.0.0", 0),
+        &[b"12345", b"678"],
+    )
+    .await;
+    let progress = new_bundle(owner, "Stored", "2.0.0", 1);
+    bundles.begin(&progress).await.expect("begin failed");
+    bundles
+        .append(progress.id, 0, b"abc")
+        .await
+        .expect("append failed");
+    uploaded(
+        bundles,
+        &new_bundle(other, "Stored", "1.0.0", 0),
+        &[b"0123456789"],
+    )
+    .await;
+    assert_eq!(
+        stored(owner).await,
+        11,
+        "a completed bundle's size plus what an upload in progress stored"
+    );
+    assert_eq!(stored(other).await, 10, "per owner");
+    bundles.abandon(progress.id).await.expect("abandon failed");
+    assert_eq!(stored(owner).await, 8, "an abandoned upload frees what it stored");
+}
+
 /// Every [`BundleStore`] rule, in order, on one set of ports.
 pub async fn bundle_store_contract(
     accounts: &impl AccountRepository,
@@ -320,6 +409,9 @@ pub async fn bundle_store_contract(
     an_upload_cut_off_long_ago_frees_its_name_and_version(accounts, devices, bundles, deployments).await;
     bundles_are_private_and_listed_newest_first(accounts, devices, bundles, deployments).await;
     a_deployed_bundle_reaches_started_devices_and_cannot_be_deleted(accounts, devices, bundles, deployments)
+        .await;
+    the_sweep_drops_only_uploads_abandoned_long_ago(accounts, devices, bundles, deployments).await;
+    stored_bytes_count_completed_bundles_and_uploads_in_progress(accounts, devices, bundles, deployments)
         .await;
 }
 
@@ -340,6 +432,8 @@ macro_rules! bundle_store_contract {
                 an_upload_cut_off_long_ago_frees_its_name_and_version,
                 bundles_are_private_and_listed_newest_first,
                 a_deployed_bundle_reaches_started_devices_and_cannot_be_deleted,
+                the_sweep_drops_only_uploads_abandoned_long_ago,
+                stored_bytes_count_completed_bundles_and_uploads_in_progress,
             ]
         );
     };

@@ -191,7 +191,10 @@ pub async fn devices_find_their_open_deployment_and_carry_their_ea_version(
     );
     let bundle = uploaded(bundles, &new_bundle(owner, "Open", "1.0.0", 0), &[b"x"]).await;
     let d = deployed(deployments, &bundle, &[a, b]).await;
-    let running = deployments.running(10_000).await.expect("running failed");
+    let running = deployments
+        .claim_for_sweep(t0(), 100_000)
+        .await
+        .expect("claim_for_sweep failed");
     assert!(running.contains(&(owner, d.id)), "a running deployment is swept");
     let open = deployments
         .open_for_device(a)
@@ -220,9 +223,9 @@ pub async fn devices_find_their_open_deployment_and_carry_their_ea_version(
         .expect("save failed");
     assert!(
         !deployments
-            .running(10_000)
+            .claim_for_sweep(t0(), 100_000)
             .await
-            .expect("running failed")
+            .expect("claim_for_sweep failed")
             .contains(&(owner, d.id)),
         "an ended deployment is not"
     );
@@ -384,6 +387,51 @@ pub async fn labels_are_replaced_per_device_and_select_active_devices(
     );
 }
 
+pub async fn sweeps_claim_running_deployments_least_recently_swept_first(
+    accounts: &impl AccountRepository,
+    devices: &impl DeviceRepository,
+    bundles: &impl BundleStore,
+    deployments: &impl DeploymentRepository,
+) {
+    let owner = registered(accounts).await.id;
+    let device = stored_device(devices, owner, "Swept", 0).await.id;
+    let bundle = uploaded(bundles, &new_bundle(owner, "Swept", "1.0.0", 0), &[b"x"]).await;
+    // In no particular order.
+    let claim = async |minutes: i64, limit: u32| {
+        let mut claimed = deployments
+            .claim_for_sweep(t0() + Duration::minutes(minutes), limit)
+            .await
+            .expect("claim_for_sweep failed");
+        claimed.sort_by_key(|(_, id)| *id);
+        claimed
+    };
+    // Whatever else runs in the store has been swept now.
+    claim(0, 100_000).await;
+    let mut ours = Vec::new();
+    for _ in 0..3 {
+        ours.push((owner, deployed(deployments, &bundle, &[device]).await.id));
+    }
+    ours.sort_by_key(|(_, id)| *id);
+    let first = claim(1, 2).await;
+    assert_eq!(first, ours[..2], "never swept first, by id");
+    let second = claim(2, 1).await;
+    assert_eq!(
+        second,
+        ours[2..],
+        "then the one not swept yet, not the same batch again"
+    );
+    let third = claim(3, 2).await;
+    assert!(
+        !third.contains(&ours[2]),
+        "the most recently swept comes last: {third:?}"
+    );
+    let all = claim(4, 100_000).await;
+    assert!(
+        ours.iter().all(|d| all.contains(d)),
+        "a large enough batch takes every running deployment"
+    );
+}
+
 /// Every [`DeploymentRepository`] rule, in order, on one set of ports.
 pub async fn deployment_repository_contract(
     accounts: &impl AccountRepository,
@@ -399,6 +447,8 @@ pub async fn deployment_repository_contract(
     writes_change_the_deployment_revision_of_the_devices_they_touch(accounts, devices, bundles, deployments)
         .await;
     labels_are_replaced_per_device_and_select_active_devices(accounts, devices, bundles, deployments).await;
+    sweeps_claim_running_deployments_least_recently_swept_first(accounts, devices, bundles, deployments)
+        .await;
 }
 
 /// One `#[tokio::test]` per [`DeploymentRepository`] rule, in a module
@@ -418,6 +468,7 @@ macro_rules! deployment_repository_contract {
                 devices_find_their_open_deployment_and_carry_their_ea_version,
                 writes_change_the_deployment_revision_of_the_devices_they_touch,
                 labels_are_replaced_per_device_and_select_active_devices,
+                sweeps_claim_running_deployments_least_recently_swept_first,
             ]
         );
     };

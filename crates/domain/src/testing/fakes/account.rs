@@ -49,22 +49,24 @@ impl AccountRepository for InMemoryAccountRepository {
         &self,
         login: &LoginId,
     ) -> Result<Option<UserCredentials>, UnexpectedError> {
-        Ok(self
-            .0
-            .state()
+        let state = self.0.state();
+        Ok(state
             .users
             .values()
             .find(|(u, _)| matches_login(u, login))
             .map(|(user, hash)| UserCredentials {
                 user: user.clone(),
                 password_hash: hash.clone(),
+                disabled: state.disabled.contains_key(&user.id),
             }))
     }
 
     async fn find_credentials_by_id(&self, id: UserId) -> Result<Option<UserCredentials>, UnexpectedError> {
-        Ok(self.0.state().users.get(&id).map(|(user, hash)| UserCredentials {
+        let state = self.0.state();
+        Ok(state.users.get(&id).map(|(user, hash)| UserCredentials {
             user: user.clone(),
             password_hash: hash.clone(),
+            disabled: state.disabled.contains_key(&user.id),
         }))
     }
 

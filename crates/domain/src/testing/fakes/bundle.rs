@@ -96,6 +96,26 @@ impl BundleStore for InMemoryBundleStore {
         Ok(())
     }
 
+    async fn drop_stale_uploads(&self, now: chrono::DateTime<chrono::Utc>) -> Result<u64, UnexpectedError> {
+        let mut state = self.0.state();
+        let before = state.bundles.len();
+        state
+            .bundles
+            .retain(|_, r| r.done.is_some() || r.new.created_at + STALE_UPLOAD >= now);
+        Ok((before - state.bundles.len()) as u64)
+    }
+
+    async fn stored_bytes(&self, owner: UserId) -> Result<u64, UnexpectedError> {
+        Ok(self
+            .0
+            .state()
+            .bundles
+            .values()
+            .filter(|r| r.new.owner == owner)
+            .map(|r| r.done.as_ref().map_or(r.data.len() as u64, |(size, _)| *size))
+            .sum())
+    }
+
     async fn get(&self, owner: UserId, id: BundleId) -> Result<Option<Bundle>, UnexpectedError> {
         Ok(self
             .0
@@ -272,19 +292,25 @@ impl DeploymentRepository for InMemoryDeploymentRepository {
         Ok(Page::from_overfetch(items, page.limit, Deployment::cursor))
     }
 
-    async fn running(&self, limit: u32) -> Result<Vec<(UserId, DeploymentId)>, UnexpectedError> {
-        let state = self.0.state();
-        let mut running: Vec<&Deployment> = state
+    async fn claim_for_sweep(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<Vec<(UserId, DeploymentId)>, UnexpectedError> {
+        let mut state = self.0.state();
+        let mut running: Vec<(Option<chrono::DateTime<chrono::Utc>>, DeploymentId, UserId)> = state
             .deployments
             .values()
             .filter(|d| d.state == DeploymentState::Running)
+            .map(|d| (state.swept.get(&d.id).copied(), d.id, d.owner))
             .collect();
-        running.sort_by_key(|d| (d.updated_at, d.id));
-        Ok(running
-            .into_iter()
-            .take(limit as usize)
-            .map(|d| (d.owner, d.id))
-            .collect())
+        // None (never swept) sorts first.
+        running.sort();
+        running.truncate(limit as usize);
+        for (_, id, _) in &running {
+            state.swept.insert(*id, now);
+        }
+        Ok(running.into_iter().map(|(_, id, owner)| (owner, id)).collect())
     }
 
     async fn open_for_device(&self, device: DeviceId) -> Result<Option<Deployment>, UnexpectedError> {

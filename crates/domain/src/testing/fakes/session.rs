@@ -53,6 +53,7 @@ impl SessionRepository for InMemorySessionRepository {
                     session: session.clone(),
                     expires_at: token.expires_at,
                     rotated_at: *rotated_at,
+                    account_disabled: state.disabled.contains_key(&session.user_id),
                 })
         }))
     }

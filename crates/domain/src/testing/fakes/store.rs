@@ -51,6 +51,8 @@ pub(super) struct State {
     pub(super) labels: HashMap<DeviceId, Vec<crate::deployment::Label>>,
     /// Stored without the devices' EA versions (read from `devices`).
     pub(super) deployments: HashMap<crate::deployment::DeploymentId, crate::deployment::Deployment>,
+    /// When the sweep last claimed each deployment.
+    pub(super) swept: HashMap<crate::deployment::DeploymentId, DateTime<Utc>>,
     pub(super) signals: Vec<SignalRecord>,
     /// Per device, the signals published for it, in order (wake-ups).
     pub(super) published: HashMap<DeviceId, Vec<Signal>>,

@@ -1,0 +1,3 @@
+DROP INDEX bundles_incomplete;
+DROP INDEX deployments_sweep_order;
+ALTER TABLE deployments DROP COLUMN swept_at;
