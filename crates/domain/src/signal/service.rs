@@ -1,5 +1,6 @@
 //! The signal use cases.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -166,16 +167,18 @@ where
         };
         // Each device's configuration, as it stands now, decides what it
         // receives; refused deliveries are stored as skipped, with why.
-        let configs = self.configs.effective_for_devices(owner, &devices).await?;
+        let mut configs: HashMap<DeviceId, EffectiveConfig> = self
+            .configs
+            .effective_for_devices(owner, &devices)
+            .await?
+            .into_iter()
+            .collect();
+        let fallback = EffectiveConfig::merge(&CurrentConfig::default(), None, 0);
         let deliveries = devices
             .iter()
             .map(|d| {
-                let config = configs
-                    .iter()
-                    .find(|(id, _)| id == d)
-                    .map(|(_, c)| c.clone())
-                    .unwrap_or_else(|| EffectiveConfig::merge(&CurrentConfig::default(), None, 0));
-                (*d, adapt(&draft.order, &config))
+                let config = configs.remove(d);
+                (*d, adapt(&draft.order, config.as_ref().unwrap_or(&fallback)))
             })
             .collect();
         let new = NewSignal {
