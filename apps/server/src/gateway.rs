@@ -275,8 +275,8 @@ struct RouteMetrics {
 }
 
 thread_local! {
-    static METRICS: std::cell::RefCell<std::collections::HashMap<String, RouteMetrics>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
+    static METRICS: std::cell::RefCell<foldhash::HashMap<String, RouteMetrics>> =
+        std::cell::RefCell::new(foldhash::HashMap::default());
 }
 
 fn record_metrics(route: &str, method: &actix_web::http::Method, status: u16, latency: Duration) {

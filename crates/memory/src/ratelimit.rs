@@ -3,7 +3,7 @@
 //! windows swept as a shard fills. When a shard is full of live windows a
 //! new key is refused (full never means unlimited).
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};

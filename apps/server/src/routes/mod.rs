@@ -142,7 +142,7 @@ static DOCUMENT: LazyLock<Document> = LazyLock::new(|| {
 /// `path` itself when it is a route without parameters (so it is its own
 /// route template), as a `'static` string for metric labels.
 pub(crate) fn static_route(path: &str) -> Option<&'static str> {
-    static STATIC_ROUTES: LazyLock<std::collections::HashSet<&'static str>> = LazyLock::new(|| {
+    static STATIC_ROUTES: LazyLock<foldhash::HashSet<&'static str>> = LazyLock::new(|| {
         DOCUMENT
             .allowed
             .iter()

@@ -299,18 +299,19 @@ where
         };
         errors.into_result().map_err(PollError::Invalid)?;
 
-        let signals = if wait == 0 {
-            self.signals
-                .pending_for_device(device, self.clock.now(), limit)
-                .await?
+        let (signals, now) = if wait == 0 {
+            let now = self.clock.now();
+            (self.signals.pending_for_device(device, now, limit).await?, now)
         } else {
-            self.wait_for_signals(device, limit, Duration::seconds(wait))
-                .await?
+            let signals = self
+                .wait_for_signals(device, limit, Duration::seconds(wait))
+                .await?;
+            (signals, self.clock.now())
         };
         // The poll time and first deliveries are written with the next
         // activity flush.
         let ids: Vec<SignalId> = signals.iter().map(|s| s.id).collect();
-        self.activity.polled(device, self.clock.now(), &ids);
+        self.activity.polled(device, now, &ids);
         Ok(signals)
     }
 
