@@ -515,7 +515,7 @@ impl SignedDevice {
     }
 }
 
-fn header_slot<'a>(req: &'a HttpRequest, name: &str) -> HeaderSlot<'a> {
+fn header_slot<'a>(req: &'a HttpRequest, name: impl header::AsHeaderName) -> HeaderSlot<'a> {
     let mut values = req.headers().get_all(name);
     match (values.next(), values.next()) {
         (None, _) => HeaderSlot::Missing,
@@ -546,11 +546,16 @@ pub(crate) fn optional_header(req: &HttpRequest, name: &'static str) -> Result<O
 
 /// Protocol step 1: the four signing headers, present once and well-formed.
 fn signed_headers(req: &HttpRequest) -> Result<SignedHeaders, ApiError> {
+    // Header names made once, not parsed from text on every request.
+    const DEVICE_ID: header::HeaderName = header::HeaderName::from_static(eagate_protocol::DEVICE_ID_HEADER);
+    const TIMESTAMP: header::HeaderName = header::HeaderName::from_static(eagate_protocol::TIMESTAMP_HEADER);
+    const NONCE: header::HeaderName = header::HeaderName::from_static(eagate_protocol::NONCE_HEADER);
+    const SIGNATURE: header::HeaderName = header::HeaderName::from_static(eagate_protocol::SIGNATURE_HEADER);
     SignedHeaders::parse(
-        header_slot(req, eagate_protocol::DEVICE_ID_HEADER),
-        header_slot(req, eagate_protocol::TIMESTAMP_HEADER),
-        header_slot(req, eagate_protocol::NONCE_HEADER),
-        header_slot(req, eagate_protocol::SIGNATURE_HEADER),
+        header_slot(req, &DEVICE_ID),
+        header_slot(req, &TIMESTAMP),
+        header_slot(req, &NONCE),
+        header_slot(req, &SIGNATURE),
     )
     .map_err(|e| {
         let code = match e.problem {
@@ -621,7 +626,7 @@ impl FromRequest for SignedDevice {
                 .authenticate(&request, attempt)
                 .await
                 .map_err(refused)?;
-            metrics::counter!("device_auth_total", "outcome" => "ok").increment(1);
+            crate::metrics::hot().device_auth_ok.increment(1);
             tracing::Span::current().record("device_id", tracing::field::display(device.id));
             actix_web::HttpMessage::extensions_mut(&req).insert(crate::gateway::LoggedDevice(device.id));
             Ok(Self {

@@ -1,7 +1,7 @@
 //! Prometheus metrics: recorded with the `metrics` facade, rendered at
 //! `GET /metrics`. Labels are route templates, never raw paths.
 
-use std::sync::OnceLock;
+use std::sync::{LazyLock, OnceLock};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
@@ -24,4 +24,27 @@ pub fn handle() -> PrometheusHandle {
             }
         })
         .clone()
+}
+
+/// Handles of the metrics every request (or every signed device request)
+/// moves, looked up once: a `counter!` or `gauge!` call hashes its name
+/// and labels into the registry each time. The recorder is installed
+/// first, so they are never no-ops.
+#[derive(Debug)]
+pub struct HotMetrics {
+    pub in_flight: metrics::Gauge,
+    pub device_auth_ok: metrics::Counter,
+    pub signals_delivered: metrics::Counter,
+}
+
+pub fn hot() -> &'static HotMetrics {
+    static HOT: LazyLock<HotMetrics> = LazyLock::new(|| {
+        drop(handle());
+        HotMetrics {
+            in_flight: metrics::gauge!("http_requests_in_flight"),
+            device_auth_ok: metrics::counter!("device_auth_total", "outcome" => "ok"),
+            signals_delivered: metrics::counter!("signals_delivered_total"),
+        }
+    });
+    &HOT
 }

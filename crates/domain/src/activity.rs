@@ -8,7 +8,7 @@
 //! never a signal, an acknowledgement or a secret change, which are written
 //! before their request is answered.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex, MutexGuard};
 

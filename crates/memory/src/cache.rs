@@ -3,7 +3,7 @@
 //! that shard — harmless, the next request fills again), a maximum age per
 //! entry as a safety net, and a size bound per map.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};

@@ -6,7 +6,7 @@
 //! brings a counter back to zero removes it — so keys that are only looked
 //! at (every device request's failure budget) cannot fill the map.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};

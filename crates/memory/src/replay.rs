@@ -17,7 +17,9 @@
 
 use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+
+use foldhash::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -58,7 +60,7 @@ struct Ledger {
 impl Ledger {
     fn new(now: Instant, owner: UserId, account: Arc<AtomicUsize>) -> Self {
         Self {
-            nonces: HashMap::new(),
+            nonces: HashMap::default(),
             expiries: BinaryHeap::new(),
             window_start: now,
             window: Duration::ZERO,
@@ -133,7 +135,7 @@ impl InMemoryReplayGuard {
             shards: (0..SHARDS)
                 .map(|_| {
                     Mutex::new(Shard {
-                        ledgers: HashMap::new(),
+                        ledgers: HashMap::default(),
                         swept: now,
                     })
                 })

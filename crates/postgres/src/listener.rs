@@ -14,7 +14,7 @@
 //! reconnect both start afresh. [`PgSignalWakeups::ready`] resolves once
 //! the connection is up.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};

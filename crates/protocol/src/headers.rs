@@ -58,13 +58,18 @@ impl std::error::Error for HeaderError {}
 /// The signing headers of a request, syntactically valid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedHeaders {
-    device_id: String,
+    /// The device id, the timestamp and the nonce exactly as sent, one
+    /// after another in one allocation; `timestamp_end` and the length
+    /// delimit them (the device id is always 36 characters).
+    text: String,
+    timestamp_end: usize,
     uuid_bytes: [u8; 16],
-    timestamp: String,
     unix_seconds: i64,
-    nonce: String,
     signature: [u8; 32],
 }
+
+/// A device id is a hyphenated UUID: always this long.
+const DEVICE_ID_LEN: usize = 36;
 
 fn present<'a>(slot: HeaderSlot<'a>, header: &'static str) -> Result<&'a str, HeaderError> {
     let problem = match slot {
@@ -181,19 +186,23 @@ impl SignedHeaders {
         let signature = present(signature, "X-Signature")?;
         let signature = parse_signature(signature)
             .ok_or_else(|| malformed("X-Signature", "must be v1= followed by 64 hex digits"))?;
+        debug_assert_eq!(device_id.len(), DEVICE_ID_LEN);
+        let mut text = String::with_capacity(device_id.len() + timestamp.len() + nonce.len());
+        text.push_str(device_id);
+        text.push_str(timestamp);
+        text.push_str(nonce);
         Ok(Self {
-            device_id: device_id.to_owned(),
+            text,
+            timestamp_end: DEVICE_ID_LEN + timestamp.len(),
             uuid_bytes,
-            timestamp: timestamp.to_owned(),
             unix_seconds,
-            nonce: nonce.to_owned(),
             signature,
         })
     }
 
     /// The device id exactly as sent.
     pub fn device_id(&self) -> &str {
-        &self.device_id
+        &self.text[..DEVICE_ID_LEN]
     }
 
     /// The device id's 16 UUID bytes.
@@ -203,7 +212,7 @@ impl SignedHeaders {
 
     /// The timestamp exactly as sent.
     pub fn timestamp(&self) -> &str {
-        &self.timestamp
+        &self.text[DEVICE_ID_LEN..self.timestamp_end]
     }
 
     pub fn unix_seconds(&self) -> i64 {
@@ -211,7 +220,7 @@ impl SignedHeaders {
     }
 
     pub fn nonce(&self) -> &str {
-        &self.nonce
+        &self.text[self.timestamp_end..]
     }
 
     /// The 32 signature bytes.

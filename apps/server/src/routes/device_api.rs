@@ -17,7 +17,8 @@ use crate::state::AppState;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 pub fn configure(cfg: &mut ServiceConfig<'_>) {
-    cfg.service(heartbeat).service(config).service(poll).service(ack);
+    // Most traffic first: the router tries them in this order.
+    cfg.service(poll).service(heartbeat).service(ack).service(config);
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -193,7 +194,7 @@ pub(crate) async fn poll(
         .signals
         .poll(&signed.device, q.limit.as_deref(), q.wait.as_deref())
         .await?;
-    metrics::counter!("signals_delivered_total").increment(signals.len() as u64);
+    crate::metrics::hot().signals_delivered.increment(signals.len() as u64);
     Ok(HttpResponse::Ok().json(PollResponse {
         signals: signals.iter().map(OrderResponse::from).collect(),
         server_time: state.device_auth.now().timestamp(),

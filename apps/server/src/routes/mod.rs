@@ -63,6 +63,15 @@ fn register(cfg: &mut ServiceConfig<'_>) {
     .service(
         scope("/api/v1")
             .app_data(BodyLimit(ACCOUNT_BODY_LIMIT))
+            // The device routes first: they carry most of the traffic, and
+            // the router tries the scopes in this order.
+            .service(
+                scope("/device")
+                    .app_data(BodyLimit(DEVICE_BODY_LIMIT))
+                    .configure(device_api::configure)
+                    .configure(bundles::configure_device)
+                    .configure(deployments::configure_device),
+            )
             .service(scope("/auth").configure(auth::configure))
             .service(
                 scope("/devices")
@@ -86,13 +95,6 @@ fn register(cfg: &mut ServiceConfig<'_>) {
                     // Up to 1000 target device ids.
                     .app_data(BodyLimit(SIGNAL_BODY_LIMIT))
                     .configure(signals::configure),
-            )
-            .service(
-                scope("/device")
-                    .app_data(BodyLimit(DEVICE_BODY_LIMIT))
-                    .configure(device_api::configure)
-                    .configure(bundles::configure_device)
-                    .configure(deployments::configure_device),
             )
             .default_service(web::to(not_found)),
     )
@@ -140,7 +142,7 @@ static DOCUMENT: LazyLock<Document> = LazyLock::new(|| {
 /// `path` itself when it is a route without parameters (so it is its own
 /// route template), as a `'static` string for metric labels.
 pub(crate) fn static_route(path: &str) -> Option<&'static str> {
-    static STATIC_ROUTES: LazyLock<std::collections::HashSet<&'static str>> = LazyLock::new(|| {
+    static STATIC_ROUTES: LazyLock<foldhash::HashSet<&'static str>> = LazyLock::new(|| {
         DOCUMENT
             .allowed
             .iter()

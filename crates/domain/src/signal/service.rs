@@ -1,5 +1,6 @@
 //! The signal use cases.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -166,16 +167,18 @@ where
         };
         // Each device's configuration, as it stands now, decides what it
         // receives; refused deliveries are stored as skipped, with why.
-        let configs = self.configs.effective_for_devices(owner, &devices).await?;
+        let mut configs: HashMap<DeviceId, EffectiveConfig> = self
+            .configs
+            .effective_for_devices(owner, &devices)
+            .await?
+            .into_iter()
+            .collect();
+        let fallback = EffectiveConfig::merge(&CurrentConfig::default(), None, 0);
         let deliveries = devices
             .iter()
             .map(|d| {
-                let config = configs
-                    .iter()
-                    .find(|(id, _)| id == d)
-                    .map(|(_, c)| c.clone())
-                    .unwrap_or_else(|| EffectiveConfig::merge(&CurrentConfig::default(), None, 0));
-                (*d, adapt(&draft.order, &config))
+                let config = configs.remove(d);
+                (*d, adapt(&draft.order, config.as_ref().unwrap_or(&fallback)))
             })
             .collect();
         let new = NewSignal {
@@ -296,18 +299,19 @@ where
         };
         errors.into_result().map_err(PollError::Invalid)?;
 
-        let signals = if wait == 0 {
-            self.signals
-                .pending_for_device(device, self.clock.now(), limit)
-                .await?
+        let (signals, now) = if wait == 0 {
+            let now = self.clock.now();
+            (self.signals.pending_for_device(device, now, limit).await?, now)
         } else {
-            self.wait_for_signals(device, limit, Duration::seconds(wait))
-                .await?
+            let signals = self
+                .wait_for_signals(device, limit, Duration::seconds(wait))
+                .await?;
+            (signals, self.clock.now())
         };
         // The poll time and first deliveries are written with the next
         // activity flush.
         let ids: Vec<SignalId> = signals.iter().map(|s| s.id).collect();
-        self.activity.polled(device, self.clock.now(), &ids);
+        self.activity.polled(device, now, &ids);
         Ok(signals)
     }
 

@@ -2,7 +2,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::Text;
+use diesel::sql_types::{Array, Float8, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use eagate_domain::UnexpectedError;
 use eagate_domain::account::UserId;
@@ -19,7 +19,7 @@ use super::conn;
 use crate::error::DbError;
 use crate::listener::{DELIVERIES_CHANNEL, notification_payloads};
 use crate::pool::PgPool;
-use crate::rows::{DeliveryRow, NewDeliveryRow, NewSignalRow, SignalRow};
+use crate::rows::{DeliveryRow, NewDeliveryColumns, NewSignalRow, SignalRow};
 use crate::schema::{devices, signal_deliveries, signals};
 
 const IDEMPOTENCY_INDEX: &str = "signals_owner_idempotency_key";
@@ -98,11 +98,7 @@ impl SignalRepository for PgSignalRepository {
     async fn insert(&self, new: &NewSignal) -> Result<SignalWithDeliveries, InsertSignalError> {
         let mut conn = conn(&self.pool).await.map_err(UnexpectedError::from)?;
         let row = NewSignalRow::new(&new.signal, new.idempotency.as_ref());
-        let deliveries: Vec<NewDeliveryRow> = new
-            .deliveries
-            .iter()
-            .map(|(d, adaptation)| NewDeliveryRow::new(&new.signal, *d, adaptation))
-            .collect();
+        let deliveries = NewDeliveryColumns::new(&new.deliveries);
         // Devices that receive the same order share notifications; skipped
         // ones are not woken.
         let mut groups: Vec<(Signal, Vec<DeviceId>)> = Vec::new();
@@ -131,10 +127,23 @@ impl SignalRepository for PgSignalRepository {
                     .values(&row)
                     .execute(conn)
                     .await?;
-                diesel::insert_into(signal_deliveries::table)
-                    .values(&deliveries)
-                    .execute(conn)
-                    .await?;
+                diesel::sql_query(
+                    "INSERT INTO signal_deliveries \
+                     (signal_id, device_id, created_at, expires_at, instrument, volume, skip_reason, adaptation) \
+                     SELECT $1, d.device_id, $2, $3, d.instrument, d.volume, d.skip_reason, d.adaptation \
+                     FROM unnest($4::uuid[], $5::text[], $6::float8[], $7::text[], $8::jsonb[]) \
+                     AS d(device_id, instrument, volume, skip_reason, adaptation)",
+                )
+                .bind::<SqlUuid, _>(new.signal.id.as_uuid())
+                .bind::<Timestamptz, _>(new.signal.created_at)
+                .bind::<Nullable<Timestamptz>, _>(new.signal.expires_at)
+                .bind::<Array<SqlUuid>, _>(&deliveries.device_ids)
+                .bind::<Array<Nullable<Text>>, _>(&deliveries.instruments)
+                .bind::<Array<Nullable<Float8>>, _>(&deliveries.volumes)
+                .bind::<Array<Nullable<Text>>, _>(&deliveries.skip_reasons)
+                .bind::<Array<Jsonb>, _>(&deliveries.adaptations)
+                .execute(conn)
+                .await?;
                 for payload in &payloads {
                     diesel::sql_query("SELECT pg_notify($1, $2)")
                         .bind::<Text, _>(DELIVERIES_CHANNEL)
@@ -326,7 +335,6 @@ impl SignalRepository for PgSignalRepository {
         &self,
         deliveries: &[(DeviceId, SignalId, DateTime<Utc>)],
     ) -> Result<(), UnexpectedError> {
-        use diesel::sql_types::{Array, Timestamptz, Uuid as SqlUuid};
         if deliveries.is_empty() {
             return Ok(());
         }

@@ -155,35 +155,42 @@ impl TryFrom<DeliveryRow> for Delivery {
     }
 }
 
-#[derive(Debug, Insertable)]
-#[diesel(table_name = signal_deliveries)]
-pub(crate) struct NewDeliveryRow {
-    pub signal_id: Uuid,
-    pub device_id: Uuid,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub instrument: Option<String>,
-    pub volume: Option<f64>,
-    pub skip_reason: Option<&'static str>,
-    pub adaptation: serde_json::Value,
+/// A signal's deliveries, column by column: inserted with one statement
+/// over `unnest` of five arrays, whatever the number of devices (a
+/// multi-row `VALUES` list needs eight bind parameters a row, and
+/// PostgreSQL allows 65,535 a statement).
+#[derive(Debug, Default)]
+pub(crate) struct NewDeliveryColumns {
+    pub device_ids: Vec<Uuid>,
+    pub instruments: Vec<Option<String>>,
+    pub volumes: Vec<Option<f64>>,
+    pub skip_reasons: Vec<Option<&'static str>>,
+    pub adaptations: Vec<serde_json::Value>,
 }
 
-impl NewDeliveryRow {
-    pub fn new(signal: &Signal, device: DeviceId, adaptation: &Adaptation) -> Self {
-        let (instrument, volume, skip_reason) = match &adaptation.outcome {
-            AdaptOutcome::Deliver { symbol, volume, .. } => (Some(symbol.clone()), Some(*volume), None),
-            AdaptOutcome::Skip(reason) => (None, None, Some(reason.as_str())),
+impl NewDeliveryColumns {
+    pub fn new(deliveries: &[(DeviceId, Adaptation)]) -> Self {
+        let mut columns = Self {
+            device_ids: Vec::with_capacity(deliveries.len()),
+            instruments: Vec::with_capacity(deliveries.len()),
+            volumes: Vec::with_capacity(deliveries.len()),
+            skip_reasons: Vec::with_capacity(deliveries.len()),
+            adaptations: Vec::with_capacity(deliveries.len()),
         };
-        Self {
-            signal_id: signal.id.as_uuid(),
-            device_id: device.as_uuid(),
-            created_at: signal.created_at,
-            expires_at: signal.expires_at,
-            instrument,
-            volume,
-            skip_reason,
-            adaptation: serde_json::to_value(AdaptationJson::from(adaptation)).unwrap_or_default(),
+        for (device, adaptation) in deliveries {
+            let (instrument, volume, skip_reason) = match &adaptation.outcome {
+                AdaptOutcome::Deliver { symbol, volume, .. } => (Some(symbol.clone()), Some(*volume), None),
+                AdaptOutcome::Skip(reason) => (None, None, Some(reason.as_str())),
+            };
+            columns.device_ids.push(device.as_uuid());
+            columns.instruments.push(instrument);
+            columns.volumes.push(volume);
+            columns.skip_reasons.push(skip_reason);
+            columns
+                .adaptations
+                .push(serde_json::to_value(AdaptationJson::from(adaptation)).unwrap_or_default());
         }
+        columns
     }
 }
 
