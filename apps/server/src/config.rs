@@ -468,7 +468,7 @@ impl Settings {
                 "EAGATE_BUNDLE_UPLOAD_TIMEOUT_SECONDS",
                 600,
                 1,
-                3000,
+                eagate_domain::bundle::MAX_UPLOAD_DEADLINE_SECONDS,
             )),
             deployment_sweep_interval: Duration::from_secs(r.ranged(
                 "EAGATE_DEPLOYMENT_SWEEP_SECONDS",

@@ -48,11 +48,17 @@ impl RequestId {
         let millis = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        let uuid = uuid::Builder::from_unix_timestamp_millis(millis, &unique.to_be_bytes()[6..].try_into().unwrap_or_default())
-            .into_uuid();
+        let uuid = uuid::Builder::from_unix_timestamp_millis(
+            millis,
+            &unique.to_be_bytes()[6..].try_into().unwrap_or_default(),
+        )
+        .into_uuid();
         let mut bytes = [0; MAX_REQUEST_ID];
         let len = uuid.hyphenated().encode_lower(&mut bytes).len();
-        Self { len: len as u8, bytes }
+        Self {
+            len: len as u8,
+            bytes,
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -102,7 +108,13 @@ mod tests {
             Some("lb:abc.123_x".to_owned())
         );
         assert!(RequestId::from_client(&[b'a'; MAX_REQUEST_ID]).is_some());
-        for bad in [&b""[..], b"has space", b"new\nline", &[b'a'; MAX_REQUEST_ID + 1], "é".as_bytes()] {
+        for bad in [
+            &b""[..],
+            b"has space",
+            b"new\nline",
+            &[b'a'; MAX_REQUEST_ID + 1],
+            "é".as_bytes(),
+        ] {
             assert!(RequestId::from_client(bad).is_none(), "{bad:?}");
         }
     }

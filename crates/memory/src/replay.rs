@@ -16,8 +16,8 @@
 //! or swept.
 
 use std::cmp::Reverse;
-use std::collections::hash_map::Entry;
 use std::collections::BinaryHeap;
+use std::collections::hash_map::Entry;
 
 use foldhash::HashMap;
 use std::hash::{BuildHasher, RandomState};

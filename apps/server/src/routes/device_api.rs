@@ -194,7 +194,9 @@ pub(crate) async fn poll(
         .signals
         .poll(&signed.device, q.limit.as_deref(), q.wait.as_deref())
         .await?;
-    crate::metrics::hot().signals_delivered.increment(signals.len() as u64);
+    crate::metrics::hot()
+        .signals_delivered
+        .increment(signals.len() as u64);
     Ok(HttpResponse::Ok().json(PollResponse {
         signals: signals.iter().map(OrderResponse::from).collect(),
         server_time: state.device_auth.now().timestamp(),

@@ -1347,7 +1347,12 @@ async fn uploads_past_the_accounts_storage_limit_are_refused_and_leave_nothing()
         .send()
         .await
         .unwrap();
-    assert_problem(response, StatusCode::CONFLICT, "bundle-storage-full").await;
+    let streamed = assert_problem(response, StatusCode::CONFLICT, "bundle-storage-full").await;
+    assert_eq!(
+        streamed["stored_bytes"],
+        json!(400_000),
+        "the refused upload's own chunks, dropped with it, are not counted: {streamed}"
+    );
     let first_id = first["id"].as_str().unwrap();
     assert_eq!(
         app.count(&format!(

@@ -769,6 +769,62 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_disabled_account_gets_no_tokens_and_keeps_its_refresh_token() {
+        use crate::access::admin::AdminRepository;
+        let world = FakeAccountWorld::new();
+        let client = ClientInfo::default();
+        let user = world.service.register(registration(1), &client).await.unwrap();
+        let (_, pair) = world
+            .service
+            .login(attempt("user_1", "a long enough password"), &client)
+            .await
+            .unwrap();
+        let event = world
+            .service
+            .audit_event(AuditAction::LoginSucceeded, Some(user.id), &client);
+        let disabled = world
+            .store
+            .admin()
+            .set_disabled(user.id, true, world.clock.now(), &event)
+            .await;
+        assert!(disabled.unwrap().is_some(), "the fake disables a known account");
+
+        let right = world
+            .service
+            .login(attempt("user_1", "a long enough password"), &client)
+            .await;
+        assert!(
+            matches!(right, Err(LoginError::AccountDisabled)),
+            "the right password of a disabled account is refused as disabled: {right:?}"
+        );
+        let wrong = world
+            .service
+            .login(attempt("user_1", "not the password"), &client)
+            .await;
+        assert!(
+            matches!(wrong, Err(LoginError::InvalidCredentials)),
+            "a wrong password learns nothing about the account: {wrong:?}"
+        );
+        let refused = world.service.refresh(pair.refresh_token.expose()).await;
+        assert!(
+            matches!(refused, Err(RefreshError::AccountDisabled)),
+            "a disabled account's refresh token is refused as disabled: {refused:?}"
+        );
+
+        world
+            .store
+            .admin()
+            .set_disabled(user.id, false, world.clock.now(), &event)
+            .await
+            .unwrap();
+        let again = world.service.refresh(pair.refresh_token.expose()).await;
+        assert!(
+            again.is_ok(),
+            "the refused refresh token was not spent: it works once the account is enabled: {again:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn duplicates_are_reported_by_kind() {
         let world = FakeAccountWorld::new();
         world

@@ -24,6 +24,15 @@ pub const CHUNK_BYTES: usize = 256 * 1024;
 /// it, so no live upload is ever taken for abandoned.
 pub const STALE_UPLOAD: chrono::Duration = chrono::Duration::hours(1);
 
+/// The longest upload deadline a server may be configured with: ten
+/// minutes below [`STALE_UPLOAD`], so the sweep never meets a live upload
+/// (the last chunk and the completion come after the deadline's check).
+pub const MAX_UPLOAD_DEADLINE_SECONDS: u64 = 3000;
+const _: () = assert!(
+    MAX_UPLOAD_DEADLINE_SECONDS + 600 <= STALE_UPLOAD.num_seconds() as u64,
+    "an upload's deadline must stay well below the age at which the sweep drops it"
+);
+
 /// The largest bundle the server accepts unless configured otherwise.
 pub const DEFAULT_MAX_BYTES: u64 = 20 * 1024 * 1024;
 

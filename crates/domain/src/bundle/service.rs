@@ -221,7 +221,7 @@ where
         }
         // A declared length is checked before a byte is read; without one,
         // the file has at least one byte.
-        self.check_storage(owner, declared_len.unwrap_or(1)).await?;
+        self.check_storage(owner, declared_len.unwrap_or(1), 0).await?;
         let bundle = NewBundle {
             id: BundleId::from_uuid(self.ids.new_id()),
             owner,
@@ -253,7 +253,8 @@ where
         }
         // Counted again for every chunk: other uploads of the owner's may
         // be storing at the same time.
-        self.check_storage(upload.bundle.owner, data.len() as u64).await?;
+        self.check_storage(upload.bundle.owner, data.len() as u64, upload.written)
+            .await?;
         self.store.append(upload.bundle.id, upload.written, data).await?;
         upload.written = after;
         Ok(())
@@ -288,17 +289,28 @@ where
                 ("sha256".to_owned(), sha256.as_str().to_owned()),
             ]),
         };
-        Ok(self.store.complete(b.id, upload.written, sha256, &audit).await?)
+        match self.store.complete(b.id, upload.written, sha256, &audit).await {
+            Ok(bundle) => Ok(bundle),
+            Err(e) => {
+                // Neither half-kept nor counted against the owner's storage
+                // until the sweep: a failed completion drops the upload.
+                if let Err(cleanup) = self.store.abandon(b.id).await {
+                    tracing::warn!(error = %cleanup, "could not drop an upload whose completion failed");
+                }
+                Err(e.into())
+            }
+        }
     }
 
     /// `StorageFull` when `more` bytes would take the owner's stored bundles
-    /// past the limit.
-    async fn check_storage(&self, owner: UserId, more: u64) -> Result<(), UploadError> {
+    /// past the limit. `own` bytes of the stored ones are the refused
+    /// upload's own, dropped with it: the answer does not count them.
+    async fn check_storage(&self, owner: UserId, more: u64, own: u64) -> Result<(), UploadError> {
         let stored = self.store.stored_bytes(owner).await?;
         if stored.saturating_add(more) > self.policy.max_stored_bytes {
             return Err(UploadError::StorageFull {
                 max: self.policy.max_stored_bytes,
-                stored,
+                stored: stored.saturating_sub(own),
             });
         }
         Ok(())
