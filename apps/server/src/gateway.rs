@@ -160,18 +160,18 @@ impl Gateway {
         // IPv6 clients are counted by their /64; unknown clients share one
         // budget.
         let ip = client_ip(req.request(), &settings.trusted_proxies);
-        if let Err(e) = self
-            .limits
-            .check(AddressKey::new("ip:", ip).as_str(), per_ip)
-            .await
-        {
+        // The limiter's future (a Redis round trip, perhaps) is boxed: it
+        // is large, and inline it would size the future every connection
+        // holds for as long as its request runs (each waiting long-poll).
+        if let Err(e) = Box::pin(self.limits.check(AddressKey::new("ip:", ip).as_str(), per_ip)).await {
             return Some(e);
         }
         if let Some(login) = login
-            && let Err(e) = self
-                .limits
-                .check(AddressKey::new("login-ip:", ip).as_str(), login)
-                .await
+            && let Err(e) = Box::pin(
+                self.limits
+                    .check(AddressKey::new("login-ip:", ip).as_str(), login),
+            )
+            .await
         {
             return Some(e);
         }

@@ -234,7 +234,10 @@ impl<R: DeviceRepository, C: DeviceStateCache> DeviceRepository for CachedDevice
         match self.cache.credentials(id) {
             Lookup::Hit(found) => Ok(found.map(|c| (*c).clone())),
             Lookup::Miss(ticket) => {
-                let found = self.inner.find_credentials(id).await?;
+                // Boxed: the adapter's query future is large, and inline it
+                // would size every request's future (held by each waiting
+                // long-poll) for the rare miss.
+                let found = Box::pin(self.inner.find_credentials(id)).await?;
                 self.cache
                     .fill_credentials(ticket, found.as_ref().map(|c| Arc::new(c.clone())));
                 Ok(found)
@@ -339,7 +342,9 @@ impl<S: SignalRepository, C: DeviceStateCache> SignalRepository for CachedSignal
         match self.cache.idle(device) {
             Lookup::Hit(()) => Ok(Vec::new()),
             Lookup::Miss(ticket) => {
-                let pending = self.inner.pending_for_device(device, now, limit).await?;
+                // Boxed like `find_credentials`' miss: a held long-poll's
+                // future stays small.
+                let pending = Box::pin(self.inner.pending_for_device(device, now, limit)).await?;
                 if pending.is_empty() {
                     self.cache.fill_idle(ticket);
                 }

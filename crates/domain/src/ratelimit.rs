@@ -227,8 +227,16 @@ mod tests {
     fn an_overlong_prefix_is_cut_short_not_a_panic() {
         let prefix = "p".repeat(200);
         let cut = AddressKey::new(&prefix, Some("198.51.100.7".parse().unwrap()));
-        assert_eq!(cut.as_str(), &prefix[..AddressKey::CAPACITY], "the prefix fills the key");
+        assert_eq!(
+            cut.as_str(),
+            &prefix[..AddressKey::CAPACITY],
+            "the prefix fills the key"
+        );
         let six = AddressKey::new(&prefix[..90], Some("2001:db8::1".parse().unwrap()));
-        assert_eq!(six.as_str().len(), AddressKey::CAPACITY, "an IPv6 address cut short at the end");
+        assert_eq!(
+            six.as_str().len(),
+            AddressKey::CAPACITY,
+            "an IPv6 address cut short at the end"
+        );
     }
 }
