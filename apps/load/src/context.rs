@@ -163,6 +163,12 @@ impl Ctx {
             // Held long-polls must outlast setting up 10,000 of them.
             ("EAGATE_LONG_POLL_MAX_SECONDS", "120"),
             ("EAGATE_REQUEST_TIMEOUT_SECONDS", "150"),
+            // One account's 1,000 devices at 50k+ signed requests a second
+            // remember 15M nonces for the 300 s window (about 720 MB), where
+            // a real fleet of that size, polling every few seconds, needs a
+            // few MB: the default 64 MiB would refuse the synthetic load
+            // (the store's fair share throttles one account at half of it).
+            ("EAGATE_NONCE_MEMORY_MB", "2048"),
             ("RUST_LOG", "info"),
         ]
         .into_iter()
