@@ -53,6 +53,7 @@ rename() {
         -e "s#chgrp eagate #chgrp $U #g" \
         -e "s#runuser -u eagate #runuser -u $U #g" \
         -e "s#CREATE ROLE eagate #CREATE ROLE $U #" \
+        -e "s#ALTER ROLE eagate #ALTER ROLE $U #" \
         -e "s#DROP ROLE eagate'#DROP ROLE $U'#" \
         -e "s#--owner eagate eagate\$#--owner $U $DB#" \
         -e "s#dropdb eagate\$#dropdb $DB#" \
