@@ -480,6 +480,23 @@ fn any_respelling_of_any_documented_route_is_refused_before_limits_and_authentic
 /// Sends `n` freshly signed `GET /device/config` of one device over one
 /// keep-alive connection, pipelined in batches (as fast as a client can),
 /// and returns the statuses. Blocking.
+/// Every signer floods at once, each on its own connection: the statuses.
+async fn flood_all(app: &TestApp, signers: Vec<Signer>, n: usize) -> Vec<u16> {
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let floods: Vec<_> = signers
+        .into_iter()
+        .map(|signer| {
+            let addr = addr.clone();
+            tokio::task::spawn_blocking(move || flood(&addr, &signer, n))
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for flood in floods {
+        statuses.extend(flood.await.unwrap());
+    }
+    statuses
+}
+
 fn flood(addr: &str, signer: &Signer, n: usize) -> Vec<u16> {
     const BATCH: usize = 100;
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
@@ -555,18 +572,7 @@ async fn one_account_at_its_device_limits_cannot_fill_the_nonce_store_for_anothe
     let (_, victim_id, victim_secret) = device(&app, "bystander").await;
 
     let started = Instant::now();
-    let addr = app.base.trim_start_matches("http://").to_owned();
-    let floods: Vec<_> = signers
-        .into_iter()
-        .map(|signer| {
-            let addr = addr.clone();
-            tokio::task::spawn_blocking(move || flood(&addr, &signer, REQUESTS_PER_DEVICE))
-        })
-        .collect();
-    let mut statuses = Vec::new();
-    for flood in floods {
-        statuses.extend(flood.await.unwrap());
-    }
+    let statuses = flood_all(&app, signers, REQUESTS_PER_DEVICE).await;
     let count = |s: u16| statuses.iter().filter(|x| **x == s).count();
     assert_eq!(
         count(200) + count(429),
@@ -623,18 +629,7 @@ async fn three_accounts_at_their_limits_cannot_fill_the_nonce_store_for_a_fourth
     }
     let (_, victim_id, victim_secret) = device(&app, "bystander").await;
 
-    let addr = app.base.trim_start_matches("http://").to_owned();
-    let floods: Vec<_> = signers
-        .into_iter()
-        .map(|signer| {
-            let addr = addr.clone();
-            tokio::task::spawn_blocking(move || flood(&addr, &signer, REQUESTS_PER_DEVICE))
-        })
-        .collect();
-    let mut statuses = Vec::new();
-    for flood in floods {
-        statuses.extend(flood.await.unwrap());
-    }
+    let statuses = flood_all(&app, signers, REQUESTS_PER_DEVICE).await;
     let count = |s: u16| statuses.iter().filter(|x| **x == s).count();
     assert_eq!(
         count(200) + count(429),
@@ -1076,15 +1071,7 @@ async fn concurrent_bogus_signatures_from_one_address_get_exactly_the_budget() {
 async fn waiting_polls_reach(app: &TestApp, expected: f64) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let text = app
-            .client
-            .get(format!("{}/metrics", app.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = app.metrics_text().await;
         let value = text
             .lines()
             .find_map(|l| l.strip_prefix("long_polls_waiting "))

@@ -132,15 +132,7 @@ fn ids(devs: &[Dev]) -> Vec<&str> {
 /// The value of `bundle_downloads_total{range="…"}` in /metrics (the
 /// recorder is process-wide: compare before and after).
 async fn downloads_metric(app: &TestApp, range: &str) -> f64 {
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     let series = format!("bundle_downloads_total{{range=\"{range}\"}} ");
     text.lines()
         .find_map(|line| line.strip_prefix(&series))

@@ -189,6 +189,18 @@ impl TestApp {
         format!("{}/api/v1{path}", self.base)
     }
 
+    /// `GET /metrics` as text (test apps run without a metrics token).
+    pub async fn metrics_text(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
         self.client.post(self.url(path)).json(body).send().await.unwrap()
     }

@@ -493,15 +493,7 @@ async fn metrics_are_exported_with_route_templates() {
         .send()
         .await
         .unwrap();
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     for needle in [
         r#"http_requests_total{route="/api/v1/auth/login",method="POST",status="200"}"#,
         r#"route="/api/v1/devices/{id}""#,
@@ -644,15 +636,7 @@ fn run_alone(name: &str) {
 /// Reads one unlabelled gauge from `GET /metrics` (the scrape itself is a
 /// request in flight: every reading includes it alike).
 async fn gauges(app: &TestApp) -> (f64, f64) {
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     let read = |name: &str| {
         text.lines()
             .find_map(|l| {

@@ -593,15 +593,7 @@ async fn malformed_idempotency_keys_are_refused() {
 
 /// The value of one series (`name{labels}`) in /metrics, 0 when absent.
 async fn metric(app: &TestApp, series: &str) -> f64 {
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     let prefix = format!("{series} ");
     text.lines()
         .find_map(|line| line.strip_prefix(&prefix))

@@ -551,8 +551,14 @@ mod tests {
     use crate::testing::contracts::fixtures::{registered, stored_device};
     use crate::testing::{FixedClock, InMemoryStore, SequentialIds};
 
-    #[tokio::test]
-    async fn a_sweep_times_out_silent_devices_and_starts_the_next_wave() {
+    type FakeDeployments = DeploymentService<
+        crate::testing::InMemoryDeploymentRepository,
+        crate::testing::InMemoryBundleStore,
+        FixedClock,
+        SequentialIds,
+    >;
+
+    fn world() -> (InMemoryStore, FixedClock, FakeDeployments) {
         let store = InMemoryStore::default();
         let clock = FixedClock::default_start();
         let service = DeploymentService::new(
@@ -561,15 +567,25 @@ mod tests {
             clock.clone(),
             SequentialIds::default(),
         );
-        let owner = registered(&store.accounts()).await.id;
-        let first = stored_device(&store.devices(), owner, "Silent", 0).await.id;
-        let second = stored_device(&store.devices(), owner, "Next", 1).await.id;
-        let bundle = crate::testing::contracts::bundle::uploaded(
+        (store, clock, service)
+    }
+
+    async fn ea_bundle(store: &InMemoryStore, owner: UserId) -> crate::bundle::Bundle {
+        crate::testing::contracts::bundle::uploaded(
             &store.bundles(),
             &crate::testing::contracts::bundle::new_bundle(owner, "EA", "1.0.0", 0),
             &[b"ea"],
         )
-        .await;
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_sweep_times_out_silent_devices_and_starts_the_next_wave() {
+        let (store, clock, service) = world();
+        let owner = registered(&store.accounts()).await.id;
+        let first = stored_device(&store.devices(), owner, "Silent", 0).await.id;
+        let second = stored_device(&store.devices(), owner, "Next", 1).await.id;
+        let bundle = ea_bundle(&store, owner).await;
         let input = NewDeploymentInput {
             bundle_id: bundle.id,
             target: "devices".into(),
@@ -615,21 +631,9 @@ mod tests {
     /// batch every time, so the one that is due is reached.
     #[tokio::test]
     async fn a_sweep_reaches_every_running_deployment_in_turn() {
-        let store = InMemoryStore::default();
-        let clock = FixedClock::default_start();
-        let service = DeploymentService::new(
-            store.deployments(),
-            store.bundles(),
-            clock.clone(),
-            SequentialIds::default(),
-        );
+        let (store, clock, service) = world();
         let owner = registered(&store.accounts()).await.id;
-        let bundle = crate::testing::contracts::bundle::uploaded(
-            &store.bundles(),
-            &crate::testing::contracts::bundle::new_bundle(owner, "EA", "1.0.0", 0),
-            &[b"ea"],
-        )
-        .await;
+        let bundle = ea_bundle(&store, owner).await;
         let mut created = Vec::new();
         for (i, timeout) in [None, None, Some(10)].into_iter().enumerate() {
             let device = stored_device(&store.devices(), owner, &format!("T{i}"), i as i64)
