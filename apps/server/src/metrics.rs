@@ -84,11 +84,22 @@ mod tests {
     #[test]
     fn installing_the_recorder_starts_its_upkeep_thread() {
         drop(handle());
-        let names: Vec<String> = std::fs::read_dir("/proc/self/task")
-            .expect("Linux: the process's threads are listed")
-            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
-            .map(|name| name.trim().to_owned())
-            .collect();
+        let threads = || -> Vec<String> {
+            std::fs::read_dir("/proc/self/task")
+                .expect("Linux: the process's threads are listed")
+                .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+                .map(|name| name.trim().to_owned())
+                .collect()
+        };
+        // A new thread names itself once it runs: wait for that, not a time.
+        let mut names = threads();
+        for _ in 0..500 {
+            if names.iter().any(|name| name == UPKEEP_THREAD) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            names = threads();
+        }
         assert!(
             names.iter().any(|name| name == UPKEEP_THREAD),
             "a thread named {UPKEEP_THREAD} runs the recorder's upkeep: {names:?}"
