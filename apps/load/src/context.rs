@@ -260,28 +260,48 @@ impl Ctx {
     }
 
     async fn drop_redis_keys(&self) -> Result<()> {
-        let client = redis::Client::open(self.opts.redis_url.as_str())?;
-        let mut con = client.get_multiplexed_async_connection().await?;
-        let pattern = format!("{}*", self.redis_prefix);
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(5000)
-                .query_async(&mut con)
-                .await?;
-            if !keys.is_empty() {
-                let _: u64 = redis::cmd("UNLINK").arg(&keys).query_async(&mut con).await?;
-            }
-            if next == 0 {
-                return Ok(());
-            }
-            cursor = next;
-        }
+        drop_keys_containing(&self.opts.redis_url, &self.redis_prefix).await
     }
+}
+
+/// Deletes every key that contains `prefix`: the rate limiter's keys start
+/// with it, the nonce store's carry it inside their hash tag
+/// (`{<prefix>d:<device>}:n:<nonce>`). A run's prefix names its process and
+/// start time, so no other run's key contains it.
+async fn drop_keys_containing(url: &str, prefix: &str) -> Result<()> {
+    let client = redis::Client::open(url)?;
+    let mut con = client.get_multiplexed_async_connection().await?;
+    let pattern = format!("*{}*", glob_escape(prefix));
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(5000)
+            .query_async(&mut con)
+            .await?;
+        if !keys.is_empty() {
+            let _: u64 = redis::cmd("UNLINK").arg(&keys).query_async(&mut con).await?;
+        }
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
+    }
+}
+
+/// `text` as a Redis glob that matches only itself.
+fn glob_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }
 
 /// Cuts server logs longer than `max` bytes down to their last `keep`
@@ -324,6 +344,37 @@ fn remove_matching(dir: &Path, matches: impl Fn(&str) -> bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_runs_rate_and_nonce_keys_are_dropped_and_no_other_key() {
+        let url = eagate_testkit::redis_url();
+        let prefix = format!("eagate-load-test-{}-{}:", std::process::id(), line!());
+        let mine = [
+            format!("{prefix}rl:0123abcd"),
+            format!("{{{prefix}d:0123abcd}}:n:nonce"),
+            format!("{{{prefix}d:0123abcd}}:r"),
+        ];
+        // Another run whose prefix only starts like this one's.
+        let other = format!("{{{}d:0123abcd}}:n:nonce", prefix.replace(':', "9:"));
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let mut con = client.get_multiplexed_async_connection().await.unwrap();
+        for key in mine.iter().chain([&other]) {
+            let _: () = redis::cmd("SET").arg(key).arg(1).arg("EX").arg(60).query_async(&mut con).await.unwrap();
+        }
+        drop_keys_containing(&url, &prefix).await.unwrap();
+        for key in &mine {
+            let left: u64 = redis::cmd("EXISTS").arg(key).query_async(&mut con).await.unwrap();
+            assert_eq!(left, 0, "{key} was dropped");
+        }
+        let kept: u64 = redis::cmd("EXISTS").arg(&other).query_async(&mut con).await.unwrap();
+        assert_eq!(kept, 1, "{other} belongs to another run");
+        let _: u64 = redis::cmd("DEL").arg(&other).query_async(&mut con).await.unwrap();
+    }
+
+    #[test]
+    fn glob_characters_of_a_prefix_match_only_themselves() {
+        assert_eq!(glob_escape("a*b?c[d]e\\f^g:-"), "a\\*b\\?c\\[d\\]e\\\\f\\^g:-");
+    }
 
     #[test]
     fn long_logs_are_cut_to_their_tail_and_replay_files_removed() {

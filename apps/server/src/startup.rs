@@ -240,10 +240,10 @@ impl Application {
             )?),
             None => None,
         };
-        // Connect before listening (a Redis Cluster client learns its slot
-        // map on first use), so the first requests do not pay for it; a
-        // Redis that is down is not fatal: device requests are refused
-        // (fail closed) until it answers.
+        // Say at start-up whether Redis answers (each worker thread opens
+        // its own connection on its first request); a Redis that is down
+        // is not fatal: device requests are refused (fail closed) until it
+        // answers.
         if let Some(connection) = &redis
             && let Err(e) = connection.ping().await
         {

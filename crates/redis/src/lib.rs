@@ -7,6 +7,8 @@
 //! (fail closed) — a replay is never let through unchecked.
 //! [`RedisRateLimiter`] shares rate-limit windows between instances.
 
+use std::cell::RefCell;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -30,9 +32,34 @@ pub enum RedisSetupError {
 /// seed nodes, `host:port,host:port`. Every multi-key operation keeps its
 /// keys in one hash slot (hash tags), so the adapters work unchanged on a
 /// cluster.
+///
+/// Each thread that uses it gets its own multiplexed connection, opened
+/// lazily on that thread's runtime: a request on an actix worker then
+/// writes to and reads from Redis on its own thread. One connection shared
+/// by all would live on the thread that opened it, and every command would
+/// cross to that thread and back (two wake-ups of another thread per
+/// command: most of what a Redis round trip cost eagate's CPU).
 #[derive(Clone)]
 pub struct RedisConnection {
-    link: Link,
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    target: Target,
+}
+
+thread_local! {
+    /// This thread's connections, one per [`RedisConnection`] (in practice
+    /// one), dropped with the thread. A thread that exits takes its
+    /// connection with it: a new thread (an actix worker restarted after a
+    /// panic) opens a fresh one on its own runtime.
+    static LINKS: RefCell<Vec<(Weak<Shared>, Link)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// What a thread's connection is opened to.
+enum Target {
+    Single(redis::Client, redis::aio::ConnectionManagerConfig),
+    Cluster(redis::cluster::ClusterClient, redis::cluster::ClusterConfig),
 }
 
 #[derive(Clone)]
@@ -71,9 +98,9 @@ impl redis::aio::ConnectionLike for Link {
 
 impl std::fmt::Debug for RedisConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mode = match self.link {
-            Link::Single(_) => "single",
-            Link::Cluster(_) => "cluster",
+        let mode = match self.inner.target {
+            Target::Single(..) => "single",
+            Target::Cluster(..) => "cluster",
         };
         f.debug_struct("RedisConnection")
             .field("mode", &mode)
@@ -117,7 +144,7 @@ impl RedisConnection {
     /// fail (closed) until it returns, rather than stopping the server.
     /// Every command gives up after `timeout`.
     pub fn new(url: &str, timeout: Duration) -> Result<Self, RedisSetupError> {
-        if let Some(nodes) = cluster_nodes(url) {
+        let target = if let Some(nodes) = cluster_nodes(url) {
             let client = redis::cluster::ClusterClient::builder(nodes?)
                 .retries(2)
                 .build()
@@ -125,25 +152,52 @@ impl RedisConnection {
             let config = redis::cluster::ClusterConfig::new()
                 .set_connection_timeout(timeout)
                 .set_response_timeout(timeout);
-            return Ok(Self {
-                link: Link::Cluster(client.get_pending_async_connection_with_config(config)),
-            });
-        }
-        let client = redis::Client::open(url).map_err(RedisSetupError::Url)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1);
-        let manager =
-            ConnectionManager::new_lazy_with_config(client, config).map_err(RedisSetupError::Connect)?;
-        Ok(Self {
-            link: Link::Single(manager),
+            Target::Cluster(client, config)
+        } else {
+            let client = redis::Client::open(url).map_err(RedisSetupError::Url)?;
+            let config = redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(timeout))
+                .set_response_timeout(Some(timeout))
+                .set_number_of_retries(1);
+            Target::Single(client, config)
+        };
+        let connection = Self {
+            inner: Arc::new(Shared { target }),
+        };
+        Ok(connection)
+    }
+
+    /// This thread's connection, opened (lazily: nothing is sent until the
+    /// first command) on first use. Must be called on a Tokio runtime: the
+    /// connection's driver task is spawned on it.
+    fn link(&self) -> Result<Link, UnexpectedError> {
+        LINKS.with(|links| {
+            let mut links = links.borrow_mut();
+            // A `Weak` keeps its allocation, so no other `Shared` can
+            // appear at the address of one that is gone.
+            if let Some((_, link)) = links
+                .iter()
+                .find(|(owner, _)| std::ptr::eq(owner.as_ptr(), Arc::as_ptr(&self.inner)))
+            {
+                return Ok(link.clone());
+            }
+            links.retain(|(owner, _)| owner.strong_count() > 0);
+            let link = match &self.inner.target {
+                Target::Single(client, config) => Link::Single(
+                    ConnectionManager::new_lazy_with_config(client.clone(), config.clone()).map_err(redis_error)?,
+                ),
+                Target::Cluster(client, config) => {
+                    Link::Cluster(client.get_pending_async_connection_with_config(config.clone()))
+                }
+            };
+            links.push((Arc::downgrade(&self.inner), link.clone()));
+            Ok(link)
         })
     }
 
     /// `PING` (one node of a cluster), for readiness checks.
     pub async fn ping(&self) -> Result<(), UnexpectedError> {
-        let mut conn = self.link.clone();
+        let mut conn = self.link()?;
         redis::cmd("PING")
             .query_async::<String>(&mut conn)
             .await
@@ -184,23 +238,26 @@ fn redis_error(e: redis::RedisError) -> UnexpectedError {
 /// Records the nonce unless present, then counts the request against the
 /// device's rate: `{0}` for a replay, `{2, ms left in the rate window}` when
 /// the device already stored its quota of nonces in this quota window
-/// (nothing is stored: one device cannot fill Redis for the others; as in
-/// process memory, the device is told to retry after the rate window),
-/// `{1, count, ms left in the rate window}` otherwise. All keys carry the
-/// device's hash tag, so they live in one Redis Cluster slot.
-const ADMIT: &str = "if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end \
-local q = tonumber(redis.call('GET', KEYS[3]) or '0') \
-if q >= tonumber(ARGV[3]) then \
+/// (the nonce is taken back, so nothing is stored: one device cannot fill
+/// Redis for the others; as in process memory, the device is told to retry
+/// after the rate window), `{1, count, ms left in the rate window}`
+/// otherwise. The common case is four commands (`SET NX PX`, two `INCR`s,
+/// `PTTL`). All keys carry the device's hash tag, so they live in one Redis
+/// Cluster slot.
+const ADMIT: &str = "if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return {0} end \
+local q = redis.call('INCR', KEYS[3]) \
+if q == 1 then redis.call('PEXPIRE', KEYS[3], ARGV[4]) end \
+if q > tonumber(ARGV[3]) then \
+  redis.call('DEL', KEYS[1]) \
+  redis.call('DECR', KEYS[3]) \
   if redis.call('PTTL', KEYS[3]) < 0 then redis.call('PEXPIRE', KEYS[3], ARGV[4]) end \
   local left = redis.call('PTTL', KEYS[2]) \
   if left < 0 then left = tonumber(ARGV[2]) end \
   return {2, left} \
 end \
-redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) \
-if redis.call('INCR', KEYS[3]) == 1 then redis.call('PEXPIRE', KEYS[3], ARGV[4]) end \
 local c = redis.call('INCR', KEYS[2]) \
-if c == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end \
-local t = redis.call('PTTL', KEYS[2]) \
+local t = -1 \
+if c > 1 then t = redis.call('PTTL', KEYS[2]) end \
 if t < 0 then redis.call('PEXPIRE', KEYS[2], ARGV[2]) t = tonumber(ARGV[2]) end \
 return {1, c, t}";
 
@@ -228,6 +285,27 @@ impl RedisReplayGuard {
     }
 }
 
+impl RedisReplayGuard {
+    /// The nonce's, rate's and quota's keys, built by hand: this runs on
+    /// every signed request, and `format!` cost three times as much.
+    fn keys(&self, device: DeviceId, nonce: &str) -> [String; 3] {
+        let mut hex = [0u8; uuid::fmt::Simple::LENGTH];
+        let hex = device.as_uuid().simple().encode_lower(&mut hex);
+        let key = |suffix: &str, nonce: &str| {
+            let mut key = String::with_capacity(self.prefix.len() + hex.len() + 5 + suffix.len() + nonce.len());
+            key.push('{');
+            key.push_str(&self.prefix);
+            key.push_str("d:");
+            key.push_str(hex);
+            key.push('}');
+            key.push_str(suffix);
+            key.push_str(nonce);
+            key
+        };
+        [key(":n:", nonce), key(":r", ""), key(":q", "")]
+    }
+}
+
 impl ReplayGuard for RedisReplayGuard {
     /// `owner` is not used: Redis is sized by its operator (and in a
     /// cluster one script may only touch one device's hash slot); each
@@ -240,7 +318,7 @@ impl ReplayGuard for RedisReplayGuard {
         signed_at: DateTime<Utc>,
         policy: &AdmissionPolicy,
     ) -> Result<Admission, UnexpectedError> {
-        let tag = format!("{{{}d:{}}}", self.prefix, device.as_uuid().simple());
+        let [nonce_key, rate_key, quota_key] = self.keys(device, nonce);
         let until = signed_at + policy.window + chrono::Duration::seconds(1);
         let ttl_ms = (until - Utc::now()).num_milliseconds().max(1);
         let window_ms = u64::try_from(policy.rate.window.as_millis())
@@ -249,12 +327,12 @@ impl ReplayGuard for RedisReplayGuard {
         // Nonces stored per device are counted over twice the longest a
         // nonce lives, so a device holds at most twice its quota.
         let quota_window_ms = ((policy.window * 2).num_milliseconds() + 1000).max(1);
-        let mut conn = self.connection.link.clone();
+        let mut conn = self.connection.link()?;
         let answer: Vec<i64> = self
             .script
-            .key(format!("{tag}:n:{nonce}"))
-            .key(format!("{tag}:r"))
-            .key(format!("{tag}:q"))
+            .key(nonce_key)
+            .key(rate_key)
+            .key(quota_key)
             .arg(ttl_ms)
             .arg(window_ms)
             .arg(policy.nonce_quota())
@@ -331,7 +409,7 @@ impl RedisRateLimiter {
 
     async fn count(&self, key: &str, limit: RateLimit, add: u64) -> Result<RateDecision, UnexpectedError> {
         let window_ms = u64::try_from(limit.window.as_millis()).unwrap_or(u64::MAX).max(1);
-        let mut conn = self.connection.link.clone();
+        let mut conn = self.connection.link()?;
         let (count, ttl_ms): (i64, i64) = self
             .script
             .key(format!("{}rl:{}", self.prefix, key_digest(key)))
@@ -355,7 +433,7 @@ impl RateLimiter for RedisRateLimiter {
     }
 
     async fn refund(&self, key: &str, _limit: RateLimit) -> Result<(), UnexpectedError> {
-        let mut conn = self.connection.link.clone();
+        let mut conn = self.connection.link()?;
         let _: i64 = self
             .refund
             .key(format!("{}rl:{}", self.prefix, key_digest(key)))
@@ -370,7 +448,57 @@ impl RateLimiter for RedisRateLimiter {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use super::cluster_nodes;
+    use std::time::Duration;
+
+    use eagate_domain::device::DeviceId;
+
+    use super::{RedisConnection, RedisReplayGuard, cluster_nodes};
+
+    #[test]
+    fn keys_carry_the_devices_hash_tag() {
+        let connection = RedisConnection::new("redis://127.0.0.1:1", Duration::from_secs(1)).unwrap();
+        let guard = RedisReplayGuard::new(connection, "eagate:");
+        let id = uuid::Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+        let tag = "{eagate:d:0123456789abcdef0123456789abcdef}";
+        assert_eq!(
+            guard.keys(DeviceId::from_uuid(id), "n0nce"),
+            [format!("{tag}:n:n0nce"), format!("{tag}:r"), format!("{tag}:q")]
+        );
+    }
+
+    /// `CLIENT ID` of the calling thread's connection.
+    async fn client_id(connection: &RedisConnection) -> i64 {
+        let mut link = connection.link().unwrap();
+        redis::cmd("CLIENT").arg("ID").query_async(&mut link).await.unwrap()
+    }
+
+    /// On a runtime of its own thread, as on an actix worker.
+    fn on_own_thread(connection: &RedisConnection) -> (i64, i64) {
+        let connection = connection.clone();
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async { (client_id(&connection).await, client_id(&connection).await) })
+        })
+        .join()
+        .unwrap()
+    }
+
+    #[test]
+    fn each_thread_talks_to_redis_over_its_own_connection() {
+        // One node (a cluster's first seed node) answers `CLIENT ID`.
+        let url = eagate_testkit::redis_url();
+        let url = cluster_nodes(&url).map_or(url, |nodes| nodes.unwrap().swap_remove(0));
+        let connection = RedisConnection::new(&url, Duration::from_secs(2)).unwrap();
+        let (first, again) = on_own_thread(&connection);
+        assert_eq!(first, again, "one thread keeps its connection");
+        let (other, other_again) = on_own_thread(&connection);
+        assert_eq!(other, other_again);
+        assert_ne!(first, other, "another thread opens its own");
+        assert_eq!(format!("{connection:?}"), "RedisConnection { mode: \"single\", .. }");
+    }
 
     #[test]
     fn a_cluster_url_names_each_seed_node_with_its_credentials() {

@@ -213,7 +213,9 @@ async fn one_device_stores_at_most_its_quota_of_nonces() {
     );
 }
 
-#[tokio::test]
+/// On four runtime threads, so the racing scripts arrive over four
+/// connections (one per thread).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_identical_nonces_have_exactly_one_winner() {
     require_redis().await;
     let guard = Arc::new(guard());
