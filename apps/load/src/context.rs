@@ -359,14 +359,25 @@ mod tests {
         let client = redis::Client::open(url.as_str()).unwrap();
         let mut con = client.get_multiplexed_async_connection().await.unwrap();
         for key in mine.iter().chain([&other]) {
-            let _: () = redis::cmd("SET").arg(key).arg(1).arg("EX").arg(60).query_async(&mut con).await.unwrap();
+            let _: () = redis::cmd("SET")
+                .arg(key)
+                .arg(1)
+                .arg("EX")
+                .arg(60)
+                .query_async(&mut con)
+                .await
+                .unwrap();
         }
         drop_keys_containing(&url, &prefix).await.unwrap();
         for key in &mine {
             let left: u64 = redis::cmd("EXISTS").arg(key).query_async(&mut con).await.unwrap();
             assert_eq!(left, 0, "{key} was dropped");
         }
-        let kept: u64 = redis::cmd("EXISTS").arg(&other).query_async(&mut con).await.unwrap();
+        let kept: u64 = redis::cmd("EXISTS")
+            .arg(&other)
+            .query_async(&mut con)
+            .await
+            .unwrap();
         assert_eq!(kept, 1, "{other} belongs to another run");
         let _: u64 = redis::cmd("DEL").arg(&other).query_async(&mut con).await.unwrap();
     }

@@ -253,8 +253,6 @@ diesel::joinable!(device_labels -> devices (device_id));
 diesel::joinable!(devices -> users (owner_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
-diesel::joinable!(signal_deliveries -> devices (device_id));
-diesel::joinable!(signal_deliveries -> signals (signal_id));
 diesel::joinable!(signals -> users (owner_id));
 
 diesel::allow_tables_to_appear_in_same_query!(

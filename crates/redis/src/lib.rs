@@ -184,7 +184,8 @@ impl RedisConnection {
             links.retain(|(owner, _)| owner.strong_count() > 0);
             let link = match &self.inner.target {
                 Target::Single(client, config) => Link::Single(
-                    ConnectionManager::new_lazy_with_config(client.clone(), config.clone()).map_err(redis_error)?,
+                    ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+                        .map_err(redis_error)?,
                 ),
                 Target::Cluster(client, config) => {
                     Link::Cluster(client.get_pending_async_connection_with_config(config.clone()))
@@ -292,7 +293,8 @@ impl RedisReplayGuard {
         let mut hex = [0u8; uuid::fmt::Simple::LENGTH];
         let hex = device.as_uuid().simple().encode_lower(&mut hex);
         let key = |suffix: &str, nonce: &str| {
-            let mut key = String::with_capacity(self.prefix.len() + hex.len() + 5 + suffix.len() + nonce.len());
+            let mut key =
+                String::with_capacity(self.prefix.len() + hex.len() + 5 + suffix.len() + nonce.len());
             key.push('{');
             key.push_str(&self.prefix);
             key.push_str("d:");
@@ -469,7 +471,11 @@ mod tests {
     /// `CLIENT ID` of the calling thread's connection.
     async fn client_id(connection: &RedisConnection) -> i64 {
         let mut link = connection.link().unwrap();
-        redis::cmd("CLIENT").arg("ID").query_async(&mut link).await.unwrap()
+        redis::cmd("CLIENT")
+            .arg("ID")
+            .query_async(&mut link)
+            .await
+            .unwrap()
     }
 
     /// On a runtime of its own thread, as on an actix worker.
@@ -497,7 +503,10 @@ mod tests {
         let (other, other_again) = on_own_thread(&connection);
         assert_eq!(other, other_again);
         assert_ne!(first, other, "another thread opens its own");
-        assert_eq!(format!("{connection:?}"), "RedisConnection { mode: \"single\", .. }");
+        assert_eq!(
+            format!("{connection:?}"),
+            "RedisConnection { mode: \"single\", .. }"
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Float8, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Array, Float8, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use eagate_domain::UnexpectedError;
 use eagate_domain::account::UserId;
@@ -100,21 +100,32 @@ impl SignalRepository for PgSignalRepository {
         let row = NewSignalRow::new(&new.signal, new.idempotency.as_ref());
         let deliveries = NewDeliveryColumns::new(&new.deliveries);
         // Devices that receive the same order share notifications; skipped
-        // ones are not woken.
+        // ones are not woken. Alike devices usually come one after another:
+        // the previous device's group is reused without adapting again.
         let mut groups: Vec<(Signal, Vec<DeviceId>)> = Vec::new();
+        let mut previous: Option<(&eagate_domain::config::Adaptation, Option<usize>)> = None;
         for (device, adaptation) in &new.deliveries {
-            let Some(order) = adaptation.apply(&new.signal.order) else {
-                continue;
+            let group = match previous {
+                Some((last, group)) if last == adaptation => group,
+                _ => adaptation.apply(&new.signal.order).map(|order| {
+                    groups
+                        .iter()
+                        .position(|(s, _)| s.order == order)
+                        .unwrap_or_else(|| {
+                            groups.push((
+                                Signal {
+                                    order,
+                                    ..new.signal.clone()
+                                },
+                                Vec::new(),
+                            ));
+                            groups.len() - 1
+                        })
+                }),
             };
-            match groups.iter_mut().find(|(s, _)| s.order == order) {
-                Some((_, devices)) => devices.push(*device),
-                None => groups.push((
-                    Signal {
-                        order,
-                        ..new.signal.clone()
-                    },
-                    vec![*device],
-                )),
+            previous = Some((adaptation, group));
+            if let Some(group) = group {
+                groups[group].1.push(*device);
             }
         }
         let payloads: Vec<String> = groups
@@ -130,8 +141,8 @@ impl SignalRepository for PgSignalRepository {
                 diesel::sql_query(
                     "INSERT INTO signal_deliveries \
                      (signal_id, device_id, created_at, expires_at, instrument, volume, skip_reason, adaptation) \
-                     SELECT $1, d.device_id, $2, $3, d.instrument, d.volume, d.skip_reason, d.adaptation \
-                     FROM unnest($4::uuid[], $5::text[], $6::float8[], $7::text[], $8::jsonb[]) \
+                     SELECT $1, d.device_id, $2, $3, d.instrument, d.volume, d.skip_reason, ($9::jsonb[])[d.adaptation] \
+                     FROM unnest($4::uuid[], $5::text[], $6::float8[], $7::text[], $8::int4[]) \
                      AS d(device_id, instrument, volume, skip_reason, adaptation)",
                 )
                 .bind::<SqlUuid, _>(new.signal.id.as_uuid())
@@ -141,16 +152,16 @@ impl SignalRepository for PgSignalRepository {
                 .bind::<Array<Nullable<Text>>, _>(&deliveries.instruments)
                 .bind::<Array<Nullable<Float8>>, _>(&deliveries.volumes)
                 .bind::<Array<Nullable<Text>>, _>(&deliveries.skip_reasons)
+                .bind::<Array<Integer>, _>(&deliveries.adaptation_numbers)
                 .bind::<Array<Jsonb>, _>(&deliveries.adaptations)
                 .execute(conn)
                 .await?;
-                for payload in &payloads {
-                    diesel::sql_query("SELECT pg_notify($1, $2)")
-                        .bind::<Text, _>(DELIVERIES_CHANNEL)
-                        .bind::<Text, _>(payload)
-                        .execute(conn)
-                        .await?;
-                }
+                // Every chunk of targets in one round trip.
+                diesel::sql_query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
+                    .bind::<Text, _>(DELIVERIES_CHANNEL)
+                    .bind::<Array<Text>, _>(&payloads)
+                    .execute(conn)
+                    .await?;
                 Ok(())
             })
             .await
@@ -294,7 +305,7 @@ impl SignalRepository for PgSignalRepository {
     ) -> Result<Vec<Signal>, UnexpectedError> {
         let mut conn = conn(&self.pool).await?;
         let rows: Vec<(SignalRow, Option<String>, Option<f64>)> = signal_deliveries::table
-            .inner_join(signals::table)
+            .inner_join(signals::table.on(signals::id.eq(signal_deliveries::signal_id)))
             .filter(signal_deliveries::device_id.eq(device.as_uuid()))
             .filter(signal_deliveries::acknowledged_at.is_null())
             .filter(signal_deliveries::cancelled_at.is_null())

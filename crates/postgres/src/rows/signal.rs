@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use eagate_domain::UnexpectedError;
@@ -158,13 +160,18 @@ impl TryFrom<DeliveryRow> for Delivery {
 /// A signal's deliveries, column by column: inserted with one statement
 /// over `unnest` of five arrays, whatever the number of devices (a
 /// multi-row `VALUES` list needs eight bind parameters a row, and
-/// PostgreSQL allows 65,535 a statement).
+/// PostgreSQL allows 65,535 a statement). Adaptations are sent once each:
+/// devices with the same configuration share one, and each row names its
+/// adaptation by its 1-based place in `adaptations` (PostgreSQL parses
+/// every JSONB parameter it is sent; a fleet of 1,000 alike devices
+/// would otherwise be 1,000 parses of the same document).
 #[derive(Debug, Default)]
 pub(crate) struct NewDeliveryColumns {
     pub device_ids: Vec<Uuid>,
     pub instruments: Vec<Option<String>>,
     pub volumes: Vec<Option<f64>>,
     pub skip_reasons: Vec<Option<&'static str>>,
+    pub adaptation_numbers: Vec<i32>,
     pub adaptations: Vec<serde_json::Value>,
 }
 
@@ -175,8 +182,13 @@ impl NewDeliveryColumns {
             instruments: Vec::with_capacity(deliveries.len()),
             volumes: Vec::with_capacity(deliveries.len()),
             skip_reasons: Vec::with_capacity(deliveries.len()),
-            adaptations: Vec::with_capacity(deliveries.len()),
+            adaptation_numbers: Vec::with_capacity(deliveries.len()),
+            adaptations: Vec::new(),
         };
+        let mut numbers: HashMap<serde_json::Value, i32> = HashMap::new();
+        // Alike devices usually come one after another: the previous
+        // adaptation's number is reused without building its document.
+        let mut previous: Option<(&Adaptation, i32)> = None;
         for (device, adaptation) in deliveries {
             let (instrument, volume, skip_reason) = match &adaptation.outcome {
                 AdaptOutcome::Deliver { symbol, volume, .. } => (Some(symbol.clone()), Some(*volume), None),
@@ -186,9 +198,19 @@ impl NewDeliveryColumns {
             columns.instruments.push(instrument);
             columns.volumes.push(volume);
             columns.skip_reasons.push(skip_reason);
-            columns
-                .adaptations
-                .push(serde_json::to_value(AdaptationJson::from(adaptation)).unwrap_or_default());
+            let number = match previous {
+                Some((last, number)) if last == adaptation => number,
+                _ => {
+                    let json = serde_json::to_value(AdaptationJson::from(adaptation)).unwrap_or_default();
+                    let next = i32::try_from(numbers.len() + 1).unwrap_or(i32::MAX);
+                    *numbers.entry(json).or_insert_with_key(|json| {
+                        columns.adaptations.push(json.clone());
+                        next
+                    })
+                }
+            };
+            previous = Some((adaptation, number));
+            columns.adaptation_numbers.push(number);
         }
         columns
     }
@@ -263,5 +285,40 @@ impl TryFrom<AdaptationJson> for Adaptation {
             signal_volume: j.signal_volume,
             outcome,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use eagate_domain::account::UserId;
+    use eagate_domain::testing::contracts::fixtures::{new_signal, unknown_device};
+
+    use super::NewDeliveryColumns;
+
+    #[test]
+    fn alike_devices_send_their_adaptation_once() {
+        let devices: Vec<_> = (0..1000).map(|_| unknown_device()).collect();
+        let mut new = new_signal(UserId::from_uuid(uuid::Uuid::now_v7()), 0, &devices, None);
+        let mut other = new.deliveries[0].1.clone();
+        other.config_revision += 1;
+        new.deliveries[1].1 = other.clone();
+        new.deliveries[3].1 = other;
+        let columns = NewDeliveryColumns::new(&new.deliveries);
+        assert_eq!(
+            columns.adaptations.len(),
+            2,
+            "one document per distinct adaptation"
+        );
+        assert_eq!(columns.adaptation_numbers.len(), 1000);
+        assert_eq!(
+            &columns.adaptation_numbers[..5],
+            [1, 2, 1, 2, 1],
+            "rows name theirs, 1-based"
+        );
+        assert_eq!(
+            columns.adaptation_numbers.iter().filter(|n| **n == 1).count(),
+            998
+        );
+        assert_eq!(columns.device_ids.len(), 1000);
     }
 }

@@ -339,3 +339,137 @@ async fn a_lost_feed_bypasses_the_cache_and_recovers_by_itself() {
     fill(&cache, device);
     assert!(cached(&cache, device), "live again after reconnecting");
 }
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Rows of `signal_deliveries` matching `filter` (SQL over `signal_id` and
+/// `device_id`, with `$1` bound to `id`).
+async fn deliveries(conn: &mut AsyncPgConnection, filter: &str, id: Uuid) -> i64 {
+    diesel::sql_query(format!(
+        "SELECT count(*) AS n FROM signal_deliveries WHERE {filter}"
+    ))
+    .bind::<diesel::sql_types::Uuid, _>(id)
+    .get_result::<Count>(conn)
+    .await
+    .unwrap()
+    .n
+}
+
+/// The table has no foreign keys (checking them row by row made a large
+/// publish slow): statement triggers delete a signal's or a device's
+/// deliveries with it, whoever deletes it.
+#[tokio::test]
+async fn the_deliveries_of_a_deleted_signal_or_device_go_with_it() {
+    let db = TestDatabase::migrated().await;
+    let signals = PgSignalRepository::new(db.pool());
+    let (owner, device) = device_of_new_user(&db).await;
+    let (other_owner, other_device) = device_of_new_user(&db).await;
+    let first = signal_for(owner, device);
+    let second = signal_for(owner, device);
+    let bystander = signal_for(other_owner, other_device);
+    for new in [&first, &second, &bystander] {
+        signals.insert(new).await.unwrap();
+    }
+    let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
+    assert_eq!(deliveries(&mut conn, "device_id = $1", device.as_uuid()).await, 2);
+
+    diesel::sql_query("DELETE FROM signals WHERE id = $1")
+        .bind::<diesel::sql_types::Uuid, _>(first.signal.id.as_uuid())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        deliveries(&mut conn, "signal_id = $1", first.signal.id.as_uuid()).await,
+        0,
+        "a deleted signal's deliveries are gone"
+    );
+    assert_eq!(
+        deliveries(&mut conn, "device_id = $1", device.as_uuid()).await,
+        1,
+        "the device's other delivery stays"
+    );
+
+    diesel::sql_query("DELETE FROM devices WHERE id = $1")
+        .bind::<diesel::sql_types::Uuid, _>(device.as_uuid())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        deliveries(&mut conn, "device_id = $1", device.as_uuid()).await,
+        0,
+        "a deleted device's deliveries are gone"
+    );
+    assert_eq!(
+        deliveries(&mut conn, "device_id = $1", other_device.as_uuid()).await,
+        1,
+        "another owner's delivery stays"
+    );
+
+    let accounts = PgAccountRepository::new(db.pool());
+    let event = audit_event(AuditAction::AccountDeleted, Some(other_owner), None);
+    assert!(accounts.delete(other_owner, &event).await.unwrap());
+    assert_eq!(
+        deliveries(&mut conn, "device_id = $1", other_device.as_uuid()).await,
+        0,
+        "deleting an account leaves none of its deliveries"
+    );
+}
+
+/// Devices and signals are only deleted with their account, and an
+/// account's deletion waits for a publish in flight: the publish's signal
+/// row holds a KEY SHARE lock on the owner's row (its foreign key), so the
+/// deletion starts after the publish commits and takes its deliveries too.
+#[tokio::test]
+async fn an_account_deleted_during_a_publish_takes_the_publishs_deliveries() {
+    let db = TestDatabase::migrated().await;
+    let (owner, device) = device_of_new_user(&db).await;
+    let signal = Uuid::now_v7();
+    // The publish's statements (SignalRepository::insert), held open.
+    let mut publish = AsyncPgConnection::establish(db.url()).await.unwrap();
+    diesel::sql_query("BEGIN").execute(&mut publish).await.unwrap();
+    diesel::sql_query(
+        "INSERT INTO signals (id, owner_id, instrument, side, order_type, volume, created_at) \
+         VALUES ($1, $2, 'EURUSD', 'buy', 'market', 1, now())",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(signal)
+    .bind::<diesel::sql_types::Uuid, _>(owner.as_uuid())
+    .execute(&mut publish)
+    .await
+    .unwrap();
+    diesel::sql_query(
+        "INSERT INTO signal_deliveries (signal_id, device_id, created_at) VALUES ($1, $2, now())",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(signal)
+    .bind::<diesel::sql_types::Uuid, _>(device.as_uuid())
+    .execute(&mut publish)
+    .await
+    .unwrap();
+
+    let accounts = PgAccountRepository::new(db.pool());
+    let event = audit_event(AuditAction::AccountDeleted, Some(owner), None);
+    let mut deletion = std::pin::pin!(accounts.delete(owner, &event));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), &mut deletion)
+            .await
+            .is_err(),
+        "the deletion waits for the publish"
+    );
+    diesel::sql_query("COMMIT").execute(&mut publish).await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_secs(10), deletion)
+            .await
+            .expect("the deletion goes on once the publish commits")
+            .unwrap(),
+        "the account was deleted"
+    );
+    let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
+    assert_eq!(
+        deliveries(&mut conn, "signal_id = $1", signal).await,
+        0,
+        "the publish's deliveries went with the account"
+    );
+}

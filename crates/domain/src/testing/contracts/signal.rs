@@ -565,13 +565,16 @@ pub async fn pending_orders_are_adapted_for_their_device(
     devices: &impl DeviceRepository,
     signals: &impl SignalRepository,
 ) {
-    let (owner, ids) = owner_with_devices(accounts, devices, 2).await;
+    let (owner, ids) = owner_with_devices(accounts, devices, 3).await;
     let mut new = new_signal(owner, 1, &ids, None);
     let mapped = adapted(serde_json::json!({
         "symbol_map": {"EURUSD": "EURUSD.m"},
         "sizing": {"type": "multiplier", "factor": 0.6}
     }));
+    // The first and the last device share one adaptation, the middle one
+    // has its own: each row must keep its device's.
     new.deliveries[0].1 = mapped.clone();
+    new.deliveries[2].1 = mapped.clone();
     let stored = signals.insert(&new).await.expect("insert failed");
     assert_eq!(
         delivery_to(&stored, ids[0]).adaptation,
@@ -611,6 +614,13 @@ pub async fn pending_orders_are_adapted_for_their_device(
         Some(mapped),
         "find returns the adaptation too"
     );
+    for (id, adaptation) in &new.deliveries {
+        assert_eq!(
+            delivery_to(&found, *id).adaptation.as_ref(),
+            Some(adaptation),
+            "device {id} keeps its own adaptation"
+        );
+    }
 }
 
 pub async fn a_skipped_delivery_is_kept_but_never_pending(
