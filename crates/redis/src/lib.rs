@@ -17,6 +17,7 @@ use eagate_domain::account::UserId;
 use eagate_domain::device::{Admission, AdmissionPolicy, DeviceId, ReplayGuard};
 use eagate_domain::ratelimit::{RateDecision, RateLimit, RateLimiter, decide};
 use redis::aio::ConnectionManager;
+use tokio::sync::{mpsc, oneshot};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RedisSetupError {
@@ -54,6 +55,43 @@ thread_local! {
     /// connection with it: a new thread (an actix worker restarted after a
     /// panic) opens a fresh one on its own runtime.
     static LINKS: RefCell<Vec<(Weak<Shared>, Link)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Per-thread values, one per owner (`LINKS`, `QUEUES`).
+type Registry<K, V> = std::thread::LocalKey<RefCell<Vec<(Weak<K>, V)>>>;
+
+/// A thread's value for `owner` in `registry`, made by `make` on the
+/// thread's first use. Entries of owners that are gone are dropped when
+/// another is added. A `Weak` keeps its allocation, so no other owner can
+/// appear at the address of one that is gone.
+fn per_thread<K, V: Clone, E>(
+    registry: &'static Registry<K, V>,
+    owner: &Arc<K>,
+    make: impl FnOnce() -> Result<V, E>,
+) -> Result<V, E> {
+    registry.with(|entries| {
+        if let Some((_, value)) = entries
+            .borrow()
+            .iter()
+            .find(|(o, _)| std::ptr::eq(o.as_ptr(), Arc::as_ptr(owner)))
+        {
+            return Ok(value.clone());
+        }
+        let value = make()?;
+        let mut entries = entries.borrow_mut();
+        entries.retain(|(o, _)| o.strong_count() > 0);
+        entries.push((Arc::downgrade(owner), value.clone()));
+        Ok(value)
+    })
+}
+
+/// Drops this thread's value for `owner`: the next use makes a new one.
+fn forget_per_thread<K, V>(registry: &'static Registry<K, V>, owner: &Arc<K>) {
+    registry.with(|entries| {
+        entries
+            .borrow_mut()
+            .retain(|(o, _)| !std::ptr::eq(o.as_ptr(), Arc::as_ptr(owner)));
+    });
 }
 
 /// What a thread's connection is opened to.
@@ -171,18 +209,8 @@ impl RedisConnection {
     /// first command) on first use. Must be called on a Tokio runtime: the
     /// connection's driver task is spawned on it.
     fn link(&self) -> Result<Link, UnexpectedError> {
-        LINKS.with(|links| {
-            let mut links = links.borrow_mut();
-            // A `Weak` keeps its allocation, so no other `Shared` can
-            // appear at the address of one that is gone.
-            if let Some((_, link)) = links
-                .iter()
-                .find(|(owner, _)| std::ptr::eq(owner.as_ptr(), Arc::as_ptr(&self.inner)))
-            {
-                return Ok(link.clone());
-            }
-            links.retain(|(owner, _)| owner.strong_count() > 0);
-            let link = match &self.inner.target {
+        per_thread(&LINKS, &self.inner, || {
+            Ok(match &self.inner.target {
                 Target::Single(client, config) => Link::Single(
                     ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
                         .map_err(redis_error)?,
@@ -190,10 +218,12 @@ impl RedisConnection {
                 Target::Cluster(client, config) => {
                     Link::Cluster(client.get_pending_async_connection_with_config(config.clone()))
                 }
-            };
-            links.push((Arc::downgrade(&self.inner), link.clone()));
-            Ok(link)
+            })
         })
+    }
+
+    fn is_cluster(&self) -> bool {
+        matches!(self.inner.target, Target::Cluster(..))
     }
 
     /// `PING` (one node of a cluster), for readiness checks.
@@ -236,42 +266,136 @@ fn redis_error(e: redis::RedisError) -> UnexpectedError {
     }
 }
 
-/// Records the nonce unless present, then counts the request against the
-/// device's rate: `{0}` for a replay, `{2, ms left in the rate window}` when
-/// the device already stored its quota of nonces in this quota window
-/// (the nonce is taken back, so nothing is stored: one device cannot fill
-/// Redis for the others; as in process memory, the device is told to retry
-/// after the rate window), `{1, count, ms left in the rate window}`
-/// otherwise. The common case is four commands (`SET NX PX`, two `INCR`s,
-/// `PTTL`). All keys carry the device's hash tag, so they live in one Redis
-/// Cluster slot.
-const ADMIT: &str = "if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return {0} end \
-local q = redis.call('INCR', KEYS[3]) \
-if q == 1 then redis.call('PEXPIRE', KEYS[3], ARGV[4]) end \
-if q > tonumber(ARGV[3]) then \
-  redis.call('DEL', KEYS[1]) \
-  redis.call('DECR', KEYS[3]) \
-  if redis.call('PTTL', KEYS[3]) < 0 then redis.call('PEXPIRE', KEYS[3], ARGV[4]) end \
-  local left = redis.call('PTTL', KEYS[2]) \
-  if left < 0 then left = tonumber(ARGV[2]) end \
-  return {2, left} \
+/// Admits a batch of requests, each three keys (nonce, rate, quota) and
+/// four arguments (nonce lifetime ms, rate window ms, nonce quota, quota
+/// window ms), in order, and answers three numbers for each: `0, 0, 0` for
+/// a replay; `2, ms left in the rate window, 0` when the device already
+/// stored its quota of nonces in this quota window (the nonce is taken
+/// back, so nothing is stored: one device cannot fill Redis for the
+/// others; as in process memory, the device is told to retry after the
+/// rate window); `1, count, ms left in the rate window` otherwise. The
+/// common case is four commands (`SET NX PX`, two `INCR`s, `PTTL`). Each
+/// request's keys carry its device's hash tag, so one request's keys live
+/// in one Redis Cluster slot (a batch of several devices is only sent to a
+/// single Redis).
+const ADMIT: &str = "local function admit(n, r, q, ttl, window, quota, quota_window) \
+  if not redis.call('SET', n, '1', 'NX', 'PX', ttl) then return 0, 0, 0 end \
+  local stored = redis.call('INCR', q) \
+  if stored == 1 then redis.call('PEXPIRE', q, quota_window) end \
+  if stored > tonumber(quota) then \
+    redis.call('DEL', n) \
+    redis.call('DECR', q) \
+    if redis.call('PTTL', q) < 0 then redis.call('PEXPIRE', q, quota_window) end \
+    local left = redis.call('PTTL', r) \
+    if left < 0 then left = tonumber(window) end \
+    return 2, left, 0 \
+  end \
+  local c = redis.call('INCR', r) \
+  local t = -1 \
+  if c > 1 then t = redis.call('PTTL', r) end \
+  if t < 0 then redis.call('PEXPIRE', r, window) t = tonumber(window) end \
+  return 1, c, t \
 end \
-local c = redis.call('INCR', KEYS[2]) \
-local t = -1 \
-if c > 1 then t = redis.call('PTTL', KEYS[2]) end \
-if t < 0 then redis.call('PEXPIRE', KEYS[2], ARGV[2]) t = tonumber(ARGV[2]) end \
-return {1, c, t}";
+local out = {} \
+for i = 0, #KEYS / 3 - 1 do \
+  local a, b, c = admit(KEYS[3 * i + 1], KEYS[3 * i + 2], KEYS[3 * i + 3], \
+    ARGV[4 * i + 1], ARGV[4 * i + 2], ARGV[4 * i + 3], ARGV[4 * i + 4]) \
+  out[3 * i + 1] = a out[3 * i + 2] = b out[3 * i + 3] = c \
+end \
+return out";
 
-/// [`ReplayGuard`] on Redis, shared by every instance: one round trip per
-/// request (nonce and rate in one script). Nonces live until their
-/// request's timestamp leaves the window. Redis must keep its data across
-/// restarts (AOF or RDB persistence) for replay protection to survive one:
-/// a Redis that restarts empty forgets nonces still inside the window.
+/// The most requests one script call admits.
+const MAX_BATCH: usize = 64;
+
+/// One request's keys and arguments, as [`ADMIT`] takes them.
+struct Admit {
+    keys: [String; 3],
+    args: [i64; 4],
+}
+
+/// A request waiting for its thread's next batch.
+struct Queued {
+    admit: Admit,
+    answer: oneshot::Sender<Result<[i64; 3], UnexpectedError>>,
+}
+
+thread_local! {
+    /// This thread's batch queue of each [`RedisReplayGuard`] (in practice
+    /// one), fed to a task on this thread's runtime.
+    static QUEUES: RefCell<Vec<(Weak<()>, mpsc::UnboundedSender<Queued>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `requests` through [`ADMIT`] in one call.
+async fn admit_all<'a>(
+    script: &redis::Script,
+    link: &mut Link,
+    requests: impl Iterator<Item = &'a Admit>,
+) -> Result<Vec<[i64; 3]>, UnexpectedError> {
+    let mut invocation = script.prepare_invoke();
+    let mut count = 0;
+    for request in requests {
+        for key in &request.keys {
+            invocation.key(key);
+        }
+        for arg in request.args {
+            invocation.arg(arg);
+        }
+        count += 1;
+    }
+    let answer: Vec<i64> = invocation.invoke_async(link).await.map_err(redis_error)?;
+    if answer.len() != count * 3 {
+        return Err(UnexpectedError::msg(format!(
+            "redis: {} numbers answered for {count} admissions",
+            answer.len()
+        )));
+    }
+    Ok(answer.chunks_exact(3).map(|a| [a[0], a[1], a[2]]).collect())
+}
+
+/// Sends whatever requests are queued when the previous call returns, up
+/// to [`MAX_BATCH`] at a time, as one script call: under load one round
+/// trip and one script run serve many requests; alone, a request goes at
+/// once. Ends when the queue's senders are gone.
+async fn run_batches(mut link: Link, script: redis::Script, mut queue: mpsc::UnboundedReceiver<Queued>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        match admit_all(&script, &mut link, batch.iter().map(|q| &q.admit)).await {
+            Ok(answers) => {
+                for (queued, answer) in batch.drain(..).zip(answers) {
+                    // A request whose client went away no longer listens.
+                    let _ = queued.answer.send(Ok(answer));
+                }
+            }
+            Err(e) => {
+                let unavailable = e.is_unavailable();
+                let message = e.to_string();
+                for queued in batch.drain(..) {
+                    let _ = queued.answer.send(Err(if unavailable {
+                        UnexpectedError::unavailable(message.clone())
+                    } else {
+                        UnexpectedError::msg(message.clone())
+                    }));
+                }
+            }
+        }
+    }
+}
+
+/// [`ReplayGuard`] on Redis, shared by every instance: nonce and rate in
+/// one script, atomically. Against a single Redis the requests of one
+/// thread are batched (see [`run_batches`]); against a cluster, where one
+/// script may only touch one slot, each request is its own call. Nonces
+/// live until their request's timestamp leaves the window. Redis must keep
+/// its data across restarts (AOF or RDB persistence) for replay protection
+/// to survive one: a Redis that restarts empty forgets nonces still inside
+/// the window.
 #[derive(Debug, Clone)]
 pub struct RedisReplayGuard {
     connection: RedisConnection,
     prefix: String,
     script: redis::Script,
+    /// Names this guard's (and its clones') batch queues.
+    queues: Arc<()>,
 }
 
 impl RedisReplayGuard {
@@ -282,11 +406,10 @@ impl RedisReplayGuard {
             connection,
             prefix: prefix.to_owned(),
             script: redis::Script::new(ADMIT),
+            queues: Arc::new(()),
         }
     }
-}
 
-impl RedisReplayGuard {
     /// The nonce's, rate's and quota's keys, built by hand: this runs on
     /// every signed request, and `format!` cost three times as much.
     fn keys(&self, device: DeviceId, nonce: &str) -> [String; 3] {
@@ -306,6 +429,48 @@ impl RedisReplayGuard {
         };
         [key(":n:", nonce), key(":r", ""), key(":q", "")]
     }
+
+    /// Admits one request: in this thread's next batch, or on its own
+    /// against a cluster.
+    async fn run(&self, admit: Admit) -> Result<[i64; 3], UnexpectedError> {
+        if self.connection.is_cluster() {
+            let mut link = self.connection.link()?;
+            let answer = admit_all(&self.script, &mut link, std::iter::once(&admit)).await?;
+            return answer
+                .first()
+                .copied()
+                .ok_or_else(|| UnexpectedError::msg("redis: no admission answered"));
+        }
+        let (answer, answered) = oneshot::channel();
+        let mut queued = Queued { admit, answer };
+        // A queue whose task is gone (its runtime shut down, the thread
+        // lives on) is replaced once.
+        for _ in 0..2 {
+            let queue = per_thread(&QUEUES, &self.queues, || {
+                let link = self.connection.link()?;
+                let (queue, requests) = mpsc::unbounded_channel();
+                tokio::spawn(run_batches(link, self.script.clone(), requests));
+                Ok::<_, UnexpectedError>(queue)
+            })?;
+            match queue.send(queued) {
+                Ok(()) => {
+                    return answered.await.map_err(|_| {
+                        UnexpectedError::unavailable("redis: the admission batch was dropped")
+                    })?;
+                }
+                Err(mpsc::error::SendError(back)) => {
+                    // The connection's driver task died with that runtime
+                    // too: both are opened afresh on this one.
+                    queued = back;
+                    forget_per_thread(&QUEUES, &self.queues);
+                    forget_per_thread(&LINKS, &self.connection.inner);
+                }
+            }
+        }
+        Err(UnexpectedError::unavailable(
+            "redis: no admission queue on this thread",
+        ))
+    }
 }
 
 impl ReplayGuard for RedisReplayGuard {
@@ -320,53 +485,42 @@ impl ReplayGuard for RedisReplayGuard {
         signed_at: DateTime<Utc>,
         policy: &AdmissionPolicy,
     ) -> Result<Admission, UnexpectedError> {
-        let [nonce_key, rate_key, quota_key] = self.keys(device, nonce);
         let until = signed_at + policy.window + chrono::Duration::seconds(1);
         let ttl_ms = (until - Utc::now()).num_milliseconds().max(1);
-        let window_ms = u64::try_from(policy.rate.window.as_millis())
-            .unwrap_or(u64::MAX)
+        let window_ms = i64::try_from(policy.rate.window.as_millis())
+            .unwrap_or(i64::MAX)
             .max(1);
         // Nonces stored per device are counted over twice the longest a
         // nonce lives, so a device holds at most twice its quota.
         let quota_window_ms = ((policy.window * 2).num_milliseconds() + 1000).max(1);
-        let mut conn = self.connection.link()?;
-        let answer: Vec<i64> = self
-            .script
-            .key(nonce_key)
-            .key(rate_key)
-            .key(quota_key)
-            .arg(ttl_ms)
-            .arg(window_ms)
-            .arg(policy.nonce_quota())
-            .arg(quota_window_ms)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(redis_error)?;
-        let (fresh, count, left_ms) = match answer.as_slice() {
-            [0] => return Ok(Admission::Replayed),
-            [2, left] => {
-                return Ok(Admission::Throttled(RateDecision {
-                    allowed: false,
-                    limit: policy.rate.limit,
-                    remaining: 0,
-                    reset_after: Duration::from_millis(u64::try_from(*left).unwrap_or(1).max(1)),
-                }));
+        let quota = i64::try_from(policy.nonce_quota()).unwrap_or(i64::MAX);
+        let answer = self
+            .run(Admit {
+                keys: self.keys(device, nonce),
+                args: [ttl_ms, window_ms, quota, quota_window_ms],
+            })
+            .await?;
+        let reset = |left_ms: i64| Duration::from_millis(u64::try_from(left_ms).unwrap_or(1).max(1));
+        match answer {
+            [0, _, _] => Ok(Admission::Replayed),
+            [2, left, _] => Ok(Admission::Throttled(RateDecision {
+                allowed: false,
+                limit: policy.rate.limit,
+                remaining: 0,
+                reset_after: reset(left),
+            })),
+            [1, count, left] => {
+                let decision = decide(u64::try_from(count).unwrap_or(0), policy.rate, reset(left));
+                Ok(if decision.allowed {
+                    Admission::Admitted
+                } else {
+                    Admission::Throttled(decision)
+                })
             }
-            [1, count, left] => (true, *count, *left),
-            other => {
-                return Err(UnexpectedError::msg(format!(
-                    "redis: unexpected admission answer {other:?}"
-                )));
-            }
-        };
-        debug_assert!(fresh);
-        let reset = Duration::from_millis(u64::try_from(left_ms).unwrap_or(window_ms).max(1));
-        let decision = decide(u64::try_from(count).unwrap_or(0), policy.rate, reset);
-        Ok(if decision.allowed {
-            Admission::Admitted
-        } else {
-            Admission::Throttled(decision)
-        })
+            other => Err(UnexpectedError::msg(format!(
+                "redis: unexpected admission answer {other:?}"
+            ))),
+        }
     }
 }
 

@@ -339,3 +339,160 @@ async fn rate_limit_keys_are_stored_as_digests() {
     assert_eq!(keys.len(), 1);
     assert!(!keys[0].contains("hunter2"), "{keys:?}");
 }
+
+/// Admits `requests` (device, nonce) concurrently on this thread: queued
+/// together, they go to Redis in batches.
+async fn admit_together(
+    guard: &RedisReplayGuard,
+    requests: &[(DeviceId, String)],
+    policy: &AdmissionPolicy,
+) -> Vec<Admission> {
+    let now = Utc::now();
+    // Spawned all before any runs: each queues its request when first
+    // polled, and the batch goes out after.
+    let tasks: Vec<_> = requests
+        .iter()
+        .map(|(device, nonce)| {
+            let (guard, device, nonce, policy) = (guard.clone(), *device, nonce.clone(), *policy);
+            tokio::spawn(async move { guard.admit(device, owner(), &nonce, now, &policy).await })
+        })
+        .collect();
+    let mut verdicts = Vec::new();
+    for task in tasks {
+        verdicts.push(task.await.unwrap().unwrap());
+    }
+    verdicts
+}
+
+/// Requests queued together on one thread share script calls; each gets
+/// its own verdict, in a batch and across batches (more than a script call
+/// takes).
+#[tokio::test(flavor = "current_thread")]
+async fn requests_batched_together_each_get_their_own_verdict() {
+    require_redis().await;
+    let guard = guard();
+    let busy = device();
+    let copied = device();
+    let limited = device();
+    let strict = AdmissionPolicy {
+        window: chrono::Duration::minutes(5),
+        rate: RateLimit {
+            limit: 3,
+            window: std::time::Duration::from_secs(60),
+        },
+    };
+    // Interleaved: 100 fresh nonces of one device, the same nonce five
+    // times for another, and six nonces of a device allowed three.
+    let mut requests = Vec::new();
+    for i in 0..100 {
+        requests.push((busy, format!("busy-nonce-{i:04}")));
+        if i < 5 {
+            requests.push((copied, "the-same-nonce-01".to_owned()));
+        }
+        if i < 6 {
+            requests.push((limited, format!("limited-nonce-{i:02}")));
+        }
+    }
+    let verdicts = admit_together(&guard, &requests, &strict).await;
+    let of = |device: DeviceId| -> Vec<Admission> {
+        requests
+            .iter()
+            .zip(&verdicts)
+            .filter(|((d, _), _)| *d == device)
+            .map(|(_, v)| *v)
+            .collect()
+    };
+    let busy_verdicts = of(busy);
+    assert_eq!(busy_verdicts.len(), 100);
+    assert_eq!(
+        busy_verdicts
+            .iter()
+            .filter(|v| **v == Admission::Admitted)
+            .count(),
+        3,
+        "a device's rate holds within a batch: {busy_verdicts:?}"
+    );
+    assert!(
+        busy_verdicts[3..]
+            .iter()
+            .all(|v| matches!(v, Admission::Throttled(_))),
+        "in order: {busy_verdicts:?}"
+    );
+    assert_eq!(
+        of(copied),
+        [
+            Admission::Admitted,
+            Admission::Replayed,
+            Admission::Replayed,
+            Admission::Replayed,
+            Admission::Replayed
+        ],
+        "one nonce is admitted once, even within one batch"
+    );
+    let limited_verdicts = of(limited);
+    assert_eq!(&limited_verdicts[..3], [Admission::Admitted; 3]);
+    assert!(
+        limited_verdicts[3..]
+            .iter()
+            .all(|v| matches!(v, Admission::Throttled(_))),
+        "{limited_verdicts:?}"
+    );
+    // Nothing was admitted twice: every nonce of the busy device is known
+    // now, whichever batch carried it.
+    let again = admit_together(&guard, &requests[..10], &strict).await;
+    assert!(again.iter().all(|v| *v == Admission::Replayed), "{again:?}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_batch_that_cannot_reach_redis_fails_closed_for_every_request() {
+    // Nothing listens on port 1.
+    let guard = RedisReplayGuard::new(
+        RedisConnection::new("redis://127.0.0.1:1", Duration::from_millis(300)).unwrap(),
+        "x:",
+    );
+    let p = policy(chrono::Duration::minutes(5));
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let guard = guard.clone();
+            tokio::spawn(async move {
+                guard
+                    .admit(device(), owner(), &format!("nonce-{i:010}"), Utc::now(), &p)
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        let refused = task.await.unwrap().unwrap_err();
+        assert!(refused.is_unavailable(), "{refused}");
+    }
+}
+
+/// A guard used on a thread whose runtime was replaced opens a new queue
+/// and connection on the new runtime; nothing fails.
+#[test]
+fn a_thread_whose_runtime_is_replaced_keeps_admitting() {
+    let guard = guard();
+    let d = device();
+    let admit = |nonce: &'static str| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                require_redis().await;
+                guard
+                    .admit(
+                        d,
+                        owner(),
+                        nonce,
+                        Utc::now(),
+                        &policy(chrono::Duration::minutes(5)),
+                    )
+                    .await
+                    .unwrap()
+            })
+    };
+    assert_eq!(admit("first-runtime-nonce"), Admission::Admitted);
+    assert_eq!(admit("second-runtime-nonce"), Admission::Admitted);
+    assert_eq!(admit("first-runtime-nonce"), Admission::Replayed);
+}
