@@ -23,8 +23,6 @@ use tokio::sync::{mpsc, oneshot};
 pub enum RedisSetupError {
     #[error("invalid Redis URL: {0}")]
     Url(#[source] redis::RedisError),
-    #[error("cannot set up the Redis connection: {0}")]
-    Connect(#[source] redis::RedisError),
 }
 
 /// A shared, auto-reconnecting Redis connection (cheap to clone): to one
@@ -199,10 +197,9 @@ impl RedisConnection {
                 .set_number_of_retries(1);
             Target::Single(client, config)
         };
-        let connection = Self {
+        Ok(Self {
             inner: Arc::new(Shared { target }),
-        };
-        Ok(connection)
+        })
     }
 
     /// This thread's connection, opened (lazily: nothing is sent until the
