@@ -1,3 +1,6 @@
+DROP TRIGGER devices_truncate_deliveries ON devices;
+DROP TRIGGER signals_truncate_deliveries ON signals;
+DROP FUNCTION eagate_truncate_deliveries();
 DROP TRIGGER devices_delete_deliveries ON devices;
 DROP FUNCTION eagate_delete_deliveries_of_devices();
 DROP TRIGGER signals_delete_deliveries ON signals;

@@ -132,6 +132,9 @@ pub struct RedisSettings {
     pub url: Option<SecretString>,
     pub key_prefix: String,
     pub timeout: Duration,
+    /// Signed requests one Redis script call admits at most (1: each its
+    /// own call).
+    pub admission_batch: usize,
     /// Bytes the in-memory nonce store holds at most (without Redis).
     pub nonce_memory_bytes: usize,
 }
@@ -500,6 +503,12 @@ impl Settings {
             url: redis_url.map(SecretString::from),
             key_prefix: r.raw("EAGATE_REDIS_KEY_PREFIX").unwrap_or("eagate:").to_owned(),
             timeout: Duration::from_millis(r.ranged("EAGATE_REDIS_TIMEOUT_MS", 1000, 10, 60_000)),
+            admission_batch: r.ranged(
+                "EAGATE_REDIS_ADMISSION_BATCH",
+                eagate_redis::DEFAULT_MAX_BATCH as u64,
+                1,
+                1024,
+            ) as usize,
             nonce_memory_bytes: r.ranged("EAGATE_NONCE_MEMORY_MB", 64, 1, 1 << 20) as usize * (1 << 20),
         };
         let list = |raw: Option<&str>| -> Vec<String> {
@@ -712,6 +721,21 @@ mod tests {
             "EAGATE_MAX_CLOCK_SKEW_SECONDS",
         ] {
             assert!(err.contains(name), "{name} missing from: {err}");
+        }
+    }
+
+    #[test]
+    fn the_redis_admission_batch_is_bounded() {
+        let batch = |v: &str| Settings::from_vars(&vars(&[("EAGATE_REDIS_ADMISSION_BATCH", v)]));
+        assert_eq!(Settings::from_vars(&vars(&[])).unwrap().redis.admission_batch, 64);
+        assert_eq!(batch("1").unwrap().redis.admission_batch, 1);
+        assert_eq!(batch("1024").unwrap().redis.admission_batch, 1024);
+        for bad in ["0", "1025", "many", "-1"] {
+            let err = batch(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("EAGATE_REDIS_ADMISSION_BATCH") && err.contains("from 1 to 1024"),
+                "{bad}: {err}"
+            );
         }
     }
 

@@ -138,9 +138,10 @@ fn device_auth(
     let guard = match redis {
         Some(connection) => {
             tracing::info!("replay protection shared through Redis");
-            Guard::Redis(eagate_redis::RedisReplayGuard::new(
+            Guard::Redis(eagate_redis::RedisReplayGuard::with_max_batch(
                 connection.clone(),
                 &settings.redis.key_prefix,
+                settings.redis.admission_batch,
             ))
         }
         None => {

@@ -8,8 +8,9 @@
 //! [`RedisRateLimiter`] shares rate-limit windows between instances.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use eagate_domain::UnexpectedError;
@@ -45,6 +46,15 @@ pub struct RedisConnection {
 
 struct Shared {
     target: Target,
+    timeout: Duration,
+}
+
+/// A thread's connection, with a token that tells whether the runtime its
+/// driver task runs on is still there.
+#[derive(Clone)]
+struct ThreadLink {
+    link: Link,
+    runtime: RuntimeToken,
 }
 
 thread_local! {
@@ -52,44 +62,55 @@ thread_local! {
     /// one), dropped with the thread. A thread that exits takes its
     /// connection with it: a new thread (an actix worker restarted after a
     /// panic) opens a fresh one on its own runtime.
-    static LINKS: RefCell<Vec<(Weak<Shared>, Link)>> = const { RefCell::new(Vec::new()) };
+    static LINKS: RefCell<Vec<(Weak<Shared>, ThreadLink)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Closes when the runtime it was made on shuts down (its watcher task is
+/// dropped with it): a thread that runs a new runtime afterwards must not
+/// use connections or tasks of the old one.
+#[derive(Clone)]
+struct RuntimeToken(mpsc::Sender<()>);
+
+impl RuntimeToken {
+    /// Must be called on a Tokio runtime.
+    fn new() -> Self {
+        let (token, mut watcher) = mpsc::channel::<()>(1);
+        // Waits until every token is gone, or the runtime drops it.
+        tokio::spawn(async move { while watcher.recv().await.is_some() {} });
+        Self(token)
+    }
+
+    fn runtime_alive(&self) -> bool {
+        !self.0.is_closed()
+    }
 }
 
 /// Per-thread values, one per owner (`LINKS`, `QUEUES`).
 type Registry<K, V> = std::thread::LocalKey<RefCell<Vec<(Weak<K>, V)>>>;
 
-/// A thread's value for `owner` in `registry`, made by `make` on the
-/// thread's first use. Entries of owners that are gone are dropped when
-/// another is added. A `Weak` keeps its allocation, so no other owner can
-/// appear at the address of one that is gone.
+/// A thread's value for `owner` in `registry`: the one it has if `usable`
+/// says so, else a new one made by `make`. Entries of owners that are gone
+/// are dropped when another is added. A `Weak` keeps its allocation, so no
+/// other owner can appear at the address of one that is gone.
 fn per_thread<K, V: Clone, E>(
     registry: &'static Registry<K, V>,
     owner: &Arc<K>,
+    usable: impl Fn(&V) -> bool,
     make: impl FnOnce() -> Result<V, E>,
 ) -> Result<V, E> {
+    let mine = |o: &Weak<K>| std::ptr::eq(o.as_ptr(), Arc::as_ptr(owner));
     registry.with(|entries| {
-        if let Some((_, value)) = entries
-            .borrow()
-            .iter()
-            .find(|(o, _)| std::ptr::eq(o.as_ptr(), Arc::as_ptr(owner)))
+        if let Some((_, value)) = entries.borrow().iter().find(|(o, _)| mine(o))
+            && usable(value)
         {
             return Ok(value.clone());
         }
         let value = make()?;
         let mut entries = entries.borrow_mut();
-        entries.retain(|(o, _)| o.strong_count() > 0);
+        entries.retain(|(o, _)| o.strong_count() > 0 && !mine(o));
         entries.push((Arc::downgrade(owner), value.clone()));
         Ok(value)
     })
-}
-
-/// Drops this thread's value for `owner`: the next use makes a new one.
-fn forget_per_thread<K, V>(registry: &'static Registry<K, V>, owner: &Arc<K>) {
-    registry.with(|entries| {
-        entries
-            .borrow_mut()
-            .retain(|(o, _)| !std::ptr::eq(o.as_ptr(), Arc::as_ptr(owner)));
-    });
 }
 
 /// What a thread's connection is opened to.
@@ -198,7 +219,7 @@ impl RedisConnection {
             Target::Single(client, config)
         };
         Ok(Self {
-            inner: Arc::new(Shared { target }),
+            inner: Arc::new(Shared { target, timeout }),
         })
     }
 
@@ -206,17 +227,27 @@ impl RedisConnection {
     /// first command) on first use. Must be called on a Tokio runtime: the
     /// connection's driver task is spawned on it.
     fn link(&self) -> Result<Link, UnexpectedError> {
-        per_thread(&LINKS, &self.inner, || {
-            Ok(match &self.inner.target {
-                Target::Single(client, config) => Link::Single(
-                    ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
-                        .map_err(redis_error)?,
-                ),
-                Target::Cluster(client, config) => {
-                    Link::Cluster(client.get_pending_async_connection_with_config(config.clone()))
-                }
-            })
-        })
+        let link = per_thread(
+            &LINKS,
+            &self.inner,
+            |l| l.runtime.runtime_alive(),
+            || {
+                let link = match &self.inner.target {
+                    Target::Single(client, config) => Link::Single(
+                        ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+                            .map_err(redis_error)?,
+                    ),
+                    Target::Cluster(client, config) => {
+                        Link::Cluster(client.get_pending_async_connection_with_config(config.clone()))
+                    }
+                };
+                Ok::<_, UnexpectedError>(ThreadLink {
+                    link,
+                    runtime: RuntimeToken::new(),
+                })
+            },
+        )?;
+        Ok(link.link)
     }
 
     fn is_cluster(&self) -> bool {
@@ -301,8 +332,8 @@ for i = 0, #KEYS / 3 - 1 do \
 end \
 return out";
 
-/// The most requests one script call admits.
-const MAX_BATCH: usize = 64;
+/// The most requests one script call admits, unless configured.
+pub const DEFAULT_MAX_BATCH: usize = 64;
 
 /// One request's keys and arguments, as [`ADMIT`] takes them.
 struct Admit {
@@ -314,12 +345,22 @@ struct Admit {
 struct Queued {
     admit: Admit,
     answer: oneshot::Sender<Result<[i64; 3], UnexpectedError>>,
+    /// When it stops waiting: queued this long, it is refused unsent.
+    deadline: Instant,
+}
+
+/// What a guard and its clones share.
+#[derive(Debug)]
+struct GuardShared {
+    max_batch: usize,
+    /// Script calls made, for [`RedisReplayGuard::script_calls`].
+    calls: AtomicU64,
 }
 
 thread_local! {
     /// This thread's batch queue of each [`RedisReplayGuard`] (in practice
     /// one), fed to a task on this thread's runtime.
-    static QUEUES: RefCell<Vec<(Weak<()>, mpsc::UnboundedSender<Queued>)>> = const { RefCell::new(Vec::new()) };
+    static QUEUES: RefCell<Vec<(Weak<GuardShared>, mpsc::UnboundedSender<Queued>)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `requests` through [`ADMIT`] in one call.
@@ -349,13 +390,42 @@ async fn admit_all<'a>(
     Ok(answer.chunks_exact(3).map(|a| [a[0], a[1], a[2]]).collect())
 }
 
+/// `error` for one more request.
+fn same_error(error: &UnexpectedError) -> UnexpectedError {
+    if error.is_unavailable() {
+        UnexpectedError::unavailable(error.to_string())
+    } else {
+        UnexpectedError::msg(error.to_string())
+    }
+}
+
 /// Sends whatever requests are queued when the previous call returns, up
-/// to [`MAX_BATCH`] at a time, as one script call: under load one round
-/// trip and one script run serve many requests; alone, a request goes at
-/// once. Ends when the queue's senders are gone.
-async fn run_batches(mut link: Link, script: redis::Script, mut queue: mpsc::UnboundedReceiver<Queued>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+/// to `max_batch` at a time, as one script call: under load one round trip
+/// and one script run serve many requests; alone, a request goes at once.
+/// A request whose caller stopped waiting is not sent; one queued past its
+/// deadline (Redis slow or hanging) is refused unsent; when a call fails,
+/// everything queued behind it is refused at once rather than tried in
+/// turn. So no request waits longer than its deadline plus one call's
+/// timeout. Ends when the queue's senders are gone.
+async fn run_batches(
+    mut link: Link,
+    script: redis::Script,
+    shared: Arc<GuardShared>,
+    mut queue: mpsc::UnboundedReceiver<Queued>,
+) {
+    let mut batch = Vec::with_capacity(shared.max_batch);
+    while queue.recv_many(&mut batch, shared.max_batch).await > 0 {
+        batch.retain(|queued| !queued.answer.is_closed());
+        let now = Instant::now();
+        for late in batch.extract_if(.., |queued| queued.deadline <= now) {
+            let _ = late.answer.send(Err(UnexpectedError::unavailable(
+                "redis: no admission in time (queued behind slow calls)",
+            )));
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        shared.calls.fetch_add(1, Ordering::Relaxed);
         match admit_all(&script, &mut link, batch.iter().map(|q| &q.admit)).await {
             Ok(answers) => {
                 for (queued, answer) in batch.drain(..).zip(answers) {
@@ -364,14 +434,11 @@ async fn run_batches(mut link: Link, script: redis::Script, mut queue: mpsc::Unb
                 }
             }
             Err(e) => {
-                let unavailable = e.is_unavailable();
-                let message = e.to_string();
                 for queued in batch.drain(..) {
-                    let _ = queued.answer.send(Err(if unavailable {
-                        UnexpectedError::unavailable(message.clone())
-                    } else {
-                        UnexpectedError::msg(message.clone())
-                    }));
+                    let _ = queued.answer.send(Err(same_error(&e)));
+                }
+                while let Ok(queued) = queue.try_recv() {
+                    let _ = queued.answer.send(Err(same_error(&e)));
                 }
             }
         }
@@ -381,30 +448,49 @@ async fn run_batches(mut link: Link, script: redis::Script, mut queue: mpsc::Unb
 /// [`ReplayGuard`] on Redis, shared by every instance: nonce and rate in
 /// one script, atomically. Against a single Redis the requests of one
 /// thread are batched (see [`run_batches`]); against a cluster, where one
-/// script may only touch one slot, each request is its own call. Nonces
-/// live until their request's timestamp leaves the window. Redis must keep
-/// its data across restarts (AOF or RDB persistence) for replay protection
-/// to survive one: a Redis that restarts empty forgets nonces still inside
-/// the window.
+/// script may only touch one slot, or with a batch of at most one, each
+/// request is its own call. Nonces live until their request's timestamp
+/// leaves the window. Redis must keep its data across restarts (AOF or RDB
+/// persistence) for replay protection to survive one: a Redis that
+/// restarts empty forgets nonces still inside the window.
 #[derive(Debug, Clone)]
 pub struct RedisReplayGuard {
     connection: RedisConnection,
     prefix: String,
     script: redis::Script,
-    /// Names this guard's (and its clones') batch queues.
-    queues: Arc<()>,
+    /// Also names this guard's (and its clones') batch queues.
+    shared: Arc<GuardShared>,
 }
 
 impl RedisReplayGuard {
     /// Keys are `{<prefix>d:<device>}:n:<nonce>`, `{<prefix>d:<device>}:r`
     /// (rate) and `{<prefix>d:<device>}:q` (nonces stored, for the quota).
+    /// Batches hold up to [`DEFAULT_MAX_BATCH`] requests.
     pub fn new(connection: RedisConnection, prefix: &str) -> Self {
+        Self::with_max_batch(connection, prefix, DEFAULT_MAX_BATCH)
+    }
+
+    /// As [`new`](Self::new), with batches of at most `max_batch` requests;
+    /// `1` sends every request on its own (for a proxy in front of several
+    /// Redis servers that routes a script by its first key: a batch holds
+    /// several devices' keys, which only a single Redis, or a cluster
+    /// client, keeps together).
+    pub fn with_max_batch(connection: RedisConnection, prefix: &str, max_batch: usize) -> Self {
         Self {
             connection,
             prefix: prefix.to_owned(),
             script: redis::Script::new(ADMIT),
-            queues: Arc::new(()),
+            shared: Arc::new(GuardShared {
+                max_batch: max_batch.max(1),
+                calls: AtomicU64::new(0),
+            }),
         }
+    }
+
+    /// Script calls this guard and its clones have made: admissions divided
+    /// by this is the mean batch size.
+    pub fn script_calls(&self) -> u64 {
+        self.shared.calls.load(Ordering::Relaxed)
     }
 
     /// The nonce's, rate's and quota's keys, built by hand: this runs on
@@ -428,45 +514,46 @@ impl RedisReplayGuard {
     }
 
     /// Admits one request: in this thread's next batch, or on its own
-    /// against a cluster.
+    /// against a cluster or with batches of one.
     async fn run(&self, admit: Admit) -> Result<[i64; 3], UnexpectedError> {
-        if self.connection.is_cluster() {
+        if self.connection.is_cluster() || self.shared.max_batch == 1 {
             let mut link = self.connection.link()?;
+            self.shared.calls.fetch_add(1, Ordering::Relaxed);
             let answer = admit_all(&self.script, &mut link, std::iter::once(&admit)).await?;
             return answer
                 .first()
                 .copied()
                 .ok_or_else(|| UnexpectedError::msg("redis: no admission answered"));
         }
-        let (answer, answered) = oneshot::channel();
-        let mut queued = Queued { admit, answer };
-        // A queue whose task is gone (its runtime shut down, the thread
-        // lives on) is replaced once.
-        for _ in 0..2 {
-            let queue = per_thread(&QUEUES, &self.queues, || {
+        let queue = per_thread(
+            &QUEUES,
+            &self.shared,
+            |queue| !queue.is_closed(),
+            || {
                 let link = self.connection.link()?;
                 let (queue, requests) = mpsc::unbounded_channel();
-                tokio::spawn(run_batches(link, self.script.clone(), requests));
+                tokio::spawn(run_batches(
+                    link,
+                    self.script.clone(),
+                    Arc::clone(&self.shared),
+                    requests,
+                ));
                 Ok::<_, UnexpectedError>(queue)
-            })?;
-            match queue.send(queued) {
-                Ok(()) => {
-                    return answered.await.map_err(|_| {
-                        UnexpectedError::unavailable("redis: the admission batch was dropped")
-                    })?;
-                }
-                Err(mpsc::error::SendError(back)) => {
-                    // The connection's driver task died with that runtime
-                    // too: both are opened afresh on this one.
-                    queued = back;
-                    forget_per_thread(&QUEUES, &self.queues);
-                    forget_per_thread(&LINKS, &self.connection.inner);
-                }
-            }
+            },
+        )?;
+        let (answer, answered) = oneshot::channel();
+        let queued = Queued {
+            admit,
+            answer,
+            deadline: Instant::now() + self.connection.inner.timeout,
+        };
+        if queue.send(queued).is_err() {
+            // Its runtime shut down between the check and now.
+            return Err(UnexpectedError::unavailable("redis: the admission queue is gone"));
         }
-        Err(UnexpectedError::unavailable(
-            "redis: no admission queue on this thread",
-        ))
+        answered
+            .await
+            .map_err(|_| UnexpectedError::unavailable("redis: the admission batch was dropped"))?
     }
 }
 
@@ -626,7 +713,9 @@ mod tests {
             .arg("ID")
             .query_async(&mut link)
             .await
-            .unwrap()
+            .expect(
+                "a Redis at EAGATE_TEST_REDIS_URL or 127.0.0.1:6379 (scripts/ensure-services.sh starts one)",
+            )
     }
 
     /// On a runtime of its own thread, as on an actix worker.

@@ -437,10 +437,72 @@ async fn requests_batched_together_each_get_their_own_verdict() {
             .all(|v| matches!(v, Admission::Throttled(_))),
         "{limited_verdicts:?}"
     );
+    let calls = guard.script_calls();
+    if url().contains("+cluster://") {
+        assert_eq!(calls, 111, "a cluster takes one call per request");
+    } else {
+        assert!(
+            (2..=4).contains(&calls),
+            "111 requests queued together take a few calls of at most 64, not one each: {calls}"
+        );
+    }
     // Nothing was admitted twice: every nonce of the busy device is known
     // now, whichever batch carried it.
     let again = admit_together(&guard, &requests[..10], &strict).await;
     assert!(again.iter().all(|v| *v == Admission::Replayed), "{again:?}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn with_batches_of_one_every_request_is_its_own_call() {
+    require_redis().await;
+    let guard = RedisReplayGuard::with_max_batch(
+        RedisConnection::new(&url(), Duration::from_secs(2)).unwrap(),
+        &prefix(),
+        1,
+    );
+    let d = device();
+    let requests: Vec<_> = (0..20).map(|i| (d, format!("alone-nonce-{i:04}"))).collect();
+    let verdicts = admit_together(&guard, &requests, &policy(chrono::Duration::minutes(5))).await;
+    assert!(verdicts.iter().all(|v| *v == Admission::Admitted), "{verdicts:?}");
+    assert_eq!(guard.script_calls(), 20);
+}
+
+/// A Redis that accepts connections and never answers: requests queued
+/// behind a call that is timing out are refused together when it fails,
+/// not tried one batch after another (ten batches here: ten timeouts).
+#[tokio::test(flavor = "current_thread")]
+async fn requests_queued_behind_a_hanging_redis_are_refused_together() {
+    // Connections are accepted by the kernel and never read.
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let timeout = Duration::from_millis(300);
+    let guard = RedisReplayGuard::new(
+        RedisConnection::new(&format!("redis://{}", hole.local_addr().unwrap()), timeout).unwrap(),
+        "x:",
+    );
+    let p = policy(chrono::Duration::minutes(5));
+    let started = std::time::Instant::now();
+    let tasks: Vec<_> = (0..640)
+        .map(|i| {
+            let guard = guard.clone();
+            tokio::spawn(async move {
+                guard
+                    .admit(device(), owner(), &format!("hanging-{i:010}"), Utc::now(), &p)
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        let refused = task.await.unwrap().unwrap_err();
+        assert!(refused.is_unavailable(), "{refused}");
+    }
+    let took = started.elapsed();
+    // One failing call takes about two timeouts (the connection is tried
+    // twice); ten in turn would take some 7 s.
+    assert!(
+        took < timeout * 8,
+        "all refused after {took:?} (a call gives up after {timeout:?}, tried twice)"
+    );
+    assert!(guard.script_calls() <= 2, "{} calls", guard.script_calls());
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -26,19 +26,23 @@ eagate_domain::signal_repository_contract!(async {
 
 /// A user with one device; returns the device id.
 async fn device_of_new_user(db: &TestDatabase) -> (eagate_domain::account::UserId, DeviceId) {
-    let pool = db.pool();
     let user = contracts::fixtures::unique_user();
-    PgAccountRepository::new(pool.clone())
+    PgAccountRepository::new(db.pool())
         .create(
             &user,
             &audit_event(AuditAction::AccountRegistered, Some(user.id), None),
         )
         .await
         .unwrap();
+    (user.id, new_device(db, user.id, "EA").await)
+}
+
+/// Registers a device named `name` for `owner`.
+async fn new_device(db: &TestDatabase, owner: eagate_domain::account::UserId, name: &str) -> DeviceId {
     let device = NewDevice {
         id: DeviceId::from_uuid(Uuid::now_v7()),
-        owner: user.id,
-        name: DeviceName::parse("EA").unwrap(),
+        owner,
+        name: DeviceName::parse(name).unwrap(),
         secret: SealedSecret {
             key_id: "k".into(),
             ciphertext: vec![1],
@@ -46,15 +50,15 @@ async fn device_of_new_user(db: &TestDatabase) -> (eagate_domain::account::UserI
         fingerprint: SecretFingerprint::new("fp".into()),
         created_at: chrono::Utc::now(),
     };
-    PgDeviceRepository::new(pool)
+    PgDeviceRepository::new(db.pool())
         .insert(
             &device,
             10,
-            &audit_event(AuditAction::DeviceRegistered, Some(user.id), Some(device.id)),
+            &audit_event(AuditAction::DeviceRegistered, Some(owner), Some(device.id)),
         )
         .await
         .unwrap();
-    (user.id, device.id)
+    device.id
 }
 
 fn signal_for(owner: eagate_domain::account::UserId, device: DeviceId) -> NewSignal {
@@ -367,15 +371,25 @@ async fn the_deliveries_of_a_deleted_signal_or_device_go_with_it() {
     let db = TestDatabase::migrated().await;
     let signals = PgSignalRepository::new(db.pool());
     let (owner, device) = device_of_new_user(&db).await;
+    let sibling = new_device(&db, owner, "EA 2").await;
     let (other_owner, other_device) = device_of_new_user(&db).await;
-    let first = signal_for(owner, device);
-    let second = signal_for(owner, device);
+    let both = |mut new: NewSignal| {
+        let adaptation = new.deliveries[0].1.clone();
+        new.deliveries.push((sibling, adaptation));
+        new
+    };
+    let first = both(signal_for(owner, device));
+    let second = both(signal_for(owner, device));
     let bystander = signal_for(other_owner, other_device);
     for new in [&first, &second, &bystander] {
         signals.insert(new).await.unwrap();
     }
     let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
     assert_eq!(deliveries(&mut conn, "device_id = $1", device.as_uuid()).await, 2);
+    assert_eq!(
+        deliveries(&mut conn, "device_id = $1", sibling.as_uuid()).await,
+        2
+    );
 
     diesel::sql_query("DELETE FROM signals WHERE id = $1")
         .bind::<diesel::sql_types::Uuid, _>(first.signal.id.as_uuid())
@@ -404,6 +418,11 @@ async fn the_deliveries_of_a_deleted_signal_or_device_go_with_it() {
         "a deleted device's deliveries are gone"
     );
     assert_eq!(
+        deliveries(&mut conn, "device_id = $1", sibling.as_uuid()).await,
+        1,
+        "its sibling keeps its delivery of the same signal"
+    );
+    assert_eq!(
         deliveries(&mut conn, "device_id = $1", other_device.as_uuid()).await,
         1,
         "another owner's delivery stays"
@@ -416,6 +435,17 @@ async fn the_deliveries_of_a_deleted_signal_or_device_go_with_it() {
         deliveries(&mut conn, "device_id = $1", other_device.as_uuid()).await,
         0,
         "deleting an account leaves none of its deliveries"
+    );
+
+    assert_eq!(deliveries(&mut conn, "signal_id <> $1", Uuid::nil()).await, 1);
+    diesel::sql_query("TRUNCATE signals")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        deliveries(&mut conn, "signal_id <> $1", Uuid::nil()).await,
+        0,
+        "truncating the signals truncates their deliveries"
     );
 }
 
