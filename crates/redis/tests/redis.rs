@@ -479,22 +479,8 @@ async fn requests_queued_behind_a_hanging_redis_are_refused_together() {
         RedisConnection::new(&format!("redis://{}", hole.local_addr().unwrap()), timeout).unwrap(),
         "x:",
     );
-    let p = policy(chrono::Duration::minutes(5));
     let started = std::time::Instant::now();
-    let tasks: Vec<_> = (0..640)
-        .map(|i| {
-            let guard = guard.clone();
-            tokio::spawn(async move {
-                guard
-                    .admit(device(), owner(), &format!("hanging-{i:010}"), Utc::now(), &p)
-                    .await
-            })
-        })
-        .collect();
-    for task in tasks {
-        let refused = task.await.unwrap().unwrap_err();
-        assert!(refused.is_unavailable(), "{refused}");
-    }
+    all_refused_as_unavailable(&guard, 640).await;
     let took = started.elapsed();
     // One failing call takes about two timeouts (the connection is tried
     // twice); ten in turn would take some 7 s.
@@ -512,8 +498,14 @@ async fn a_batch_that_cannot_reach_redis_fails_closed_for_every_request() {
         RedisConnection::new("redis://127.0.0.1:1", Duration::from_millis(300)).unwrap(),
         "x:",
     );
+    all_refused_as_unavailable(&guard, 10).await;
+}
+
+/// Sends `count` admissions at once (queued together on this thread) and
+/// checks that every one is refused as unavailable (fail closed).
+async fn all_refused_as_unavailable(guard: &RedisReplayGuard, count: usize) {
     let p = policy(chrono::Duration::minutes(5));
-    let tasks: Vec<_> = (0..10)
+    let tasks: Vec<_> = (0..count)
         .map(|i| {
             let guard = guard.clone();
             tokio::spawn(async move {
